@@ -1,0 +1,186 @@
+//! Command-line interface: the GUI by default, headless subcommands that reuse the library.
+
+use crate::logs::smi_csv;
+use crate::telemetry::{GpuSource, Snapshot};
+use clap::{Args, Parser, Subcommand};
+use std::io::{ErrorKind, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+/// vramdeck — watch NVIDIA GPU memory next to your AI WebUI.
+#[derive(Debug, Parser)]
+#[command(name = "vramdeck", version, about)]
+pub struct Cli {
+    /// Use simulated demo GPUs even when an NVIDIA GPU is present.
+    #[arg(long, global = true)]
+    pub demo: bool,
+    /// What to do; without a subcommand the window opens.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Headless subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print readings as CSV, in the format of
+    /// `nvidia-smi --query-gpu=timestamp,index,name,memory.used,memory.total,utilization.gpu,temperature.gpu --format=csv`.
+    Log(LogArgs),
+    /// Measure sampling, history and plotting costs on this machine.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// Options of `vramdeck log`.
+#[derive(Debug, Args, Clone)]
+pub struct LogArgs {
+    /// Milliseconds between readings (100–5000; nvidia-smi's -lms).
+    #[arg(long, default_value_t = 1_000)]
+    pub interval_ms: u64,
+    /// Stop after this many readings; 0 runs until interrupted.
+    #[arg(long, default_value_t = 0)]
+    pub count: u64,
+    /// Append to this file instead of printing (the header is written only to a new file).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Log one row per process holding VRAM instead of one per GPU.
+    #[arg(long)]
+    pub processes: bool,
+    /// Leave out the header line.
+    #[arg(long)]
+    pub no_header: bool,
+}
+
+/// Runs `vramdeck log` against `source`, writing to `out`. Returns when `count` readings are
+/// written or the reader goes away (`vramdeck log | head` ends quietly).
+pub fn run_log(
+    args: &LogArgs,
+    source: &mut dyn GpuSource,
+    out: &mut dyn Write,
+    write_header: bool,
+) -> anyhow::Result<()> {
+    let interval =
+        crate::telemetry::sampler::clamp_interval(Duration::from_millis(args.interval_ms));
+    let header = if args.processes {
+        smi_csv::PROCESS_HEADER
+    } else {
+        smi_csv::GPU_HEADER
+    };
+    let mut written = 0u64;
+    let result = (|| -> std::io::Result<()> {
+        if write_header && !args.no_header {
+            writeln!(out, "{header}")?;
+        }
+        loop {
+            let started = Instant::now();
+            let gpus = source.sample().map_err(std::io::Error::other)?;
+            let snapshot = Snapshot {
+                time: SystemTime::now(),
+                gpus,
+            };
+            let rows = if args.processes {
+                smi_csv::process_rows(&snapshot)
+            } else {
+                smi_csv::gpu_rows(&snapshot)
+            };
+            if !rows.is_empty() {
+                writeln!(out, "{rows}")?;
+            }
+            // Flushed every reading, so a crash or Ctrl-C loses nothing already read.
+            out.flush()?;
+            written += 1;
+            if args.count != 0 && written >= args.count {
+                return Ok(());
+            }
+            std::thread::sleep(interval.saturating_sub(started.elapsed()));
+        }
+    })();
+    match result {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// `vramdeck log` with its output target opened.
+pub fn log_command(args: &LogArgs, demo: bool) -> anyhow::Result<()> {
+    let mut source = crate::telemetry::open_source(demo);
+    if let crate::telemetry::SourceKind::Simulated { reason } = source.kind() {
+        eprintln!("vramdeck: demo mode, these readings are simulated ({reason})");
+    }
+    match &args.output {
+        None => {
+            let stdout = std::io::stdout();
+            run_log(args, source.as_mut(), &mut stdout.lock(), true)
+        }
+        Some(path) => {
+            let is_new = std::fs::metadata(path)
+                .map(|m| m.len() == 0)
+                .unwrap_or(true);
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open {} for writing: {e}", path.display()))?;
+            run_log(args, source.as_mut(), &mut file, is_new)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::sim::SimulatedGpus;
+
+    fn args(count: u64) -> LogArgs {
+        LogArgs {
+            interval_ms: 100,
+            count,
+            output: None,
+            processes: false,
+            no_header: false,
+        }
+    }
+
+    #[test]
+    fn log_writes_header_then_one_row_per_gpu_per_reading() {
+        let mut out = Vec::new();
+        run_log(&args(3), &mut SimulatedGpus::demo("test"), &mut out, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], smi_csv::GPU_HEADER);
+        assert_eq!(lines.len(), 1 + 3 * 2);
+    }
+
+    #[test]
+    fn process_log_lists_processes() {
+        let mut out = Vec::new();
+        let a = LogArgs {
+            processes: true,
+            ..args(1)
+        };
+        run_log(&a, &mut SimulatedGpus::demo("test"), &mut out, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with(smi_csv::PROCESS_HEADER));
+        assert!(text.contains("python3 facefusion.py"));
+    }
+
+    struct ClosedPipe;
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_ends_the_log_quietly() {
+        run_log(
+            &args(0),
+            &mut SimulatedGpus::demo("test"),
+            &mut ClosedPipe,
+            true,
+        )
+        .unwrap();
+    }
+}

@@ -1,0 +1,13 @@
+//! vramdeck: watch what an NVIDIA GPU is doing, choose settings that fit in VRAM, and release
+//! cached VRAM, next to an AI WebUI.
+//!
+//! The library holds everything; the binary (`src/main.rs`) only parses arguments and opens
+//! the window, so tests and benchmarks drive the same code the app runs.
+
+pub mod bench;
+pub mod cli;
+pub mod logs;
+pub mod settings;
+pub mod telemetry;
+pub mod ui;
+pub mod units;

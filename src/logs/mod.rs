@@ -1,0 +1,3 @@
+//! Logs in and out: nvidia-smi compatible CSV.
+
+pub mod smi_csv;

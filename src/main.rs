@@ -1,0 +1,76 @@
+//! The vramdeck binary: parses arguments, then opens the window or runs a headless command.
+
+use clap::Parser;
+use std::process::ExitCode;
+use vramdeck::cli::{Cli, Command};
+use vramdeck::settings;
+use vramdeck::telemetry::history::HistoryConfig;
+use vramdeck::telemetry::sampler::Sampler;
+use vramdeck::ui::VramDeckApp;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Command::Log(args)) => vramdeck::cli::log_command(args, cli.demo),
+        Some(Command::Bench(args)) => vramdeck::bench::command(args, cli.demo),
+        None => run_window(cli.demo),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vramdeck: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_window(demo: bool) -> anyhow::Result<()> {
+    let path = settings::default_path();
+    let loaded = match &path {
+        Some(p) => settings::load(p),
+        None => settings::Loaded {
+            settings: settings::Settings::default(),
+            warning: Some("No config directory found; settings will not be saved.".into()),
+        },
+    };
+    let source = vramdeck::telemetry::open_source(demo);
+    let title = if source.kind().is_simulated() {
+        "vramdeck — demo mode (simulated GPU)"
+    } else {
+        "vramdeck"
+    };
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(title)
+            .with_app_id("vramdeck")
+            .with_inner_size([1200.0, 780.0])
+            .with_min_inner_size([640.0, 420.0]),
+        ..Default::default()
+    };
+    let interval = loaded.settings.sample_interval();
+    eframe::run_native(
+        title,
+        options,
+        Box::new(move |cc| {
+            let ctx = cc.egui_ctx.clone();
+            let sampler = Sampler::spawn(source, interval, HistoryConfig::default(), move || {
+                ctx.request_repaint()
+            });
+            let telemetry = sampler.telemetry();
+            let writer = path.map(settings::SettingsWriter::spawn);
+            Ok(Box::new(VramDeckApp::new(
+                telemetry,
+                Some(sampler),
+                loaded.settings,
+                writer,
+                loaded.warning.into_iter().collect(),
+            )))
+        }),
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "could not open a window: {e}. Is a display available (DISPLAY / WAYLAND_DISPLAY)? \
+             Without one, `vramdeck log` prints readings as CSV."
+        )
+    })
+}

@@ -1,0 +1,364 @@
+//! User settings: what they are, where they live, and how they survive bad files.
+//!
+//! Stored as TOML in the platform config dir (`~/.config/vramdeck/settings.toml` on Linux;
+//! `VRAMDECK_CONFIG_DIR` overrides it). A file that cannot be read is moved aside to
+//! `settings.toml.bad` — never deleted — and the app starts on defaults with a warning.
+//! Writes go through a background thread and are atomic (temp file + rename), so the UI
+//! never waits on the disk and a crash mid-write cannot leave half a file.
+
+use crate::telemetry::sampler::{MAX_INTERVAL, MIN_INTERVAL};
+use crate::units::MemoryUnit;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How much time the live plots show.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlotWindow {
+    /// The last minute.
+    OneMinute,
+    /// The last 10 minutes.
+    #[default]
+    TenMinutes,
+    /// The last hour.
+    OneHour,
+    /// The last 24 hours.
+    OneDay,
+}
+
+impl PlotWindow {
+    /// Every choice, shortest first.
+    pub const ALL: [PlotWindow; 4] = [
+        PlotWindow::OneMinute,
+        PlotWindow::TenMinutes,
+        PlotWindow::OneHour,
+        PlotWindow::OneDay,
+    ];
+
+    /// Length in seconds.
+    pub fn seconds(self) -> f64 {
+        match self {
+            PlotWindow::OneMinute => 60.0,
+            PlotWindow::TenMinutes => 600.0,
+            PlotWindow::OneHour => 3_600.0,
+            PlotWindow::OneDay => 86_400.0,
+        }
+    }
+
+    /// Button text.
+    pub fn label(self) -> &'static str {
+        match self {
+            PlotWindow::OneMinute => "1 min",
+            PlotWindow::TenMinutes => "10 min",
+            PlotWindow::OneHour => "1 h",
+            PlotWindow::OneDay => "24 h",
+        }
+    }
+}
+
+/// Colour scheme.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Theme {
+    /// Follow the desktop.
+    #[default]
+    System,
+    /// Dark.
+    Dark,
+    /// Light.
+    Light,
+}
+
+impl Theme {
+    /// Every choice.
+    pub const ALL: [Theme; 3] = [Theme::System, Theme::Dark, Theme::Light];
+
+    /// Menu text.
+    pub fn label(self) -> &'static str {
+        match self {
+            Theme::System => "System",
+            Theme::Dark => "Dark",
+            Theme::Light => "Light",
+        }
+    }
+}
+
+/// Everything the user can set. Missing keys take their defaults, so old files keep working.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Sampling interval in milliseconds (100–5000).
+    pub sample_interval_ms: u64,
+    /// Time shown by the plots.
+    pub plot_window: PlotWindow,
+    /// Unit for memory figures.
+    pub memory_unit: MemoryUnit,
+    /// Colour scheme.
+    pub theme: Theme,
+    /// GPU whose plots are shown (NVML index).
+    pub selected_gpu: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            sample_interval_ms: 500,
+            plot_window: PlotWindow::default(),
+            memory_unit: MemoryUnit::default(),
+            theme: Theme::default(),
+            selected_gpu: 0,
+        }
+    }
+}
+
+impl Settings {
+    /// The sampling interval, clamped to what the sampler supports.
+    pub fn sample_interval(&self) -> Duration {
+        Duration::from_millis(self.sample_interval_ms).clamp(MIN_INTERVAL, MAX_INTERVAL)
+    }
+
+    /// Parses TOML; out-of-range values are clamped rather than rejected.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let mut s: Settings = toml::from_str(text).map_err(|e| e.to_string())?;
+        s.sample_interval_ms = s.sample_interval().as_millis() as u64;
+        Ok(s)
+    }
+
+    /// Serialises to TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// Where settings live: `$VRAMDECK_CONFIG_DIR/settings.toml`, else the platform config dir.
+pub fn default_path() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("VRAMDECK_CONFIG_DIR") {
+        return Some(PathBuf::from(dir).join("settings.toml"));
+    }
+    directories::ProjectDirs::from("", "", "vramdeck").map(|d| d.config_dir().join("settings.toml"))
+}
+
+/// Settings as loaded, with a warning for the user when the file was bad.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The settings to use.
+    pub settings: Settings,
+    /// What went wrong, in a sentence for the UI; `None` when all was well.
+    pub warning: Option<String>,
+}
+
+/// Loads settings from `path`. A missing file means defaults; a bad one means defaults plus a
+/// warning, with the bad file kept beside as `settings.toml.bad`.
+pub fn load(path: &Path) -> Loaded {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Loaded {
+                settings: Settings::default(),
+                warning: None,
+            };
+        }
+        Err(e) => {
+            return Loaded {
+                settings: Settings::default(),
+                warning: Some(format!(
+                    "Could not read settings file {}: {e}. Using defaults.",
+                    path.display()
+                )),
+            };
+        }
+    };
+    let parsed = String::from_utf8(text)
+        .map_err(|_| "it is not UTF-8 text".to_string())
+        .and_then(|t| Settings::from_toml(&t));
+    match parsed {
+        Ok(settings) => Loaded {
+            settings,
+            warning: None,
+        },
+        Err(reason) => {
+            let backup = path.with_extension("toml.bad");
+            let kept = match std::fs::rename(path, &backup) {
+                Ok(()) => format!(" The old file was kept as {}.", backup.display()),
+                Err(_) => String::new(),
+            };
+            let reason = reason.lines().next().unwrap_or("").trim().to_string();
+            Loaded {
+                settings: Settings::default(),
+                warning: Some(format!(
+                    "Settings file {} is damaged ({reason}); using defaults.{kept}",
+                    path.display()
+                )),
+            }
+        }
+    }
+}
+
+/// Writes `settings` to `path` atomically, creating the directory if needed.
+pub fn save(path: &Path, settings: &Settings) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("toml.tmp");
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(settings.to_toml().as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Saves settings on a background thread, newest wins; the last save finishes on drop.
+pub struct SettingsWriter {
+    sender: Option<Sender<Settings>>,
+    thread: Option<JoinHandle<()>>,
+    error: Arc<Mutex<Option<String>>>,
+}
+
+impl SettingsWriter {
+    /// Starts the writer for `path`.
+    pub fn spawn(path: PathBuf) -> Self {
+        let (sender, inbox) = mpsc::channel::<Settings>();
+        let error = Arc::new(Mutex::new(None));
+        let thread_error = Arc::clone(&error);
+        let thread = std::thread::Builder::new()
+            .name("vramdeck-settings".into())
+            .spawn(move || {
+                while let Ok(mut newest) = inbox.recv() {
+                    // Only the latest of a burst (a slider being dragged) is worth writing.
+                    while let Ok(newer) = inbox.try_recv() {
+                        newest = newer;
+                    }
+                    let outcome = save(&path, &newest)
+                        .err()
+                        .map(|e| format!("Could not save settings to {}: {e}", path.display()));
+                    *thread_error.lock().unwrap_or_else(|p| p.into_inner()) = outcome;
+                }
+            })
+            .ok();
+        SettingsWriter {
+            sender: Some(sender),
+            thread,
+            error,
+        }
+    }
+
+    /// Queues a save.
+    pub fn save(&self, settings: &Settings) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(settings.clone());
+        }
+    }
+
+    /// The last save's failure, if it failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Drop for SettingsWriter {
+    fn drop(&mut self) {
+        self.sender.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/settings.toml");
+        let chosen = Settings {
+            sample_interval_ms: 250,
+            plot_window: PlotWindow::OneDay,
+            memory_unit: MemoryUnit::GiB,
+            theme: Theme::Light,
+            selected_gpu: 1,
+        };
+        save(&path, &chosen).unwrap();
+        let loaded = load(&path);
+        assert_eq!(loaded.settings, chosen);
+        assert!(loaded.warning.is_none());
+    }
+
+    #[test]
+    fn missing_file_means_defaults_without_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = load(&dir.path().join("settings.toml"));
+        assert_eq!(loaded.settings, Settings::default());
+        assert!(loaded.warning.is_none());
+    }
+
+    #[test]
+    fn corrupt_file_gives_defaults_a_warning_and_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.toml");
+        std::fs::write(&path, "sample_interval_ms = \"fast\"\n[[[").unwrap();
+        let loaded = load(&path);
+        assert_eq!(loaded.settings, Settings::default());
+        let warning = loaded.warning.unwrap();
+        assert!(warning.contains("is damaged"), "{warning}");
+        assert!(warning.contains("settings.toml.bad"), "{warning}");
+        assert!(dir.path().join("settings.toml.bad").exists());
+    }
+
+    #[test]
+    fn binary_garbage_is_a_warning_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.toml");
+        std::fs::write(&path, [0xff, 0xfe, 0x00, 0x9c]).unwrap();
+        assert!(load(&path).warning.unwrap().contains("not UTF-8"));
+    }
+
+    #[test]
+    fn out_of_range_interval_is_clamped_and_missing_keys_default() {
+        let s = Settings::from_toml("sample_interval_ms = 5\n").unwrap();
+        assert_eq!(s.sample_interval_ms, 100);
+        assert_eq!(s.plot_window, PlotWindow::TenMinutes);
+        let s = Settings::from_toml("sample_interval_ms = 999999\n").unwrap();
+        assert_eq!(s.sample_interval_ms, 5_000);
+    }
+
+    #[test]
+    fn writer_saves_the_newest_settings_before_it_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.toml");
+        let writer = SettingsWriter::spawn(path.clone());
+        for ms in [200, 300, 400] {
+            writer.save(&Settings {
+                sample_interval_ms: ms,
+                ..Settings::default()
+            });
+        }
+        drop(writer);
+        assert_eq!(load(&path).settings.sample_interval_ms, 400);
+    }
+
+    #[test]
+    fn writer_reports_an_unwritable_location() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the directory should be: create_dir_all fails.
+        let blocker = dir.path().join("blocker");
+        std::fs::write(&blocker, "x").unwrap();
+        let writer = SettingsWriter::spawn(blocker.join("settings.toml"));
+        writer.save(&Settings::default());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while writer.last_error().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            writer
+                .last_error()
+                .unwrap()
+                .contains("Could not save settings")
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! What the GPU is doing: readings, where they come from, and how they are kept.
+//!
+//! Data flows one way: a [`GpuSource`] (NVML or simulated) is read by the sampler thread, which
+//! pushes each [`Snapshot`] into the bounded [`history::History`] that the UI reads.
+
+pub mod history;
+pub mod nvml;
+pub mod procfs;
+pub mod sampler;
+pub mod sim;
+
+use crate::units::{Bytes, Celsius, MegaHertz, Percent, Watts};
+use std::time::SystemTime;
+
+/// Memory of one GPU with nvidia-smi's meaning of "used" (driver-reserved memory not counted).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MemoryReading {
+    /// Memory allocated by processes and contexts (nvidia-smi's `memory.used`).
+    pub used: Bytes,
+    /// Installed memory (nvidia-smi's `memory.total`).
+    pub total: Bytes,
+    /// Memory still unallocated.
+    pub free: Bytes,
+    /// Memory the driver keeps for itself (NVML v2 only; zero when unknown).
+    pub reserved: Bytes,
+}
+
+impl MemoryReading {
+    /// Used memory as a fraction of the total, 0.0–1.0.
+    pub fn used_fraction(&self) -> f32 {
+        if self.total.0 == 0 {
+            0.0
+        } else {
+            (self.used.0 as f64 / self.total.0 as f64) as f32
+        }
+    }
+}
+
+/// Whether a process uses the GPU for compute (CUDA), graphics, or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcessKind {
+    /// A CUDA / compute context.
+    Compute,
+    /// A graphics context (a desktop, a game).
+    Graphics,
+    /// Both kinds of context.
+    ComputeAndGraphics,
+}
+
+impl ProcessKind {
+    /// The letters nvidia-smi prints in its process table.
+    pub fn letters(self) -> &'static str {
+        match self {
+            ProcessKind::Compute => "C",
+            ProcessKind::Graphics => "G",
+            ProcessKind::ComputeAndGraphics => "C+G",
+        }
+    }
+}
+
+/// One process holding memory on a GPU.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessInfo {
+    /// Operating-system process id.
+    pub pid: u32,
+    /// Process name, from /proc (or what the source knows).
+    pub name: String,
+    /// Memory it holds; `None` when the driver cannot tell (e.g. Windows WDDM, containers).
+    pub used: Option<Bytes>,
+    /// Compute, graphics or both.
+    pub kind: ProcessKind,
+}
+
+/// Everything read from one GPU at one moment. Optional fields are ones the GPU does not report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuSample {
+    /// NVML index (nvidia-smi's `index`).
+    pub index: u32,
+    /// Product name (nvidia-smi's `name`).
+    pub name: String,
+    /// Memory, nvidia-smi semantics.
+    pub memory: MemoryReading,
+    /// Share of time a kernel ran during the last sample period.
+    pub gpu_util: Option<Percent>,
+    /// Share of time device memory was read or written.
+    pub memory_util: Option<Percent>,
+    /// Core temperature.
+    pub temperature: Option<Celsius>,
+    /// Power draw.
+    pub power: Option<Watts>,
+    /// Enforced power limit.
+    pub power_limit: Option<Watts>,
+    /// Graphics/SM clock.
+    pub sm_clock: Option<MegaHertz>,
+    /// Memory clock.
+    pub memory_clock: Option<MegaHertz>,
+    /// Fan speed as a share of its maximum (absent on passively cooled data-centre cards).
+    pub fan: Option<Percent>,
+    /// Processes holding memory on this GPU, largest first.
+    pub processes: Vec<ProcessInfo>,
+}
+
+/// All GPUs read at one moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// When the readings were taken.
+    pub time: SystemTime,
+    /// One entry per GPU, in index order.
+    pub gpus: Vec<GpuSample>,
+}
+
+impl Snapshot {
+    /// Seconds since the UNIX epoch, the x coordinate used by history and plots.
+    pub fn unix_seconds(&self) -> f64 {
+        unix_seconds(self.time)
+    }
+}
+
+/// Seconds since the UNIX epoch as a float (negative before 1970, which never happens here).
+pub fn unix_seconds(time: SystemTime) -> f64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
+}
+
+/// Where readings come from, shown in the UI so nobody mistakes a demo for their GPU.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceKind {
+    /// The NVIDIA driver, through NVML.
+    Nvml {
+        /// Driver version, e.g. "580.159.04".
+        driver_version: String,
+    },
+    /// A simulated GPU (demo mode).
+    Simulated {
+        /// Why demo mode is on, e.g. "NVML not available: libnvidia-ml.so.1 not found".
+        reason: String,
+    },
+}
+
+impl SourceKind {
+    /// True in demo mode.
+    pub fn is_simulated(&self) -> bool {
+        matches!(self, SourceKind::Simulated { .. })
+    }
+}
+
+/// Why a read failed. The sampler shows it and keeps trying; nothing here is fatal to the app.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum SourceError {
+    /// NVML could not be loaded or initialised.
+    #[error("NVML not available: {0}")]
+    Unavailable(String),
+    /// A GPU stopped answering (fell off the bus, driver reset).
+    #[error("GPU {index} lost: {detail}")]
+    GpuLost {
+        /// NVML index of the GPU.
+        index: u32,
+        /// What the driver said.
+        detail: String,
+    },
+    /// Any other driver error.
+    #[error("reading GPU {index} failed: {detail}")]
+    Read {
+        /// NVML index of the GPU.
+        index: u32,
+        /// What the driver said.
+        detail: String,
+    },
+}
+
+/// Anything that can read all GPUs: NVML on a real machine, a simulation in demo mode and tests.
+pub trait GpuSource: Send {
+    /// What this source is.
+    fn kind(&self) -> SourceKind;
+    /// Reads every GPU once.
+    fn sample(&mut self) -> Result<Vec<GpuSample>, SourceError>;
+}
+
+/// Opens NVML, or the demo simulation when NVML is not there (or when `force_demo` is set).
+pub fn open_source(force_demo: bool) -> Box<dyn GpuSource> {
+    if force_demo {
+        return Box::new(sim::SimulatedGpus::demo("demo mode was requested (--demo)"));
+    }
+    match nvml::NvmlSource::open() {
+        Ok(source) => Box::new(source),
+        Err(e) => Box::new(sim::SimulatedGpus::demo(&e.to_string())),
+    }
+}

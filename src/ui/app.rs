@@ -1,0 +1,211 @@
+//! The application: owns UI state and lays the panels out. Reads telemetry under a short lock;
+//! hands settings to the background writer; never touches a file or the GPU itself.
+
+use super::plots::PlotData;
+use super::{banners, gpu_card, plots, process_table, status_bar, top_bar};
+use crate::settings::{PlotWindow, Settings, SettingsWriter, Theme};
+use crate::telemetry::Snapshot;
+use crate::telemetry::sampler::{self, Sampler, SharedTelemetry};
+use egui::{RichText, Ui};
+use std::time::Duration;
+
+/// The vramdeck window.
+pub struct VramDeckApp {
+    telemetry: SharedTelemetry,
+    sampler: Option<Sampler>,
+    settings: Settings,
+    settings_writer: Option<SettingsWriter>,
+    warnings: Vec<String>,
+    applied_theme: Option<Theme>,
+    last_plot: PlotData,
+}
+
+impl VramDeckApp {
+    /// An app reading `telemetry`. `sampler` (if any) gets interval changes; `settings_writer`
+    /// (if any) persists setting changes; `warnings` are shown until dismissed.
+    pub fn new(
+        telemetry: SharedTelemetry,
+        sampler: Option<Sampler>,
+        settings: Settings,
+        settings_writer: Option<SettingsWriter>,
+        warnings: Vec<String>,
+    ) -> Self {
+        VramDeckApp {
+            telemetry,
+            sampler,
+            settings,
+            settings_writer,
+            warnings,
+            applied_theme: None,
+            last_plot: PlotData::default(),
+        }
+    }
+
+    /// Current settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Warnings still on screen.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// What the plots were last drawn from (window bounds and decimated points).
+    pub fn last_plot(&self) -> &PlotData {
+        &self.last_plot
+    }
+
+    /// Draws one frame.
+    pub fn show(&mut self, ui: &mut Ui) {
+        if self.applied_theme != Some(self.settings.theme) {
+            ui.ctx().set_theme(match self.settings.theme {
+                Theme::System => egui::ThemePreference::System,
+                Theme::Dark => egui::ThemePreference::Dark,
+                Theme::Light => egui::ThemePreference::Light,
+            });
+            self.applied_theme = Some(self.settings.theme);
+        }
+
+        // One short lock for everything but the plot series.
+        let (latest, source, error, status) = {
+            let t = sampler::lock(&self.telemetry);
+            let slot = self.selected_slot(t.latest.as_ref());
+            (
+                t.latest.clone(),
+                t.source.clone(),
+                t.last_error.clone(),
+                status_bar::Status {
+                    interval: t.interval,
+                    last_read_cost: t.last_read_cost,
+                    samples: t.history.samples_total(),
+                    since: t.history.oldest(slot),
+                    save_error: self.settings_writer.as_ref().and_then(|w| w.last_error()),
+                },
+            )
+        };
+
+        let before = self.settings.clone();
+        egui::Panel::top("top_bar").show(ui, |ui| {
+            top_bar::show(ui, &mut self.settings, &source);
+            banners::demo_mode(ui, &source);
+            if let Some(error) = &error {
+                banners::read_error(ui, error);
+            }
+            if let Some(i) = banners::warnings(ui, &self.warnings) {
+                self.warnings.remove(i);
+            }
+            ui.add_space(2.0);
+        });
+        egui::Panel::bottom("status_bar").show(ui, |ui| status_bar::show(ui, &status));
+
+        match &latest {
+            None => {
+                egui::CentralPanel::default().show(ui, |ui| {
+                    ui.centered_and_justified(|ui| {
+                        ui.spinner();
+                        ui.label("Waiting for the first reading…");
+                    });
+                });
+            }
+            Some(snapshot) => self.show_gpus(ui, snapshot),
+        }
+
+        if self.settings != before {
+            self.apply_settings_change(&before);
+        }
+    }
+
+    fn selected_slot(&self, latest: Option<&Snapshot>) -> usize {
+        latest
+            .and_then(|s| {
+                s.gpus
+                    .iter()
+                    .position(|g| g.index == self.settings.selected_gpu)
+            })
+            .unwrap_or(0)
+    }
+
+    fn show_gpus(&mut self, ui: &mut Ui, snapshot: &Snapshot) {
+        let unit = self.settings.memory_unit;
+        let slot = self.selected_slot(Some(snapshot));
+        egui::Panel::left("gpu_cards")
+            .default_size(330.0)
+            .min_size(260.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    for (i, gpu) in snapshot.gpus.iter().enumerate() {
+                        if gpu_card::show(ui, gpu, unit, i == slot) {
+                            self.settings.selected_gpu = gpu.index;
+                        }
+                        ui.add_space(6.0);
+                    }
+                });
+            });
+        let Some(gpu) = snapshot.gpus.get(slot) else {
+            return;
+        };
+        egui::CentralPanel::default().show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(RichText::new(format!("GPU {} · {}", gpu.index, gpu.name)).heading());
+                    ui.separator();
+                    ui.label("Show the last");
+                    for window in PlotWindow::ALL {
+                        ui.selectable_value(&mut self.settings.plot_window, window, window.label());
+                    }
+                });
+                let columns = ui.available_width().max(100.0) as usize;
+                let window = self.settings.plot_window;
+                self.last_plot = {
+                    let t = sampler::lock(&self.telemetry);
+                    let now = t.history.newest(slot).unwrap_or(snapshot.unix_seconds());
+                    PlotData::collect(&t.history, slot, window, now, columns)
+                };
+                plots::vram(ui, &self.last_plot, window, unit, gpu.memory.total.mib());
+                stats_line(ui, &self.last_plot, unit);
+                plots::utilisation(ui, &self.last_plot, window);
+                ui.add_space(8.0);
+                process_table::show(ui, gpu.index, &gpu.processes, unit);
+            });
+        });
+    }
+
+    fn apply_settings_change(&mut self, before: &Settings) {
+        if self.settings.sample_interval_ms != before.sample_interval_ms
+            && let Some(sampler) = &self.sampler
+        {
+            sampler.set_interval(Duration::from_millis(self.settings.sample_interval_ms));
+        }
+        if let Some(writer) = &self.settings_writer {
+            writer.save(&self.settings);
+        }
+    }
+}
+
+fn stats_line(ui: &mut Ui, data: &PlotData, unit: crate::units::MemoryUnit) {
+    let mut parts = Vec::new();
+    if let Some(s) = data.vram_stats {
+        parts.push(format!(
+            "VRAM min {} · mean {} · peak {}",
+            unit.format_mib(s.min),
+            unit.format_mib(s.mean),
+            unit.format_mib(s.max)
+        ));
+    }
+    if let Some(s) = data.util_stats {
+        parts.push(format!(
+            "GPU utilisation mean {:.0} % · peak {:.0} %",
+            s.mean, s.max
+        ));
+    }
+    if !parts.is_empty() {
+        ui.label(RichText::new(parts.join("   |   ")).small());
+    }
+}
+
+impl eframe::App for VramDeckApp {
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+}

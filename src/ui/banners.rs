@@ -1,0 +1,57 @@
+//! Coloured strips across the top that say what state the app is in: demo mode, read errors,
+//! warnings the user can dismiss.
+
+use crate::telemetry::SourceKind;
+use egui::{Color32, RichText, Ui};
+
+const DEMO: Color32 = Color32::from_rgb(0x8a, 0x4b, 0x08);
+const ERROR: Color32 = Color32::from_rgb(0x9b, 0x1c, 0x1c);
+const WARNING: Color32 = Color32::from_rgb(0x6b, 0x5a, 0x0a);
+
+fn strip(ui: &mut Ui, fill: Color32, add: impl FnOnce(&mut Ui)) {
+    egui::Frame::new()
+        .fill(fill)
+        .inner_margin(egui::Margin::symmetric(8, 4))
+        .corner_radius(4)
+        .show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.horizontal_wrapped(add);
+        });
+}
+
+/// The demo-mode strip: impossible to mistake simulated numbers for the user's GPU.
+pub fn demo_mode(ui: &mut Ui, source: &SourceKind) {
+    if let SourceKind::Simulated { reason } = source {
+        strip(ui, DEMO, |ui| {
+            ui.label(RichText::new("DEMO MODE").strong().color(Color32::WHITE));
+            ui.label(
+                RichText::new(format!("— simulated GPUs, not your hardware. {reason}"))
+                    .color(Color32::WHITE),
+            );
+        });
+    }
+}
+
+/// A read error from the sampler (a GPU that fell off the bus, a driver reset).
+pub fn read_error(ui: &mut Ui, error: &str) {
+    strip(ui, ERROR, |ui| {
+        ui.label(
+            RichText::new(format!("Reading the GPU failed: {error}. Retrying each interval; the values shown are the last good ones."))
+                .color(Color32::WHITE),
+        );
+    });
+}
+
+/// Dismissable warnings. Returns the index of a warning the user dismissed.
+pub fn warnings(ui: &mut Ui, warnings: &[String]) -> Option<usize> {
+    let mut dismissed = None;
+    for (i, text) in warnings.iter().enumerate() {
+        strip(ui, WARNING, |ui| {
+            ui.label(RichText::new(text).color(Color32::WHITE));
+            if ui.button("Dismiss").clicked() {
+                dismissed = Some(i);
+            }
+        });
+    }
+    dismissed
+}

@@ -1,0 +1,82 @@
+//! One GPU at a glance: VRAM bar with used / total, utilisation, temperature, power, clocks.
+
+use super::pressure_color;
+use crate::telemetry::GpuSample;
+use crate::units::{MemoryUnit, format_used_total};
+use egui::{Color32, RichText, Ui};
+
+fn or_na<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_else(|| "n/a".into())
+}
+
+/// Draws the card; returns true when the user clicked it to select this GPU.
+pub fn show(ui: &mut Ui, gpu: &GpuSample, unit: MemoryUnit, selected: bool) -> bool {
+    let stroke_color = if selected {
+        ui.visuals().selection.stroke.color
+    } else {
+        ui.visuals().widgets.noninteractive.bg_stroke.color
+    };
+    let response = egui::Frame::group(ui.style())
+        .stroke(egui::Stroke::new(
+            if selected { 2.0 } else { 1.0 },
+            stroke_color,
+        ))
+        .show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.label(RichText::new(format!("GPU {} · {}", gpu.index, gpu.name)).strong());
+            let memory = &gpu.memory;
+            let fraction = memory.used_fraction();
+            ui.label(format_used_total(memory.used, memory.total, unit));
+            ui.add(
+                egui::ProgressBar::new(fraction)
+                    .fill(pressure_color(fraction))
+                    .text(
+                        RichText::new(format!("{:.0} % used", fraction * 100.0))
+                            .color(Color32::WHITE),
+                    ),
+            );
+            ui.label(
+                RichText::new(format!(
+                    "free {} · driver reserved {}",
+                    unit.format(memory.free),
+                    unit.format(memory.reserved)
+                ))
+                .small(),
+            );
+            egui::Grid::new(("gpu_card_grid", gpu.index))
+                .num_columns(2)
+                .spacing([12.0, 2.0])
+                .show(ui, |ui| {
+                    ui.label("GPU utilisation");
+                    ui.label(or_na(gpu.gpu_util));
+                    ui.end_row();
+                    ui.label("Memory utilisation");
+                    ui.label(or_na(gpu.memory_util));
+                    ui.end_row();
+                    ui.label("Temperature");
+                    ui.label(or_na(gpu.temperature));
+                    ui.end_row();
+                    ui.label("Power");
+                    ui.label(match (gpu.power, gpu.power_limit) {
+                        (Some(p), Some(l)) => format!("{p} / {l}"),
+                        (p, _) => or_na(p),
+                    });
+                    ui.end_row();
+                    ui.label("Clocks (SM / memory)");
+                    ui.label(format!(
+                        "{} / {}",
+                        or_na(gpu.sm_clock),
+                        or_na(gpu.memory_clock)
+                    ));
+                    ui.end_row();
+                    ui.label("Fan");
+                    ui.label(or_na(gpu.fan));
+                    ui.end_row();
+                });
+        })
+        .response;
+    let id = ui.scope_id().with(("gpu_card", gpu.index));
+    ui.interact(response.rect, id, egui::Sense::click())
+        .on_hover_text("Show this GPU's plots and processes")
+        .clicked()
+}

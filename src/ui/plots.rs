@@ -1,0 +1,148 @@
+//! Live VRAM and utilisation charts over the chosen time window.
+
+use super::clock_time;
+use crate::settings::PlotWindow;
+use crate::telemetry::history::{History, Metric, WindowStats};
+use crate::units::MemoryUnit;
+use egui::Ui;
+use egui_plot::{GridInput, GridMark, HoverPosition, Legend, Line, Plot, PlotPoints};
+
+/// Decimated series for one GPU and window, gathered under the telemetry lock.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlotData {
+    /// Window start (UNIX seconds).
+    pub t0: f64,
+    /// Window end (UNIX seconds).
+    pub t1: f64,
+    /// VRAM used, MiB.
+    pub vram_mib: Vec<[f64; 2]>,
+    /// GPU utilisation, %.
+    pub gpu_util: Vec<[f64; 2]>,
+    /// Memory-controller utilisation, %.
+    pub memory_util: Vec<[f64; 2]>,
+    /// VRAM min / mean / max over the window.
+    pub vram_stats: Option<WindowStats>,
+    /// GPU utilisation min / mean / max over the window.
+    pub util_stats: Option<WindowStats>,
+}
+
+impl PlotData {
+    /// Reads the window ending at `now` from history; `columns` is the plot width in points.
+    pub fn collect(
+        history: &History,
+        slot: usize,
+        window: PlotWindow,
+        now: f64,
+        columns: usize,
+    ) -> Self {
+        let t0 = now - window.seconds();
+        let series = |m| history.series(slot, m, t0, now, columns);
+        PlotData {
+            t0,
+            t1: now,
+            vram_mib: series(Metric::VramUsedMib),
+            gpu_util: series(Metric::GpuUtil),
+            memory_util: series(Metric::MemoryUtil),
+            vram_stats: history.stats(slot, Metric::VramUsedMib, t0, now),
+            util_stats: history.stats(slot, Metric::GpuUtil, t0, now),
+        }
+    }
+
+    /// Time span actually covered by the VRAM points, if any.
+    pub fn plotted_span(&self) -> Option<(f64, f64)> {
+        Some((self.vram_mib.first()?[0], self.vram_mib.last()?[0]))
+    }
+}
+
+/// Grid steps (small, medium, large) in seconds that read well as clock times.
+fn time_steps(window: PlotWindow) -> [f64; 3] {
+    match window {
+        PlotWindow::OneMinute => [5.0, 15.0, 60.0],
+        PlotWindow::TenMinutes => [30.0, 60.0, 300.0],
+        PlotWindow::OneHour => [300.0, 600.0, 1_800.0],
+        PlotWindow::OneDay => [1_800.0, 3_600.0, 6.0 * 3_600.0],
+    }
+}
+
+fn time_axis(mark: GridMark, _range: &std::ops::RangeInclusive<f64>) -> String {
+    clock_time(mark.value)
+}
+
+fn base_plot(id: &str, window: PlotWindow, data: &PlotData, height: f32) -> Plot<'static> {
+    let steps = time_steps(window);
+    Plot::new(id.to_string())
+        .height(height)
+        .legend(Legend::default())
+        // The view follows the live edge; zooming would fight the next repaint.
+        .allow_zoom(false)
+        .allow_drag(false)
+        .allow_scroll(false)
+        .allow_boxed_zoom(false)
+        .allow_double_click_reset(false)
+        .include_x(data.t0)
+        .include_x(data.t1)
+        .include_y(0.0)
+        .x_axis_formatter(time_axis)
+        .x_grid_spacer(egui_plot::uniform_grid_spacer(move |_: GridInput| steps))
+        .link_cursor(egui::Id::unique("vramdeck_plots"), [true, false])
+}
+
+fn hover_text(pos: &HoverPosition<'_>, value_text: &dyn Fn(f64) -> String) -> Option<String> {
+    match pos {
+        HoverPosition::NearDataPoint {
+            plot_name,
+            position,
+            ..
+        } => Some(format!(
+            "{plot_name}\n{}  {}",
+            clock_time(position.x),
+            value_text(position.y)
+        )),
+        HoverPosition::Elsewhere { position } => Some(clock_time(position.x)),
+    }
+}
+
+/// The VRAM chart, in the user's unit, with the card's total as the ceiling.
+pub fn vram(ui: &mut Ui, data: &PlotData, window: PlotWindow, unit: MemoryUnit, total_mib: f64) {
+    let scaled: Vec<[f64; 2]> = data
+        .vram_mib
+        .iter()
+        .map(|p| [p[0], unit.from_mib(p[1])])
+        .collect();
+    let value_text = move |y: f64| match unit {
+        MemoryUnit::MiB => format!("{:.0} MiB", y),
+        MemoryUnit::GiB => format!("{:.2} GiB", y),
+    };
+    base_plot("vram_plot", window, data, 180.0)
+        .include_y(unit.from_mib(total_mib))
+        .y_axis_label(format!("VRAM used ({})", unit.symbol()))
+        .label_formatter(move |pos| hover_text(pos, &value_text))
+        .show(ui, |plot| {
+            plot.line(Line::new("VRAM used", PlotPoints::from(scaled)).width(1.5));
+            plot.line(
+                Line::new(
+                    "Total",
+                    PlotPoints::from(vec![
+                        [data.t0, unit.from_mib(total_mib)],
+                        [data.t1, unit.from_mib(total_mib)],
+                    ]),
+                )
+                .style(egui_plot::LineStyle::dashed_loose()),
+            );
+        });
+}
+
+/// The utilisation chart: GPU (kernels running) and memory controller, 0–100 %.
+pub fn utilisation(ui: &mut Ui, data: &PlotData, window: PlotWindow) {
+    let value_text = |y: f64| format!("{y:.0} %");
+    let gpu = data.gpu_util.clone();
+    let memory = data.memory_util.clone();
+    base_plot("util_plot", window, data, 140.0)
+        .include_y(100.0)
+        .y_axis_label("Utilisation (%)")
+        .label_formatter(move |pos| hover_text(pos, &value_text))
+        .show(ui, |plot| {
+            plot.line(Line::new("GPU", PlotPoints::from(gpu)).width(1.5));
+            plot.line(Line::new("Memory", PlotPoints::from(memory)).width(1.0));
+        });
+}

@@ -1,0 +1,59 @@
+//! Title, data source, and the settings a user changes while watching.
+
+use crate::settings::{Settings, Theme};
+use crate::telemetry::SourceKind;
+use crate::units::MemoryUnit;
+use egui::{RichText, Ui};
+
+/// Sampling intervals offered in the menu, in milliseconds.
+pub const INTERVAL_CHOICES_MS: [u64; 6] = [100, 250, 500, 1_000, 2_000, 5_000];
+
+fn interval_label(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else {
+        format!("{} s", ms / 1_000)
+    }
+}
+
+/// Draws the bar; edits `settings` in place.
+pub fn show(ui: &mut Ui, settings: &mut Settings, source: &SourceKind) {
+    ui.horizontal_wrapped(|ui| {
+        ui.heading("vramdeck");
+        match source {
+            SourceKind::Nvml { driver_version } => {
+                ui.label(
+                    RichText::new(format!("● live · NVIDIA driver {driver_version}"))
+                        .color(egui::Color32::from_rgb(0x3b, 0xa5, 0x5c)),
+                );
+            }
+            SourceKind::Simulated { .. } => {
+                ui.label(
+                    RichText::new("● demo · simulated GPU")
+                        .color(egui::Color32::from_rgb(0xe0, 0x9b, 0x22)),
+                );
+            }
+        }
+        ui.separator();
+        ui.label("Sample every");
+        egui::ComboBox::from_id_salt("interval")
+            .selected_text(interval_label(settings.sample_interval_ms))
+            .show_ui(ui, |ui| {
+                for ms in INTERVAL_CHOICES_MS {
+                    ui.selectable_value(&mut settings.sample_interval_ms, ms, interval_label(ms));
+                }
+            });
+        ui.separator();
+        for unit in MemoryUnit::ALL {
+            ui.selectable_value(&mut settings.memory_unit, unit, unit.symbol());
+        }
+        ui.separator();
+        egui::ComboBox::from_id_salt("theme")
+            .selected_text(format!("Theme: {}", settings.theme.label()))
+            .show_ui(ui, |ui| {
+                for theme in Theme::ALL {
+                    ui.selectable_value(&mut settings.theme, theme, theme.label());
+                }
+            });
+    });
+}

@@ -34,6 +34,32 @@ pub struct Telemetry {
     pub last_read_cost: Duration,
 }
 
+impl Telemetry {
+    /// Empty telemetry for `source`, before the first reading.
+    pub fn new(source: SourceKind, interval: Duration, history: HistoryConfig) -> Self {
+        Telemetry {
+            history: History::new(history),
+            latest: None,
+            last_error: None,
+            source,
+            interval,
+            last_read_cost: Duration::ZERO,
+        }
+    }
+
+    /// Records a successful reading: into history, as the newest snapshot, clearing errors.
+    pub fn record(&mut self, snapshot: Snapshot) {
+        self.history.push(snapshot.unix_seconds(), &snapshot.gpus);
+        self.latest = Some(snapshot);
+        self.last_error = None;
+    }
+
+    /// Wraps telemetry for sharing with a UI.
+    pub fn shared(self) -> SharedTelemetry {
+        Arc::new(Mutex::new(self))
+    }
+}
+
 /// Telemetry shared between the sampler thread and its readers.
 pub type SharedTelemetry = Arc<Mutex<Telemetry>>;
 
@@ -87,15 +113,10 @@ impl Sampler {
                         let mut t = lock(&thread_shared);
                         t.last_read_cost = cost;
                         match result {
-                            Ok(gpus) => {
-                                let snapshot = Snapshot {
-                                    time: SystemTime::now(),
-                                    gpus,
-                                };
-                                t.history.push(snapshot.unix_seconds(), &snapshot.gpus);
-                                t.latest = Some(snapshot);
-                                t.last_error = None;
-                            }
+                            Ok(gpus) => t.record(Snapshot {
+                                time: SystemTime::now(),
+                                gpus,
+                            }),
                             Err(e) => t.last_error = Some(e.to_string()),
                         }
                     }

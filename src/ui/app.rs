@@ -146,9 +146,12 @@ impl VramDeckApp {
             return;
         };
         egui::CentralPanel::default().show(ui, |ui| {
+            // Plots share the height left after the header and the process table's rows.
+            let table_rows = gpu.processes.len().max(1) as f32;
+            let plot_space = (ui.available_height() - 110.0 - 22.0 * table_rows).max(300.0);
             egui::ScrollArea::vertical().show(ui, |ui| {
                 ui.horizontal_wrapped(|ui| {
-                    ui.label(RichText::new(format!("GPU {} · {}", gpu.index, gpu.name)).heading());
+                    ui.label(RichText::new(format!("History of GPU {}", gpu.index)).heading());
                     ui.separator();
                     ui.label("Show the last");
                     for window in PlotWindow::ALL {
@@ -162,9 +165,17 @@ impl VramDeckApp {
                     let now = t.history.newest(slot).unwrap_or(snapshot.unix_seconds());
                     PlotData::collect(&t.history, slot, window, now, columns)
                 };
-                plots::vram(ui, &self.last_plot, window, unit, gpu.memory.total.mib());
+                let total_mib = gpu.memory.total.mib();
+                plots::vram(
+                    ui,
+                    &self.last_plot,
+                    window,
+                    unit,
+                    total_mib,
+                    plot_space * 0.58,
+                );
                 stats_line(ui, &self.last_plot, unit);
-                plots::utilisation(ui, &self.last_plot, window);
+                plots::utilisation(ui, &self.last_plot, window, plot_space * 0.36);
                 ui.add_space(8.0);
                 process_table::show(ui, gpu.index, &gpu.processes, unit);
             });
@@ -200,7 +211,7 @@ fn stats_line(ui: &mut Ui, data: &PlotData, unit: crate::units::MemoryUnit) {
         ));
     }
     if !parts.is_empty() {
-        ui.label(RichText::new(parts.join("   |   ")).small());
+        ui.label(RichText::new(parts.join("   |   ")).weak());
     }
 }
 

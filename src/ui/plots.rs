@@ -4,7 +4,7 @@ use super::clock_time;
 use crate::settings::PlotWindow;
 use crate::telemetry::history::{History, Metric, WindowStats};
 use crate::units::MemoryUnit;
-use egui::Ui;
+use egui::{Color32, Ui};
 use egui_plot::{GridInput, GridMark, HoverPosition, Legend, Line, Plot, PlotPoints};
 
 /// Decimated series for one GPU and window, gathered under the telemetry lock.
@@ -82,6 +82,8 @@ fn base_plot(id: &str, window: PlotWindow, data: &PlotData, height: f32) -> Plot
         .include_x(data.t0)
         .include_x(data.t1)
         .include_y(0.0)
+        // Same axis width on both charts so their time axes line up.
+        .y_axis_min_width(52.0)
         .x_axis_formatter(time_axis)
         .x_grid_spacer(egui_plot::uniform_grid_spacer(move |_: GridInput| steps))
         .link_cursor(egui::Id::unique("vramdeck_plots"), [true, false])
@@ -102,8 +104,24 @@ fn hover_text(pos: &HoverPosition<'_>, value_text: &dyn Fn(f64) -> String) -> Op
     }
 }
 
+/// Colour of the VRAM-used line.
+const VRAM_COLOR: Color32 = Color32::from_rgb(0x4f, 0x9d, 0xf0);
+/// Colour of the installed-memory ceiling.
+const TOTAL_COLOR: Color32 = Color32::from_gray(140);
+/// Colour of GPU utilisation.
+const GPU_UTIL_COLOR: Color32 = Color32::from_rgb(0x3b, 0xa5, 0x5c);
+/// Colour of memory-controller utilisation.
+const MEMORY_UTIL_COLOR: Color32 = Color32::from_rgb(0xa8, 0x7b, 0xe8);
+
 /// The VRAM chart, in the user's unit, with the card's total as the ceiling.
-pub fn vram(ui: &mut Ui, data: &PlotData, window: PlotWindow, unit: MemoryUnit, total_mib: f64) {
+pub fn vram(
+    ui: &mut Ui,
+    data: &PlotData,
+    window: PlotWindow,
+    unit: MemoryUnit,
+    total_mib: f64,
+    height: f32,
+) {
     let scaled: Vec<[f64; 2]> = data
         .vram_mib
         .iter()
@@ -113,12 +131,16 @@ pub fn vram(ui: &mut Ui, data: &PlotData, window: PlotWindow, unit: MemoryUnit, 
         MemoryUnit::MiB => format!("{:.0} MiB", y),
         MemoryUnit::GiB => format!("{:.2} GiB", y),
     };
-    base_plot("vram_plot", window, data, 180.0)
+    base_plot("vram_plot", window, data, height)
         .include_y(unit.from_mib(total_mib))
         .y_axis_label(format!("VRAM used ({})", unit.symbol()))
         .label_formatter(move |pos| hover_text(pos, &value_text))
         .show(ui, |plot| {
-            plot.line(Line::new("VRAM used", PlotPoints::from(scaled)).width(1.5));
+            plot.line(
+                Line::new("VRAM used", PlotPoints::from(scaled))
+                    .color(VRAM_COLOR)
+                    .width(1.5),
+            );
             plot.line(
                 Line::new(
                     "Total",
@@ -127,22 +149,31 @@ pub fn vram(ui: &mut Ui, data: &PlotData, window: PlotWindow, unit: MemoryUnit, 
                         [data.t1, unit.from_mib(total_mib)],
                     ]),
                 )
+                .color(TOTAL_COLOR)
                 .style(egui_plot::LineStyle::dashed_loose()),
             );
         });
 }
 
 /// The utilisation chart: GPU (kernels running) and memory controller, 0–100 %.
-pub fn utilisation(ui: &mut Ui, data: &PlotData, window: PlotWindow) {
+pub fn utilisation(ui: &mut Ui, data: &PlotData, window: PlotWindow, height: f32) {
     let value_text = |y: f64| format!("{y:.0} %");
     let gpu = data.gpu_util.clone();
     let memory = data.memory_util.clone();
-    base_plot("util_plot", window, data, 140.0)
+    base_plot("util_plot", window, data, height)
         .include_y(100.0)
         .y_axis_label("Utilisation (%)")
         .label_formatter(move |pos| hover_text(pos, &value_text))
         .show(ui, |plot| {
-            plot.line(Line::new("GPU", PlotPoints::from(gpu)).width(1.5));
-            plot.line(Line::new("Memory", PlotPoints::from(memory)).width(1.0));
+            plot.line(
+                Line::new("GPU", PlotPoints::from(gpu))
+                    .color(GPU_UTIL_COLOR)
+                    .width(1.5),
+            );
+            plot.line(
+                Line::new("Memory", PlotPoints::from(memory))
+                    .color(MEMORY_UTIL_COLOR)
+                    .width(1.0),
+            );
         });
 }

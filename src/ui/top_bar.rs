@@ -23,20 +23,19 @@ pub fn show(ui: &mut Ui, settings: &mut Settings, source: &SourceKind) {
         match source {
             SourceKind::Nvml { driver_version } => {
                 ui.label(
-                    RichText::new(format!("● live · NVIDIA driver {driver_version}"))
+                    RichText::new(format!("LIVE · NVIDIA driver {driver_version}"))
                         .color(egui::Color32::from_rgb(0x3b, 0xa5, 0x5c)),
                 );
             }
             SourceKind::Simulated { .. } => {
                 ui.label(
-                    RichText::new("● demo · simulated GPU")
+                    RichText::new("DEMO · simulated GPU")
                         .color(egui::Color32::from_rgb(0xe0, 0x9b, 0x22)),
                 );
             }
         }
         ui.separator();
-        ui.label("Sample every");
-        egui::ComboBox::from_id_salt("interval")
+        egui::ComboBox::from_label("sampling interval")
             .selected_text(interval_label(settings.sample_interval_ms))
             .show_ui(ui, |ui| {
                 for ms in INTERVAL_CHOICES_MS {
@@ -48,8 +47,8 @@ pub fn show(ui: &mut Ui, settings: &mut Settings, source: &SourceKind) {
             ui.selectable_value(&mut settings.memory_unit, unit, unit.symbol());
         }
         ui.separator();
-        egui::ComboBox::from_id_salt("theme")
-            .selected_text(format!("Theme: {}", settings.theme.label()))
+        egui::ComboBox::from_label("theme")
+            .selected_text(settings.theme.label())
             .show_ui(ui, |ui| {
                 for theme in Theme::ALL {
                     ui.selectable_value(&mut settings.theme, theme, theme.label());

@@ -27,6 +27,32 @@ pub enum Command {
     Log(LogArgs),
     /// Measure sampling, history and plotting costs on this machine.
     Bench(crate::bench::BenchArgs),
+    /// List running vramdeck agents (and ComfyUI) with the memory they hold.
+    Agents(ComfyArgs),
+    /// Release cached VRAM in cooperating processes and show what came back.
+    Free(FreeArgs),
+}
+
+/// Where ComfyUI listens.
+#[derive(Debug, Args, Clone)]
+pub struct ComfyArgs {
+    /// ComfyUI's address (loopback only); "none" to leave ComfyUI alone.
+    #[arg(long, default_value = crate::release::comfyui::DEFAULT_ADDRESS)]
+    pub comfyui: String,
+}
+
+/// Options of `vramdeck free`.
+#[derive(Debug, Args, Clone)]
+pub struct FreeArgs {
+    /// Only the agent of this process id (default: every agent, and ComfyUI if running).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// `cache`: empty PyTorch's cache; `unload`: also unload models.
+    #[arg(long, value_enum, default_value_t = crate::release::FreeLevel::Cache)]
+    pub level: crate::release::FreeLevel,
+    /// Where ComfyUI listens.
+    #[command(flatten)]
+    pub comfy: ComfyArgs,
 }
 
 /// Options of `vramdeck log`.
@@ -123,6 +149,108 @@ pub fn log_command(args: &LogArgs, demo: bool) -> anyhow::Result<()> {
             run_log(args, source.as_mut(), &mut file, is_new)
         }
     }
+}
+
+fn comfy_from(args: &ComfyArgs) -> anyhow::Result<Option<crate::release::comfyui::ComfyUi>> {
+    if args.comfyui.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    Ok(Some(crate::release::comfyui::ComfyUi::parse(
+        &args.comfyui,
+    )?))
+}
+
+/// `vramdeck agents`: one line per agent, then problems and ComfyUI.
+pub fn agents_command(args: &ComfyArgs) -> anyhow::Result<()> {
+    use crate::release::{discovery, free};
+    use crate::units::MemoryUnit;
+    let dir = discovery::agent_dir();
+    let found = discovery::discover(&dir, free::HELLO_TIMEOUT);
+    println!("agents in {}:", dir.display());
+    if found.agents.is_empty() {
+        println!("  none running");
+    }
+    let bytes = |b: Option<u64>| {
+        b.map(|b| MemoryUnit::MiB.format(crate::units::Bytes(b)))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    for a in &found.agents {
+        let i = &a.info;
+        println!(
+            "  pid {:>7}  {:<20} {:<24} torch reserved {:>12}  allocated {:>12}  levels {}{}",
+            i.pid,
+            i.process_name,
+            i.label.as_deref().unwrap_or("-"),
+            bytes(i.reserved),
+            bytes(i.allocated),
+            i.levels.join(","),
+            i.torch_missing_reason
+                .as_deref()
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default()
+        );
+    }
+    for stale in &found.removed_stale {
+        println!("  removed stale socket {}", stale.display());
+    }
+    for problem in &found.problems {
+        println!("  problem: {problem}");
+    }
+    if let Some(comfy) = comfy_from(args)? {
+        match comfy.system_stats(free::HELLO_TIMEOUT) {
+            Ok(stats) => {
+                for d in stats.devices {
+                    println!(
+                        "ComfyUI at {}: {} — VRAM free {} of {}, torch reserved {}",
+                        comfy.address(),
+                        d.name,
+                        bytes(Some(d.vram_free)),
+                        bytes(Some(d.vram_total)),
+                        bytes(Some(d.torch_vram_total))
+                    );
+                }
+            }
+            Err(e) => println!("ComfyUI: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// `vramdeck free`.
+pub fn free_command(args: &FreeArgs, demo: bool) -> anyhow::Result<()> {
+    use crate::release::free::{self, FreeRequest, FreeTarget};
+    let target = match args.pid {
+        Some(pid) => FreeTarget::Agent(pid),
+        None => FreeTarget::All,
+    };
+    let request = FreeRequest {
+        target,
+        level: args.level,
+        agent_dir: crate::release::discovery::agent_dir(),
+        comfyui: comfy_from(&args.comfy)?,
+    };
+    let mut probe = crate::telemetry::open_source(demo);
+    let report = free::perform(&request, &mut probe);
+    for r in &report.results {
+        match &r.outcome {
+            Ok(freed) => println!(
+                "{}: released {}",
+                r.target,
+                freed
+                    .reported
+                    .map(|b| crate::units::MemoryUnit::MiB.format(b))
+                    .unwrap_or_else(|| "(not reported)".into())
+            ),
+            Err(e) => println!("{}: {e}", r.target),
+        }
+    }
+    println!("{}", report.summary());
+    let all_failed =
+        !report.results.is_empty() && report.results.iter().all(|r| r.outcome.is_err());
+    if all_failed {
+        anyhow::bail!("no target released memory");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod cli;
 pub mod logs;
+pub mod release;
 pub mod settings;
 pub mod telemetry;
 pub mod ui;

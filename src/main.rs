@@ -13,6 +13,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Log(args)) => vramdeck::cli::log_command(args, cli.demo),
         Some(Command::Bench(args)) => vramdeck::bench::command(args, cli.demo),
+        Some(Command::Agents(args)) => vramdeck::cli::agents_command(args),
+        Some(Command::Free(args)) => vramdeck::cli::free_command(args, cli.demo),
         None => run_window(cli.demo),
     };
     match result {

@@ -1,0 +1,171 @@
+"""vramdeck-agent with plain CPython: a fake allocator behind the same hook as torch's."""
+
+import json
+import os
+import socket
+import stat
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import vramdeck_agent  # noqa: E402
+from vramdeck_agent import Agent, TorchAllocator  # noqa: E402
+from vramdeck_agent.testing import FakeAllocator  # noqa: E402
+
+GIB = 1024**3
+
+
+@pytest.fixture
+def agent(tmp_path):
+    allocator = FakeAllocator()
+    unloaded = []
+
+    def unload_models():
+        unloaded.append(True)
+        allocator.release_tensor(allocator.allocated)
+
+    a = Agent([unload_models], "Wan2.1 T2V 14B", allocator, str(tmp_path / "agents"))
+    a._bind()
+    import threading
+
+    threading.Thread(target=a._serve, daemon=True).start()
+    a.unloaded = unloaded
+    yield a
+    a.stop()
+
+
+def call(path, *requests, raw=None):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(path)
+        payload = raw if raw is not None else b"".join(
+            json.dumps(r).encode() + b"\n" for r in requests)
+        s.sendall(payload)
+        replies, buffer = [], b""
+        expected = max(1, len(requests))
+        while len(replies) < expected:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                replies.append(json.loads(line))
+        return replies
+
+
+def test_socket_is_private_to_the_user(agent):
+    assert stat.S_IMODE(os.stat(agent.directory).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(agent.path).st_mode) == 0o600
+    assert os.path.basename(agent.path) == f"{os.getpid()}.sock"
+
+
+def test_hello_reports_identity_and_torch_memory(agent):
+    agent.allocator.allocate(3 * GIB)
+    [reply] = call(agent.path, {"v": 1, "id": 7, "op": "hello"})
+    assert reply["ok"] and reply["id"] == 7
+    info = reply["agent"]
+    assert info["pid"] == os.getpid()
+    assert info["label"] == "Wan2.1 T2V 14B"
+    assert info["allocated"] == 3 * GIB and info["reserved"] == 3 * GIB
+    assert info["levels"] == ["cache", "unload"]
+
+
+def test_free_cache_returns_reserved_memory_of_a_freed_tensor(agent):
+    agent.allocator.allocate(10 * GIB)
+    agent.allocator.release_tensor(10 * GIB)  # `del x`: still reserved
+    [reply] = call(agent.path, {"v": 1, "id": 1, "op": "free", "level": "cache"})
+    freed = reply["freed"]
+    assert freed["released_bytes"] == 10 * GIB
+    assert freed["before"]["reserved"] == 10 * GIB and freed["after"]["reserved"] == 0
+    assert freed["hooks_run"] == [] and agent.unloaded == []
+
+
+def test_free_unload_runs_the_hosts_hooks_first(agent):
+    agent.allocator.allocate(4 * GIB)  # a loaded model
+    [reply] = call(agent.path, {"v": 1, "id": 1, "op": "free", "level": "unload"})
+    assert agent.unloaded == [True]
+    assert reply["freed"]["released_bytes"] == 4 * GIB
+    assert reply["freed"]["hooks_run"][0].endswith("unload_models")
+
+
+def test_a_failing_hook_is_reported_and_the_cache_is_still_released(tmp_path):
+    allocator = FakeAllocator()
+    allocator.allocate(GIB)
+    allocator.release_tensor(GIB)
+
+    def broken():
+        raise RuntimeError("model busy")
+
+    a = Agent([broken], None, allocator, str(tmp_path))
+    freed = a.free("unload")
+    assert freed["hook_errors"] == ["test_a_failing_hook_is_reported_and_the_cache_is_still_released.<locals>.broken: model busy"]
+    assert freed["released_bytes"] == GIB
+
+
+@pytest.mark.parametrize("line, message", [
+    (b"not json", "malformed request"),
+    (b"[1,2]", "not a JSON object"),
+    (b'{"v":2,"id":1,"op":"hello"}', "unsupported protocol version 2"),
+    (b'{"v":1,"id":1,"op":"explode"}', "unknown op 'explode'"),
+    (b'{"v":1,"id":1,"op":"free","level":"all"}', "unknown level 'all'"),
+    (b"\xff\xfe", "malformed request"),
+])
+def test_bad_requests_get_an_error_reply_not_a_crash(agent, line, message):
+    [reply] = call(agent.path, raw=line + b"\n")
+    assert reply["ok"] is False
+    assert message in reply["error"]
+    # The agent still serves the next client.
+    assert call(agent.path, {"v": 1, "id": 2, "op": "hello"})[0]["ok"]
+
+
+def test_oversized_request_is_refused(agent):
+    [reply] = call(agent.path, raw=b"x" * (vramdeck_agent.MAX_MESSAGE_BYTES + 10))
+    assert "larger than" in reply["error"]
+
+
+def test_several_requests_on_one_connection(agent):
+    replies = call(agent.path, {"v": 1, "id": 1, "op": "hello"}, {"v": 1, "id": 2, "op": "status"})
+    assert [r["id"] for r in replies] == [1, 2]
+
+
+def test_without_torch_the_agent_says_so(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
+    allocator = TorchAllocator()
+    assert not allocator.available
+    info = Agent([], None, allocator, str(tmp_path)).status()
+    assert info["torch"] is None and info["allocated"] is None
+    assert "torch not importable" in info["torch_missing_reason"]
+    assert info["levels"] == ["cache"]
+    assert Agent([], None, allocator, str(tmp_path)).free("cache")["released_bytes"] is None
+
+
+def test_start_is_idempotent_and_stop_removes_the_socket(monkeypatch, tmp_path):
+    monkeypatch.setenv("VRAMDECK_AGENT_DIR", str(tmp_path / "agents"))
+    first = vramdeck_agent.start(label="x", allocator=FakeAllocator())
+    try:
+        assert vramdeck_agent.start(label="y") is first
+        assert os.path.exists(first.path)
+    finally:
+        vramdeck_agent.stop()
+    assert not os.path.exists(first.path)
+
+
+def test_start_in_an_unusable_directory_returns_none_without_raising(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert vramdeck_agent.start(allocator=FakeAllocator(), directory=str(blocker / "agents")) is None
+
+
+def test_stale_socket_from_a_previous_process_is_replaced(tmp_path):
+    d = tmp_path / "agents"
+    d.mkdir(mode=0o700)
+    (d / f"{os.getpid()}.sock").write_text("stale")
+    a = Agent([], None, FakeAllocator(), str(d))
+    a._bind()
+    try:
+        assert stat.S_ISSOCK(os.stat(a.path).st_mode)
+    finally:
+        a.stop()

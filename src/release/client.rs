@@ -1,0 +1,217 @@
+//! Talking to one agent: connect with a timeout, check it is our user, one request per call,
+//! replies read with a deadline and a size cap.
+
+use super::discovery::{Endpoint, current_uid};
+use super::protocol::{self, AgentInfo, Freed, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Request};
+use super::{FreeLevel, ReleaseError};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+/// A connection to one agent.
+pub struct AgentClient {
+    stream: UnixStream,
+    target: String,
+    timeout: Duration,
+    next_id: u64,
+}
+
+impl AgentClient {
+    /// Connects within `timeout` and checks the peer runs as this user.
+    pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Self, ReleaseError> {
+        Self::connect_as(endpoint, timeout, current_uid())
+    }
+
+    /// As [`connect`](Self::connect), accepting only a peer running as `expected_uid`.
+    pub fn connect_as(
+        endpoint: &Endpoint,
+        timeout: Duration,
+        expected_uid: u32,
+    ) -> Result<Self, ReleaseError> {
+        let target = format!("agent pid {}", endpoint.pid);
+        let stream = connect_with_timeout(endpoint, timeout).map_err(|e| match e.kind() {
+            ErrorKind::ConnectionRefused | ErrorKind::NotFound => {
+                ReleaseError::Gone(target.clone())
+            }
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => ReleaseError::Timeout {
+                target: target.clone(),
+                seconds: timeout.as_secs_f64(),
+            },
+            _ => ReleaseError::Connect {
+                target: target.clone(),
+                reason: e.to_string(),
+            },
+        })?;
+        let uid = peer_uid(&stream).map_err(|e| ReleaseError::Connect {
+            target: target.clone(),
+            reason: format!("cannot read peer credentials: {e}"),
+        })?;
+        if uid != expected_uid {
+            return Err(ReleaseError::OtherUser { target, uid });
+        }
+        Ok(AgentClient {
+            stream,
+            target,
+            timeout,
+            next_id: 1,
+        })
+    }
+
+    /// Asks the agent who it is and what it holds.
+    pub fn hello(&mut self) -> Result<AgentInfo, ReleaseError> {
+        let reply = self.call("hello", None, self.timeout)?;
+        reply
+            .agent
+            .ok_or_else(|| self.malformed("hello reply without agent"))
+    }
+
+    /// Asks the agent to release memory; `timeout` bounds how long its hooks may take.
+    pub fn free(&mut self, level: FreeLevel, timeout: Duration) -> Result<Freed, ReleaseError> {
+        let reply = self.call("free", Some(level), timeout)?;
+        reply
+            .freed
+            .ok_or_else(|| self.malformed("free reply without result"))
+    }
+
+    fn malformed(&self, reason: &str) -> ReleaseError {
+        ReleaseError::Malformed {
+            target: self.target.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn call(
+        &mut self,
+        op: &'static str,
+        level: Option<FreeLevel>,
+        timeout: Duration,
+    ) -> Result<protocol::Reply, ReleaseError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = Request {
+            v: PROTOCOL_VERSION,
+            id,
+            op,
+            level,
+        };
+        let deadline = Instant::now() + timeout;
+        let timed_out = || ReleaseError::Timeout {
+            target: self.target.clone(),
+            seconds: timeout.as_secs_f64(),
+        };
+        let _ = self.stream.set_write_timeout(Some(timeout));
+        self.stream
+            .write_all(&request.encode())
+            .map_err(|e| match e.kind() {
+                ErrorKind::WouldBlock | ErrorKind::TimedOut => timed_out(),
+                ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => {
+                    ReleaseError::Gone(self.target.clone())
+                }
+                _ => ReleaseError::Connect {
+                    target: self.target.clone(),
+                    reason: e.to_string(),
+                },
+            })?;
+        let line = read_line(&mut self.stream, deadline).map_err(|e| match e {
+            LineError::Timeout => timed_out(),
+            LineError::Closed => ReleaseError::Malformed {
+                target: self.target.clone(),
+                reason: "connection closed before a reply (did the process crash?)".into(),
+            },
+            LineError::TooLong => {
+                self.malformed(&format!("reply longer than {MAX_MESSAGE_BYTES} bytes"))
+            }
+            LineError::Io(reason) => ReleaseError::Connect {
+                target: self.target.clone(),
+                reason,
+            },
+        })?;
+        let reply = protocol::decode_reply(&line, id).map_err(|reason| self.malformed(&reason))?;
+        if !reply.ok {
+            return Err(ReleaseError::Refused {
+                target: self.target.clone(),
+                message: reply.error.unwrap_or_else(|| "no reason given".into()),
+            });
+        }
+        Ok(reply)
+    }
+}
+
+enum LineError {
+    Timeout,
+    Closed,
+    TooLong,
+    Io(String),
+}
+
+/// Reads up to the first newline, giving up at `deadline` or past the size cap, so a hung or
+/// flooding peer costs at most the timeout and 64 KiB.
+fn read_line(stream: &mut UnixStream, deadline: Instant) -> Result<Vec<u8>, LineError> {
+    let mut line = Vec::with_capacity(512);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(LineError::Timeout);
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(LineError::Closed),
+            Ok(n) => {
+                if let Some(end) = chunk[..n].iter().position(|b| *b == b'\n') {
+                    line.extend_from_slice(&chunk[..end]);
+                    return if line.len() > MAX_MESSAGE_BYTES {
+                        Err(LineError::TooLong)
+                    } else {
+                        Ok(line)
+                    };
+                }
+                line.extend_from_slice(&chunk[..n]);
+                if line.len() > MAX_MESSAGE_BYTES {
+                    return Err(LineError::TooLong);
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(LineError::Timeout);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return Err(LineError::Closed),
+            Err(e) => return Err(LineError::Io(e.to_string())),
+        }
+    }
+}
+
+/// `connect` bounded by `timeout`: a hung agent whose backlog is full would otherwise block.
+fn connect_with_timeout(endpoint: &Endpoint, timeout: Duration) -> std::io::Result<UnixStream> {
+    let address = socket2::SockAddr::unix(&endpoint.path)?;
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    socket.connect_timeout(&address, timeout)?;
+    socket.set_nonblocking(false)?;
+    Ok(socket.into())
+}
+
+/// The uid of the process at the other end (SO_PEERCRED).
+pub fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes and sized for SO_PEERCRED's ucred.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(cred.uid)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

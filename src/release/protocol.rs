@@ -1,0 +1,178 @@
+//! The agent protocol, version 1: JSON lines over a Unix socket (see packaging/python/PROTOCOL.md).
+
+use super::FreeLevel;
+use serde::{Deserialize, Serialize};
+
+/// Protocol version spoken here.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest line either side accepts.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// A request line.
+#[derive(Debug, Serialize)]
+pub struct Request {
+    /// Protocol version.
+    pub v: u32,
+    /// Echoed in the reply.
+    pub id: u64,
+    /// "hello" or "free".
+    pub op: &'static str,
+    /// For "free".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<FreeLevel>,
+}
+
+impl Request {
+    /// The request as one line, newline included.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).unwrap_or_default();
+        line.push(b'\n');
+        line
+    }
+}
+
+/// PyTorch's view of the process's memory, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct TorchMemory {
+    /// `torch.cuda.memory_allocated()`.
+    pub allocated: u64,
+    /// `torch.cuda.memory_reserved()`.
+    pub reserved: u64,
+}
+
+/// What an agent says about itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AgentInfo {
+    /// Its process id.
+    pub pid: u32,
+    /// Its process name.
+    pub process_name: String,
+    /// Workload label given by the application.
+    pub label: Option<String>,
+    /// Agent package version.
+    pub agent_version: Option<String>,
+    /// torch version, if torch is loaded.
+    pub torch: Option<String>,
+    /// Why torch is unavailable, if it is.
+    pub torch_missing_reason: Option<String>,
+    /// CUDA device in use.
+    pub device: Option<String>,
+    /// Bytes allocated by tensors.
+    pub allocated: Option<u64>,
+    /// Bytes held by PyTorch's cache (allocated + cached).
+    pub reserved: Option<u64>,
+    /// Levels this agent supports.
+    pub levels: Vec<String>,
+}
+
+/// What a free did.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Freed {
+    /// Level performed.
+    pub level: String,
+    /// Memory before.
+    pub before: Option<TorchMemory>,
+    /// Memory after.
+    pub after: Option<TorchMemory>,
+    /// Drop in reserved memory: what went back to the driver.
+    pub released_bytes: Option<u64>,
+    /// Time the agent spent.
+    pub duration_ms: f64,
+    /// Unload hooks that ran.
+    pub hooks_run: Vec<String>,
+    /// Unload hooks that failed, with their errors.
+    pub hook_errors: Vec<String>,
+}
+
+/// A reply line.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Reply {
+    /// Protocol version.
+    pub v: u32,
+    /// The request's id.
+    pub id: Option<u64>,
+    /// Success.
+    pub ok: bool,
+    /// The error when not ok.
+    pub error: Option<String>,
+    /// For hello/status.
+    pub agent: Option<AgentInfo>,
+    /// For free.
+    pub freed: Option<Freed>,
+}
+
+/// Decodes a reply line; the error says what was wrong in words.
+pub fn decode_reply(line: &[u8], expected_id: u64) -> Result<Reply, String> {
+    if line.len() > MAX_MESSAGE_BYTES {
+        return Err(format!("reply longer than {MAX_MESSAGE_BYTES} bytes"));
+    }
+    let text = std::str::from_utf8(line).map_err(|_| "reply is not UTF-8".to_string())?;
+    let reply: Reply =
+        serde_json::from_str(text).map_err(|e| format!("not protocol JSON ({e})"))?;
+    if reply.v != PROTOCOL_VERSION {
+        return Err(format!(
+            "protocol version {} (vramdeck speaks {PROTOCOL_VERSION})",
+            reply.v
+        ));
+    }
+    if reply.ok && reply.id != Some(expected_id) {
+        return Err(format!(
+            "reply to request {:?}, expected {expected_id}",
+            reply.id
+        ));
+    }
+    Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_single_json_lines() {
+        let line = Request {
+            v: 1,
+            id: 3,
+            op: "free",
+            level: Some(FreeLevel::Unload),
+        }
+        .encode();
+        assert_eq!(
+            line,
+            b"{\"v\":1,\"id\":3,\"op\":\"free\",\"level\":\"unload\"}\n"
+        );
+        let hello = Request {
+            v: 1,
+            id: 1,
+            op: "hello",
+            level: None,
+        }
+        .encode();
+        assert_eq!(hello, b"{\"v\":1,\"id\":1,\"op\":\"hello\"}\n");
+    }
+
+    #[test]
+    fn replies_decode_and_unknown_fields_are_ignored() {
+        let line = br#"{"v":1,"id":2,"ok":true,"future":1,"freed":{"level":"cache","released_bytes":10,"duration_ms":1.5,"hooks_run":[],"hook_errors":[]}}"#;
+        let reply = decode_reply(line, 2).unwrap();
+        assert_eq!(reply.freed.unwrap().released_bytes, Some(10));
+    }
+
+    #[test]
+    fn garbage_is_described_not_panicked_on() {
+        for (line, expect) in [
+            (&b"\xff\xfe"[..], "not UTF-8"),
+            (b"hello", "not protocol JSON"),
+            (b"[]", "not protocol JSON"),
+            (br#"{"v":9,"ok":true}"#, "protocol version 9"),
+            (br#"{"v":1,"id":5,"ok":true}"#, "expected 2"),
+        ] {
+            let err = decode_reply(line, 2).unwrap_err();
+            assert!(err.contains(expect), "{err}");
+        }
+        assert!(decode_reply(&vec![b' '; MAX_MESSAGE_BYTES + 1], 1).is_err());
+    }
+}

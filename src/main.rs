@@ -3,6 +3,9 @@
 use clap::Parser;
 use std::process::ExitCode;
 use vramdeck::cli::{Cli, Command};
+use vramdeck::release::discovery;
+use vramdeck::release::free::TelemetryProbe;
+use vramdeck::release::worker::ReleaseWorker;
 use vramdeck::settings;
 use vramdeck::telemetry::history::HistoryConfig;
 use vramdeck::telemetry::sampler::Sampler;
@@ -59,14 +62,23 @@ fn run_window(demo: bool) -> anyhow::Result<()> {
                 ctx.request_repaint()
             });
             let telemetry = sampler.telemetry();
+            let ctx = cc.egui_ctx.clone();
+            let release = ReleaseWorker::spawn(
+                discovery::agent_dir(),
+                loaded.settings.comfyui_address.clone(),
+                Box::new(TelemetryProbe(telemetry.clone())),
+                move || ctx.request_repaint(),
+            );
             let writer = path.map(settings::SettingsWriter::spawn);
-            Ok(Box::new(VramDeckApp::new(
+            let app = VramDeckApp::new(
                 telemetry,
                 Some(sampler),
                 loaded.settings,
                 writer,
                 loaded.warning.into_iter().collect(),
-            )))
+            )
+            .with_release_worker(release);
+            Ok(Box::new(app))
         }),
     )
     .map_err(|e| {

@@ -99,6 +99,10 @@ pub struct Settings {
     pub theme: Theme,
     /// GPU whose plots are shown (NVML index).
     pub selected_gpu: u32,
+    /// Level the Free VRAM button uses.
+    pub free_level: crate::release::FreeLevel,
+    /// Where ComfyUI listens (loopback only).
+    pub comfyui_address: String,
 }
 
 impl Default for Settings {
@@ -109,6 +113,8 @@ impl Default for Settings {
             memory_unit: MemoryUnit::default(),
             theme: Theme::default(),
             selected_gpu: 0,
+            free_level: crate::release::FreeLevel::Cache,
+            comfyui_address: crate::release::comfyui::DEFAULT_ADDRESS.to_string(),
         }
     }
 }
@@ -282,6 +288,8 @@ mod tests {
             memory_unit: MemoryUnit::GiB,
             theme: Theme::Light,
             selected_gpu: 1,
+            free_level: crate::release::FreeLevel::Unload,
+            comfyui_address: "127.0.0.1:8000".into(),
         };
         save(&path, &chosen).unwrap();
         let loaded = load(&path);

@@ -1,71 +1,20 @@
 //! Free VRAM through the real socket: real Python agent processes (a fake allocator stands in
 //! for the GPU) driven by the Rust client, and agents that hang, crash, flood or talk garbage.
 
+mod common;
+
+use common::{Process, ReservedByAgents, agent_dir, fixture, webui};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 use vramdeck::release::client::AgentClient;
 use vramdeck::release::comfyui::ComfyUi;
 use vramdeck::release::discovery::{self, Endpoint};
-use vramdeck::release::free::{self, FreeRequest, FreeTarget, UsedMemoryProbe};
+use vramdeck::release::free::{self, FreeRequest, FreeTarget};
 use vramdeck::release::{FreeLevel, ReleaseError};
 use vramdeck::units::{Bytes, GIB};
-
-/// A child process killed when the test ends, pass or fail.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// Starts `fake_webui.py` with `args` and waits for "READY <pid>".
-fn webui(dir: &Path, args: &[&str]) -> (Process, u32) {
-    let mut child = Command::new("python3")
-        .arg(fixture("fake_webui.py"))
-        .args(args)
-        .env("VRAMDECK_AGENT_DIR", dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid = line
-        .strip_prefix("READY ")
-        .unwrap_or_else(|| panic!("fixture said {line:?}"))
-        .trim()
-        .parse()
-        .unwrap();
-    (Process(child), pid)
-}
-
-fn agent_dir() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
-/// "Measures" with the agents' own torch numbers: the sum of reserved bytes of every agent.
-struct ReservedByAgents(PathBuf);
-
-impl UsedMemoryProbe for ReservedByAgents {
-    fn used_since(&mut self, _: SystemTime) -> Option<Bytes> {
-        let found = discovery::discover(&self.0, Duration::from_secs(2));
-        Some(Bytes(
-            found.agents.iter().filter_map(|a| a.info.reserved).sum(),
-        ))
-    }
-}
 
 fn request(dir: &Path, target: FreeTarget, level: FreeLevel) -> FreeRequest {
     FreeRequest {

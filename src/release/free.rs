@@ -115,7 +115,8 @@ impl FreeReport {
         Some(self.used_before?.0 as i64 - self.used_after?.0 as i64)
     }
 
-    /// One line for a toast or a terminal: "Released 9.8 GiB in 40 ms …".
+    /// One line for a toast or a terminal: "Released 9.8 GiB in 40 ms · ...". Plain ASCII
+    /// punctuation: egui's built-in font has no arrows.
     pub fn summary(&self) -> String {
         if self.results.is_empty() {
             return "Nothing to free: no vramdeck agent is running and ComfyUI did not answer. \
@@ -147,10 +148,10 @@ impl FreeReport {
         if let (Some(before), Some(after)) = (self.used_before, self.used_after) {
             let delta = after.whole_mib() as i64 - before.whole_mib() as i64;
             parts.push(format!(
-                "NVML used {} → {} MiB ({}{} MiB)",
+                "NVML used {} to {} MiB ({}{} MiB)",
                 group_thousands(before.whole_mib()),
                 group_thousands(after.whole_mib()),
-                if delta < 0 { "−" } else { "+" },
+                if delta < 0 { "-" } else { "+" },
                 group_thousands(delta.unsigned_abs())
             ));
         }
@@ -327,7 +328,7 @@ mod tests {
         );
         assert_eq!(
             r.summary(),
-            "Released 10.3 GiB in 40 ms · reported by agents: 10.0 GiB · NVML used 10,858 → 358 MiB (−10,500 MiB)"
+            "Released 10.3 GiB in 40 ms · reported by agents: 10.0 GiB · NVML used 10,858 to 358 MiB (-10,500 MiB)"
         );
     }
 

@@ -110,6 +110,10 @@ pub fn decode_reply(line: &[u8], expected_id: u64) -> Result<Reply, String> {
         return Err(format!("reply longer than {MAX_MESSAGE_BYTES} bytes"));
     }
     let text = std::str::from_utf8(line).map_err(|_| "reply is not UTF-8".to_string())?;
+    // serde would also accept a JSON array as a struct; the protocol only has objects.
+    if !text.trim_start().starts_with('{') {
+        return Err("not a JSON object".into());
+    }
     let reply: Reply =
         serde_json::from_str(text).map_err(|e| format!("not protocol JSON ({e})"))?;
     if reply.v != PROTOCOL_VERSION {
@@ -165,8 +169,9 @@ mod tests {
     fn garbage_is_described_not_panicked_on() {
         for (line, expect) in [
             (&b"\xff\xfe"[..], "not UTF-8"),
-            (b"hello", "not protocol JSON"),
-            (b"[]", "not protocol JSON"),
+            (b"hello", "not a JSON object"),
+            (b"[]", "not a JSON object"),
+            (b"{\"v\":", "not protocol JSON"),
             (br#"{"v":9,"ok":true}"#, "protocol version 9"),
             (br#"{"v":1,"id":5,"ok":true}"#, "expected 2"),
         ] {

@@ -2,7 +2,9 @@
 //! hands settings to the background writer; never touches a file or the GPU itself.
 
 use super::plots::PlotData;
+use super::release_panel::{self, ReleaseView};
 use super::{banners, gpu_card, plots, process_table, status_bar, top_bar};
+use crate::release::worker::{ReleaseWorker, WorkerCommand};
 use crate::settings::{PlotWindow, Settings, SettingsWriter, Theme};
 use crate::telemetry::Snapshot;
 use crate::telemetry::sampler::{self, Sampler, SharedTelemetry};
@@ -18,6 +20,8 @@ pub struct VramDeckApp {
     warnings: Vec<String>,
     applied_theme: Option<Theme>,
     last_plot: PlotData,
+    release: Option<ReleaseWorker>,
+    release_view: ReleaseView,
 }
 
 impl VramDeckApp {
@@ -38,7 +42,20 @@ impl VramDeckApp {
             warnings,
             applied_theme: None,
             last_plot: PlotData::default(),
+            release: None,
+            release_view: ReleaseView::default(),
         }
+    }
+
+    /// Connects the Free VRAM panel to a release worker.
+    pub fn with_release_worker(mut self, worker: ReleaseWorker) -> Self {
+        self.release = Some(worker);
+        self
+    }
+
+    /// What the Free VRAM panel shows.
+    pub fn release_view(&self) -> &ReleaseView {
+        &self.release_view
     }
 
     /// Current settings.
@@ -65,6 +82,12 @@ impl VramDeckApp {
                 Theme::Light => egui::ThemePreference::Light,
             });
             self.applied_theme = Some(self.settings.theme);
+        }
+
+        if let Some(worker) = &self.release {
+            for event in worker.poll() {
+                self.release_view.apply(event);
+            }
         }
 
         // One short lock for everything but the plot series.
@@ -104,11 +127,15 @@ impl VramDeckApp {
                 egui::CentralPanel::default().show(ui, |ui| {
                     ui.centered_and_justified(|ui| {
                         ui.spinner();
-                        ui.label("Waiting for the first reading…");
+                        ui.label("Waiting for the first reading...");
                     });
                 });
             }
             Some(snapshot) => self.show_gpus(ui, snapshot),
+        }
+
+        if let Some(toast) = &self.release_view.toast {
+            release_panel::toast(ui, toast);
         }
 
         if self.settings != before {
@@ -139,6 +166,22 @@ impl VramDeckApp {
                             self.settings.selected_gpu = gpu.index;
                         }
                         ui.add_space(6.0);
+                    }
+                    if self.release.is_some() {
+                        ui.separator();
+                        let command = release_panel::show(
+                            ui,
+                            &self.release_view,
+                            &mut self.settings.free_level,
+                            &mut self.settings.comfyui_address,
+                            unit,
+                        );
+                        if let (Some(command), Some(worker)) = (command, &self.release) {
+                            if matches!(command, WorkerCommand::Free(..)) {
+                                self.release_view.in_flight = true;
+                            }
+                            worker.send(command);
+                        }
                     }
                 });
             });
@@ -172,6 +215,7 @@ impl VramDeckApp {
                     window,
                     unit,
                     total_mib,
+                    &self.release_view.markers,
                     plot_space * 0.58,
                 );
                 stats_line(ui, &self.last_plot, unit);

@@ -5,6 +5,7 @@ pub mod banners;
 pub mod gpu_card;
 pub mod plots;
 pub mod process_table;
+pub mod release_panel;
 pub mod status_bar;
 pub mod top_bar;
 

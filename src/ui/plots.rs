@@ -1,11 +1,12 @@
 //! Live VRAM and utilisation charts over the chosen time window.
 
 use super::clock_time;
+use super::release_panel::FreeMarker;
 use crate::settings::PlotWindow;
 use crate::telemetry::history::{History, Metric, WindowStats};
 use crate::units::MemoryUnit;
 use egui::{Color32, Ui};
-use egui_plot::{GridInput, GridMark, HoverPosition, Legend, Line, Plot, PlotPoints};
+use egui_plot::{GridInput, GridMark, HoverPosition, Legend, Line, Plot, PlotPoints, VLine};
 
 /// Decimated series for one GPU and window, gathered under the telemetry lock.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -108,6 +109,8 @@ fn hover_text(pos: &HoverPosition<'_>, value_text: &dyn Fn(f64) -> String) -> Op
 const VRAM_COLOR: Color32 = Color32::from_rgb(0x4f, 0x9d, 0xf0);
 /// Colour of the installed-memory ceiling.
 const TOTAL_COLOR: Color32 = Color32::from_gray(140);
+/// Colour of Free VRAM markers.
+const MARKER_COLOR: Color32 = Color32::from_rgb(0xe0, 0x9b, 0x22);
 /// Colour of GPU utilisation.
 const GPU_UTIL_COLOR: Color32 = Color32::from_rgb(0x3b, 0xa5, 0x5c);
 /// Colour of memory-controller utilisation.
@@ -120,6 +123,7 @@ pub fn vram(
     window: PlotWindow,
     unit: MemoryUnit,
     total_mib: f64,
+    markers: &[FreeMarker],
     height: f32,
 ) {
     let scaled: Vec<[f64; 2]> = data
@@ -152,6 +156,16 @@ pub fn vram(
                 .color(TOTAL_COLOR)
                 .style(egui_plot::LineStyle::dashed_loose()),
             );
+            for m in markers
+                .iter()
+                .filter(|m| (data.t0..=data.t1).contains(&m.t))
+            {
+                plot.add(
+                    VLine::new(m.label.clone(), m.t)
+                        .color(MARKER_COLOR)
+                        .width(1.5),
+                );
+            }
         });
 }
 

@@ -1,0 +1,64 @@
+//! Helpers shared by the integration tests: real Python fixture processes and a probe.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+use vramdeck::release::discovery;
+use vramdeck::release::free::UsedMemoryProbe;
+use vramdeck::units::Bytes;
+
+/// A child process killed when the test ends, pass or fail.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Starts `fake_webui.py` with `args` and waits for "READY <pid>".
+pub fn webui(dir: &Path, args: &[&str]) -> (Process, u32) {
+    let mut child = Command::new("python3")
+        .arg(fixture("fake_webui.py"))
+        .args(args)
+        .env("VRAMDECK_AGENT_DIR", dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid = line
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("fixture said {line:?}"))
+        .trim()
+        .parse()
+        .unwrap();
+    (Process(child), pid)
+}
+
+pub fn agent_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// "Measures" with the agents' own torch numbers: the sum of reserved bytes of every agent.
+pub struct ReservedByAgents(pub PathBuf);
+
+impl UsedMemoryProbe for ReservedByAgents {
+    fn used_since(&mut self, _: SystemTime) -> Option<Bytes> {
+        let found = discovery::discover(&self.0, Duration::from_secs(2));
+        Some(Bytes(
+            found.agents.iter().filter_map(|a| a.info.reserved).sum(),
+        ))
+    }
+}

@@ -1,0 +1,108 @@
+//! The Free VRAM panel as a user sees it: a real Python agent, the real release worker thread,
+//! and a click on "Free VRAM".
+
+mod common;
+
+use common::{ReservedByAgents, agent_dir, webui};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use std::time::{Duration, Instant, SystemTime};
+use vramdeck::release::worker::ReleaseWorker;
+use vramdeck::settings::Settings;
+use vramdeck::telemetry::history::HistoryConfig;
+use vramdeck::telemetry::sampler::Telemetry;
+use vramdeck::telemetry::sim::SimulatedGpus;
+use vramdeck::telemetry::{GpuSource, Snapshot};
+use vramdeck::ui::VramDeckApp;
+
+fn run_until(
+    h: &mut Harness<'_, VramDeckApp>,
+    what: &str,
+    done: impl Fn(&Harness<'_, VramDeckApp>) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done(h) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+        h.run();
+    }
+}
+
+#[test]
+fn clicking_free_vram_releases_the_agents_cache_and_shows_the_result() {
+    let dir = agent_dir();
+    let (_webui, pid) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+
+    let mut sim = SimulatedGpus::demo("test");
+    let mut telemetry =
+        Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default());
+    telemetry.record(Snapshot {
+        time: SystemTime::now(),
+        gpus: sim.sample_at(Duration::from_secs(30)),
+    });
+    // A closed port stands in for "ComfyUI is not running".
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let worker = ReleaseWorker::spawn(
+        dir.path().to_path_buf(),
+        closed.to_string(),
+        Box::new(ReservedByAgents(dir.path().to_path_buf())),
+        || {},
+    );
+    let app = VramDeckApp::new(telemetry.shared(), None, Settings::default(), None, vec![])
+        .with_release_worker(worker);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1200.0, 1000.0))
+        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app);
+
+    run_until(&mut h, "the agent to be listed", |h| {
+        h.query_by_label_contains(&format!("(pid {pid})")).is_some()
+    });
+    h.get_by_label_contains("torch holds 16,384 MiB");
+
+    h.get_by_label("Free VRAM").click();
+    h.run();
+    run_until(&mut h, "the result toast", |h| {
+        h.query_by_label_contains("Released 10.0 GiB").is_some()
+    });
+    // The toast says both what the agent reported and what was measured.
+    h.get_by_label_contains("reported by agents: 10.0 GiB");
+    h.get_by_label_contains("NVML used 16,384 to 6,144 MiB");
+
+    // A marker for the plot, and the list refreshed with what is left (the model stays loaded).
+    assert_eq!(h.state().release_view().markers.len(), 1);
+    assert_eq!(h.state().release_view().markers[0].label, "freed 10.0 GiB");
+    run_until(&mut h, "the refreshed agent list", |h| {
+        h.query_by_label_contains("torch holds 6,144 MiB").is_some()
+    });
+}
+
+#[test]
+fn the_panel_explains_how_to_add_an_agent_when_none_runs() {
+    let dir = agent_dir();
+    let mut sim = SimulatedGpus::demo("test");
+    let mut telemetry =
+        Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default());
+    telemetry.record(Snapshot {
+        time: SystemTime::now(),
+        gpus: sim.sample_at(Duration::ZERO),
+    });
+    let worker = ReleaseWorker::spawn(
+        dir.path().join("agents"),
+        "10.1.2.3:8188".into(),
+        Box::new(ReservedByAgents(dir.path().to_path_buf())),
+        || {},
+    );
+    let app = VramDeckApp::new(telemetry.shared(), None, Settings::default(), None, vec![])
+        .with_release_worker(worker);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1200.0, 1000.0))
+        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app);
+    run_until(&mut h, "the ComfyUI status", |h| {
+        h.query_by_label_contains("not a loopback address")
+            .is_some()
+    });
+    h.get_by_label_contains("No agent running");
+}

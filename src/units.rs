@@ -20,9 +20,10 @@ impl Bytes {
         Bytes(mib * MIB)
     }
 
-    /// Whole mebibytes, rounded down as nvidia-smi does.
+    /// Whole mebibytes, rounded to the nearest as nvidia-smi does (seen on an H100:
+    /// 11,291,918,336 bytes = 10,768.81 MiB printed as 10769 MiB).
     pub const fn whole_mib(self) -> u64 {
-        self.0 / MIB
+        (self.0 + MIB / 2) / MIB
     }
 
     /// Mebibytes as a float, for plotting.
@@ -165,8 +166,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mib_rounds_down_like_nvidia_smi() {
-        assert_eq!(Bytes(MIB * 3 - 1).whole_mib(), 2);
+    fn mib_rounds_to_nearest_like_nvidia_smi() {
+        assert_eq!(Bytes(11_291_918_336).whole_mib(), 10_769);
+        assert_eq!(Bytes(MIB * 3 - 1).whole_mib(), 3);
+        assert_eq!(Bytes(MIB * 3 + MIB / 2 - 1).whole_mib(), 3);
+        assert_eq!(Bytes(0).whole_mib(), 0);
         assert_eq!(Bytes::from_mib(81_559).whole_mib(), 81_559);
     }
 

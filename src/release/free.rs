@@ -21,11 +21,15 @@ pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Reads total VRAM used across GPUs, as fresh as asked.
 pub trait UsedMemoryProbe: Send {
     /// VRAM used on all GPUs by a reading taken at or after `not_before`; `None` if unknown.
+    /// A simulated GPU is never a measurement: it answers `None`.
     fn used_since(&mut self, not_before: SystemTime) -> Option<Bytes>;
 }
 
 impl UsedMemoryProbe for Box<dyn GpuSource> {
     fn used_since(&mut self, _not_before: SystemTime) -> Option<Bytes> {
+        if self.kind().is_simulated() {
+            return None;
+        }
         let gpus = self.sample().ok()?;
         Some(Bytes(gpus.iter().map(|g| g.memory.used.0).sum()))
     }
@@ -36,7 +40,13 @@ pub struct TelemetryProbe(pub SharedTelemetry);
 
 impl UsedMemoryProbe for TelemetryProbe {
     fn used_since(&mut self, not_before: SystemTime) -> Option<Bytes> {
-        let wait = lock(&self.0).interval * 2 + Duration::from_millis(500);
+        let wait = {
+            let t = lock(&self.0);
+            if t.source.is_simulated() {
+                return None;
+            }
+            t.interval * 2 + Duration::from_millis(500)
+        };
         let deadline = Instant::now() + wait;
         loop {
             {
@@ -144,6 +154,9 @@ impl FreeReport {
                 "reported by agents: {}",
                 MemoryUnit::GiB.format(reported)
             ));
+        }
+        if self.used_before.is_none() {
+            parts.push("no NVML measurement (demo mode or no NVIDIA driver)".into());
         }
         if let (Some(before), Some(after)) = (self.used_before, self.used_after) {
             let delta = after.whole_mib() as i64 - before.whole_mib() as i64;
@@ -282,7 +295,7 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
         } else {
             reported == 0 || dropped as f64 >= reported as f64 * 0.9
         };
-        if satisfied || Instant::now() >= settle_until || used_after.is_none() {
+        if satisfied || Instant::now() >= settle_until || used_before.is_none() {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -353,6 +366,29 @@ mod tests {
         assert!(
             r.summary()
                 .contains("agent pid 9 did not answer within 20.0 s")
+        );
+    }
+
+    #[test]
+    fn a_simulated_gpu_is_not_passed_off_as_a_measurement() {
+        let mut demo: Box<dyn GpuSource> =
+            Box::new(crate::telemetry::sim::SimulatedGpus::demo("test"));
+        assert_eq!(demo.used_since(SystemTime::now()), None);
+        let mut r = report(
+            vec![TargetResult {
+                target: "python3 (pid 1)".into(),
+                outcome: Ok(TargetFreed {
+                    reported: Some(Bytes::from_mib(1_024)),
+                    hook_errors: vec![],
+                }),
+            }],
+            0,
+            0,
+        );
+        (r.used_before, r.used_after) = (None, None);
+        assert_eq!(
+            r.summary(),
+            "Released 1.0 GiB (reported) in 40 ms · reported by agents: 1.0 GiB · no NVML measurement (demo mode or no NVIDIA driver)"
         );
     }
 

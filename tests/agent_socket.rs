@@ -3,11 +3,9 @@
 
 mod common;
 
-use common::{Process, ReservedByAgents, agent_dir, fixture, webui};
-use std::io::{BufRead, BufReader};
+use common::{Process, ReservedByAgents, agent_dir, python_fixture, webui};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 use vramdeck::release::client::AgentClient;
 use vramdeck::release::comfyui::ComfyUi;
@@ -233,18 +231,8 @@ fn no_agents_means_a_helpful_message() {
 }
 
 fn comfyui(log: &Path) -> (Process, u16) {
-    let mut child = Command::new("python3")
-        .arg(fixture("fake_comfyui.py"))
-        .arg(log)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().strip_prefix("READY ").unwrap().parse().unwrap();
-    (Process(child), port)
+    let (process, port) = python_fixture("fake_comfyui.py", &[log.to_str().unwrap()], None);
+    (process, port.parse().unwrap())
 }
 
 #[test]

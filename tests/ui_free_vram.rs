@@ -24,15 +24,17 @@ fn run_until(
     while !done(h) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
-        h.run();
+        // Step, not run: a spinner or a toast keeps the UI repainting on purpose.
+        h.run_steps(2);
     }
 }
 
-#[test]
-fn clicking_free_vram_releases_the_agents_cache_and_shows_the_result() {
-    let dir = agent_dir();
-    let (_webui, pid) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
-
+/// The window with demo telemetry and a real release worker for `agent_dir` and `comfy_address`.
+fn window(
+    agent_dir: &std::path::Path,
+    comfy_address: String,
+    probe_dir: &std::path::Path,
+) -> Harness<'static, VramDeckApp> {
     let mut sim = SimulatedGpus::demo("test");
     let mut telemetry =
         Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default());
@@ -40,22 +42,30 @@ fn clicking_free_vram_releases_the_agents_cache_and_shows_the_result() {
         time: SystemTime::now(),
         gpus: sim.sample_at(Duration::from_secs(30)),
     });
+    let worker = ReleaseWorker::spawn(
+        agent_dir.to_path_buf(),
+        comfy_address,
+        Box::new(ReservedByAgents(probe_dir.to_path_buf())),
+        || {},
+    );
+    let app = VramDeckApp::new(telemetry.shared(), None, Settings::default(), None, vec![])
+        .with_release_worker(worker);
+    Harness::builder()
+        .with_size(egui::vec2(1200.0, 1000.0))
+        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app)
+}
+
+#[test]
+fn clicking_free_vram_releases_the_agents_cache_and_shows_the_result() {
+    let dir = agent_dir();
+    let (_webui, pid) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+
     // A closed port stands in for "ComfyUI is not running".
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let worker = ReleaseWorker::spawn(
-        dir.path().to_path_buf(),
-        closed.to_string(),
-        Box::new(ReservedByAgents(dir.path().to_path_buf())),
-        || {},
-    );
-    let app = VramDeckApp::new(telemetry.shared(), None, Settings::default(), None, vec![])
-        .with_release_worker(worker);
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1200.0, 1000.0))
-        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app);
+    let mut h = window(dir.path(), closed.to_string(), dir.path());
 
     run_until(&mut h, "the agent to be listed", |h| {
         h.query_by_label_contains(&format!("(pid {pid})")).is_some()
@@ -63,7 +73,7 @@ fn clicking_free_vram_releases_the_agents_cache_and_shows_the_result() {
     h.get_by_label_contains("torch holds 16,384 MiB");
 
     h.get_by_label("Free VRAM").click();
-    h.run();
+    h.run_steps(2);
     run_until(&mut h, "the result toast", |h| {
         h.query_by_label_contains("Released 10.0 GiB").is_some()
     });
@@ -82,24 +92,11 @@ fn clicking_free_vram_releases_the_agents_cache_and_shows_the_result() {
 #[test]
 fn the_panel_explains_how_to_add_an_agent_when_none_runs() {
     let dir = agent_dir();
-    let mut sim = SimulatedGpus::demo("test");
-    let mut telemetry =
-        Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default());
-    telemetry.record(Snapshot {
-        time: SystemTime::now(),
-        gpus: sim.sample_at(Duration::ZERO),
-    });
-    let worker = ReleaseWorker::spawn(
-        dir.path().join("agents"),
+    let mut h = window(
+        &dir.path().join("agents"),
         "10.1.2.3:8188".into(),
-        Box::new(ReservedByAgents(dir.path().to_path_buf())),
-        || {},
+        dir.path(),
     );
-    let app = VramDeckApp::new(telemetry.shared(), None, Settings::default(), None, vec![])
-        .with_release_worker(worker);
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1200.0, 1000.0))
-        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app);
     run_until(&mut h, "the ComfyUI status", |h| {
         h.query_by_label_contains("not a loopback address")
             .is_some()

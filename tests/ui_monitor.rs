@@ -194,7 +194,6 @@ fn the_window_fills_in_from_a_running_sampler() {
     let telemetry = sampler.telemetry();
     let app = VramDeckApp::new(telemetry, Some(sampler), Settings::default(), None, vec![]);
     let mut h = harness(app);
-    h.run();
     let deadline = Instant::now() + Duration::from_secs(10);
     while h
         .query_by_label("GPU 1 · Simulated RTX 3090 24 GB")
@@ -202,7 +201,8 @@ fn the_window_fills_in_from_a_running_sampler() {
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(20));
-        h.run();
+        // Step, not run: the "waiting for the first reading" spinner repaints on purpose.
+        h.run_steps(2);
     }
     h.get_by_label("GPU 0 · Simulated RTX 5090 48 GB");
     h.get_by_label("GPU 1 · Simulated RTX 3090 24 GB");

@@ -25,26 +25,30 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Starts `fake_webui.py` with `args` and waits for "READY <pid>".
-pub fn webui(dir: &Path, args: &[&str]) -> (Process, u32) {
-    let mut child = Command::new("python3")
-        .arg(fixture("fake_webui.py"))
-        .args(args)
-        .env("VRAMDECK_AGENT_DIR", dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
+/// Runs a Python fixture and waits for its "READY <value>" line; returns the value.
+pub fn python_fixture(name: &str, args: &[&str], agent_dir: Option<&Path>) -> (Process, String) {
+    let mut command = Command::new("python3");
+    command.arg(fixture(name)).args(args).stdout(Stdio::piped());
+    if let Some(dir) = agent_dir {
+        command.env("VRAMDECK_AGENT_DIR", dir);
+    }
+    let mut child = command.spawn().expect("python3 runs");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let pid = line
+    let value = line
         .strip_prefix("READY ")
-        .unwrap_or_else(|| panic!("fixture said {line:?}"))
+        .unwrap_or_else(|| panic!("{name} said {line:?}"))
         .trim()
-        .parse()
-        .unwrap();
-    (Process(child), pid)
+        .to_string();
+    (Process(child), value)
+}
+
+/// Starts `fake_webui.py` with `args` and returns it with its pid.
+pub fn webui(dir: &Path, args: &[&str]) -> (Process, u32) {
+    let (process, pid) = python_fixture("fake_webui.py", args, Some(dir));
+    (process, pid.parse().unwrap())
 }
 
 pub fn agent_dir() -> tempfile::TempDir {

@@ -7,8 +7,10 @@
 pub mod bench;
 pub mod cli;
 pub mod logs;
+pub mod persist;
 pub mod release;
 pub mod settings;
 pub mod telemetry;
 pub mod ui;
 pub mod units;
+pub mod workloads;

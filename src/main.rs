@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => vramdeck::bench::command(args, cli.demo),
         Some(Command::Agents(args)) => vramdeck::cli::agents_command(args),
         Some(Command::Free(args)) => vramdeck::cli::free_command(args, cli.demo),
+        Some(Command::Advise(args)) => vramdeck::cli::advise_command(args, cli.demo),
         None => run_window(cli.demo),
     };
     match result {
@@ -53,6 +54,15 @@ fn run_window(demo: bool) -> anyhow::Result<()> {
         ..Default::default()
     };
     let interval = loaded.settings.sample_interval();
+    let user_presets_path = vramdeck::workloads::catalogue::user_presets_path();
+    let catalogue = vramdeck::workloads::catalogue::Catalogue::load(user_presets_path.as_deref());
+    let calibration_path = vramdeck::workloads::calibration::default_path();
+    let (calibration, calibration_warning) = calibration_path
+        .as_deref()
+        .map(vramdeck::workloads::calibration::Calibration::load)
+        .unwrap_or_default();
+    let mut warnings: Vec<String> = loaded.warning.into_iter().collect();
+    warnings.extend(calibration_warning);
     eframe::run_native(
         title,
         options,
@@ -70,14 +80,9 @@ fn run_window(demo: bool) -> anyhow::Result<()> {
                 move || ctx.request_repaint(),
             );
             let writer = path.map(settings::SettingsWriter::spawn);
-            let app = VramDeckApp::new(
-                telemetry,
-                Some(sampler),
-                loaded.settings,
-                writer,
-                loaded.warning.into_iter().collect(),
-            )
-            .with_release_worker(release);
+            let app = VramDeckApp::new(telemetry, Some(sampler), loaded.settings, writer, warnings)
+                .with_release_worker(release)
+                .with_workloads(catalogue, calibration, calibration_path, user_presets_path);
             Ok(Box::new(app))
         }),
     )

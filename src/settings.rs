@@ -6,13 +6,11 @@
 //! Writes go through a background thread and are atomic (temp file + rename), so the UI
 //! never waits on the disk and a crash mid-write cannot leave half a file.
 
+use crate::persist::BackgroundWriter;
 use crate::telemetry::sampler::{MAX_INTERVAL, MIN_INTERVAL};
 use crate::units::MemoryUnit;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// How much time the live plots show.
@@ -99,6 +97,8 @@ pub struct Settings {
     pub theme: Theme,
     /// GPU whose plots are shown (NVML index).
     pub selected_gpu: u32,
+    /// Safety margin for the advisor, percent of the card.
+    pub margin_percent: f32,
     /// Level the Free VRAM button uses.
     pub free_level: crate::release::FreeLevel,
     /// Where ComfyUI listens (loopback only).
@@ -113,6 +113,7 @@ impl Default for Settings {
             memory_unit: MemoryUnit::default(),
             theme: Theme::default(),
             selected_gpu: 0,
+            margin_percent: crate::workloads::advisor::DEFAULT_MARGIN_PERCENT,
             free_level: crate::release::FreeLevel::Cache,
             comfyui_address: crate::release::comfyui::DEFAULT_ADDRESS.to_string(),
         }
@@ -129,6 +130,7 @@ impl Settings {
     pub fn from_toml(text: &str) -> Result<Self, String> {
         let mut s: Settings = toml::from_str(text).map_err(|e| e.to_string())?;
         s.sample_interval_ms = s.sample_interval().as_millis() as u64;
+        s.margin_percent = s.margin_percent.clamp(0.0, 60.0);
         Ok(s)
     }
 
@@ -204,73 +206,37 @@ pub fn load(path: &Path) -> Loaded {
 
 /// Writes `settings` to `path` atomically, creating the directory if needed.
 pub fn save(path: &Path, settings: &Settings) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("toml.tmp");
-    {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(settings.to_toml().as_bytes())?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
+    crate::persist::atomic_write(path, &settings.to_toml())
 }
 
 /// Saves settings on a background thread, newest wins; the last save finishes on drop.
 pub struct SettingsWriter {
-    sender: Option<Sender<Settings>>,
-    thread: Option<JoinHandle<()>>,
-    error: Arc<Mutex<Option<String>>>,
+    path: PathBuf,
+    writer: BackgroundWriter,
 }
 
 impl SettingsWriter {
     /// Starts the writer for `path`.
     pub fn spawn(path: PathBuf) -> Self {
-        let (sender, inbox) = mpsc::channel::<Settings>();
-        let error = Arc::new(Mutex::new(None));
-        let thread_error = Arc::clone(&error);
-        let thread = std::thread::Builder::new()
-            .name("vramdeck-settings".into())
-            .spawn(move || {
-                while let Ok(mut newest) = inbox.recv() {
-                    // Only the latest of a burst (a slider being dragged) is worth writing.
-                    while let Ok(newer) = inbox.try_recv() {
-                        newest = newer;
-                    }
-                    let outcome = save(&path, &newest)
-                        .err()
-                        .map(|e| format!("Could not save settings to {}: {e}", path.display()));
-                    *thread_error.lock().unwrap_or_else(|p| p.into_inner()) = outcome;
-                }
-            })
-            .ok();
         SettingsWriter {
-            sender: Some(sender),
-            thread,
-            error,
+            path,
+            writer: BackgroundWriter::spawn(),
         }
     }
 
     /// Queues a save.
     pub fn save(&self, settings: &Settings) {
-        if let Some(sender) = &self.sender {
-            let _ = sender.send(settings.clone());
-        }
+        self.writer.write(self.path.clone(), settings.to_toml());
+    }
+
+    /// Queues any other file write on the same thread (presets, calibration).
+    pub fn write(&self, path: PathBuf, text: String) {
+        self.writer.write(path, text);
     }
 
     /// The last save's failure, if it failed.
     pub fn last_error(&self) -> Option<String> {
-        self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-impl Drop for SettingsWriter {
-    fn drop(&mut self) {
-        self.sender.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.writer.last_error()
     }
 }
 
@@ -288,6 +254,7 @@ mod tests {
             memory_unit: MemoryUnit::GiB,
             theme: Theme::Light,
             selected_gpu: 1,
+            margin_percent: 15.0,
             free_level: crate::release::FreeLevel::Unload,
             comfyui_address: "127.0.0.1:8000".into(),
         };
@@ -362,11 +329,6 @@ mod tests {
         while writer.last_error().is_none() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(
-            writer
-                .last_error()
-                .unwrap()
-                .contains("Could not save settings")
-        );
+        assert!(writer.last_error().unwrap().contains("Could not save "));
     }
 }

@@ -1,14 +1,21 @@
 //! The application: owns UI state and lays the panels out. Reads telemetry under a short lock;
 //! hands settings to the background writer; never touches a file or the GPU itself.
 
+use super::advisor_panel::{self, AdvisorAction, NewPresetForm};
 use super::plots::PlotData;
-use super::release_panel::{self, ReleaseView};
+use super::release_panel::{self, ReleaseView, Toast};
 use super::{banners, gpu_card, plots, process_table, status_bar, top_bar};
 use crate::release::worker::{ReleaseWorker, WorkerCommand};
 use crate::settings::{PlotWindow, Settings, SettingsWriter, Theme};
 use crate::telemetry::Snapshot;
 use crate::telemetry::sampler::{self, Sampler, SharedTelemetry};
+use crate::workloads::advisor::{self, Budget};
+use crate::workloads::calibration::{self, Calibration, RunRecorder};
+use crate::workloads::catalogue::{self, Catalogue, Workload};
 use egui::{RichText, Ui};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 /// The vramdeck window.
@@ -22,6 +29,27 @@ pub struct VramDeckApp {
     last_plot: PlotData,
     release: Option<ReleaseWorker>,
     release_view: ReleaseView,
+    workloads: Workloads,
+}
+
+/// The advisor's state: catalogue, calibration, a run being recorded, where files go.
+struct Workloads {
+    catalogue: Catalogue,
+    calibration: Calibration,
+    calibration_path: Option<PathBuf>,
+    user_presets_path: Option<PathBuf>,
+    recorder: Option<RunRecorder>,
+    form: NewPresetForm,
+    /// Highest VRAM seen per agent pid whose label names a preset.
+    agent_peaks: HashMap<u32, u64>,
+    /// A file dialog running on its own thread.
+    dialog: Option<Receiver<DialogOutcome>>,
+}
+
+enum DialogOutcome {
+    Imported(Result<Vec<Workload>, String>),
+    Exported(Result<PathBuf, String>),
+    Cancelled,
 }
 
 impl VramDeckApp {
@@ -44,7 +72,43 @@ impl VramDeckApp {
             last_plot: PlotData::default(),
             release: None,
             release_view: ReleaseView::default(),
+            workloads: Workloads {
+                catalogue: Catalogue::load(None),
+                calibration: Calibration::default(),
+                calibration_path: None,
+                user_presets_path: None,
+                recorder: None,
+                form: NewPresetForm::default(),
+                agent_peaks: HashMap::new(),
+                dialog: None,
+            },
         }
+    }
+
+    /// Uses this catalogue and calibration, saving changes to the given files.
+    pub fn with_workloads(
+        mut self,
+        catalogue: Catalogue,
+        calibration: Calibration,
+        calibration_path: Option<PathBuf>,
+        user_presets_path: Option<PathBuf>,
+    ) -> Self {
+        self.warnings.extend(catalogue.warnings.iter().cloned());
+        self.workloads.catalogue = catalogue;
+        self.workloads.calibration = calibration;
+        self.workloads.calibration_path = calibration_path;
+        self.workloads.user_presets_path = user_presets_path;
+        self
+    }
+
+    /// Peaks measured on this machine.
+    pub fn calibration(&self) -> &Calibration {
+        &self.workloads.calibration
+    }
+
+    /// The presets in use.
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.workloads.catalogue
     }
 
     /// Connects the Free VRAM panel to a release worker.
@@ -89,6 +153,7 @@ impl VramDeckApp {
                 self.release_view.apply(event);
             }
         }
+        self.poll_dialog();
 
         // One short lock for everything but the plot series.
         let (latest, source, error, status) = {
@@ -188,6 +253,41 @@ impl VramDeckApp {
         let Some(gpu) = snapshot.gpus.get(slot) else {
             return;
         };
+        self.follow_runs(snapshot, gpu);
+        let budget = Budget::new(
+            gpu.memory.free,
+            gpu.memory.total,
+            self.settings.margin_percent,
+        );
+        let advice = advisor::advise(
+            &self.workloads.catalogue,
+            &budget,
+            &self.workloads.calibration,
+        );
+        let mut action = None;
+        egui::Panel::right("advisor")
+            .default_size(340.0)
+            .min_size(260.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    let view = advisor_panel::AdvisorView {
+                        gpu_index: gpu.index,
+                        budget: &budget,
+                        workloads: &self.workloads.catalogue.workloads,
+                        advice: &advice,
+                        recorder: self.workloads.recorder.as_ref(),
+                    };
+                    action = advisor_panel::show(
+                        ui,
+                        &view,
+                        &mut self.settings.margin_percent,
+                        &mut self.workloads.form,
+                    );
+                });
+            });
+        if let Some(action) = action {
+            self.on_advisor_action(action, gpu);
+        }
         egui::CentralPanel::default().show(ui, |ui| {
             // Plots share the height left after the header and the process table's rows.
             let table_rows = gpu.processes.len().max(1) as f32;
@@ -224,6 +324,174 @@ impl VramDeckApp {
                 process_table::show(ui, gpu.index, &gpu.processes, unit);
             });
         });
+    }
+
+    /// Feeds a marked run and agents whose label names a preset with the newest reading.
+    fn follow_runs(&mut self, snapshot: &Snapshot, gpu: &crate::telemetry::GpuSample) {
+        if let Some(r) = &mut self.workloads.recorder {
+            r.observe(gpu.memory.used.mib());
+        }
+        let mut changed = false;
+        for agent in &self.release_view.agents {
+            let Some(label) = &agent.info.label else {
+                continue;
+            };
+            let Some(w) = self.workloads.catalogue.find(label) else {
+                continue;
+            };
+            if !matches!(w.shape, catalogue::Shape::Fixed { .. }) {
+                continue;
+            }
+            let used = snapshot
+                .gpus
+                .iter()
+                .flat_map(|g| g.processes.iter().map(move |p| (g, p)))
+                .find(|(_, p)| p.pid == agent.info.pid)
+                .and_then(|(g, p)| Some((g.name.clone(), p.used?.whole_mib())));
+            let Some((gpu_name, used)) = used else {
+                continue;
+            };
+            let best = self
+                .workloads
+                .agent_peaks
+                .entry(agent.info.pid)
+                .or_insert(0);
+            // Only a clearly higher peak is worth a write.
+            if used > *best + 64 {
+                *best = used;
+                self.workloads
+                    .calibration
+                    .record(&calibration::key(&w.id, None), used, &gpu_name);
+                changed = true;
+            }
+        }
+        if changed {
+            self.save_calibration();
+        }
+    }
+
+    fn save_calibration(&self) {
+        if let (Some(writer), Some(path)) =
+            (&self.settings_writer, &self.workloads.calibration_path)
+        {
+            writer.write(path.clone(), self.workloads.calibration.to_toml());
+        }
+    }
+
+    fn save_user_presets(&self) {
+        if let (Some(writer), Some(path)) =
+            (&self.settings_writer, &self.workloads.user_presets_path)
+        {
+            writer.write(
+                path.clone(),
+                catalogue::to_toml(&self.workloads.catalogue.user_workloads()),
+            );
+        }
+    }
+
+    fn toast(&mut self, text: String, ok: bool) {
+        self.release_view.toast = Some(Toast {
+            text,
+            ok,
+            shown_at: std::time::Instant::now(),
+        });
+    }
+
+    fn on_advisor_action(&mut self, action: AdvisorAction, gpu: &crate::telemetry::GpuSample) {
+        match action {
+            AdvisorAction::StartRun(key, name) => {
+                self.workloads.recorder =
+                    Some(RunRecorder::start(key, name, gpu.memory.used.mib()));
+            }
+            AdvisorAction::FinishRun => {
+                if let Some(r) = self.workloads.recorder.take() {
+                    self.workloads
+                        .calibration
+                        .record(&r.key, r.peak_mib(), &gpu.name);
+                    self.save_calibration();
+                    self.toast(
+                        format!(
+                            "Recorded {}: peak {} MiB on {}",
+                            r.name,
+                            r.peak_mib(),
+                            gpu.name
+                        ),
+                        true,
+                    );
+                }
+            }
+            AdvisorAction::CancelRun => self.workloads.recorder = None,
+            AdvisorAction::AddPreset(w) => {
+                self.workloads.catalogue.merge_user(vec![w]);
+                self.save_user_presets();
+            }
+            AdvisorAction::Import => self.open_dialog(None),
+            AdvisorAction::Export => {
+                let text = catalogue::to_toml(&self.workloads.catalogue.user_workloads());
+                self.open_dialog(Some(text));
+            }
+        }
+    }
+
+    /// Runs a native file dialog on its own thread (it blocks until the user answers).
+    fn open_dialog(&mut self, export: Option<String>) {
+        if self.workloads.dialog.is_some() {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("vramdeck-file-dialog".into())
+            .spawn(move || {
+                let dialog = rfd::FileDialog::new().add_filter("vramdeck presets", &["toml"]);
+                let outcome = match export {
+                    None => match dialog.pick_file() {
+                        None => DialogOutcome::Cancelled,
+                        Some(path) => DialogOutcome::Imported(
+                            std::fs::read_to_string(&path)
+                                .map_err(|e| format!("Cannot read {}: {e}", path.display()))
+                                .and_then(|text| {
+                                    catalogue::parse(&text, &path.display().to_string())
+                                }),
+                        ),
+                    },
+                    Some(text) => match dialog.set_file_name("vramdeck-presets.toml").save_file() {
+                        None => DialogOutcome::Cancelled,
+                        Some(path) => DialogOutcome::Exported(
+                            crate::persist::atomic_write(&path, &text)
+                                .map(|()| path.clone())
+                                .map_err(|e| format!("Cannot write {}: {e}", path.display())),
+                        ),
+                    },
+                };
+                let _ = tx.send(outcome);
+            });
+        if spawned.is_ok() {
+            self.workloads.dialog = Some(rx);
+        }
+    }
+
+    fn poll_dialog(&mut self) {
+        let Some(rx) = &self.workloads.dialog else {
+            return;
+        };
+        let Ok(outcome) = rx.try_recv() else { return };
+        self.workloads.dialog = None;
+        match outcome {
+            DialogOutcome::Imported(Ok(presets)) => {
+                let n = presets.len();
+                self.workloads.catalogue.merge_user(presets);
+                self.save_user_presets();
+                self.toast(format!("Imported {n} preset(s)"), true);
+            }
+            DialogOutcome::Imported(Err(e)) => self
+                .warnings
+                .push(format!("Import failed, nothing was changed: {e}")),
+            DialogOutcome::Exported(Ok(path)) => {
+                self.toast(format!("Exported your presets to {}", path.display()), true)
+            }
+            DialogOutcome::Exported(Err(e)) => self.warnings.push(format!("Export failed: {e}")),
+            DialogOutcome::Cancelled => {}
+        }
     }
 
     fn apply_settings_change(&mut self, before: &Settings) {

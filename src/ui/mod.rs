@@ -1,5 +1,6 @@
 //! The egui front end. Panels only draw and collect clicks; all I/O happens on other threads.
 
+pub mod advisor_panel;
 pub mod app;
 pub mod banners;
 pub mod gpu_card;

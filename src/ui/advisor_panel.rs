@@ -1,0 +1,317 @@
+//! "What fits now": every preset against the selected GPU's free VRAM, with its source on hover,
+//! calibration runs, and the user's own presets.
+
+use super::pressure_color;
+use crate::units::MemoryUnit;
+use crate::workloads::advisor::{Advice, Budget, Detail, Fit};
+use crate::workloads::calibration::RunRecorder;
+use crate::workloads::catalogue::{Shape, Workload};
+use egui::{Color32, RichText, Ui};
+
+/// What the user did in the panel this frame.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AdvisorAction {
+    /// Start recording a run of (calibration key, display name).
+    StartRun(String, String),
+    /// Stop recording and keep the measurement.
+    FinishRun,
+    /// Stop recording and drop it.
+    CancelRun,
+    /// Add a preset the user described.
+    AddPreset(Workload),
+    /// Pick a presets file to import.
+    Import,
+    /// Pick a file to export the user's presets to.
+    Export,
+}
+
+/// The "add your own preset" form.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NewPresetForm {
+    /// Name.
+    pub name: String,
+    /// Peak, MiB, as typed.
+    pub peak_mib: String,
+    /// Where measured.
+    pub measured_on: String,
+    /// Why the last attempt was refused.
+    pub error: Option<String>,
+}
+
+fn fit_color(fit: Fit) -> Color32 {
+    match fit {
+        Fit::Fits => pressure_color(0.0),
+        Fit::Tight => pressure_color(0.8),
+        Fit::WontFit => pressure_color(1.0),
+    }
+}
+
+fn hover_text(w: &Workload, a: &Advice) -> String {
+    let mut lines = vec![
+        format!("Catalogue peak: {} MiB", a.catalogue_mib),
+        format!("Measured on: {}", w.measured_on),
+        format!("Source: {}", w.source),
+    ];
+    if !w.settings.is_empty() {
+        lines.push(format!("Settings: {}", w.settings));
+    }
+    if let Some(s) = w.seconds {
+        lines.push(format!("Time: {s} s"));
+    }
+    match &w.shape {
+        Shape::Fixed { phases, .. } if !phases.is_empty() => {
+            lines.push("Phases:".into());
+            lines.extend(
+                phases
+                    .iter()
+                    .map(|p| format!("  {}: {} MiB", p.name, p.mib)),
+            );
+        }
+        Shape::Sized { points, .. } => {
+            lines.push("Measured sizes:".into());
+            lines.extend(
+                points
+                    .iter()
+                    .map(|p| format!("  {}: {} MiB", p.size, p.peak_mib)),
+            );
+        }
+        Shape::Batched {
+            base_mib,
+            per_item_mib,
+            ..
+        } => lines.push(format!(
+            "Model: {base_mib} MiB + {per_item_mib} MiB per frame in the batch"
+        )),
+        _ => {}
+    }
+    if let Some(m) = a.measured_here_mib {
+        lines.push(format!(
+            "Measured on this machine: {m} MiB (used instead of the catalogue)"
+        ));
+    }
+    lines.join("\n")
+}
+
+/// The calibration key and label for recording a run of `w` as the advice stands.
+fn run_key(w: &Workload, a: &Advice) -> (String, String) {
+    use crate::workloads::calibration::key;
+    match (&w.shape, &a.detail) {
+        (Shape::Sized { points, .. }, Detail::Size(s)) => {
+            // Record at the nearest measured size at or below the advised one.
+            let advised = s.largest_safe.unwrap_or(0);
+            let size = points
+                .iter()
+                .map(|p| p.size)
+                .filter(|&p| p <= advised.max(points.iter().map(|p| p.size).min().unwrap_or(0)))
+                .max()
+                .unwrap_or(0);
+            (key(&w.id, Some(size)), format!("{} {size}", w.name))
+        }
+        _ => (key(&w.id, None), w.name.clone()),
+    }
+}
+
+/// What the panel shows.
+pub struct AdvisorView<'a> {
+    /// The GPU advised for.
+    pub gpu_index: u32,
+    /// Its memory budget.
+    pub budget: &'a Budget,
+    /// Presets, in catalogue order.
+    pub workloads: &'a [Workload],
+    /// Advice, one per preset, same order.
+    pub advice: &'a [Advice],
+    /// A run being recorded.
+    pub recorder: Option<&'a RunRecorder>,
+}
+
+/// Draws the panel; the margin and the form are edited in place.
+pub fn show(
+    ui: &mut Ui,
+    view: &AdvisorView<'_>,
+    margin_percent: &mut f32,
+    form: &mut NewPresetForm,
+) -> Option<AdvisorAction> {
+    let AdvisorView {
+        gpu_index,
+        budget,
+        workloads,
+        advice,
+        recorder,
+    } = *view;
+    let unit = MemoryUnit::MiB;
+    let mut action = None;
+    ui.label(RichText::new(format!("What fits on GPU {gpu_index} now")).strong());
+    ui.label(format!(
+        "free {} - margin {} = plan with {}",
+        unit.format(budget.free),
+        unit.format(budget.margin),
+        unit.format_mib(budget.usable_mib())
+    ));
+    ui.add(egui::Slider::new(margin_percent, 0.0..=50.0).text("safety margin %"))
+        .on_hover_text("Sampled peaks miss short spikes and fragmentation: keep a margin");
+
+    if let Some(r) = recorder {
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.label(format!(
+                "Recording {}: peak so far {} MiB",
+                r.name,
+                r.peak_mib()
+            ));
+            ui.horizontal(|ui| {
+                if ui.button("Done: keep this peak").clicked() {
+                    action = Some(AdvisorAction::FinishRun);
+                }
+                if ui.button("Cancel").clicked() {
+                    action = Some(AdvisorAction::CancelRun);
+                }
+            });
+        });
+    }
+
+    ui.separator();
+    for (w, a) in workloads.iter().zip(advice) {
+        let response = ui
+            .vertical(|ui| {
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(
+                        RichText::new(format!(" {} ", a.fit.label()))
+                            .color(Color32::WHITE)
+                            .background_color(fit_color(a.fit)),
+                    );
+                    ui.label(RichText::new(&a.name).strong());
+                });
+                let mut line = format!("peak {}", unit.format_mib(a.peak_mib as f64));
+                if a.measured_here_mib.is_some() {
+                    line.push_str(&format!(
+                        " (measured here; catalogue {})",
+                        unit.format_mib(a.catalogue_mib as f64)
+                    ));
+                }
+                line.push_str(&format!(" · {} at once", a.max_concurrent));
+                ui.label(RichText::new(line).weak());
+                match &a.detail {
+                    Detail::Size(s) => {
+                        if let Some(size) = s.largest_safe {
+                            let subjects: Vec<String> = s
+                                .per_subject
+                                .iter()
+                                .map(|(k, v)| format!("{k} {v}"))
+                                .collect();
+                            ui.label(format!("largest safe size {size} ({})", subjects.join(", ")));
+                        }
+                        if let Some(note) = &s.note {
+                            ui.label(RichText::new(note).weak());
+                        }
+                    }
+                    Detail::Batch(b) => {
+                        ui.label(match b.largest_safe {
+                            Some(n) => format!("largest safe batch {n}"),
+                            None => "not even batch 1 fits".into(),
+                        });
+                    }
+                    Detail::None => {}
+                }
+                if let Some(f) = &a.fallback {
+                    ui.label(format!("instead: {f}"));
+                }
+                if recorder.is_none() {
+                    let (key, name) = run_key(w, a);
+                    if ui
+                        .small_button(format!("I'm running {name} now"))
+                        .on_hover_text("Records this run's peak on this machine; it then wins over the catalogue")
+                        .clicked()
+                    {
+                        action = Some(AdvisorAction::StartRun(key, name));
+                    }
+                }
+            })
+            .response;
+        response.on_hover_text(hover_text(w, a));
+        ui.add_space(4.0);
+    }
+
+    ui.separator();
+    egui::CollapsingHeader::new("Your own presets").show(ui, |ui| {
+        egui::Grid::new("new_preset").num_columns(2).show(ui, |ui| {
+            let l = ui.label("Name");
+            ui.text_edit_singleline(&mut form.name).labelled_by(l.id);
+            ui.end_row();
+            let l = ui.label("Peak MiB");
+            ui.text_edit_singleline(&mut form.peak_mib)
+                .labelled_by(l.id);
+            ui.end_row();
+            let l = ui.label("Measured on");
+            ui.text_edit_singleline(&mut form.measured_on)
+                .labelled_by(l.id);
+            ui.end_row();
+        });
+        if ui.button("Add preset").clicked() {
+            match preset_from_form(form) {
+                Ok(w) => {
+                    *form = NewPresetForm::default();
+                    action = Some(AdvisorAction::AddPreset(w));
+                }
+                Err(e) => form.error = Some(e),
+            }
+        }
+        if let Some(e) = &form.error {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        ui.horizontal(|ui| {
+            if ui.button("Import presets...").clicked() {
+                action = Some(AdvisorAction::Import);
+            }
+            if ui.button("Export my presets...").clicked() {
+                action = Some(AdvisorAction::Export);
+            }
+        });
+    });
+    action
+}
+
+/// Validates the form into a preset.
+pub fn preset_from_form(form: &NewPresetForm) -> Result<Workload, String> {
+    let name = form.name.trim();
+    if name.is_empty() {
+        return Err("Give the preset a name.".into());
+    }
+    let peak: u64 = form.peak_mib.trim().replace(',', "").parse().map_err(|_| {
+        format!(
+            "Peak must be a whole number of MiB, not {:?}.",
+            form.peak_mib
+        )
+    })?;
+    if peak == 0 {
+        return Err("Peak must be more than 0 MiB.".into());
+    }
+    let id: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    Ok(Workload {
+        id: format!("user-{id}"),
+        name: name.to_string(),
+        shape: Shape::Fixed {
+            peak_mib: peak,
+            phases: vec![],
+        },
+        seconds: None,
+        settings: String::new(),
+        measured_on: if form.measured_on.trim().is_empty() {
+            "not stated".into()
+        } else {
+            form.measured_on.trim().to_string()
+        },
+        source: "added by you".into(),
+        fallback: None,
+        fallback_advice: None,
+    })
+}

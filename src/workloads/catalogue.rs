@@ -1,0 +1,328 @@
+//! The preset catalogue: `assets/presets.toml` built in, plus the user's own presets file.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The built-in catalogue, from the seed articles.
+pub const BUILT_IN: &str = include_str!("../../assets/presets.toml");
+
+/// One phase of a workload's memory curve.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    /// What happens in it.
+    pub name: String,
+    /// VRAM in use, MiB.
+    pub mib: u64,
+}
+
+/// A measured (input size, peak) pair.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SizePoint {
+    /// Input size in pixels (the long edge / the workflow's size parameter).
+    pub size: u32,
+    /// Peak VRAM at that size, MiB.
+    pub peak_mib: u64,
+}
+
+/// A recommended size range for one kind of subject.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SizeGuidance {
+    /// "building", "portrait", …
+    pub subject: String,
+    /// Smallest recommended size.
+    pub min: u32,
+    /// Largest recommended size.
+    pub max: u32,
+    /// The safe default.
+    pub default: u32,
+}
+
+/// How a workload's memory depends on its settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Shape {
+    /// One peak for the run.
+    Fixed {
+        /// Peak VRAM, MiB.
+        peak_mib: u64,
+        /// The memory curve's phases, if known.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        phases: Vec<Phase>,
+    },
+    /// Peak depends on input size, roughly with image area.
+    Sized {
+        /// Measured points, any order.
+        points: Vec<SizePoint>,
+        /// Sizes are recommended in multiples of this.
+        #[serde(default = "default_size_step")]
+        size_step: u32,
+        /// Recommended ranges per subject.
+        #[serde(default)]
+        guidance: Vec<SizeGuidance>,
+    },
+    /// Peak = base + per_item × batch.
+    Batched {
+        /// Fixed part (models), MiB.
+        base_mib: u64,
+        /// Per item in the batch, MiB.
+        per_item_mib: u64,
+        /// The batch the reference peak was taken at.
+        reference_batch: u32,
+        /// Largest batch worth using.
+        max_batch: u32,
+    },
+}
+
+fn default_size_step() -> u32 {
+    64
+}
+
+/// One preset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    /// Stable identifier.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Memory model.
+    #[serde(flatten)]
+    pub shape: Shape,
+    /// Run time, seconds, where measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    /// Settings the figure was taken with.
+    #[serde(default)]
+    pub settings: String,
+    /// The GPU (and software) it was measured on.
+    pub measured_on: String,
+    /// Where the figure comes from.
+    pub source: String,
+    /// Lighter preset to suggest when this one does not fit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// What to change, in the article's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_advice: Option<String>,
+}
+
+impl Workload {
+    /// The peak this preset is known by: the fixed peak, the largest measured size's peak, or
+    /// the batch peak at the reference batch.
+    pub fn reference_peak_mib(&self) -> u64 {
+        match &self.shape {
+            Shape::Fixed { peak_mib, .. } => *peak_mib,
+            Shape::Sized { points, .. } => points.iter().map(|p| p.peak_mib).max().unwrap_or(0),
+            Shape::Batched {
+                base_mib,
+                per_item_mib,
+                reference_batch,
+                ..
+            } => base_mib + per_item_mib * *reference_batch as u64,
+        }
+    }
+
+    /// True when `text` names this preset (id or name, case-insensitive; agents send labels).
+    pub fn matches(&self, text: &str) -> bool {
+        let t = text.trim().to_lowercase();
+        !t.is_empty() && (self.id.to_lowercase() == t || self.name.to_lowercase() == t)
+    }
+}
+
+/// A presets file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PresetFile {
+    /// Its presets.
+    #[serde(default)]
+    pub workload: Vec<Workload>,
+}
+
+/// Parses a presets file; the error names the line and what is wrong with it.
+pub fn parse(text: &str, origin: &str) -> Result<Vec<Workload>, String> {
+    let file: PresetFile = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+            .map(|l| format!(" line {l}"))
+            .unwrap_or_default();
+        format!("{origin}{line}: {}", e.message())
+    })?;
+    for w in &file.workload {
+        if let Shape::Sized { points, .. } = &w.shape
+            && points.is_empty()
+        {
+            return Err(format!("{origin}: preset {} has no size points", w.id));
+        }
+    }
+    Ok(file.workload)
+}
+
+/// Serialises presets to a file's text.
+pub fn to_toml(workloads: &[Workload]) -> String {
+    toml::to_string_pretty(&PresetFile {
+        workload: workloads.to_vec(),
+    })
+    .unwrap_or_default()
+}
+
+/// Where the user's own presets live: beside settings.toml.
+pub fn user_presets_path() -> Option<PathBuf> {
+    crate::settings::default_path().map(|p| p.with_file_name("presets.toml"))
+}
+
+/// The catalogue in use, with anything that went wrong loading it.
+#[derive(Clone, Debug, Default)]
+pub struct Catalogue {
+    /// Built-in presets first, then the user's (a user preset with a built-in id replaces it).
+    pub workloads: Vec<Workload>,
+    /// Ids that came from the user's file.
+    pub user_ids: Vec<String>,
+    /// Problems, as sentences (a malformed user file is reported and ignored).
+    pub warnings: Vec<String>,
+}
+
+impl Catalogue {
+    /// The built-in catalogue merged with the user's presets file at `user_file`, if any.
+    pub fn load(user_file: Option<&Path>) -> Self {
+        let mut catalogue = Catalogue::default();
+        match parse(BUILT_IN, "built-in presets") {
+            Ok(w) => catalogue.workloads = w,
+            Err(e) => catalogue.warnings.push(e),
+        }
+        if let Some(path) = user_file {
+            match std::fs::read_to_string(path) {
+                Ok(text) => match parse(&text, &path.display().to_string()) {
+                    Ok(user) => catalogue.merge_user(user),
+                    Err(e) => catalogue
+                        .warnings
+                        .push(format!("Your presets file was ignored: {e}")),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => catalogue
+                    .warnings
+                    .push(format!("Cannot read {}: {e}", path.display())),
+            }
+        }
+        catalogue
+    }
+
+    /// Adds or replaces user presets.
+    pub fn merge_user(&mut self, user: Vec<Workload>) {
+        for w in user {
+            if !self.user_ids.contains(&w.id) {
+                self.user_ids.push(w.id.clone());
+            }
+            match self.workloads.iter_mut().find(|x| x.id == w.id) {
+                Some(existing) => *existing = w,
+                None => self.workloads.push(w),
+            }
+        }
+    }
+
+    /// The user's presets only (what gets saved and exported).
+    pub fn user_workloads(&self) -> Vec<Workload> {
+        self.workloads
+            .iter()
+            .filter(|w| self.user_ids.contains(&w.id))
+            .cloned()
+            .collect()
+    }
+
+    /// A preset by id.
+    pub fn get(&self, id: &str) -> Option<&Workload> {
+        self.workloads.iter().find(|w| w.id == id)
+    }
+
+    /// A preset named by `text` (id or name).
+    pub fn find(&self, text: &str) -> Option<&Workload> {
+        self.workloads.iter().find(|w| w.matches(text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_catalogue_has_every_workload_from_the_seeds_with_its_source() {
+        let c = Catalogue::load(None);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        for id in [
+            "wan21-t2v-1.3b-480p",
+            "wan21-t2v-1.3b-720p",
+            "wan21-t2v-14b-480p-quant",
+            "wan21-t2v-14b-480p",
+            "wan22-i2v-a14b",
+            "ddcolor",
+            "facefusion-fp16",
+        ] {
+            let w = c.get(id).unwrap_or_else(|| panic!("{id} missing"));
+            assert!(
+                !w.measured_on.is_empty() && w.source.starts_with("seed "),
+                "{id}"
+            );
+        }
+        assert_eq!(
+            c.get("wan21-t2v-14b-480p").unwrap().reference_peak_mib(),
+            41_200
+        );
+        assert_eq!(
+            c.get("facefusion-fp16").unwrap().reference_peak_mib(),
+            7_987
+        );
+        let Shape::Fixed { phases, .. } = &c.get("wan22-i2v-a14b").unwrap().shape else {
+            panic!()
+        };
+        assert_eq!(phases.len(), 5);
+        // Every fallback points at a preset that exists.
+        for w in &c.workloads {
+            if let Some(f) = &w.fallback {
+                assert!(c.get(f).is_some(), "{} falls back to missing {f}", w.id);
+            }
+        }
+    }
+
+    #[test]
+    fn a_malformed_user_file_is_reported_by_line_and_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("presets.toml");
+        std::fs::write(
+            &path,
+            "[[workload]]\nid = \"mine\"\nname = \"Mine\"\nkind = \"fixed\"\npeak_mib = \"lots\"\n",
+        )
+        .unwrap();
+        let c = Catalogue::load(Some(&path));
+        assert_eq!(c.workloads.len(), Catalogue::load(None).workloads.len());
+        assert_eq!(c.warnings.len(), 1);
+        assert!(c.warnings[0].contains("line "), "{}", c.warnings[0]);
+        assert!(c.warnings[0].starts_with("Your presets file was ignored"));
+    }
+
+    #[test]
+    fn user_presets_add_to_and_override_the_catalogue() {
+        let mut c = Catalogue::load(None);
+        let mut mine = c.get("ddcolor").unwrap().clone();
+        mine.name = "DDColor (my card)".into();
+        let extra = Workload {
+            id: "sdxl-1024".into(),
+            name: "SDXL 1024".into(),
+            shape: Shape::Fixed {
+                peak_mib: 9_000,
+                phases: vec![],
+            },
+            seconds: None,
+            settings: String::new(),
+            measured_on: "my RTX 4070".into(),
+            source: "measured by me".into(),
+            fallback: None,
+            fallback_advice: None,
+        };
+        let before = c.workloads.len();
+        c.merge_user(vec![mine, extra.clone()]);
+        assert_eq!(c.workloads.len(), before + 1);
+        assert_eq!(c.get("ddcolor").unwrap().name, "DDColor (my card)");
+        // A round trip through a file keeps user presets exactly.
+        let text = to_toml(&c.user_workloads());
+        assert_eq!(parse(&text, "x").unwrap(), c.user_workloads());
+        assert!(c.find("sdxl 1024").is_some());
+    }
+}

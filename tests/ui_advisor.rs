@@ -1,0 +1,115 @@
+//! The "What fits now" panel as a user sees it.
+
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use std::time::{Duration, SystemTime};
+use vramdeck::settings::Settings;
+use vramdeck::telemetry::history::HistoryConfig;
+use vramdeck::telemetry::sampler::{SharedTelemetry, Telemetry, lock};
+use vramdeck::telemetry::sim::SimulatedGpus;
+use vramdeck::telemetry::{GpuSource, Snapshot};
+use vramdeck::ui::VramDeckApp;
+use vramdeck::units::Bytes;
+use vramdeck::workloads::calibration::key;
+
+/// Demo telemetry with GPU 0 (48 GB) at `used_mib`.
+fn telemetry_at(used_mib: u64) -> SharedTelemetry {
+    let mut sim = SimulatedGpus::demo("test");
+    let t = Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default()).shared();
+    set_used(&t, &mut sim, used_mib);
+    t
+}
+
+fn set_used(t: &SharedTelemetry, sim: &mut SimulatedGpus, used_mib: u64) {
+    let mut gpus = sim.sample_at(Duration::ZERO);
+    let m = &mut gpus[0].memory;
+    m.used = Bytes::from_mib(used_mib);
+    m.free = m.total.saturating_sub(m.used);
+    lock(t).record(Snapshot {
+        time: SystemTime::now(),
+        gpus,
+    });
+}
+
+fn window(t: SharedTelemetry) -> Harness<'static, VramDeckApp> {
+    let app = VramDeckApp::new(t, None, Settings::default(), None, vec![]);
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 1400.0))
+        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app)
+}
+
+#[test]
+fn presets_panel_updates_as_free_vram_changes() {
+    let t = telemetry_at(2_000);
+    let mut sim = SimulatedGpus::demo("test");
+    let mut h = window(t.clone());
+    h.run();
+    h.get_by_label("What fits on GPU 0 now");
+    // 47,152 MiB free − 12,288 margin: DDColor at its largest measured size, said so.
+    h.get_by_label("largest safe size 1280 (building 1280, portrait 680)");
+    h.get_by_label_contains("not extrapolated");
+    h.get_by_label("instead: enable quant_linear=True (Wan2.1 T2V 1.3B 480p fits)");
+
+    // The I2V job reaches its peak: now not even DDColor 480 fits with the margin.
+    set_used(&t, &mut sim, 39_500);
+    h.run();
+    h.get_by_label("even the smallest measured size (480) needs 3174 MiB");
+    assert!(
+        h.query_by_label("largest safe size 1280 (building 1280, portrait 680)")
+            .is_none()
+    );
+}
+
+#[test]
+fn marking_a_run_records_its_peak_for_this_machine() {
+    let t = telemetry_at(2_000);
+    let mut sim = SimulatedGpus::demo("test");
+    let mut h = window(t.clone());
+    h.run();
+    h.get_by_label("I'm running Wan2.1 T2V 1.3B 480p now")
+        .click();
+    h.run();
+    for used in [9_000, 14_700, 6_000] {
+        set_used(&t, &mut sim, used);
+        h.run();
+    }
+    h.get_by_label_contains("Recording Wan2.1 T2V 1.3B 480p: peak so far 12700 MiB");
+    h.get_by_label("Done: keep this peak").click();
+    h.run();
+    assert_eq!(
+        h.state()
+            .calibration()
+            .peak_mib(&key("wan21-t2v-1.3b-480p", None)),
+        Some(12_700)
+    );
+    // The measured value now sits beside the catalogue's.
+    h.get_by_label_contains("(measured here; catalogue 12,200 MiB)");
+}
+
+#[test]
+fn a_user_preset_added_in_the_window_is_advised_like_the_others() {
+    let mut h = window(telemetry_at(2_000));
+    h.run();
+    h.get_by_label("Your own presets").click();
+    h.run();
+    h.get_by_role_and_label(Role::TextInput, "Name").focus();
+    h.get_by_role_and_label(Role::TextInput, "Name")
+        .type_text("SDXL 1024 batch 4");
+    h.run();
+    h.get_by_role_and_label(Role::TextInput, "Peak MiB").focus();
+    h.get_by_role_and_label(Role::TextInput, "Peak MiB")
+        .type_text("40000");
+    h.run();
+    h.get_by_label("Add preset").click();
+    h.run();
+    let added = h
+        .state()
+        .catalogue()
+        .find("SDXL 1024 batch 4")
+        .expect("added");
+    assert_eq!(added.reference_peak_mib(), 40_000);
+    h.get_by_label("SDXL 1024 batch 4");
+    // 40,000 MiB is more than the 34,864 MiB planned with, but inside the free memory.
+    h.get_by_label("instead: close other programs using the GPU, or free cached VRAM");
+}

@@ -49,7 +49,7 @@ fn run_window(demo: bool) -> anyhow::Result<()> {
         viewport: egui::ViewportBuilder::default()
             .with_title(title)
             .with_app_id("vramdeck")
-            .with_inner_size([1200.0, 780.0])
+            .with_inner_size([1480.0, 900.0])
             .with_min_inner_size([640.0, 420.0]),
         ..Default::default()
     };

@@ -112,4 +112,82 @@ fn a_user_preset_added_in_the_window_is_advised_like_the_others() {
     h.get_by_label("SDXL 1024 batch 4");
     // 40,000 MiB is more than the 34,864 MiB planned with, but inside the free memory.
     h.get_by_label("instead: close other programs using the GPU, or free cached VRAM");
+
+    // Edit: the form fills in; a new peak under the same name replaces the preset.
+    h.get_by_label("Edit").click();
+    h.run();
+    h.get_by_role_and_label(Role::TextInput, "Peak MiB").focus();
+    h.key_press(egui::Key::End);
+    h.get_by_role_and_label(Role::TextInput, "Peak MiB")
+        .type_text("0");
+    h.run();
+    h.get_by_label("Add preset").click();
+    h.run();
+    let edited = h.state().catalogue().find("SDXL 1024 batch 4").unwrap();
+    assert_eq!(edited.reference_peak_mib(), 400_000);
+    assert_eq!(h.state().catalogue().user_ids.len(), 1);
+
+    h.get_by_label("Remove").click();
+    h.run();
+    assert!(h.state().catalogue().find("SDXL 1024 batch 4").is_none());
+}
+
+#[test]
+fn user_presets_and_calibration_survive_a_restart() {
+    use vramdeck::settings::SettingsWriter;
+    use vramdeck::workloads::calibration::Calibration;
+    use vramdeck::workloads::catalogue::Catalogue;
+    let dir = tempfile::tempdir().unwrap();
+    let presets = dir.path().join("config/presets.toml");
+    let cal_path = dir.path().join("data/calibration.toml");
+    let t = telemetry_at(2_000);
+    let mut sim = SimulatedGpus::demo("test");
+    let app = VramDeckApp::new(
+        t.clone(),
+        None,
+        Settings::default(),
+        Some(SettingsWriter::spawn(
+            dir.path().join("config/settings.toml"),
+        )),
+        vec![],
+    )
+    .with_workloads(
+        Catalogue::load(Some(&presets)),
+        Calibration::default(),
+        Some(cal_path.clone()),
+        Some(presets.clone()),
+    );
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 1400.0))
+        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app);
+    h.run();
+    h.get_by_label("Your own presets").click();
+    h.run();
+    h.get_by_role_and_label(Role::TextInput, "Name").focus();
+    h.get_by_role_and_label(Role::TextInput, "Name")
+        .type_text("Flux dev fp8");
+    h.get_by_role_and_label(Role::TextInput, "Peak MiB").focus();
+    h.get_by_role_and_label(Role::TextInput, "Peak MiB")
+        .type_text("16,500");
+    h.run();
+    h.get_by_label("Add preset").click();
+    h.run();
+    h.get_by_label("I'm running DDColor (ComfyUI) 1280 now")
+        .click();
+    h.run();
+    set_used(&t, &mut sim, 10_000);
+    h.run();
+    h.get_by_label("Done: keep this peak").click();
+    h.run();
+    drop(h); // the writer finishes pending writes
+
+    let reloaded = Catalogue::load(Some(&presets));
+    assert!(reloaded.warnings.is_empty(), "{:?}", reloaded.warnings);
+    assert_eq!(
+        reloaded.find("Flux dev fp8").unwrap().reference_peak_mib(),
+        16_500
+    );
+    let (cal, warning) = Calibration::load(&cal_path);
+    assert!(warning.is_none());
+    assert_eq!(cal.peak_mib(&key("ddcolor", Some(1280))), Some(8_000));
 }

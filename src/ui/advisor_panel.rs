@@ -17,8 +17,10 @@ pub enum AdvisorAction {
     FinishRun,
     /// Stop recording and drop it.
     CancelRun,
-    /// Add a preset the user described.
+    /// Add a preset the user described (or replace the one with its id).
     AddPreset(Workload),
+    /// Remove a user preset.
+    RemovePreset(String),
     /// Pick a presets file to import.
     Import,
     /// Pick a file to export the user's presets to.
@@ -123,6 +125,8 @@ pub struct AdvisorView<'a> {
     pub advice: &'a [Advice],
     /// A run being recorded.
     pub recorder: Option<&'a RunRecorder>,
+    /// Ids of the user's own presets.
+    pub user_ids: &'a [String],
 }
 
 /// Draws the panel; the margin and the form are edited in place.
@@ -138,6 +142,7 @@ pub fn show(
         workloads,
         advice,
         recorder,
+        user_ids,
     } = *view;
     let unit = MemoryUnit::MiB;
     let mut action = None;
@@ -233,6 +238,30 @@ pub fn show(
 
     ui.separator();
     egui::CollapsingHeader::new("Your own presets").show(ui, |ui| {
+        for w in workloads.iter().filter(|w| user_ids.contains(&w.id)) {
+            ui.horizontal(|ui| {
+                ui.label(format!("{} ({} MiB)", w.name, w.reference_peak_mib()));
+                if ui
+                    .small_button("Edit")
+                    .on_hover_text(format!("Edit {}", w.name))
+                    .clicked()
+                {
+                    *form = NewPresetForm {
+                        name: w.name.clone(),
+                        peak_mib: w.reference_peak_mib().to_string(),
+                        measured_on: w.measured_on.clone(),
+                        error: None,
+                    };
+                }
+                if ui
+                    .small_button("Remove")
+                    .on_hover_text(format!("Remove {}", w.name))
+                    .clicked()
+                {
+                    action = Some(AdvisorAction::RemovePreset(w.id.clone()));
+                }
+            });
+        }
         egui::Grid::new("new_preset").num_columns(2).show(ui, |ui| {
             let l = ui.label("Name");
             ui.text_edit_singleline(&mut form.name).labelled_by(l.id);
@@ -246,7 +275,11 @@ pub fn show(
                 .labelled_by(l.id);
             ui.end_row();
         });
-        if ui.button("Add preset").clicked() {
+        if ui
+            .button("Add preset")
+            .on_hover_text("A preset with the same name is replaced")
+            .clicked()
+        {
             match preset_from_form(form) {
                 Ok(w) => {
                     *form = NewPresetForm::default();

@@ -276,6 +276,7 @@ impl VramDeckApp {
                         workloads: &self.workloads.catalogue.workloads,
                         advice: &advice,
                         recorder: self.workloads.recorder.as_ref(),
+                        user_ids: &self.workloads.catalogue.user_ids,
                     };
                     action = advisor_panel::show(
                         ui,
@@ -423,6 +424,10 @@ impl VramDeckApp {
             AdvisorAction::CancelRun => self.workloads.recorder = None,
             AdvisorAction::AddPreset(w) => {
                 self.workloads.catalogue.merge_user(vec![w]);
+                self.save_user_presets();
+            }
+            AdvisorAction::RemovePreset(id) => {
+                self.workloads.catalogue.remove_user(&id);
                 self.save_user_presets();
             }
             AdvisorAction::Import => self.open_dialog(None),

@@ -218,6 +218,25 @@ impl Catalogue {
         }
     }
 
+    /// Removes a user preset; a built-in one it had replaced comes back.
+    pub fn remove_user(&mut self, id: &str) {
+        if !self.user_ids.iter().any(|u| u == id) {
+            return;
+        }
+        self.user_ids.retain(|u| u != id);
+        let built_in = parse(BUILT_IN, "built-in presets")
+            .ok()
+            .and_then(|all| all.into_iter().find(|w| w.id == id));
+        match built_in {
+            Some(original) => {
+                if let Some(w) = self.workloads.iter_mut().find(|w| w.id == id) {
+                    *w = original;
+                }
+            }
+            None => self.workloads.retain(|w| w.id != id),
+        }
+    }
+
     /// The user's presets only (what gets saved and exported).
     pub fn user_workloads(&self) -> Vec<Workload> {
         self.workloads
@@ -324,5 +343,11 @@ mod tests {
         let text = to_toml(&c.user_workloads());
         assert_eq!(parse(&text, "x").unwrap(), c.user_workloads());
         assert!(c.find("sdxl 1024").is_some());
+        // Removing brings the built-in DDColor back and drops the extra preset.
+        c.remove_user("ddcolor");
+        c.remove_user("sdxl-1024");
+        assert_eq!(c.get("ddcolor").unwrap().name, "DDColor (ComfyUI)");
+        assert!(c.get("sdxl-1024").is_none());
+        assert_eq!(c.workloads.len(), before);
     }
 }

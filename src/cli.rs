@@ -33,6 +33,11 @@ pub enum Command {
     Free(FreeArgs),
     /// Say which workload presets fit in the GPU's free VRAM now.
     Advise(AdviseArgs),
+    /// List the CUDA out-of-memory events in a log and what to change.
+    Analyze {
+        /// The log file (ComfyUI console log, WebUI log, any PyTorch traceback).
+        log: PathBuf,
+    },
 }
 
 /// Options of `vramdeck advise`.
@@ -275,6 +280,70 @@ pub fn free_command(args: &FreeArgs, demo: bool) -> anyhow::Result<()> {
     if all_failed {
         anyhow::bail!("no target released memory");
     }
+    Ok(())
+}
+
+/// The report `vramdeck analyze` prints for a log's text.
+pub fn analysis_report(text: &str, origin: &str) -> String {
+    use crate::logs::oom;
+    use crate::units::MemoryUnit;
+    let catalogue = crate::workloads::catalogue::Catalogue::load(
+        crate::workloads::catalogue::user_presets_path().as_deref(),
+    );
+    let calibration = crate::workloads::calibration::default_path()
+        .map(|p| crate::workloads::calibration::Calibration::load(&p).0)
+        .unwrap_or_default();
+    let analysis = oom::analyze(text, &catalogue, &calibration);
+    if analysis.events.is_empty() {
+        return format!(
+            "{origin}: no CUDA out-of-memory events in {} lines\n",
+            analysis.lines
+        );
+    }
+    let mut out = format!(
+        "{origin}: {} event(s) in {} lines\n",
+        analysis.events.len(),
+        analysis.lines
+    );
+    let b = |v: Option<crate::units::Bytes>| {
+        v.map(|b| MemoryUnit::MiB.format(b))
+            .unwrap_or_else(|| "?".into())
+    };
+    for e in &analysis.events {
+        out.push_str(&format!(
+            "\nline {}: {}\n  {}\n",
+            e.line,
+            e.kind.label(),
+            e.text
+        ));
+        if e.requested.is_some() || e.total.is_some() {
+            out.push_str(&format!(
+                "  requested {} · GPU {} · total {} · free {} · allocated {} · reserved {}{}\n",
+                b(e.requested),
+                e.gpu.map(|g| g.to_string()).unwrap_or_else(|| "?".into()),
+                b(e.total),
+                b(e.free),
+                b(e.allocated),
+                b(e.reserved),
+                e.process_in_use
+                    .map(|p| format!(" · process in use {}", MemoryUnit::MiB.format(p)))
+                    .unwrap_or_default()
+            ));
+        }
+        for a in &e.advice {
+            out.push_str(&format!("  -> {a}\n"));
+        }
+    }
+    out
+}
+
+/// `vramdeck analyze LOG`.
+pub fn analyze_command(log: &std::path::Path) -> anyhow::Result<()> {
+    let bytes =
+        std::fs::read(log).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", log.display()))?;
+    // Logs mix encodings (Windows consoles): undecodable bytes must not stop the analysis.
+    let text = String::from_utf8_lossy(&bytes);
+    print!("{}", analysis_report(&text, &log.display().to_string()));
     Ok(())
 }
 

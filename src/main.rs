@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Some(Command::Agents(args)) => vramdeck::cli::agents_command(args),
         Some(Command::Free(args)) => vramdeck::cli::free_command(args, cli.demo),
         Some(Command::Advise(args)) => vramdeck::cli::advise_command(args, cli.demo),
+        Some(Command::Analyze { log }) => vramdeck::cli::analyze_command(log),
         None => run_window(cli.demo),
     };
     match result {

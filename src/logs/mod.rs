@@ -1,3 +1,4 @@
 //! Logs in and out: nvidia-smi compatible CSV.
 
+pub mod oom;
 pub mod smi_csv;

@@ -1,4 +1,5 @@
 //! Logs in and out: nvidia-smi compatible CSV.
 
+pub mod import;
 pub mod oom;
 pub mod smi_csv;

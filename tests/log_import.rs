@@ -1,0 +1,110 @@
+//! Importing nvidia-smi CSV logs in the forms people actually have (tests/fixtures/csv).
+
+use vramdeck::logs::import::import_csv;
+use vramdeck::telemetry::history::Metric;
+
+fn read(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/csv")
+        .join(name);
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn nvidia_smi_default_query_with_units() {
+    let log = import_csv(&read("smi_default.csv"), "smi_default.csv").unwrap();
+    assert_eq!((log.rows, log.bad_rows), (3, 0));
+    assert_eq!(log.gpus[0].name, "NVIDIA H100 80GB HBM3");
+    assert_eq!(log.gpus[0].total_mib, Some(81_559.0));
+    let (t0, t1) = log.span;
+    assert!((t1 - t0 - 2.002).abs() < 1e-6, "{}", t1 - t0);
+    let used = log.history.series(0, Metric::VramUsedMib, t0, t1, 100);
+    assert_eq!(
+        used.iter().map(|p| p[1]).collect::<Vec<_>>(),
+        vec![10_859.0, 10_859.0, 618.0]
+    );
+    let temp = log.history.stats(0, Metric::Temperature, t0, t1).unwrap();
+    assert_eq!((temp.min, temp.max), (42.0, 43.0));
+}
+
+#[test]
+fn the_seed_scripts_loop_output_with_repeated_headers_and_nounits() {
+    let log = import_csv(&read("seed_loop_nounits.csv"), "seed").unwrap();
+    assert_eq!((log.rows, log.bad_rows), (4, 0));
+    assert_eq!(log.gpus.len(), 1);
+    assert_eq!(log.gpus[0].total_mib, Some(12_288.0));
+    let (t0, t1) = log.span;
+    let peak = log
+        .history
+        .stats(0, Metric::VramUsedMib, t0, t1)
+        .unwrap()
+        .max;
+    assert_eq!(peak, 12_005.0);
+}
+
+#[test]
+fn interleaved_gpus_not_available_cells_and_bad_rows() {
+    let log = import_csv(&read("two_gpus_na.csv"), "two").unwrap();
+    assert_eq!(log.gpus.len(), 2);
+    assert_eq!(log.gpus[1].name, "NVIDIA A100-SXM4-40GB");
+    assert_eq!(log.rows, 4);
+    // The shell noise, the unreadable memory value and the short row.
+    assert_eq!(log.bad_rows, 3);
+    assert!(
+        log.problems[0].starts_with("line 6: "),
+        "{:?}",
+        log.problems
+    );
+    assert!(log.problems[1].contains("no readable memory.used"));
+    assert!(
+        log.summary().contains("3 bad row(s) skipped"),
+        "{}",
+        log.summary()
+    );
+    let (t0, t1) = log.span;
+    // [Not Supported] utilisation is a gap, not a zero.
+    let util = log.history.series(0, Metric::GpuUtil, t0, t1, 100);
+    assert_eq!(util.len(), 1);
+    let power = log.history.stats(1, Metric::Power, t0, t1).unwrap();
+    assert!((power.max - 388.1).abs() < 0.01);
+}
+
+#[test]
+fn a_file_without_header_gets_the_default_columns_and_says_so() {
+    let log = import_csv(&read("noheader_default.csv"), "nh").unwrap();
+    assert_eq!(log.rows, 2);
+    assert!(
+        log.assumed_columns
+            .unwrap()
+            .starts_with("timestamp, index, name")
+    );
+}
+
+#[test]
+fn vramdecks_own_log_reads_back() {
+    use std::time::{Duration, SystemTime};
+    use vramdeck::logs::smi_csv;
+    use vramdeck::telemetry::Snapshot;
+    use vramdeck::telemetry::sim::SimulatedGpus;
+    let mut sim = SimulatedGpus::demo("test");
+    let mut text = format!("{}\n", smi_csv::GPU_HEADER);
+    for s in 0..5 {
+        let snapshot = Snapshot {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s),
+            gpus: sim.sample_at(Duration::from_secs(90 + s)),
+        };
+        text.push_str(&smi_csv::gpu_rows(&snapshot));
+        text.push('\n');
+    }
+    let log = import_csv(&text, "ours").unwrap();
+    assert_eq!((log.rows, log.bad_rows, log.gpus.len()), (10, 0, 2));
+}
+
+#[test]
+fn something_that_is_not_a_csv_log_is_refused_with_a_reason() {
+    let err = import_csv("hello\nworld\n", "notes.txt").unwrap_err();
+    assert!(
+        err.starts_with("notes.txt: no readable rows (2 bad; line 1: "),
+        "{err}"
+    );
+}

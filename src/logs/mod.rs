@@ -2,4 +2,5 @@
 
 pub mod import;
 pub mod oom;
+pub mod recorder;
 pub mod smi_csv;

@@ -1,6 +1,7 @@
 //! The sampler thread: reads the source at a fixed interval, feeds the history, wakes the UI.
 
 use super::history::{History, HistoryConfig};
+use crate::logs::recorder::{CsvRecorder, RecorderConfig, RecordingStatus};
 use super::{GpuSource, Snapshot, SourceKind};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +33,8 @@ pub struct Telemetry {
     pub interval: Duration,
     /// How long the last read took (shown in the status bar, and a cheap benchmark).
     pub last_read_cost: Duration,
+    /// CSV recording.
+    pub recording: RecordingStatus,
 }
 
 impl Telemetry {
@@ -44,6 +47,7 @@ impl Telemetry {
             source,
             interval,
             last_read_cost: Duration::ZERO,
+            recording: RecordingStatus::default(),
         }
     }
 
@@ -72,6 +76,9 @@ pub fn lock(shared: &SharedTelemetry) -> MutexGuard<'_, Telemetry> {
 
 enum Command {
     SetInterval(Duration),
+    StartRecording(RecorderConfig),
+    RecordInto(Box<CsvRecorder>),
+    StopRecording,
     Stop,
 }
 
@@ -92,32 +99,46 @@ impl Sampler {
         on_update: impl Fn() + Send + 'static,
     ) -> Self {
         let mut interval = clamp_interval(interval);
-        let shared = Arc::new(Mutex::new(Telemetry {
-            history: History::new(history),
-            latest: None,
-            last_error: None,
-            source: source.kind(),
-            interval,
-            last_read_cost: Duration::ZERO,
-        }));
+        let shared = Telemetry::new(source.kind(), interval, history).shared();
         let (commands, inbox) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("vramdeck-sampler".into())
             .spawn(move || {
+                let mut recorder: Option<CsvRecorder> = None;
                 loop {
                     let started = Instant::now();
                     let result = source.sample();
                     let cost = started.elapsed();
+                    let snapshot = result.map(|gpus| Snapshot {
+                        time: SystemTime::now(),
+                        gpus,
+                    });
+                    // The file is written outside the lock: a slow disk must not stall the UI.
+                    let recording = match (&mut recorder, &snapshot) {
+                        (Some(r), Ok(s)) => Some(match r.write(s) {
+                            Ok(()) => r.status(),
+                            Err(e) => RecordingStatus {
+                                active: false,
+                                path: r.status().path,
+                                bytes: r.status().bytes,
+                                error: Some(format!("Recording stopped: {e}")),
+                            },
+                        }),
+                        _ => None,
+                    };
+                    if recording.as_ref().is_some_and(|r| !r.active) {
+                        recorder = None;
+                    }
                     {
                         let mut t = lock(&thread_shared);
                         t.last_read_cost = cost;
-                        match result {
-                            Ok(gpus) => t.record(Snapshot {
-                                time: SystemTime::now(),
-                                gpus,
-                            }),
+                        match snapshot {
+                            Ok(s) => t.record(s),
                             Err(e) => t.last_error = Some(e.to_string()),
+                        }
+                        if let Some(status) = recording {
+                            t.recording = status;
                         }
                     }
                     on_update();
@@ -127,7 +148,43 @@ impl Sampler {
                             interval = clamp_interval(new);
                             lock(&thread_shared).interval = interval;
                         }
-                        Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                        Ok(Command::StartRecording(config)) => {
+                            let dir = config.dir.clone();
+                            let status = match CsvRecorder::start(config) {
+                                Ok(r) => {
+                                    let status = r.status();
+                                    recorder = Some(r);
+                                    status
+                                }
+                                Err(e) => RecordingStatus {
+                                    error: Some(format!(
+                                        "Could not start recording in {}: {e}",
+                                        dir.display()
+                                    )),
+                                    ..RecordingStatus::default()
+                                },
+                            };
+                            lock(&thread_shared).recording = status;
+                        }
+                        Ok(Command::RecordInto(r)) => {
+                            lock(&thread_shared).recording = r.status();
+                            recorder = Some(*r);
+                        }
+                        Ok(Command::StopRecording) => {
+                            let mut t = lock(&thread_shared);
+                            t.recording.active = false;
+                            if let Some(r) = recorder.take()
+                                && let Err(e) = r.finish()
+                            {
+                                t.recording.error = Some(format!("Recording stopped: {e}"));
+                            }
+                        }
+                        Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                            if let Some(r) = recorder.take() {
+                                let _ = r.finish();
+                            }
+                            break;
+                        }
                         Err(RecvTimeoutError::Timeout) => {}
                     }
                 }
@@ -146,6 +203,21 @@ impl Sampler {
     /// The telemetry this sampler fills.
     pub fn telemetry(&self) -> SharedTelemetry {
         Arc::clone(&self.shared)
+    }
+
+    /// Starts recording every sample to CSV in `config.dir` (the thread opens the file).
+    pub fn start_recording(&self, config: RecorderConfig) {
+        let _ = self.commands.send(Command::StartRecording(config));
+    }
+
+    /// Records into a recorder opened by the caller (tests point one at a failing writer).
+    pub fn record_into(&self, recorder: CsvRecorder) {
+        let _ = self.commands.send(Command::RecordInto(Box::new(recorder)));
+    }
+
+    /// Stops recording; buffered rows are flushed.
+    pub fn stop_recording(&self) {
+        let _ = self.commands.send(Command::StopRecording);
     }
 
     /// Changes the interval; takes effect at once (the thread samples again immediately).
@@ -265,6 +337,83 @@ mod tests {
         // The last good reading stays visible.
         assert!(t.latest.is_some());
         assert_eq!(t.history.samples_total(), 2);
+    }
+
+    #[test]
+    fn recording_writes_every_sample_and_stops_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let sampler = Sampler::spawn(
+            Box::new(SimulatedGpus::demo("test")),
+            MIN_INTERVAL,
+            HistoryConfig::default(),
+            || {},
+        );
+        let shared = sampler.telemetry();
+        sampler.start_recording(RecorderConfig {
+            dir: dir.path().to_path_buf(),
+            max_file_bytes: 1 << 20,
+            keep_files: 2,
+        });
+        assert!(wait_for(&shared, |t| t.recording.active && t.recording.bytes > 1_000));
+        sampler.stop_recording();
+        assert!(wait_for(&shared, |t| !t.recording.active));
+        let path = lock(&shared).recording.path.clone().unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        let log = crate::logs::import::import_csv(&text, "rec").unwrap();
+        assert_eq!(log.bad_rows, 0);
+        assert!(log.rows >= 4, "{}", log.rows);
+    }
+
+    #[test]
+    fn a_full_disk_stops_recording_with_a_message_and_sampling_goes_on() {
+        let sampler = Sampler::spawn(
+            Box::new(SimulatedGpus::demo("test")),
+            MIN_INTERVAL,
+            HistoryConfig::default(),
+            || {},
+        );
+        let shared = sampler.telemetry();
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        sampler.record_into(CsvRecorder::with_writer(
+            RecorderConfig {
+                dir: std::env::temp_dir(),
+                // Small enough that the first rows already force a flush to the full disk.
+                max_file_bytes: 100,
+                keep_files: 1,
+            },
+            "/dev/full".into(),
+            Box::new(full),
+        ));
+        assert!(wait_for(&shared, |t| t.recording.error.is_some()));
+        let t = lock(&shared);
+        assert!(!t.recording.active);
+        let error = t.recording.error.clone().unwrap();
+        assert!(error.starts_with("Recording stopped: No space left on device"), "{error}");
+        let before = t.history.samples_total();
+        drop(t);
+        assert!(wait_for(&shared, |t| t.history.samples_total() > before + 2));
+    }
+
+    #[test]
+    fn an_unwritable_folder_is_refused_with_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "x").unwrap();
+        let sampler = Sampler::spawn(
+            Box::new(SimulatedGpus::demo("test")),
+            MIN_INTERVAL,
+            HistoryConfig::default(),
+            || {},
+        );
+        let shared = sampler.telemetry();
+        sampler.start_recording(RecorderConfig {
+            dir: blocker.join("recordings"),
+            max_file_bytes: 1 << 20,
+            keep_files: 2,
+        });
+        assert!(wait_for(&shared, |t| t.recording.error.is_some()));
+        let error = lock(&shared).recording.error.clone().unwrap();
+        assert!(error.starts_with("Could not start recording in "), "{error}");
     }
 
     #[test]

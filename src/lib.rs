@@ -4,6 +4,7 @@
 //! The library holds everything; the binary (`src/main.rs`) only parses arguments and opens
 //! the window, so tests and benchmarks drive the same code the app runs.
 
+pub mod alerts;
 pub mod bench;
 pub mod cli;
 pub mod logs;

@@ -103,6 +103,10 @@ pub struct Settings {
     pub free_level: crate::release::FreeLevel,
     /// Where ComfyUI listens (loopback only).
     pub comfyui_address: String,
+    /// Alert rules.
+    pub alerts: crate::alerts::AlertRules,
+    /// The compact always-on-top view is on.
+    pub mini_view: bool,
 }
 
 impl Default for Settings {
@@ -116,6 +120,8 @@ impl Default for Settings {
             margin_percent: crate::workloads::advisor::DEFAULT_MARGIN_PERCENT,
             free_level: crate::release::FreeLevel::Cache,
             comfyui_address: crate::release::comfyui::DEFAULT_ADDRESS.to_string(),
+            alerts: crate::alerts::AlertRules::default(),
+            mini_view: false,
         }
     }
 }
@@ -257,6 +263,11 @@ mod tests {
             margin_percent: 15.0,
             free_level: crate::release::FreeLevel::Unload,
             comfyui_address: "127.0.0.1:8000".into(),
+            alerts: crate::alerts::AlertRules {
+                vram_percent: 80.0,
+                ..crate::alerts::AlertRules::default()
+            },
+            mini_view: true,
         };
         save(&path, &chosen).unwrap();
         let loaded = load(&path);

@@ -90,7 +90,11 @@ impl CsvRecorder {
     }
 
     /// Records into an already open writer (tests use /dev/full); rotation still makes files.
-    pub fn with_writer(config: RecorderConfig, path: PathBuf, writer: Box<dyn Write + Send>) -> Self {
+    pub fn with_writer(
+        config: RecorderConfig,
+        path: PathBuf,
+        writer: Box<dyn Write + Send>,
+    ) -> Self {
         CsvRecorder {
             config,
             file: BufWriter::new(writer),
@@ -104,7 +108,10 @@ impl CsvRecorder {
     pub fn write(&mut self, snapshot: &Snapshot) -> std::io::Result<()> {
         let base = smi_csv::gpu_rows(snapshot);
         for (line, gpu) in base.lines().zip(&snapshot.gpus) {
-            let power = gpu.power.map(|w| format!("{:.2} W", w.0)).unwrap_or_else(|| "[N/A]".into());
+            let power = gpu
+                .power
+                .map(|w| format!("{:.2} W", w.0))
+                .unwrap_or_else(|| "[N/A]".into());
             let mem = gpu
                 .memory_util
                 .map(|p| format!("{:.0} %", p.0))
@@ -149,7 +156,9 @@ impl CsvRecorder {
 
 /// Deletes the oldest recordings beyond `keep`.
 fn prune(dir: &Path, keep: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut files: Vec<(SystemTime, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -194,7 +203,8 @@ mod tests {
         }
         let path = r.status().path.unwrap();
         r.finish().unwrap();
-        let log = crate::logs::import::import_csv(&std::fs::read_to_string(path).unwrap(), "rec").unwrap();
+        let log = crate::logs::import::import_csv(&std::fs::read_to_string(path).unwrap(), "rec")
+            .unwrap();
         assert_eq!((log.rows, log.bad_rows, log.gpus.len()), (40, 0, 2));
     }
 

@@ -1,8 +1,9 @@
 //! The sampler thread: reads the source at a fixed interval, feeds the history, wakes the UI.
 
 use super::history::{History, HistoryConfig};
-use crate::logs::recorder::{CsvRecorder, RecorderConfig, RecordingStatus};
 use super::{GpuSource, Snapshot, SourceKind};
+use crate::alerts::{AlertEngine, AlertEvent, AlertKind, AlertRules, notify_desktop};
+use crate::logs::recorder::{CsvRecorder, RecorderConfig, RecordingStatus};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -35,6 +36,10 @@ pub struct Telemetry {
     pub last_read_cost: Duration,
     /// CSV recording.
     pub recording: RecordingStatus,
+    /// Alert rules in force (the UI edits them here).
+    pub alert_rules: AlertRules,
+    /// Alert state, fed by every reading.
+    pub alerts: AlertEngine,
 }
 
 impl Telemetry {
@@ -48,14 +53,19 @@ impl Telemetry {
             interval,
             last_read_cost: Duration::ZERO,
             recording: RecordingStatus::default(),
+            alert_rules: AlertRules::default(),
+            alerts: AlertEngine::default(),
         }
     }
 
-    /// Records a successful reading: into history, as the newest snapshot, clearing errors.
-    pub fn record(&mut self, snapshot: Snapshot) {
+    /// Records a successful reading: into history, through the alert rules, as the newest
+    /// snapshot, clearing errors. Returns the alerts it raised.
+    pub fn record(&mut self, snapshot: Snapshot) -> Vec<AlertEvent> {
         self.history.push(snapshot.unix_seconds(), &snapshot.gpus);
+        let raised = self.alerts.observe(&snapshot, &self.alert_rules);
         self.latest = Some(snapshot);
         self.last_error = None;
+        raised
     }
 
     /// Wraps telemetry for sharing with a UI.
@@ -130,16 +140,26 @@ impl Sampler {
                     if recording.as_ref().is_some_and(|r| !r.active) {
                         recorder = None;
                     }
-                    {
+                    let (raised, notify) = {
                         let mut t = lock(&thread_shared);
                         t.last_read_cost = cost;
-                        match snapshot {
+                        let raised = match snapshot {
                             Ok(s) => t.record(s),
-                            Err(e) => t.last_error = Some(e.to_string()),
-                        }
+                            Err(e) => {
+                                t.last_error = Some(e.to_string());
+                                Vec::new()
+                            }
+                        };
                         if let Some(status) = recording {
                             t.recording = status;
                         }
+                        (raised, t.alert_rules.desktop_notifications)
+                    };
+                    // Thresholds go to the desktop; process comings and goings stay in the app.
+                    for e in raised.iter().filter(|e| {
+                        notify && matches!(e.kind, AlertKind::VramHigh | AlertKind::TemperatureHigh)
+                    }) {
+                        notify_desktop("vramdeck alert", &e.message);
                     }
                     on_update();
                     let wait = interval.saturating_sub(started.elapsed());
@@ -373,7 +393,10 @@ mod tests {
             || {},
         );
         let shared = sampler.telemetry();
-        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
         sampler.record_into(CsvRecorder::with_writer(
             RecorderConfig {
                 dir: std::env::temp_dir(),
@@ -388,7 +411,10 @@ mod tests {
         let t = lock(&shared);
         assert!(!t.recording.active);
         let error = t.recording.error.clone().unwrap();
-        assert!(error.starts_with("Recording stopped: No space left on device"), "{error}");
+        assert!(
+            error.starts_with("Recording stopped: No space left on device"),
+            "{error}"
+        );
         let before = t.history.samples_total();
         drop(t);
         assert!(wait_for(&shared, |t| t.history.samples_total() > before + 2));
@@ -413,7 +439,10 @@ mod tests {
         });
         assert!(wait_for(&shared, |t| t.recording.error.is_some()));
         let error = lock(&shared).recording.error.clone().unwrap();
-        assert!(error.starts_with("Could not start recording in "), "{error}");
+        assert!(
+            error.starts_with("Could not start recording in "),
+            "{error}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::advisor_panel::{self, AdvisorAction, NewPresetForm};
 use super::plots::PlotData;
+use super::plots::PlotMarker;
 use super::release_panel::{self, ReleaseView, Toast};
 use super::{banners, gpu_card, plots, process_table, status_bar, top_bar};
 use crate::release::worker::{ReleaseWorker, WorkerCommand};
@@ -30,6 +31,18 @@ pub struct VramDeckApp {
     release: Option<ReleaseWorker>,
     release_view: ReleaseView,
     workloads: Workloads,
+    /// Alerts already shown as toasts.
+    alerts_seen: u64,
+    /// Recent alerts by GPU index, for the plot.
+    alert_markers: Vec<(u32, PlotMarker)>,
+}
+
+/// Alerts as read under the telemetry lock.
+struct AlertView {
+    active: Vec<String>,
+    total: u64,
+    newest: Option<String>,
+    markers: Vec<(u32, PlotMarker)>,
 }
 
 /// The advisor's state: catalogue, calibration, a run being recorded, where files go.
@@ -62,7 +75,11 @@ impl VramDeckApp {
         settings_writer: Option<SettingsWriter>,
         warnings: Vec<String>,
     ) -> Self {
+        sampler::lock(&telemetry).alert_rules = settings.alerts.clone();
+        let alerts_seen = sampler::lock(&telemetry).alerts.total();
         VramDeckApp {
+            alerts_seen,
+            alert_markers: Vec::new(),
             telemetry,
             sampler,
             settings,
@@ -156,13 +173,32 @@ impl VramDeckApp {
         self.poll_dialog();
 
         // One short lock for everything but the plot series.
-        let (latest, source, error, status) = {
+        let (latest, source, error, alerts, status) = {
             let t = sampler::lock(&self.telemetry);
             let slot = self.selected_slot(t.latest.as_ref());
+            let alerts = AlertView {
+                active: t.alerts.active_messages(),
+                total: t.alerts.total(),
+                newest: t.alerts.recent().back().map(|e| e.message.clone()),
+                markers: t
+                    .alerts
+                    .recent()
+                    .iter()
+                    .map(|e| {
+                        let marker = PlotMarker {
+                            t: e.t,
+                            label: e.kind.short().to_string(),
+                            alert: true,
+                        };
+                        (e.gpu, marker)
+                    })
+                    .collect(),
+            };
             (
                 t.latest.clone(),
                 t.source.clone(),
                 t.last_error.clone(),
+                alerts,
                 status_bar::Status {
                     interval: t.interval,
                     last_read_cost: t.last_read_cost,
@@ -180,12 +216,21 @@ impl VramDeckApp {
             if let Some(error) = &error {
                 banners::read_error(ui, error);
             }
+            banners::alerts(ui, &alerts.active);
             if let Some(i) = banners::warnings(ui, &self.warnings) {
                 self.warnings.remove(i);
             }
             ui.add_space(2.0);
         });
         egui::Panel::bottom("status_bar").show(ui, |ui| status_bar::show(ui, &status));
+
+        if alerts.total > self.alerts_seen {
+            self.alerts_seen = alerts.total;
+            if let Some(newest) = alerts.newest.clone() {
+                self.toast(newest, false);
+            }
+        }
+        self.alert_markers = alerts.markers;
 
         match &latest {
             None => {
@@ -248,6 +293,8 @@ impl VramDeckApp {
                             worker.send(command);
                         }
                     }
+                    ui.separator();
+                    super::alerts_panel::show(ui, &mut self.settings.alerts);
                 });
             });
         let Some(gpu) = snapshot.gpus.get(slot) else {
@@ -310,13 +357,25 @@ impl VramDeckApp {
                     PlotData::collect(&t.history, slot, window, now, columns)
                 };
                 let total_mib = gpu.memory.total.mib();
+                let markers: Vec<PlotMarker> = self
+                    .release_view
+                    .markers
+                    .iter()
+                    .cloned()
+                    .chain(
+                        self.alert_markers
+                            .iter()
+                            .filter(|(g, _)| *g == gpu.index)
+                            .map(|(_, m)| m.clone()),
+                    )
+                    .collect();
                 plots::vram(
                     ui,
                     &self.last_plot,
                     window,
                     unit,
                     total_mib,
-                    &self.release_view.markers,
+                    &markers,
                     plot_space * 0.58,
                 );
                 stats_line(ui, &self.last_plot, unit);
@@ -504,6 +563,9 @@ impl VramDeckApp {
             && let Some(sampler) = &self.sampler
         {
             sampler.set_interval(Duration::from_millis(self.settings.sample_interval_ms));
+        }
+        if self.settings.alerts != before.alerts {
+            sampler::lock(&self.telemetry).alert_rules = self.settings.alerts.clone();
         }
         if let Some(writer) = &self.settings_writer {
             writer.save(&self.settings);

@@ -55,3 +55,13 @@ pub fn warnings(ui: &mut Ui, warnings: &[String]) -> Option<usize> {
     }
     dismissed
 }
+
+/// Alerts firing now: one red strip each.
+pub fn alerts(ui: &mut Ui, messages: &[String]) {
+    for m in messages {
+        strip(ui, ERROR, |ui| {
+            ui.label(RichText::new("ALERT").strong().color(Color32::WHITE));
+            ui.label(RichText::new(m).color(Color32::WHITE));
+        });
+    }
+}

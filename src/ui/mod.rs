@@ -1,6 +1,7 @@
 //! The egui front end. Panels only draw and collect clicks; all I/O happens on other threads.
 
 pub mod advisor_panel;
+pub mod alerts_panel;
 pub mod app;
 pub mod banners;
 pub mod gpu_card;

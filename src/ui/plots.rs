@@ -1,12 +1,22 @@
 //! Live VRAM and utilisation charts over the chosen time window.
 
 use super::clock_time;
-use super::release_panel::FreeMarker;
 use crate::settings::PlotWindow;
 use crate::telemetry::history::{History, Metric, WindowStats};
 use crate::units::MemoryUnit;
 use egui::{Color32, Ui};
 use egui_plot::{GridInput, GridMark, HoverPosition, Legend, Line, Plot, PlotPoints, VLine};
+
+/// A vertical line on the VRAM plot: a Free VRAM action or an alert.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlotMarker {
+    /// When (UNIX seconds).
+    pub t: f64,
+    /// Legend text, e.g. "freed 9.8 GiB".
+    pub label: String,
+    /// An alert (red) rather than a release (amber).
+    pub alert: bool,
+}
 
 /// Decimated series for one GPU and window, gathered under the telemetry lock.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -111,6 +121,8 @@ const VRAM_COLOR: Color32 = Color32::from_rgb(0x4f, 0x9d, 0xf0);
 const TOTAL_COLOR: Color32 = Color32::from_gray(140);
 /// Colour of Free VRAM markers.
 const MARKER_COLOR: Color32 = Color32::from_rgb(0xe0, 0x9b, 0x22);
+/// Colour of alert markers.
+const ALERT_COLOR: Color32 = Color32::from_rgb(0xd9, 0x48, 0x3b);
 /// Colour of GPU utilisation.
 const GPU_UTIL_COLOR: Color32 = Color32::from_rgb(0x3b, 0xa5, 0x5c);
 /// Colour of memory-controller utilisation.
@@ -123,7 +135,7 @@ pub fn vram(
     window: PlotWindow,
     unit: MemoryUnit,
     total_mib: f64,
-    markers: &[FreeMarker],
+    markers: &[PlotMarker],
     height: f32,
 ) {
     let scaled: Vec<[f64; 2]> = data
@@ -160,11 +172,8 @@ pub fn vram(
                 .iter()
                 .filter(|m| (data.t0..=data.t1).contains(&m.t))
             {
-                plot.add(
-                    VLine::new(m.label.clone(), m.t)
-                        .color(MARKER_COLOR)
-                        .width(1.5),
-                );
+                let color = if m.alert { ALERT_COLOR } else { MARKER_COLOR };
+                plot.add(VLine::new(m.label.clone(), m.t).color(color).width(1.5));
             }
         });
 }

@@ -1,5 +1,6 @@
 //! The "Free VRAM" panel: cooperating processes, ComfyUI, and the buttons that release memory.
 
+use super::plots::PlotMarker;
 use crate::release::FreeLevel;
 use crate::release::discovery::LiveAgent;
 use crate::release::free::{FreeReport, FreeTarget};
@@ -22,15 +23,6 @@ pub struct Toast {
     pub shown_at: Instant,
 }
 
-/// A vertical marker on the VRAM plot where a free happened.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FreeMarker {
-    /// When (UNIX seconds).
-    pub t: f64,
-    /// e.g. "freed 9.8 GiB".
-    pub label: String,
-}
-
 /// What the panel shows; filled from the release worker's events.
 #[derive(Clone, Debug, Default)]
 pub struct ReleaseView {
@@ -45,7 +37,7 @@ pub struct ReleaseView {
     /// The last result.
     pub toast: Option<Toast>,
     /// Frees to mark on the plot.
-    pub markers: Vec<FreeMarker>,
+    pub markers: Vec<PlotMarker>,
 }
 
 impl ReleaseView {
@@ -71,13 +63,14 @@ impl ReleaseView {
     }
 }
 
-fn marker(report: &FreeReport) -> FreeMarker {
+fn marker(report: &FreeReport) -> PlotMarker {
     let released = report
         .measured_release()
         .filter(|b| *b > 0)
         .map(|b| Bytes(b as u64))
         .or(report.reported_total());
-    FreeMarker {
+    PlotMarker {
+        alert: false,
         t: crate::telemetry::unix_seconds(report.at),
         label: match released {
             Some(b) => format!("freed {}", MemoryUnit::GiB.format(b)),

@@ -1,0 +1,361 @@
+//! Alerts: VRAM above N % for T seconds, temperature above X, a process appearing or leaving.
+//! Each fires once when its condition starts and re-arms only after it clears (with a little
+//! hysteresis), so a value hovering at the threshold does not spam.
+
+use crate::telemetry::Snapshot;
+use crate::units::MemoryUnit;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// Events kept for markers and the log.
+pub const RECENT_EVENTS: usize = 200;
+
+/// The user's alert rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertRules {
+    /// Alerts on at all.
+    pub enabled: bool,
+    /// VRAM threshold, percent of the card.
+    pub vram_percent: f32,
+    /// How long VRAM must stay above it, seconds.
+    pub vram_seconds: f32,
+    /// Temperature threshold, °C.
+    pub temperature_c: f32,
+    /// Tell when a process starts or stops using a GPU.
+    pub process_changes: bool,
+    /// Also send desktop notifications.
+    pub desktop_notifications: bool,
+}
+
+impl Default for AlertRules {
+    fn default() -> Self {
+        AlertRules {
+            enabled: true,
+            vram_percent: 90.0,
+            vram_seconds: 10.0,
+            temperature_c: 85.0,
+            process_changes: true,
+            desktop_notifications: true,
+        }
+    }
+}
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AlertKind {
+    /// VRAM stayed above the threshold.
+    VramHigh,
+    /// Temperature crossed the threshold.
+    TemperatureHigh,
+    /// A process started using the GPU.
+    ProcessStarted,
+    /// A process stopped using the GPU.
+    ProcessExited,
+}
+
+impl AlertKind {
+    /// A few words for a plot legend.
+    pub fn short(self) -> &'static str {
+        match self {
+            AlertKind::VramHigh => "VRAM alert",
+            AlertKind::TemperatureHigh => "temperature alert",
+            AlertKind::ProcessStarted => "process started",
+            AlertKind::ProcessExited => "process exited",
+        }
+    }
+}
+
+/// One alert.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertEvent {
+    /// When (UNIX seconds).
+    pub t: f64,
+    /// GPU index.
+    pub gpu: u32,
+    /// What.
+    pub kind: AlertKind,
+    /// A sentence.
+    pub message: String,
+}
+
+/// Evaluates rules over successive snapshots.
+#[derive(Clone, Debug, Default)]
+pub struct AlertEngine {
+    vram_high_since: HashMap<u32, f64>,
+    firing: HashSet<(u32, AlertKind)>,
+    processes: HashMap<u32, HashMap<u32, String>>,
+    recent: VecDeque<AlertEvent>,
+    total: u64,
+}
+
+impl AlertEngine {
+    /// Looks at a new snapshot; returns the alerts it raised.
+    pub fn observe(&mut self, snapshot: &Snapshot, rules: &AlertRules) -> Vec<AlertEvent> {
+        if !rules.enabled {
+            self.firing.clear();
+            self.vram_high_since.clear();
+            return Vec::new();
+        }
+        let t = snapshot.unix_seconds();
+        let mut events = Vec::new();
+        for g in &snapshot.gpus {
+            let percent = g.memory.used_fraction() * 100.0;
+            let vram_key = (g.index, AlertKind::VramHigh);
+            if percent >= rules.vram_percent {
+                let since = *self.vram_high_since.entry(g.index).or_insert(t);
+                if t - since >= rules.vram_seconds as f64 && self.firing.insert(vram_key) {
+                    events.push(AlertEvent {
+                        t,
+                        gpu: g.index,
+                        kind: AlertKind::VramHigh,
+                        message: format!(
+                            "GPU {}: VRAM above {:.0} % for {:.0} s ({} of {})",
+                            g.index,
+                            rules.vram_percent,
+                            rules.vram_seconds,
+                            MemoryUnit::GiB.format(g.memory.used),
+                            MemoryUnit::GiB.format(g.memory.total)
+                        ),
+                    });
+                }
+            } else if percent < rules.vram_percent - 2.0 {
+                self.vram_high_since.remove(&g.index);
+                self.firing.remove(&vram_key);
+            }
+            if let Some(temp) = g.temperature {
+                let key = (g.index, AlertKind::TemperatureHigh);
+                if temp.0 >= rules.temperature_c {
+                    if self.firing.insert(key) {
+                        events.push(AlertEvent {
+                            t,
+                            gpu: g.index,
+                            kind: AlertKind::TemperatureHigh,
+                            message: format!(
+                                "GPU {}: temperature {} (limit {:.0} °C)",
+                                g.index, temp, rules.temperature_c
+                            ),
+                        });
+                    }
+                } else if temp.0 < rules.temperature_c - 3.0 {
+                    self.firing.remove(&key);
+                }
+            }
+            let now: HashMap<u32, String> = g
+                .processes
+                .iter()
+                .map(|p| (p.pid, p.name.clone()))
+                .collect();
+            // The first look only learns what is running; it is not news.
+            if let Some(before) = self.processes.insert(g.index, now.clone())
+                && rules.process_changes
+            {
+                for (pid, name) in now.iter().filter(|(pid, _)| !before.contains_key(pid)) {
+                    let used = g
+                        .processes
+                        .iter()
+                        .find(|p| p.pid == *pid)
+                        .and_then(|p| p.used)
+                        .map(|b| format!(" with {}", MemoryUnit::GiB.format(b)))
+                        .unwrap_or_default();
+                    events.push(AlertEvent {
+                        t,
+                        gpu: g.index,
+                        kind: AlertKind::ProcessStarted,
+                        message: format!("GPU {}: {name} (pid {pid}) started{used}", g.index),
+                    });
+                }
+                for (pid, name) in before.iter().filter(|(pid, _)| !now.contains_key(pid)) {
+                    events.push(AlertEvent {
+                        t,
+                        gpu: g.index,
+                        kind: AlertKind::ProcessExited,
+                        message: format!("GPU {}: {name} (pid {pid}) exited", g.index),
+                    });
+                }
+            }
+        }
+        for e in &events {
+            if self.recent.len() == RECENT_EVENTS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(e.clone());
+        }
+        self.total += events.len() as u64;
+        events
+    }
+
+    /// Conditions firing now (for the banner), as (gpu, kind).
+    pub fn active(&self) -> Vec<(u32, AlertKind)> {
+        let mut a: Vec<_> = self.firing.iter().copied().collect();
+        a.sort_by_key(|(gpu, kind)| (*gpu, *kind as u8));
+        a
+    }
+
+    /// The sentences of the conditions firing now (their latest event each).
+    pub fn active_messages(&self) -> Vec<String> {
+        self.active()
+            .into_iter()
+            .filter_map(|(gpu, kind)| {
+                self.recent
+                    .iter()
+                    .rev()
+                    .find(|e| e.gpu == gpu && e.kind == kind)
+                    .map(|e| e.message.clone())
+            })
+            .collect()
+    }
+
+    /// The latest events, oldest first.
+    pub fn recent(&self) -> &VecDeque<AlertEvent> {
+        &self.recent
+    }
+
+    /// Events raised since start.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+}
+
+/// Sends a desktop notification without waiting (freedesktop `notify-send` on Linux, the
+/// platform's convention; absent elsewhere).
+pub fn notify_desktop(summary: &str, body: &str) {
+    let (summary, body) = (summary.to_string(), body.to_string());
+    let _ = std::thread::Builder::new()
+        .name("vramdeck-notify".into())
+        .spawn(move || {
+            let _ = std::process::Command::new("notify-send")
+                .args(["--app-name=vramdeck", "--icon=vramdeck", &summary, &body])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::sim::SimulatedGpus;
+    use crate::telemetry::{GpuSample, ProcessInfo, ProcessKind};
+    use crate::units::{Bytes, Celsius};
+    use std::time::{Duration, SystemTime};
+
+    fn snap(t: u64, used_mib: u64, temp: f32, pids: &[u32]) -> Snapshot {
+        let mut g: GpuSample = SimulatedGpus::demo("t").sample_at(Duration::ZERO).remove(0);
+        g.memory.used = Bytes::from_mib(used_mib);
+        g.temperature = Some(Celsius(temp));
+        g.processes = pids
+            .iter()
+            .map(|&pid| ProcessInfo {
+                pid,
+                name: format!("proc{pid}"),
+                used: Some(Bytes::from_mib(1_024)),
+                kind: ProcessKind::Compute,
+            })
+            .collect();
+        Snapshot {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + t),
+            gpus: vec![g],
+        }
+    }
+
+    #[test]
+    fn vram_must_stay_high_for_the_whole_duration_and_fires_once() {
+        let rules = AlertRules::default();
+        let mut e = AlertEngine::default();
+        let high = 49_152 * 95 / 100;
+        let mut fired = Vec::new();
+        for t in 0..30 {
+            fired.extend(e.observe(&snap(t, high, 50.0, &[]), &rules));
+        }
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].kind, AlertKind::VramHigh);
+        assert_eq!(fired[0].t, 1_800_000_010.0);
+        assert!(
+            fired[0]
+                .message
+                .starts_with("GPU 0: VRAM above 90 % for 10 s (45.6 GiB of 48.0 GiB)")
+        );
+        assert_eq!(e.active(), vec![(0, AlertKind::VramHigh)]);
+        // A dip shorter than the duration does not fire; hovering near the line does not re-fire.
+        let mut e = AlertEngine::default();
+        let mut n = 0;
+        for t in 0..40 {
+            let used = if t % 8 == 7 { 1_000 } else { high };
+            n += e.observe(&snap(t, used, 50.0, &[]), &rules).len();
+        }
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn clearing_rearms_the_alert() {
+        let rules = AlertRules::default();
+        let mut e = AlertEngine::default();
+        let high = 49_152 * 95 / 100;
+        let mut n = 0;
+        for t in 0..15 {
+            n += e.observe(&snap(t, high, 50.0, &[]), &rules).len();
+        }
+        for t in 15..20 {
+            n += e.observe(&snap(t, 2_000, 50.0, &[]), &rules).len();
+        }
+        assert!(e.active().is_empty());
+        for t in 20..35 {
+            n += e.observe(&snap(t, high, 50.0, &[]), &rules).len();
+        }
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn temperature_fires_once_with_hysteresis() {
+        let rules = AlertRules::default();
+        let mut e = AlertEngine::default();
+        let temps = [80.0, 86.0, 84.0, 86.0, 81.0, 86.0];
+        let fired: Vec<_> = temps
+            .iter()
+            .enumerate()
+            .flat_map(|(t, &c)| e.observe(&snap(t as u64, 1_000, c, &[]), &rules))
+            .collect();
+        // 86 fires; 84 is within the 3 °C hysteresis; 81 clears; 86 fires again.
+        assert_eq!(fired.len(), 2);
+        assert_eq!(fired[0].message, "GPU 0: temperature 86 °C (limit 85 °C)");
+    }
+
+    #[test]
+    fn processes_appearing_and_leaving_are_reported_after_the_first_look() {
+        let rules = AlertRules::default();
+        let mut e = AlertEngine::default();
+        assert!(e.observe(&snap(0, 1_000, 50.0, &[10]), &rules).is_empty());
+        let events = e.observe(&snap(1, 1_000, 50.0, &[11]), &rules);
+        let messages: Vec<_> = events.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            vec![
+                "GPU 0: proc11 (pid 11) started with 1.0 GiB",
+                "GPU 0: proc10 (pid 10) exited"
+            ]
+        );
+        let quiet = AlertRules {
+            process_changes: false,
+            ..AlertRules::default()
+        };
+        assert!(e.observe(&snap(2, 1_000, 50.0, &[]), &quiet).is_empty());
+        assert_eq!(e.total(), 2);
+    }
+
+    #[test]
+    fn disabled_rules_raise_nothing() {
+        let rules = AlertRules {
+            enabled: false,
+            ..AlertRules::default()
+        };
+        let mut e = AlertEngine::default();
+        for t in 0..30 {
+            assert!(
+                e.observe(&snap(t, 49_000, 99.0, &[t as u32]), &rules)
+                    .is_empty()
+            );
+        }
+    }
+}

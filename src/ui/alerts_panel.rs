@@ -1,0 +1,43 @@
+//! The alert rules editor.
+
+use crate::alerts::AlertRules;
+use egui::Ui;
+
+/// Draws the rules; edits them in place.
+pub fn show(ui: &mut Ui, rules: &mut AlertRules) {
+    egui::CollapsingHeader::new("Alerts").show(ui, |ui| {
+        ui.checkbox(&mut rules.enabled, "Alerts on");
+        ui.add_enabled_ui(rules.enabled, |ui| {
+            ui.horizontal(|ui| {
+                ui.label("VRAM above");
+                ui.add(
+                    egui::DragValue::new(&mut rules.vram_percent)
+                        .range(10.0..=100.0)
+                        .suffix(" %"),
+                );
+                ui.label("for");
+                ui.add(
+                    egui::DragValue::new(&mut rules.vram_seconds)
+                        .range(0.0..=3_600.0)
+                        .suffix(" s"),
+                );
+            });
+            ui.horizontal(|ui| {
+                ui.label("Temperature above");
+                ui.add(
+                    egui::DragValue::new(&mut rules.temperature_c)
+                        .range(30.0..=120.0)
+                        .suffix(" \u{b0}C"),
+                );
+            });
+            ui.checkbox(
+                &mut rules.process_changes,
+                "A process starts or stops using the GPU",
+            );
+            ui.checkbox(
+                &mut rules.desktop_notifications,
+                "Desktop notifications (VRAM, temperature)",
+            );
+        });
+    });
+}

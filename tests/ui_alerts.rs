@@ -1,0 +1,74 @@
+//! Alerts as a user sees them: a banner while VRAM stays high, a toast, and rules they can change.
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use std::time::{Duration, SystemTime};
+use vramdeck::settings::Settings;
+use vramdeck::telemetry::history::HistoryConfig;
+use vramdeck::telemetry::sampler::{SharedTelemetry, Telemetry, lock};
+use vramdeck::telemetry::sim::SimulatedGpus;
+use vramdeck::telemetry::{GpuSource, Snapshot};
+use vramdeck::ui::VramDeckApp;
+use vramdeck::units::Bytes;
+
+fn record(t: &SharedTelemetry, sim: &mut SimulatedGpus, second: u64, used_mib: u64) {
+    let mut gpus = sim.sample_at(Duration::from_secs(second));
+    gpus[0].memory.used = Bytes::from_mib(used_mib);
+    lock(t).record(Snapshot {
+        time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + second),
+        gpus,
+    });
+}
+
+fn window(t: SharedTelemetry) -> Harness<'static, VramDeckApp> {
+    let app = VramDeckApp::new(t, None, Settings::default(), None, vec![]);
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 1300.0))
+        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app)
+}
+
+#[test]
+fn vram_staying_high_raises_a_banner_that_clears_when_it_drops() {
+    let mut sim = SimulatedGpus::demo("test");
+    let t = Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default()).shared();
+    record(&t, &mut sim, 0, 2_000);
+    let mut h = window(t.clone());
+    h.run_steps(2);
+    assert!(h.query_by_label("ALERT").is_none());
+
+    for s in 1..=12 {
+        record(&t, &mut sim, s, 47_000); // 95.6 % of 48 GiB
+        h.run_steps(1);
+    }
+    h.run_steps(2);
+    h.get_by_label("ALERT");
+    let message = "GPU 0: VRAM above 90 % for 10 s (45.9 GiB of 48.0 GiB)";
+    // In the banner and in the toast.
+    assert_eq!(h.get_all_by_label(message).count(), 2);
+
+    for s in 13..=15 {
+        record(&t, &mut sim, s, 3_000);
+    }
+    h.run_steps(2);
+    assert!(h.query_by_label("ALERT").is_none());
+}
+
+#[test]
+fn turning_alerts_off_in_the_window_reaches_the_sampler_side() {
+    let mut sim = SimulatedGpus::demo("test");
+    let t = Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default()).shared();
+    record(&t, &mut sim, 0, 2_000);
+    let mut h = window(t.clone());
+    h.run_steps(2);
+    h.get_by_label("Alerts").click();
+    h.run_steps(2);
+    h.get_by_label("Alerts on").click();
+    h.run_steps(2);
+    assert!(!h.state().settings().alerts.enabled);
+    assert!(!lock(&t).alert_rules.enabled);
+    for s in 1..=20 {
+        record(&t, &mut sim, s, 48_000);
+    }
+    h.run_steps(2);
+    assert!(h.query_by_label("ALERT").is_none());
+}

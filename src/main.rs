@@ -84,6 +84,10 @@ fn run_window(demo: bool) -> anyhow::Result<()> {
             let app = VramDeckApp::new(telemetry, Some(sampler), loaded.settings, writer, warnings)
                 .with_release_worker(release)
                 .with_workloads(catalogue, calibration, calibration_path, user_presets_path);
+            let app = match vramdeck::logs::recorder::RecorderConfig::in_data_dir() {
+                Some(config) => app.with_recording(config),
+                None => app,
+            };
             Ok(Box::new(app))
         }),
     )

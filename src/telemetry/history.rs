@@ -324,6 +324,42 @@ impl History {
         out
     }
 
+    /// Every stored reading of GPU `slot` within `[t0, t1]`, from the finest store covering it:
+    /// raw samples, or bucket means (at the bucket's middle) further back.
+    pub fn readings(&self, slot: usize, t0: f64, t1: f64) -> Vec<(f64, Values)> {
+        let Some(gpu) = self.gpus.get(slot) else {
+            return Vec::new();
+        };
+        match choose_source(gpu, t0) {
+            Source::Raw => {
+                let from = gpu.raw.partition_point(|p| p.t < t0);
+                gpu.raw
+                    .range(from..)
+                    .take_while(|p| p.t <= t1)
+                    .map(|p| (p.t, p.values))
+                    .collect()
+            }
+            Source::Tier(i) => {
+                let tier = &gpu.tiers[i];
+                let from = tier.buckets.partition_point(|b| b.start + tier.width <= t0);
+                tier.buckets
+                    .range(from..)
+                    .take_while(|b| b.start <= t1)
+                    .map(|b| {
+                        let mean = std::array::from_fn(|m| {
+                            if b.count[m] == 0 {
+                                f32::NAN
+                            } else {
+                                (b.sum[m] / b.count[m] as f64) as f32
+                            }
+                        });
+                        (b.start + tier.width / 2.0, Values(mean))
+                    })
+                    .collect()
+            }
+        }
+    }
+
     /// min / mean / max of `metric` over `[t0, t1]` for GPU `slot`; `None` with no data.
     pub fn stats(&self, slot: usize, metric: Metric, t0: f64, t1: f64) -> Option<WindowStats> {
         let gpu = self.gpus.get(slot)?;

@@ -2,10 +2,15 @@
 //! hands settings to the background writer; never touches a file or the GPU itself.
 
 use super::advisor_panel::{self, AdvisorAction, NewPresetForm};
+use super::logs_view::{self, FileOutcome, LogsState};
+use super::mini_view::{self, MiniAction};
 use super::plots::PlotData;
 use super::plots::PlotMarker;
 use super::release_panel::{self, ReleaseView, Toast};
+use super::top_bar::TopBarAction;
 use super::{banners, gpu_card, plots, process_table, status_bar, top_bar};
+use crate::logs::OpenedLog;
+use crate::logs::recorder::RecorderConfig;
 use crate::release::worker::{ReleaseWorker, WorkerCommand};
 use crate::settings::{PlotWindow, Settings, SettingsWriter, Theme};
 use crate::telemetry::Snapshot;
@@ -35,6 +40,8 @@ pub struct VramDeckApp {
     alerts_seen: u64,
     /// Recent alerts by GPU index, for the plot.
     alert_markers: Vec<(u32, PlotMarker)>,
+    logs: LogsState,
+    recorder_config: Option<RecorderConfig>,
 }
 
 /// Alerts as read under the telemetry lock.
@@ -80,6 +87,8 @@ impl VramDeckApp {
         VramDeckApp {
             alerts_seen,
             alert_markers: Vec::new(),
+            logs: LogsState::default(),
+            recorder_config: None,
             telemetry,
             sampler,
             settings,
@@ -116,6 +125,31 @@ impl VramDeckApp {
         self.workloads.calibration_path = calibration_path;
         self.workloads.user_presets_path = user_presets_path;
         self
+    }
+
+    /// Records to CSV files as configured here when the user presses "Record to CSV".
+    pub fn with_recording(mut self, config: RecorderConfig) -> Self {
+        self.recorder_config = Some(config);
+        self
+    }
+
+    /// The CSV log shown instead of live data, if any.
+    pub fn imported_log(&self) -> Option<&crate::logs::import::ImportedLog> {
+        self.logs.imported.as_ref()
+    }
+
+    /// The OOM analysis on screen, if any.
+    pub fn analysis(&self) -> Option<&crate::logs::oom::Analysis> {
+        self.logs.analysis.as_ref().map(|(_, a)| a)
+    }
+
+    /// Opens a log file as if it had been dropped on the window (the work runs on a thread).
+    pub fn open_log_file(&mut self, path: std::path::PathBuf) {
+        self.logs.pending = logs_view::open(
+            Some(path),
+            self.workloads.catalogue.clone(),
+            self.workloads.calibration.clone(),
+        );
     }
 
     /// Peaks measured on this machine.
@@ -205,14 +239,47 @@ impl VramDeckApp {
                     samples: t.history.samples_total(),
                     since: t.history.oldest(slot),
                     save_error: self.settings_writer.as_ref().and_then(|w| w.last_error()),
+                    recording: t.recording.clone(),
                 },
             )
         };
 
+        self.poll_files();
+        let dropped: Vec<std::path::PathBuf> = ui.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        if let Some(path) = dropped.into_iter().next() {
+            self.open_log_file(path);
+        }
+
         let before = self.settings.clone();
+        if self.settings.mini_view {
+            let freeing = self.release_view.in_flight;
+            match mini_view::show(ui, latest.as_ref(), self.settings.memory_unit, freeing) {
+                Some(MiniAction::Free) => self.free_all(),
+                Some(MiniAction::Expand) => self.set_mini_view(ui.ctx(), false),
+                None => {}
+            }
+            if let Some(toast) = &self.release_view.toast {
+                release_panel::toast(ui, toast);
+            }
+            if self.settings != before {
+                self.apply_settings_change(&before);
+            }
+            return;
+        }
+        let mut bar_action = None;
         egui::Panel::top("top_bar").show(ui, |ui| {
-            top_bar::show(ui, &mut self.settings, &source);
+            bar_action = top_bar::show(ui, &mut self.settings, &source, status.recording.active);
             banners::demo_mode(ui, &source);
+            if let Some(problem) = &status.recording.error {
+                banners::read_error_text(ui, problem);
+            }
             if let Some(error) = &error {
                 banners::read_error(ui, error);
             }
@@ -223,6 +290,10 @@ impl VramDeckApp {
             ui.add_space(2.0);
         });
         egui::Panel::bottom("status_bar").show(ui, |ui| status_bar::show(ui, &status));
+        if let Some(action) = bar_action {
+            self.on_top_bar(action, ui.ctx(), status.recording.active, latest.as_ref());
+        }
+        logs_view::analysis_window(ui.ctx(), &mut self.logs.analysis);
 
         if alerts.total > self.alerts_seen {
             self.alerts_seen = alerts.total;
@@ -340,6 +411,10 @@ impl VramDeckApp {
             // Plots share the height left after the header and the process table's rows.
             let table_rows = gpu.processes.len().max(1) as f32;
             let plot_space = (ui.available_height() - 110.0 - 22.0 * table_rows).max(300.0);
+            if self.logs.imported.is_some() {
+                self.show_imported(ui, unit, plot_space);
+                return;
+            }
             egui::ScrollArea::vertical().show(ui, |ui| {
                 ui.horizontal_wrapped(|ui| {
                     ui.label(RichText::new(format!("History of GPU {}", gpu.index)).heading());
@@ -384,6 +459,169 @@ impl VramDeckApp {
                 process_table::show(ui, gpu.index, &gpu.processes, unit);
             });
         });
+    }
+
+    /// An imported CSV log in the plots, instead of live data.
+    fn show_imported(&mut self, ui: &mut Ui, unit: crate::units::MemoryUnit, plot_space: f32) {
+        let Some(log) = &self.logs.imported else {
+            return;
+        };
+        let mut slot = self
+            .logs
+            .imported_slot
+            .min(log.gpus.len().saturating_sub(1));
+        let back = logs_view::imported_header(ui, log, &mut slot);
+        let (mut t0, mut t1) = log.span;
+        if t1 - t0 < 60.0 {
+            // A log of a few rows still gets a readable minute of axis.
+            let mid = (t0 + t1) / 2.0;
+            (t0, t1) = (mid - 30.0, mid + 30.0);
+        }
+        let columns = ui.available_width().max(100.0) as usize;
+        self.last_plot = PlotData::collect_range(&log.history, slot, t0, t1, columns);
+        let window = plots::window_for_span(t1 - t0);
+        let total_mib = log.gpus[slot]
+            .total_mib
+            .or(self.last_plot.vram_stats.map(|s| s.max))
+            .unwrap_or(0.0);
+        plots::vram(
+            ui,
+            &self.last_plot,
+            window,
+            unit,
+            total_mib,
+            &[],
+            plot_space * 0.6,
+        );
+        stats_line(ui, &self.last_plot, unit);
+        plots::utilisation(ui, &self.last_plot, window, plot_space * 0.38);
+        self.logs.imported_slot = slot;
+        if back {
+            self.logs.imported = None;
+        }
+    }
+
+    fn free_all(&mut self) {
+        if let Some(worker) = &self.release {
+            self.release_view.in_flight = true;
+            worker.send(WorkerCommand::Free(
+                crate::release::free::FreeTarget::All,
+                self.settings.free_level,
+            ));
+        }
+    }
+
+    fn set_mini_view(&mut self, ctx: &egui::Context, on: bool) {
+        self.settings.mini_view = on;
+        let gpus = sampler::lock(&self.telemetry)
+            .latest
+            .as_ref()
+            .map(|s| s.gpus.len())
+            .unwrap_or(1);
+        let (level, size) = if on {
+            (egui::WindowLevel::AlwaysOnTop, mini_view::size(gpus))
+        } else {
+            (egui::WindowLevel::Normal, egui::vec2(1480.0, 900.0))
+        };
+        ctx.send_viewport_cmd(egui::ViewportCommand::WindowLevel(level));
+        ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(size));
+    }
+
+    fn on_top_bar(
+        &mut self,
+        action: TopBarAction,
+        ctx: &egui::Context,
+        recording: bool,
+        latest: Option<&Snapshot>,
+    ) {
+        match action {
+            TopBarAction::ToggleRecording => match (&self.sampler, recording) {
+                (Some(s), true) => s.stop_recording(),
+                (Some(s), false) => match &self.recorder_config {
+                    Some(config) => s.start_recording(config.clone()),
+                    None => self
+                        .warnings
+                        .push("No data folder: recording is unavailable.".into()),
+                },
+                (None, _) => {}
+            },
+            TopBarAction::OpenLog => {
+                if self.logs.pending.is_none() {
+                    self.logs.pending = logs_view::open(
+                        None,
+                        self.workloads.catalogue.clone(),
+                        self.workloads.calibration.clone(),
+                    );
+                }
+            }
+            TopBarAction::Export => {
+                let (t0, t1) = (self.last_plot.t0, self.last_plot.t1);
+                let text = match &self.logs.imported {
+                    Some(log) => {
+                        let slot = self.logs.imported_slot;
+                        let g = &log.gpus[slot];
+                        crate::logs::window_csv(
+                            &log.history,
+                            slot,
+                            t0,
+                            t1,
+                            g.index,
+                            &g.name,
+                            g.total_mib,
+                        )
+                    }
+                    None => {
+                        let slot = self.selected_slot(latest);
+                        let Some(g) = latest.and_then(|s| s.gpus.get(slot)) else {
+                            return;
+                        };
+                        let t = sampler::lock(&self.telemetry);
+                        crate::logs::window_csv(
+                            &t.history,
+                            slot,
+                            t0,
+                            t1,
+                            g.index,
+                            &g.name,
+                            Some(g.memory.total.mib()),
+                        )
+                    }
+                };
+                let name = format!(
+                    "vramdeck-{}.csv",
+                    chrono::Local::now().format("%Y%m%d-%H%M%S")
+                );
+                if self.logs.pending.is_none() {
+                    self.logs.pending = logs_view::export(text, name);
+                }
+            }
+            TopBarAction::MiniView => self.set_mini_view(ctx, true),
+        }
+    }
+
+    fn poll_files(&mut self) {
+        let Some(rx) = &self.logs.pending else { return };
+        let Ok(outcome) = rx.try_recv() else { return };
+        self.logs.pending = None;
+        match outcome {
+            FileOutcome::Opened(Ok(OpenedLog::Csv(log))) => {
+                self.toast(
+                    format!("Opened {}: {}", log.origin, log.summary()),
+                    log.bad_rows == 0,
+                );
+                self.logs.imported_slot = 0;
+                self.logs.imported = Some(log);
+            }
+            FileOutcome::Opened(Ok(OpenedLog::Text { origin, analysis })) => {
+                self.logs.analysis = Some((origin, analysis));
+            }
+            FileOutcome::Opened(Err(e)) => self.warnings.push(e),
+            FileOutcome::Exported(Ok(path)) => {
+                self.toast(format!("Saved {}", path.display()), true)
+            }
+            FileOutcome::Exported(Err(e)) => self.warnings.push(format!("Export failed: {e}")),
+            FileOutcome::Cancelled => {}
+        }
     }
 
     /// Feeds a marked run and agents whose label names a preset with the newest reading.

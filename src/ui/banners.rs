@@ -65,3 +65,10 @@ pub fn alerts(ui: &mut Ui, messages: &[String]) {
         });
     }
 }
+
+/// A problem that stopped something (recording), in the error colour.
+pub fn read_error_text(ui: &mut Ui, text: &str) {
+    strip(ui, ERROR, |ui| {
+        ui.label(RichText::new(text).color(Color32::WHITE));
+    });
+}

@@ -5,6 +5,8 @@ pub mod alerts_panel;
 pub mod app;
 pub mod banners;
 pub mod gpu_card;
+pub mod logs_view;
+pub mod mini_view;
 pub mod plots;
 pub mod process_table;
 pub mod release_panel;

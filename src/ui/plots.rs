@@ -46,7 +46,17 @@ impl PlotData {
         now: f64,
         columns: usize,
     ) -> Self {
-        let t0 = now - window.seconds();
+        Self::collect_range(history, slot, now - window.seconds(), now, columns)
+    }
+
+    /// Reads `[t0, now]` from history (an imported log's whole span, say).
+    pub fn collect_range(
+        history: &History,
+        slot: usize,
+        t0: f64,
+        now: f64,
+        columns: usize,
+    ) -> Self {
         let series = |m| history.series(slot, m, t0, now, columns);
         PlotData {
             t0,
@@ -63,6 +73,14 @@ impl PlotData {
     pub fn plotted_span(&self) -> Option<(f64, f64)> {
         Some((self.vram_mib.first()?[0], self.vram_mib.last()?[0]))
     }
+}
+
+/// The window whose grid suits a span of `seconds` (for imported logs of any length).
+pub fn window_for_span(seconds: f64) -> PlotWindow {
+    PlotWindow::ALL
+        .into_iter()
+        .find(|w| seconds <= w.seconds() * 1.5)
+        .unwrap_or(PlotWindow::OneDay)
 }
 
 /// Grid steps (small, medium, large) in seconds that read well as clock times.

@@ -16,6 +16,8 @@ pub struct Status {
     pub since: Option<f64>,
     /// Settings could not be saved, if so.
     pub save_error: Option<String>,
+    /// CSV recording.
+    pub recording: crate::logs::recorder::RecordingStatus,
 }
 
 /// Draws the status line.
@@ -29,6 +31,15 @@ pub fn show(ui: &mut Ui, status: &Status) {
         ));
         if let Some(since) = status.since {
             ui.label(format!("· history since {}", super::clock_time(since)));
+        }
+        if status.recording.active
+            && let Some(path) = &status.recording.path
+        {
+            ui.label(format!(
+                "· recording to {} ({})",
+                path.display(),
+                crate::units::MemoryUnit::MiB.format(crate::units::Bytes(status.recording.bytes))
+            ));
         }
         if let Some(error) = &status.save_error {
             ui.colored_label(ui.visuals().error_fg_color, error);

@@ -16,8 +16,27 @@ fn interval_label(ms: u64) -> String {
     }
 }
 
-/// Draws the bar; edits `settings` in place.
-pub fn show(ui: &mut Ui, settings: &mut Settings, source: &SourceKind) {
+/// Buttons of the bar that start something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopBarAction {
+    /// Start or stop recording to CSV.
+    ToggleRecording,
+    /// Open a CSV or text log.
+    OpenLog,
+    /// Export what the plots show.
+    Export,
+    /// Switch to the compact view.
+    MiniView,
+}
+
+/// Draws the bar; edits `settings` in place and returns a clicked action.
+pub fn show(
+    ui: &mut Ui,
+    settings: &mut Settings,
+    source: &SourceKind,
+    recording: bool,
+) -> Option<TopBarAction> {
+    let mut action = None;
     ui.horizontal_wrapped(|ui| {
         ui.heading("vramdeck");
         match source {
@@ -54,5 +73,27 @@ pub fn show(ui: &mut Ui, settings: &mut Settings, source: &SourceKind) {
                     ui.selectable_value(&mut settings.theme, theme, theme.label());
                 }
             });
+        ui.separator();
+        if ui
+            .selectable_label(recording, if recording { "Recording" } else { "Record to CSV" })
+            .on_hover_text("Append every sample to a CSV file in the data folder")
+            .clicked()
+        {
+            action = Some(TopBarAction::ToggleRecording);
+        }
+        if ui
+            .button("Open log...")
+            .on_hover_text("An nvidia-smi CSV log to plot, or a console log to check for out-of-memory errors (or drop a file on the window)")
+            .clicked()
+        {
+            action = Some(TopBarAction::OpenLog);
+        }
+        if ui.button("Export CSV...").on_hover_text("Save what the plots show").clicked() {
+            action = Some(TopBarAction::Export);
+        }
+        if ui.button("Mini view").on_hover_text("A small always-on-top window").clicked() {
+            action = Some(TopBarAction::MiniView);
+        }
     });
+    action
 }

@@ -1,0 +1,171 @@
+//! Logs in the window: an nvidia-smi CSV shown in the plots, a console log analysed for OOM,
+//! recording from the top bar, and the compact always-on-top view.
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+use vramdeck::logs::recorder::RecorderConfig;
+use vramdeck::settings::Settings;
+use vramdeck::telemetry::history::HistoryConfig;
+use vramdeck::telemetry::sampler::{Sampler, SharedTelemetry, Telemetry, lock};
+use vramdeck::telemetry::sim::SimulatedGpus;
+use vramdeck::telemetry::{GpuSource, Snapshot};
+use vramdeck::ui::VramDeckApp;
+
+fn demo() -> SharedTelemetry {
+    let mut sim = SimulatedGpus::demo("test");
+    let mut t = Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default());
+    t.record(Snapshot {
+        time: SystemTime::now(),
+        gpus: sim.sample_at(Duration::from_secs(30)),
+    });
+    t.shared()
+}
+
+fn window(app: VramDeckApp) -> Harness<'static, VramDeckApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1480.0, 1100.0))
+        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app)
+}
+
+fn until(
+    h: &mut Harness<'_, VramDeckApp>,
+    what: &str,
+    done: impl Fn(&Harness<'_, VramDeckApp>) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done(h) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+        h.run_steps(2);
+    }
+}
+
+fn fixture(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+#[test]
+fn an_nvidia_smi_log_is_shown_in_the_plots_until_back_to_live() {
+    let mut h = window(VramDeckApp::new(
+        demo(),
+        None,
+        Settings::default(),
+        None,
+        vec![],
+    ));
+    h.run();
+    h.state_mut().open_log_file(fixture("csv/two_gpus_na.csv"));
+    until(&mut h, "the imported log", |h| {
+        h.state().imported_log().is_some()
+    });
+    h.get_by_label_contains("Log: ");
+    // In the log's header and in the "Opened" toast.
+    assert_eq!(h.query_all_by_label_contains("4 rows from 2 GPU(s), 3 bad row(s) skipped").count(), 2);
+    let plot = h.state().last_plot();
+    assert_eq!(
+        plot.vram_mib.iter().map(|p| p[1]).collect::<Vec<_>>(),
+        vec![7_987.0, 7_990.0]
+    );
+    // The second GPU of the log.
+    h.get_by_label("GPU 1 · NVIDIA A100-SXM4-40GB").click();
+    h.run_steps(2);
+    let plot = h.state().last_plot();
+    assert_eq!(
+        plot.vram_mib.iter().map(|p| p[1]).collect::<Vec<_>>(),
+        vec![39_500.0, 2_000.0]
+    );
+    h.get_by_label("Back to live").click();
+    h.run_steps(2);
+    assert!(h.state().imported_log().is_none());
+    h.get_by_label("History of GPU 0");
+}
+
+#[test]
+fn a_console_log_opens_the_out_of_memory_analysis() {
+    let mut h = window(VramDeckApp::new(
+        demo(),
+        None,
+        Settings::default(),
+        None,
+        vec![],
+    ));
+    h.run();
+    h.state_mut()
+        .open_log_file(fixture("logs/comfyui_ddcolor_oom.log"));
+    until(&mut h, "the analysis", |h| h.state().analysis().is_some());
+    // A new egui window spends its first frame measuring itself.
+    h.run_steps(3);
+    h.get_by_label("2 event(s) in 19 lines");
+    h.get_by_label("line 13: PyTorch CUDA out of memory");
+    h.get_by_label("- DDColor (ComfyUI): use size 960 instead of 1280 (the largest safe size on a 12.0 GiB card)");
+}
+
+#[test]
+fn a_missing_file_is_a_warning_not_a_crash() {
+    let mut h = window(VramDeckApp::new(
+        demo(),
+        None,
+        Settings::default(),
+        None,
+        vec![],
+    ));
+    h.run();
+    h.state_mut().open_log_file("/nonexistent/log.csv".into());
+    until(&mut h, "the warning", |h| !h.state().warnings().is_empty());
+    h.get_by_label_contains("Cannot read /nonexistent/log.csv");
+}
+
+#[test]
+fn mini_view_shows_bars_and_free_and_goes_back() {
+    let mut h = window(VramDeckApp::new(
+        demo(),
+        None,
+        Settings::default(),
+        None,
+        vec![],
+    ));
+    h.run();
+    h.get_by_label("Mini view").click();
+    h.run_steps(2);
+    assert!(h.state().settings().mini_view);
+    h.get_by_label("Full view");
+    h.get_by_label("Free VRAM");
+    assert!(h.query_by_label("History of GPU 0").is_none());
+    h.get_by_label("Full view").click();
+    h.run_steps(2);
+    assert!(!h.state().settings().mini_view);
+    h.get_by_label("History of GPU 0");
+}
+
+#[test]
+fn record_to_csv_from_the_top_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let sampler = Sampler::spawn(
+        Box::new(SimulatedGpus::demo("test")),
+        Duration::from_millis(100),
+        HistoryConfig::default(),
+        || {},
+    );
+    let t = sampler.telemetry();
+    let app = VramDeckApp::new(t.clone(), Some(sampler), Settings::default(), None, vec![])
+        .with_recording(RecorderConfig {
+            dir: dir.path().to_path_buf(),
+            max_file_bytes: 1 << 20,
+            keep_files: 3,
+        });
+    let mut h = window(app);
+    until(&mut h, "the first reading", |h| {
+        h.query_by_label("Record to CSV").is_some()
+    });
+    h.get_by_label("Record to CSV").click();
+    until(&mut h, "recording", |_| lock(&t).recording.bytes > 2_000);
+    h.get_by_label_contains("recording to ");
+    h.get_by_label("Recording").click();
+    until(&mut h, "the stop", |_| !lock(&t).recording.active);
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(files.len(), 1);
+}

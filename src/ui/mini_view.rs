@@ -7,7 +7,7 @@ use egui::{Color32, RichText, Ui};
 
 /// Window size for the mini view with `gpus` GPUs.
 pub fn size(gpus: usize) -> egui::Vec2 {
-    egui::vec2(420.0, 64.0 + 34.0 * gpus.max(1) as f32)
+    egui::vec2(420.0, 46.0 + 26.0 * gpus.max(1) as f32)
 }
 
 /// What the user asked for.

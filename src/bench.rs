@@ -71,14 +71,32 @@ pub fn run_all(args: &BenchArgs, source: &mut dyn GpuSource) -> Vec<Measurement>
         "NVML"
     };
     let gpus = source.sample().map(|g| g.len()).unwrap_or(0);
+    source.set_process_refresh(Duration::ZERO);
     results.push(measure(
-        &format!("read all fields of {gpus} GPU(s) ({label})"),
+        &format!("read all fields of {gpus} GPU(s) incl. process lists ({label})"),
         5,
         args.sample_calls,
         || {
             let _ = black_box(source.sample());
         },
     ));
+    // What the sampler does at 10 Hz: process lists refreshed once a second.
+    source.set_process_refresh(crate::telemetry::nvml::PROCESS_REFRESH);
+    let mut spent = Duration::ZERO;
+    let samples = 30u32;
+    for _ in 0..samples {
+        let started = Instant::now();
+        let _ = black_box(source.sample());
+        spent += started.elapsed();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    results.push(Measurement {
+        name: format!(
+            "mean 10 Hz sample of {gpus} GPU(s), processes refreshed each second ({label})"
+        ),
+        per_call: spent / samples,
+        calls: samples,
+    });
     if args.with_nvidia_smi {
         results.push(measure("nvidia-smi --query-gpu subprocess", 5, 4, || {
             let _ = black_box(
@@ -98,6 +116,20 @@ pub fn run_all(args: &BenchArgs, source: &mut dyn GpuSource) -> Vec<Measurement>
         t += 0.1;
         history.push_values(0, t, Values([1_000.0, 50.0, 20.0, 60.0, 300.0]));
     }));
+
+    // Eight GPUs' worth of history: what a frame of an 8-GPU box would read.
+    let eight: Vec<History> = (0..8).map(|_| filled_history(24.0, 10.0)).collect();
+    results.push(measure(
+        "plot series for 8 GPUs, 24 h window (from 24 h @ 10 Hz each) → 2,000 columns",
+        5,
+        50,
+        || {
+            for h in &eight {
+                black_box(h.series(0, Metric::VramUsedMib, 1.0e9 - 86_400.0, 1.0e9, 2_000));
+            }
+        },
+    ));
+    drop(eight);
 
     // The raw algorithm on 24 h of 10 Hz points, as if nothing were aggregated.
     let raw: Vec<(f64, f32, f32)> = (0..864_000)
@@ -130,7 +162,87 @@ pub fn run_all(args: &BenchArgs, source: &mut dyn GpuSource) -> Vec<Measurement>
             },
         ));
     }
+    results.push(ui_frame(5, 20));
+    if let Some(round_trip) = agent_round_trip() {
+        results.push(round_trip);
+    }
     results
+}
+
+/// One full UI frame (layout, plots, tessellation) of the window with 24 h of 10 Hz history
+/// for two GPUs, built headless.
+pub fn ui_frame(rounds: usize, calls: u32) -> Measurement {
+    use crate::settings::{PlotWindow, Settings};
+    use crate::telemetry::sampler::Telemetry;
+    use crate::telemetry::sim::SimulatedGpus;
+    use crate::telemetry::{Snapshot, unix_seconds};
+    use std::time::SystemTime;
+    let mut sim = SimulatedGpus::demo("bench");
+    let mut telemetry = Telemetry::new(
+        sim.kind(),
+        Duration::from_millis(100),
+        HistoryConfig::default(),
+    );
+    let now = unix_seconds(SystemTime::now());
+    let start = now - 86_400.0;
+    for i in 0..864_000u64 {
+        let t = start + i as f64 / 10.0;
+        let gpus = sim.sample_at(Duration::from_millis(i * 100));
+        if i % 36_000 == 0 || i == 863_999 {
+            // Full records (alerts, latest) now and then; the bulk straight into history.
+            telemetry.record(Snapshot {
+                time: SystemTime::UNIX_EPOCH + Duration::from_secs_f64(t),
+                gpus,
+            });
+        } else {
+            telemetry.history.push(t, &gpus);
+        }
+    }
+    let settings = Settings {
+        plot_window: PlotWindow::OneDay,
+        ..Settings::default()
+    };
+    let mut app = crate::ui::VramDeckApp::new(telemetry.shared(), None, settings, None, vec![]);
+    let ctx = egui::Context::default();
+    let input = || egui::RawInput {
+        screen_rect: Some(egui::Rect::from_min_size(
+            egui::Pos2::ZERO,
+            egui::vec2(1480.0, 900.0),
+        )),
+        ..Default::default()
+    };
+    // First frames load fonts and lay out panels: not what an idle repaint costs.
+    for _ in 0..3 {
+        let out = ctx.run_ui(input(), |ui| app.show(ui));
+        black_box(ctx.tessellate(out.shapes, out.pixels_per_point));
+    }
+    measure(
+        "one UI frame, 24 h @ 10 Hz history, 2 GPUs (layout + tessellation)",
+        rounds,
+        calls,
+        || {
+            let out = ctx.run_ui(input(), |ui| app.show(ui));
+            black_box(ctx.tessellate(out.shapes, out.pixels_per_point));
+        },
+    )
+}
+
+/// hello round trips to the first running agent, if any (start one with
+/// `python3 tests/fixtures/fake_webui.py`).
+pub fn agent_round_trip() -> Option<Measurement> {
+    use crate::release::{client::AgentClient, discovery};
+    let dir = discovery::agent_dir();
+    let endpoint = discovery::endpoints(&dir).ok()?.into_iter().next()?;
+    let mut client = AgentClient::connect(&endpoint, Duration::from_secs(2)).ok()?;
+    client.hello().ok()?;
+    Some(measure(
+        "agent socket round trip (hello over the Unix socket)",
+        5,
+        200,
+        || {
+            let _ = black_box(client.hello());
+        },
+    ))
 }
 
 /// Formats results as an aligned table, with the subprocess ratio when both were measured.
@@ -145,15 +257,19 @@ pub fn report(results: &[Measurement]) -> String {
             m.calls
         ));
     }
-    if let (Some(read), Some(smi)) = (
-        results.first(),
-        results.iter().find(|m| m.name.starts_with("nvidia-smi")),
-    ) && !read.per_call.is_zero()
-    {
-        out.push_str(&format!(
-            "in-process read is {:.0}× cheaper than an nvidia-smi subprocess\n",
-            smi.per_call.as_secs_f64() / read.per_call.as_secs_f64()
-        ));
+    if let Some(smi) = results.iter().find(|m| m.name.starts_with("nvidia-smi")) {
+        for read in results
+            .iter()
+            .filter(|m| m.name.contains(" sample") || m.name.starts_with("read all"))
+        {
+            if !read.per_call.is_zero() {
+                out.push_str(&format!(
+                    "{:.0}× cheaper than an nvidia-smi subprocess: {}\n",
+                    smi.per_call.as_secs_f64() / read.per_call.as_secs_f64(),
+                    read.name
+                ));
+            }
+        }
     }
     out
 }
@@ -171,6 +287,12 @@ fn format_duration(d: Duration) -> String {
 
 /// `vramdeck bench`.
 pub fn command(args: &BenchArgs, demo: bool) -> anyhow::Result<()> {
+    if !demo && let Ok(nvml) = crate::telemetry::nvml::NvmlSource::open() {
+        println!("NVML calls behind one read of GPU 0 (median of 200):");
+        for (name, cost) in nvml.field_costs(200) {
+            println!("  {name:<28} {:>10}", format_duration(cost));
+        }
+    }
     let mut source = crate::telemetry::open_source(demo);
     if let crate::telemetry::SourceKind::Simulated { reason } = source.kind() {
         eprintln!("vramdeck: GPU read timed on the simulation ({reason})");
@@ -187,7 +309,7 @@ mod tests {
     fn report_lists_every_measurement_with_a_unit() {
         let results = vec![
             Measurement {
-                name: "a".into(),
+                name: "read all fields".into(),
                 per_call: Duration::from_nanos(5_000),
                 calls: 1,
             },
@@ -200,7 +322,10 @@ mod tests {
         let text = report(&results);
         assert!(text.contains("5.00 µs"));
         assert!(text.contains("25.00 ms"));
-        assert!(text.contains("5000× cheaper"), "{text}");
+        assert!(
+            text.contains("5000× cheaper than an nvidia-smi subprocess: read all"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -162,6 +162,10 @@ pub fn log_command(args: &LogArgs, demo: bool) -> anyhow::Result<()> {
     if let crate::telemetry::SourceKind::Simulated { reason } = source.kind() {
         eprintln!("vramdeck: demo mode, these readings are simulated ({reason})");
     }
+    if args.processes {
+        // A process log is about processes: read them fresh every time.
+        source.set_process_refresh(std::time::Duration::ZERO);
+    }
     match &args.output {
         None => {
             let stdout = std::io::stdout();

@@ -64,7 +64,11 @@ fn an_nvidia_smi_log_is_shown_in_the_plots_until_back_to_live() {
     });
     h.get_by_label_contains("Log: ");
     // In the log's header and in the "Opened" toast.
-    assert_eq!(h.query_all_by_label_contains("4 rows from 2 GPU(s), 3 bad row(s) skipped").count(), 2);
+    assert_eq!(
+        h.query_all_by_label_contains("4 rows from 2 GPU(s), 3 bad row(s) skipped")
+            .count(),
+        2
+    );
     let plot = h.state().last_plot();
     assert_eq!(
         plot.vram_mib.iter().map(|p| p[1]).collect::<Vec<_>>(),

@@ -176,6 +176,9 @@ pub trait GpuSource: Send {
     fn kind(&self) -> SourceKind;
     /// Reads every GPU once.
     fn sample(&mut self) -> Result<Vec<GpuSample>, SourceError>;
+    /// Reads process lists at most this often (they are the costliest NVML calls and change
+    /// rarely); `Duration::ZERO` reads them every time. Sources without the cost ignore it.
+    fn set_process_refresh(&mut self, _every: std::time::Duration) {}
 }
 
 /// Opens NVML, or the demo simulation when NVML is not there (or when `force_demo` is set).

@@ -9,6 +9,7 @@ use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 /// Library names tried in order: the versioned name exists on every driver install, the bare
 /// name only where the -dev package added the symlink.
@@ -21,7 +22,14 @@ pub struct NvmlSource {
     driver_version: String,
     /// Names cached by pid: /proc reads are the slowest part of a sample.
     process_names: HashMap<u32, String>,
+    /// How often process lists are read.
+    process_refresh: Duration,
+    /// Last process list per GPU and when it was read.
+    processes: HashMap<u32, (Instant, Vec<ProcessInfo>)>,
 }
+
+/// Default for [`NvmlSource`]'s process-list refresh.
+pub const PROCESS_REFRESH: Duration = Duration::from_secs(1);
 
 impl NvmlSource {
     /// Loads and initialises NVML. Fails with a sentence a user can act on.
@@ -63,6 +71,8 @@ impl NvmlSource {
             device_count,
             driver_version,
             process_names: HashMap::new(),
+            process_refresh: PROCESS_REFRESH,
+            processes: HashMap::new(),
         })
     }
 
@@ -80,19 +90,31 @@ impl NvmlSource {
             reserved: Bytes(info.reserved),
         };
         let utilization = device.utilization_rates().ok();
-        let mut processes = merge_processes(
-            device.running_compute_processes().unwrap_or_default(),
-            device.running_graphics_processes().unwrap_or_default(),
-        );
-        for p in &mut processes {
-            p.name = self
-                .process_names
-                .entry(p.pid)
-                .or_insert_with(|| {
-                    procfs::process_name(p.pid).unwrap_or_else(|| format!("pid {}", p.pid))
-                })
-                .clone();
-        }
+        let fresh = self
+            .processes
+            .get(&index)
+            .filter(|(at, _)| at.elapsed() < self.process_refresh)
+            .map(|(_, list)| list.clone());
+        let processes = match fresh {
+            Some(list) => list,
+            None => {
+                let mut list = merge_processes(
+                    device.running_compute_processes().unwrap_or_default(),
+                    device.running_graphics_processes().unwrap_or_default(),
+                );
+                for p in &mut list {
+                    p.name = self
+                        .process_names
+                        .entry(p.pid)
+                        .or_insert_with(|| {
+                            procfs::process_name(p.pid).unwrap_or_else(|| format!("pid {}", p.pid))
+                        })
+                        .clone();
+                }
+                self.processes.insert(index, (Instant::now(), list.clone()));
+                list
+            }
+        };
         Ok(GpuSample {
             index,
             name: device.name().unwrap_or_else(|_| format!("GPU {index}")),
@@ -110,6 +132,64 @@ impl NvmlSource {
             fan: device.fan_speed(0).ok().map(|f| Percent(f as f32)),
             processes,
         })
+    }
+}
+
+impl NvmlSource {
+    /// Time of each NVML call behind one GPU read, for `vramdeck bench` (median of `calls`).
+    pub fn field_costs(&self, calls: u32) -> Vec<(&'static str, Duration)> {
+        let Ok(device) = self.nvml.device_by_index(0) else {
+            return Vec::new();
+        };
+        let time = |f: &dyn Fn()| {
+            let mut samples: Vec<Duration> = (0..calls.max(1))
+                .map(|_| {
+                    let started = Instant::now();
+                    f();
+                    started.elapsed()
+                })
+                .collect();
+            samples.sort();
+            samples[samples.len() / 2]
+        };
+        vec![
+            (
+                "device_by_index",
+                time(&|| drop(self.nvml.device_by_index(0))),
+            ),
+            ("memory_info (v2)", time(&|| drop(device.memory_info()))),
+            (
+                "utilization_rates",
+                time(&|| drop(device.utilization_rates())),
+            ),
+            (
+                "temperature",
+                time(&|| drop(device.temperature(TemperatureSensor::Gpu))),
+            ),
+            ("power_usage", time(&|| drop(device.power_usage()))),
+            (
+                "enforced_power_limit",
+                time(&|| drop(device.enforced_power_limit())),
+            ),
+            (
+                "clock_info SM",
+                time(&|| drop(device.clock_info(Clock::SM))),
+            ),
+            (
+                "clock_info memory",
+                time(&|| drop(device.clock_info(Clock::Memory))),
+            ),
+            ("fan_speed", time(&|| drop(device.fan_speed(0)))),
+            ("name", time(&|| drop(device.name()))),
+            (
+                "running_compute_processes",
+                time(&|| drop(device.running_compute_processes())),
+            ),
+            (
+                "running_graphics_processes",
+                time(&|| drop(device.running_graphics_processes())),
+            ),
+        ]
     }
 }
 
@@ -131,6 +211,10 @@ impl GpuSource for NvmlSource {
             .collect();
         self.process_names.retain(|pid, _| live.contains(pid));
         Ok(gpus)
+    }
+
+    fn set_process_refresh(&mut self, every: Duration) {
+        self.process_refresh = every;
     }
 }
 

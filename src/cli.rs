@@ -14,6 +14,12 @@ pub struct Cli {
     /// Use simulated demo GPUs even when an NVIDIA GPU is present.
     #[arg(long, global = true)]
     pub demo: bool,
+    /// Measurement aid: simulate this many GPUs in demo mode.
+    #[arg(long, hide = true, default_value_t = 2)]
+    pub demo_gpus: usize,
+    /// Measurement aid: start with this many hours of 10 Hz simulated history.
+    #[arg(long, hide = true, default_value_t = 0.0)]
+    pub prefill_hours: f64,
     /// What to do; without a subcommand the window opens.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         Some(Command::Free(args)) => vramdeck::cli::free_command(args, cli.demo),
         Some(Command::Advise(args)) => vramdeck::cli::advise_command(args, cli.demo),
         Some(Command::Analyze { log }) => vramdeck::cli::analyze_command(log),
-        None => run_window(cli.demo),
+        None => run_window(&cli),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -31,7 +31,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_window(demo: bool) -> anyhow::Result<()> {
+fn run_window(cli: &Cli) -> anyhow::Result<()> {
+    let demo = cli.demo;
     let path = settings::default_path();
     let loaded = match &path {
         Some(p) => settings::load(p),
@@ -40,7 +41,15 @@ fn run_window(demo: bool) -> anyhow::Result<()> {
             warning: Some("No config directory found; settings will not be saved.".into()),
         },
     };
-    let source = vramdeck::telemetry::open_source(demo);
+    let source: Box<dyn vramdeck::telemetry::GpuSource> = if demo && cli.demo_gpus != 2 {
+        Box::new(vramdeck::telemetry::sim::SimulatedGpus::demo_many(
+            "demo mode was requested (--demo)",
+            cli.demo_gpus,
+        ))
+    } else {
+        vramdeck::telemetry::open_source(demo)
+    };
+    let (demo_gpus, prefill_hours) = (cli.demo_gpus, cli.prefill_hours);
     let title = if source.kind().is_simulated() {
         "vramdeck — demo mode (simulated GPU)"
     } else {
@@ -73,6 +82,9 @@ fn run_window(demo: bool) -> anyhow::Result<()> {
                 ctx.request_repaint()
             });
             let telemetry = sampler.telemetry();
+            if prefill_hours > 0.0 {
+                prefill(&telemetry, demo_gpus, prefill_hours);
+            }
             let ctx = cc.egui_ctx.clone();
             let release = ReleaseWorker::spawn(
                 discovery::agent_dir(),
@@ -97,4 +109,18 @@ fn run_window(demo: bool) -> anyhow::Result<()> {
              Without one, `vramdeck log` prints readings as CSV."
         )
     })
+}
+
+/// Fills history with `hours` of 10 Hz simulated readings ending now (memory measurements).
+fn prefill(telemetry: &vramdeck::telemetry::sampler::SharedTelemetry, gpus: usize, hours: f64) {
+    use std::time::{Duration, SystemTime};
+    let mut sim = vramdeck::telemetry::sim::SimulatedGpus::demo_many("prefill", gpus);
+    let now = vramdeck::telemetry::unix_seconds(SystemTime::now());
+    let samples = (hours * 36_000.0) as u64;
+    let mut t = vramdeck::telemetry::sampler::lock(telemetry);
+    for i in 0..samples {
+        let readings = sim.sample_at(Duration::from_millis(i * 100));
+        t.history
+            .push(now - hours * 3_600.0 + i as f64 / 10.0, &readings);
+    }
 }

@@ -70,6 +70,7 @@ impl ReleaseWorker {
             .name("vramdeck-release".into())
             .spawn(move || {
                 let mut comfy_address = comfy_address;
+                let mut last_look: Option<WorkerEvent> = None;
                 let send = |event| {
                     let delivered = outbox.send(event).is_ok();
                     wake();
@@ -79,8 +80,13 @@ impl ReleaseWorker {
                 loop {
                     match command.take() {
                         Some(WorkerCommand::Refresh) | None => {
-                            if !send(look(&agent_dir, &comfy_address)) {
-                                return;
+                            let seen = look(&agent_dir, &comfy_address);
+                            // Unchanged news is not worth a repaint (idle CPU matters).
+                            if last_look.as_ref() != Some(&seen) {
+                                last_look = Some(seen.clone());
+                                if !send(seen) {
+                                    return;
+                                }
                             }
                         }
                         Some(WorkerCommand::SetComfyAddress(address)) => {

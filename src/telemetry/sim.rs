@@ -142,6 +142,20 @@ impl SimulatedGpus {
         )
     }
 
+    /// `count` demo GPUs, the two scenarios alternating (for measuring many-GPU machines).
+    pub fn demo_many(reason: &str, count: usize) -> Self {
+        let scenarios = (0..count.max(1))
+            .map(|i| {
+                if i % 2 == 0 {
+                    Scenario::wan22_i2v_double_peak()
+                } else {
+                    Scenario::facefusion_fp16()
+                }
+            })
+            .collect();
+        Self::new(scenarios, reason)
+    }
+
     /// Any set of scenarios, one GPU each.
     pub fn new(scenarios: Vec<Scenario>, reason: &str) -> Self {
         SimulatedGpus {

@@ -45,6 +45,9 @@ pub fn show(ui: &mut Ui, gpu: &GpuSample, unit: MemoryUnit, selected: bool) -> b
             );
             egui::Grid::new(("gpu_card_grid", gpu.index))
                 .num_columns(2)
+                // Fixed widths: a grid whose columns resize (values change width every
+                // sample) asks egui for extra passes, tripling the cost of each update.
+                .min_col_width((ui.available_width() - 12.0) / 2.0)
                 .spacing([12.0, 2.0])
                 .show(ui, |ui| {
                     ui.label("GPU utilisation");

@@ -14,6 +14,8 @@ pub fn show(ui: &mut Ui, gpu_index: u32, processes: &[ProcessInfo], unit: Memory
     egui::Grid::new(("process_table", gpu_index))
         .striped(true)
         .num_columns(4)
+        // Wide enough for the changing VRAM figures: a resizing grid costs extra passes.
+        .min_col_width(96.0)
         .spacing([16.0, 4.0])
         .show(ui, |ui| {
             for header in ["PID", "Process", "Type", "VRAM"] {

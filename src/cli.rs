@@ -366,7 +366,7 @@ pub fn advise_command(args: &AdviseArgs, demo: bool) -> anyhow::Result<()> {
 /// The text `vramdeck advise` prints.
 pub fn advise_text(args: &AdviseArgs, demo: bool) -> anyhow::Result<String> {
     use crate::units::{Bytes, MemoryUnit};
-    use crate::workloads::advisor::{self, Budget, Detail};
+    use crate::workloads::advisor::{self, Budget};
     use crate::workloads::{calibration, catalogue::Catalogue};
     use std::fmt::Write as _;
     let catalogue = Catalogue::load(crate::workloads::catalogue::user_presets_path().as_deref());
@@ -447,29 +447,8 @@ pub fn advise_text(args: &AdviseArgs, demo: bool) -> anyhow::Result<String> {
             MemoryUnit::MiB.format_mib(a.peak_mib as f64),
             a.max_concurrent
         )?;
-        match &a.detail {
-            Detail::Size(s) => {
-                if let Some(size) = s.largest_safe {
-                    let subjects: Vec<String> = s
-                        .per_subject
-                        .iter()
-                        .map(|(k, v)| format!("{k} {v}"))
-                        .collect();
-                    writeln!(
-                        out,
-                        "              largest safe size {size} ({})",
-                        subjects.join(", ")
-                    )?;
-                }
-                if let Some(note) = &s.note {
-                    writeln!(out, "              {note}")?;
-                }
-            }
-            Detail::Batch(b) => match b.largest_safe {
-                Some(n) => writeln!(out, "              largest safe batch {n}")?,
-                None => writeln!(out, "              not even batch 1 fits")?,
-            },
-            Detail::None => {}
+        for line in a.detail_lines() {
+            writeln!(out, "              {line}")?;
         }
         if let Some(f) = &a.fallback {
             writeln!(out, "              instead: {f}")?;

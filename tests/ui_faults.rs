@@ -1,11 +1,14 @@
 //! Faults as a user meets them: the GPU falls off the bus mid-run; the window says so and keeps
 //! the last good readings.
 
+mod common;
+
+use common::until;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vramdeck::settings::Settings;
 use vramdeck::telemetry::history::HistoryConfig;
 use vramdeck::telemetry::sampler::Sampler;
@@ -31,19 +34,6 @@ impl GpuSource for Flaky {
             });
         }
         self.sim.sample()
-    }
-}
-
-fn until(
-    h: &mut Harness<'_, VramDeckApp>,
-    what: &str,
-    done: impl Fn(&Harness<'_, VramDeckApp>) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !done(h) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-        h.run_steps(2);
     }
 }
 

@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::{ReservedByAgents, agent_dir, webui};
+use common::{ReservedByAgents, agent_dir, until, webui};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use vramdeck::release::worker::ReleaseWorker;
 use vramdeck::settings::Settings;
 use vramdeck::telemetry::history::HistoryConfig;
@@ -14,20 +14,6 @@ use vramdeck::telemetry::sampler::Telemetry;
 use vramdeck::telemetry::sim::SimulatedGpus;
 use vramdeck::telemetry::{GpuSource, Snapshot};
 use vramdeck::ui::VramDeckApp;
-
-fn run_until(
-    h: &mut Harness<'_, VramDeckApp>,
-    what: &str,
-    done: impl Fn(&Harness<'_, VramDeckApp>) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done(h) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-        // Step, not run: a spinner or a toast keeps the UI repainting on purpose.
-        h.run_steps(2);
-    }
-}
 
 /// The window with demo telemetry and a real release worker for `agent_dir` and `comfy_address`.
 fn window(
@@ -67,14 +53,14 @@ fn clicking_free_vram_releases_the_agents_cache_and_shows_the_result() {
         .unwrap();
     let mut h = window(dir.path(), closed.to_string(), dir.path());
 
-    run_until(&mut h, "the agent to be listed", |h| {
+    until(&mut h, "the agent to be listed", |h| {
         h.query_by_label_contains(&format!("(pid {pid})")).is_some()
     });
     h.get_by_label_contains("torch holds 16,384 MiB");
 
     h.get_by_label("Free VRAM").click();
     h.run_steps(2);
-    run_until(&mut h, "the result toast", |h| {
+    until(&mut h, "the result toast", |h| {
         h.query_by_label_contains("Released 10.0 GiB").is_some()
     });
     // The toast says both what the agent reported and what was measured.
@@ -84,7 +70,7 @@ fn clicking_free_vram_releases_the_agents_cache_and_shows_the_result() {
     // A marker for the plot, and the list refreshed with what is left (the model stays loaded).
     assert_eq!(h.state().release_view().markers.len(), 1);
     assert_eq!(h.state().release_view().markers[0].label, "freed 10.0 GiB");
-    run_until(&mut h, "the refreshed agent list", |h| {
+    until(&mut h, "the refreshed agent list", |h| {
         h.query_by_label_contains("torch holds 6,144 MiB").is_some()
     });
 }
@@ -97,7 +83,7 @@ fn the_panel_explains_how_to_add_an_agent_when_none_runs() {
         "10.1.2.3:8188".into(),
         dir.path(),
     );
-    run_until(&mut h, "the ComfyUI status", |h| {
+    until(&mut h, "the ComfyUI status", |h| {
         h.query_by_label_contains("not a loopback address")
             .is_some()
     });

@@ -1,10 +1,13 @@
 //! Logs in the window: an nvidia-smi CSV shown in the plots, a console log analysed for OOM,
 //! recording from the top bar, and the compact always-on-top view.
 
+mod common;
+
+use common::until;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use vramdeck::logs::recorder::RecorderConfig;
 use vramdeck::settings::Settings;
 use vramdeck::telemetry::history::HistoryConfig;
@@ -27,19 +30,6 @@ fn window(app: VramDeckApp) -> Harness<'static, VramDeckApp> {
     Harness::builder()
         .with_size(egui::vec2(1480.0, 1100.0))
         .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app)
-}
-
-fn until(
-    h: &mut Harness<'_, VramDeckApp>,
-    what: &str,
-    done: impl Fn(&Harness<'_, VramDeckApp>) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !done(h) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-        h.run_steps(2);
-    }
 }
 
 fn fixture(rel: &str) -> std::path::PathBuf {

@@ -263,6 +263,16 @@ mod tests {
     use crate::telemetry::{GpuSample, SourceError};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// The demo GPUs sampled every 100 ms.
+    fn demo_sampler() -> Sampler {
+        Sampler::spawn(
+            Box::new(SimulatedGpus::demo("test")),
+            MIN_INTERVAL,
+            HistoryConfig::default(),
+            || {},
+        )
+    }
+
     fn wait_for(shared: &SharedTelemetry, what: impl Fn(&Telemetry) -> bool) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -362,12 +372,7 @@ mod tests {
     #[test]
     fn recording_writes_every_sample_and_stops_cleanly() {
         let dir = tempfile::tempdir().unwrap();
-        let sampler = Sampler::spawn(
-            Box::new(SimulatedGpus::demo("test")),
-            MIN_INTERVAL,
-            HistoryConfig::default(),
-            || {},
-        );
+        let sampler = demo_sampler();
         let shared = sampler.telemetry();
         sampler.start_recording(RecorderConfig {
             dir: dir.path().to_path_buf(),
@@ -386,12 +391,7 @@ mod tests {
 
     #[test]
     fn a_full_disk_stops_recording_with_a_message_and_sampling_goes_on() {
-        let sampler = Sampler::spawn(
-            Box::new(SimulatedGpus::demo("test")),
-            MIN_INTERVAL,
-            HistoryConfig::default(),
-            || {},
-        );
+        let sampler = demo_sampler();
         let shared = sampler.telemetry();
         let full = std::fs::OpenOptions::new()
             .write(true)
@@ -425,12 +425,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blocker = dir.path().join("file");
         std::fs::write(&blocker, "x").unwrap();
-        let sampler = Sampler::spawn(
-            Box::new(SimulatedGpus::demo("test")),
-            MIN_INTERVAL,
-            HistoryConfig::default(),
-            || {},
-        );
+        let sampler = demo_sampler();
         let shared = sampler.telemetry();
         sampler.start_recording(RecorderConfig {
             dir: blocker.join("recordings"),

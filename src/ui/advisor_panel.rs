@@ -195,27 +195,13 @@ pub fn show(
                 }
                 line.push_str(&format!(" · {} at once", a.max_concurrent));
                 ui.label(RichText::new(line).weak());
-                match &a.detail {
-                    Detail::Size(s) => {
-                        if let Some(size) = s.largest_safe {
-                            let subjects: Vec<String> = s
-                                .per_subject
-                                .iter()
-                                .map(|(k, v)| format!("{k} {v}"))
-                                .collect();
-                            ui.label(format!("largest safe size {size} ({})", subjects.join(", ")));
-                        }
-                        if let Some(note) = &s.note {
-                            ui.label(RichText::new(note).weak());
-                        }
+                for (i, line) in a.detail_lines().into_iter().enumerate() {
+                    // The first line is the answer; a second one is a caveat.
+                    if i == 0 {
+                        ui.label(line);
+                    } else {
+                        ui.label(RichText::new(line).weak());
                     }
-                    Detail::Batch(b) => {
-                        ui.label(match b.largest_safe {
-                            Some(n) => format!("largest safe batch {n}"),
-                            None => "not even batch 1 fits".into(),
-                        });
-                    }
-                    Detail::None => {}
                 }
                 if let Some(f) = &a.fallback {
                     ui.label(format!("instead: {f}"));

@@ -444,17 +444,15 @@ impl VramDeckApp {
                             .map(|(_, m)| m.clone()),
                     )
                     .collect();
-                plots::vram(
+                charts(
                     ui,
                     &self.last_plot,
                     window,
                     unit,
                     total_mib,
                     &markers,
-                    plot_space * 0.58,
+                    plot_space,
                 );
-                stats_line(ui, &self.last_plot, unit);
-                plots::utilisation(ui, &self.last_plot, window, plot_space * 0.36);
                 ui.add_space(8.0);
                 process_table::show(ui, gpu.index, &gpu.processes, unit);
             });
@@ -484,17 +482,15 @@ impl VramDeckApp {
             .total_mib
             .or(self.last_plot.vram_stats.map(|s| s.max))
             .unwrap_or(0.0);
-        plots::vram(
+        charts(
             ui,
             &self.last_plot,
             window,
             unit,
             total_mib,
             &[],
-            plot_space * 0.6,
+            plot_space,
         );
-        stats_line(ui, &self.last_plot, unit);
-        plots::utilisation(ui, &self.last_plot, window, plot_space * 0.38);
         self.logs.imported_slot = slot;
         if back {
             self.logs.imported = None;
@@ -809,6 +805,21 @@ impl VramDeckApp {
             writer.save(&self.settings);
         }
     }
+}
+
+/// The VRAM chart, its statistics line and the utilisation chart, sharing `height`.
+fn charts(
+    ui: &mut Ui,
+    data: &PlotData,
+    window: PlotWindow,
+    unit: crate::units::MemoryUnit,
+    total_mib: f64,
+    markers: &[PlotMarker],
+    height: f32,
+) {
+    plots::vram(ui, data, window, unit, total_mib, markers, height * 0.58);
+    stats_line(ui, data, unit);
+    plots::utilisation(ui, data, window, height * 0.36);
 }
 
 fn stats_line(ui: &mut Ui, data: &PlotData, unit: crate::units::MemoryUnit) {

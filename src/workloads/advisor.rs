@@ -123,6 +123,35 @@ pub struct Advice {
     pub fallback: Option<String>,
 }
 
+impl Advice {
+    /// The size or batch detail as lines of text, as the panel and `vramdeck advise` show them.
+    pub fn detail_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        match &self.detail {
+            Detail::Size(s) => {
+                if let Some(size) = s.largest_safe {
+                    let subjects: Vec<String> = s
+                        .per_subject
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect();
+                    lines.push(format!(
+                        "largest safe size {size} ({})",
+                        subjects.join(", ")
+                    ));
+                }
+                lines.extend(s.note.clone());
+            }
+            Detail::Batch(b) => lines.push(match b.largest_safe {
+                Some(n) => format!("largest safe batch {n}"),
+                None => "not even batch 1 fits".into(),
+            }),
+            Detail::None => {}
+        }
+        lines
+    }
+}
+
 /// Interpolated peak at `size` by image area between measured points; `None` outside them.
 pub fn peak_at_size(points: &[SizePoint], size: u32) -> Option<f64> {
     let mut sorted = points.to_vec();

@@ -66,3 +66,21 @@ impl UsedMemoryProbe for ReservedByAgents {
         ))
     }
 }
+
+/// Steps the window until `done` holds (15 s at most). Steps rather than `run`: a spinner or a
+/// toast keeps the UI repainting on purpose, so it never "settles".
+pub fn until<S>(
+    h: &mut egui_kittest::Harness<'_, S>,
+    what: &str,
+    done: impl Fn(&egui_kittest::Harness<'_, S>) -> bool,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !done(h) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        h.run_steps(2);
+    }
+}

@@ -20,13 +20,33 @@ fn main() -> ExitCode {
         Some(Command::Free(args)) => vramdeck::cli::free_command(args, cli.demo),
         Some(Command::Advise(args)) => vramdeck::cli::advise_command(args, cli.demo),
         Some(Command::Analyze { log }) => vramdeck::cli::analyze_command(log),
-        None => run_window(&cli),
+        None => run_window_guarded(&cli),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vramdeck: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens the window; a panic inside the window system (winit panics, for example, when the
+/// keyboard layout data is missing) becomes a sentence instead of a backtrace.
+fn run_window_guarded(cli: &Cli) -> anyhow::Result<()> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_window(cli))) {
+        Ok(result) => result,
+        Err(payload) => {
+            let reason = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown failure");
+            Err(anyhow::anyhow!(
+                "could not open a window: the window system failed ({reason}). On a minimal \
+                 system install xkb-data and libxkbcommon-x11-0; without a display, \
+                 `vramdeck log` prints readings as CSV."
+            ))
         }
     }
 }

@@ -277,17 +277,21 @@ pub fn advise_one(w: &Workload, budget: &Budget, calibration: &Calibration) -> A
             base_mib,
             per_item_mib,
             max_batch,
-            ..
+            reference_batch,
         } => {
-            let measured_base = calibration.peak_mib(&key(&w.id, None));
-            let base = measured_base.unwrap_or(*base_mib) as f64;
+            // A recorded run is the peak at the reference batch: the model's share is what is
+            // left after that batch's frames.
+            let measured = calibration.peak_mib(&key(&w.id, None));
+            let base = measured
+                .map(|m| m.saturating_sub(per_item_mib * *reference_batch as u64))
+                .unwrap_or(*base_mib) as f64;
             let per = (*per_item_mib).max(1) as f64;
             let batch = ((usable - base) / per).floor();
             let largest = (batch >= 1.0).then(|| (batch as u32).min(*max_batch));
             let planned = base + per * largest.unwrap_or(1) as f64;
             (
                 planned.round() as u64,
-                measured_base,
+                measured,
                 Detail::Batch(BatchAdvice {
                     largest_safe: largest,
                 }),
@@ -527,6 +531,23 @@ mod tests {
         );
         assert_eq!(a.max_concurrent, 0);
         assert_eq!(a.fit, Fit::Tight);
+    }
+
+    #[test]
+    fn a_measured_facefusion_run_moves_the_batch_advice() {
+        let c = Catalogue::load(None);
+        let w = c.get("facefusion-fp16").unwrap();
+        let b = Budget::new(Bytes::from_mib(12_000), Bytes::from_mib(12_288), 25.0);
+        let batch = |cal: &Calibration| match advise_one(w, &b, cal).detail {
+            Detail::Batch(b) => b.largest_safe,
+            _ => unreachable!(),
+        };
+        // Catalogue: 5,939 + 512 per frame within 8,928 usable → 5 frames.
+        assert_eq!(batch(&Calibration::default()), Some(5));
+        // Measured here: 9,035 MiB at batch 4 → the model takes 6,987 → 3 frames fit.
+        let mut cal = Calibration::default();
+        cal.record(&key("facefusion-fp16", None), 9_035, "RTX 3060");
+        assert_eq!(batch(&cal), Some(3));
     }
 
     #[test]

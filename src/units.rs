@@ -64,14 +64,6 @@ impl MemoryUnit {
         }
     }
 
-    /// A byte count as a float in this unit.
-    pub fn value(self, bytes: Bytes) -> f64 {
-        match self {
-            MemoryUnit::MiB => bytes.mib(),
-            MemoryUnit::GiB => bytes.gib(),
-        }
-    }
-
     /// A value in MiB converted to this unit (history stores MiB).
     pub fn from_mib(self, mib: f64) -> f64 {
         match self {

@@ -1,6 +1,10 @@
 //! The "What fits now" panel as a user sees it.
 
 use egui::accesskit::Role;
+mod common;
+
+use common::{open_window, plain_app};
+
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use std::time::{Duration, SystemTime};
@@ -33,10 +37,8 @@ fn set_used(t: &SharedTelemetry, sim: &mut SimulatedGpus, used_mib: u64) {
 }
 
 fn window(t: SharedTelemetry) -> Harness<'static, VramDeckApp> {
-    let app = VramDeckApp::new(t, None, Settings::default(), None, vec![]);
-    Harness::builder()
-        .with_size(egui::vec2(1400.0, 1400.0))
-        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app)
+    let app = plain_app(t);
+    open_window(app, 1400.0, 1400.0)
 }
 
 #[test]
@@ -157,9 +159,7 @@ fn user_presets_and_calibration_survive_a_restart() {
         Some(cal_path.clone()),
         Some(presets.clone()),
     );
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1400.0, 1400.0))
-        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app);
+    let mut h = open_window(app, 1400.0, 1400.0);
     h.run();
     h.get_by_label("Your own presets").click();
     h.run();

@@ -1,9 +1,12 @@
 //! Alerts as a user sees them: a banner while VRAM stays high, a toast, and rules they can change.
 
+mod common;
+
+use common::{open_window, plain_app};
+
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use std::time::{Duration, SystemTime};
-use vramdeck::settings::Settings;
 use vramdeck::telemetry::history::HistoryConfig;
 use vramdeck::telemetry::sampler::{SharedTelemetry, Telemetry, lock};
 use vramdeck::telemetry::sim::SimulatedGpus;
@@ -21,10 +24,8 @@ fn record(t: &SharedTelemetry, sim: &mut SimulatedGpus, second: u64, used_mib: u
 }
 
 fn window(t: SharedTelemetry) -> Harness<'static, VramDeckApp> {
-    let app = VramDeckApp::new(t, None, Settings::default(), None, vec![]);
-    Harness::builder()
-        .with_size(egui::vec2(1400.0, 1300.0))
-        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app)
+    let app = plain_app(t);
+    open_window(app, 1400.0, 1300.0)
 }
 
 #[test]

@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::until;
-use egui_kittest::Harness;
+use common::{open_window, until};
 use egui_kittest::kittest::Queryable;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,9 +56,7 @@ fn a_gpu_lost_mid_run_is_shown_and_the_last_readings_stay() {
         None,
         vec![],
     );
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1480.0, 1000.0))
-        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app);
+    let mut h = open_window(app, 1480.0, 1000.0);
     until(&mut h, "the first reading", |h| {
         h.query_by_label("GPU 0 · Simulated RTX 5090 48 GB")
             .is_some()

@@ -3,12 +3,11 @@
 
 mod common;
 
-use common::{ReservedByAgents, agent_dir, until, webui};
+use common::{ReservedByAgents, agent_dir, open_window, plain_app, until, webui};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use std::time::{Duration, SystemTime};
 use vramdeck::release::worker::ReleaseWorker;
-use vramdeck::settings::Settings;
 use vramdeck::telemetry::history::HistoryConfig;
 use vramdeck::telemetry::sampler::Telemetry;
 use vramdeck::telemetry::sim::SimulatedGpus;
@@ -34,11 +33,8 @@ fn window(
         Box::new(ReservedByAgents(probe_dir.to_path_buf())),
         || {},
     );
-    let app = VramDeckApp::new(telemetry.shared(), None, Settings::default(), None, vec![])
-        .with_release_worker(worker);
-    Harness::builder()
-        .with_size(egui::vec2(1200.0, 1000.0))
-        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app)
+    let app = plain_app(telemetry.shared()).with_release_worker(worker);
+    open_window(app, 1200.0, 1000.0)
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::until;
+use common::{open_window, plain_app, until};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use std::path::Path;
@@ -27,9 +27,7 @@ fn demo() -> SharedTelemetry {
 }
 
 fn window(app: VramDeckApp) -> Harness<'static, VramDeckApp> {
-    Harness::builder()
-        .with_size(egui::vec2(1480.0, 1100.0))
-        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app)
+    open_window(app, 1480.0, 1100.0)
 }
 
 fn fixture(rel: &str) -> std::path::PathBuf {
@@ -40,13 +38,7 @@ fn fixture(rel: &str) -> std::path::PathBuf {
 
 #[test]
 fn an_nvidia_smi_log_is_shown_in_the_plots_until_back_to_live() {
-    let mut h = window(VramDeckApp::new(
-        demo(),
-        None,
-        Settings::default(),
-        None,
-        vec![],
-    ));
+    let mut h = window(plain_app(demo()));
     h.run();
     h.state_mut().open_log_file(fixture("csv/two_gpus_na.csv"));
     until(&mut h, "the imported log", |h| {
@@ -80,13 +72,7 @@ fn an_nvidia_smi_log_is_shown_in_the_plots_until_back_to_live() {
 
 #[test]
 fn a_console_log_opens_the_out_of_memory_analysis() {
-    let mut h = window(VramDeckApp::new(
-        demo(),
-        None,
-        Settings::default(),
-        None,
-        vec![],
-    ));
+    let mut h = window(plain_app(demo()));
     h.run();
     h.state_mut()
         .open_log_file(fixture("logs/comfyui_ddcolor_oom.log"));
@@ -100,13 +86,7 @@ fn a_console_log_opens_the_out_of_memory_analysis() {
 
 #[test]
 fn a_missing_file_is_a_warning_not_a_crash() {
-    let mut h = window(VramDeckApp::new(
-        demo(),
-        None,
-        Settings::default(),
-        None,
-        vec![],
-    ));
+    let mut h = window(plain_app(demo()));
     h.run();
     h.state_mut().open_log_file("/nonexistent/log.csv".into());
     until(&mut h, "the warning", |h| !h.state().warnings().is_empty());
@@ -115,13 +95,7 @@ fn a_missing_file_is_a_warning_not_a_crash() {
 
 #[test]
 fn mini_view_shows_bars_and_free_and_goes_back() {
-    let mut h = window(VramDeckApp::new(
-        demo(),
-        None,
-        Settings::default(),
-        None,
-        vec![],
-    ));
+    let mut h = window(plain_app(demo()));
     h.run();
     h.get_by_label("Mini view").click();
     h.run_steps(2);

@@ -1,5 +1,9 @@
 //! The live monitor as a user sees it, driven through egui_kittest (no display needed).
 
+mod common;
+
+use common::open_window;
+
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use std::time::{Duration, Instant, SystemTime};
@@ -30,9 +34,7 @@ fn demo_telemetry(seconds: u64) -> SharedTelemetry {
 }
 
 fn harness(app: VramDeckApp) -> Harness<'static, VramDeckApp> {
-    Harness::builder()
-        .with_size(egui::vec2(1200.0, 900.0))
-        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app)
+    open_window(app, 1200.0, 900.0)
 }
 
 fn app(telemetry: SharedTelemetry, settings: Settings) -> VramDeckApp {

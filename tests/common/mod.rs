@@ -84,3 +84,27 @@ pub fn until<S>(
         h.run_steps(2);
     }
 }
+
+/// The window around `app`, `width` × `height` points, driven headless.
+pub fn open_window(
+    app: vramdeck::ui::VramDeckApp,
+    width: f32,
+    height: f32,
+) -> egui_kittest::Harness<'static, vramdeck::ui::VramDeckApp> {
+    egui_kittest::Harness::builder()
+        .with_size(egui::vec2(width, height))
+        .build_ui_state(|ui, app: &mut vramdeck::ui::VramDeckApp| app.show(ui), app)
+}
+
+/// An app showing `telemetry` with default settings: no sampler, nothing saved.
+pub fn plain_app(
+    telemetry: vramdeck::telemetry::sampler::SharedTelemetry,
+) -> vramdeck::ui::VramDeckApp {
+    vramdeck::ui::VramDeckApp::new(
+        telemetry,
+        None,
+        vramdeck::settings::Settings::default(),
+        None,
+        vec![],
+    )
+}

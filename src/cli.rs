@@ -17,9 +17,12 @@ pub struct Cli {
     /// Measurement aid: simulate this many GPUs in demo mode.
     #[arg(long, hide = true, default_value_t = 2)]
     pub demo_gpus: usize,
-    /// Measurement aid: start with this many hours of 10 Hz simulated history.
+    /// Measurement aid: start with this many hours of simulated history.
     #[arg(long, hide = true, default_value_t = 0.0)]
     pub prefill_hours: f64,
+    /// Measurement aid: readings per second in that history (10 = the fastest sampling).
+    #[arg(long, hide = true, default_value_t = 10.0)]
+    pub prefill_hz: f64,
     /// What to do; without a subcommand the window opens.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -69,7 +69,7 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
     } else {
         vramdeck::telemetry::open_source(demo)
     };
-    let (demo_gpus, prefill_hours) = (cli.demo_gpus, cli.prefill_hours);
+    let (demo_gpus, prefill_hours, prefill_hz) = (cli.demo_gpus, cli.prefill_hours, cli.prefill_hz);
     let title = if source.kind().is_simulated() {
         "vramdeck — demo mode (simulated GPU)"
     } else {
@@ -81,6 +81,7 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
             .with_app_id("vramdeck")
             .with_inner_size([1480.0, 900.0])
             .with_min_inner_size([640.0, 420.0]),
+        dithering: false,
         ..Default::default()
     };
     let interval = loaded.settings.sample_interval();
@@ -99,18 +100,18 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
             let sampler = Sampler::spawn(source, interval, HistoryConfig::default(), move || {
-                ctx.request_repaint()
+                vramdeck::ui::wake(&ctx)
             });
             let telemetry = sampler.telemetry();
             if prefill_hours > 0.0 {
-                prefill(&telemetry, demo_gpus, prefill_hours);
+                prefill(&telemetry, demo_gpus, prefill_hours, prefill_hz);
             }
             let ctx = cc.egui_ctx.clone();
             let release = ReleaseWorker::spawn(
                 discovery::agent_dir(),
                 loaded.settings.comfyui_address.clone(),
                 Box::new(TelemetryProbe(telemetry.clone())),
-                move || ctx.request_repaint(),
+                move || vramdeck::ui::wake(&ctx),
             );
             let writer = path.map(settings::SettingsWriter::spawn);
             let app = VramDeckApp::new(telemetry, Some(sampler), loaded.settings, writer, warnings)
@@ -132,15 +133,21 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
 }
 
 /// Fills history with `hours` of 10 Hz simulated readings ending now (memory measurements).
-fn prefill(telemetry: &vramdeck::telemetry::sampler::SharedTelemetry, gpus: usize, hours: f64) {
+fn prefill(
+    telemetry: &vramdeck::telemetry::sampler::SharedTelemetry,
+    gpus: usize,
+    hours: f64,
+    hz: f64,
+) {
     use std::time::{Duration, SystemTime};
     let mut sim = vramdeck::telemetry::sim::SimulatedGpus::demo_many("prefill", gpus);
     let now = vramdeck::telemetry::unix_seconds(SystemTime::now());
-    let samples = (hours * 36_000.0) as u64;
+    let hz = hz.clamp(0.01, 10.0);
+    let samples = (hours * 3_600.0 * hz) as u64;
     let mut t = vramdeck::telemetry::sampler::lock(telemetry);
     for i in 0..samples {
-        let readings = sim.sample_at(Duration::from_millis(i * 100));
-        t.history
-            .push(now - hours * 3_600.0 + i as f64 / 10.0, &readings);
+        let elapsed = i as f64 / hz;
+        let readings = sim.sample_at(Duration::from_secs_f64(elapsed));
+        t.history.push(now - hours * 3_600.0 + elapsed, &readings);
     }
 }

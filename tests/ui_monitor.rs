@@ -117,6 +117,35 @@ fn switching_the_time_window_changes_the_plotted_range() {
 }
 
 #[test]
+fn panels_are_see_through_over_an_opaque_window_in_either_theme() {
+    use eframe::App;
+    for (theme, dark) in [
+        (settings::Theme::Dark, true),
+        (settings::Theme::Light, false),
+    ] {
+        let settings = Settings {
+            theme,
+            ..Settings::default()
+        };
+        let mut h = harness(app(demo_telemetry(10), settings));
+        h.run();
+        let visuals = h.ctx.global_style().visuals.clone();
+        assert_eq!(visuals.dark_mode, dark);
+        // Panels are not painted (the expensive full-window fill on a software renderer)...
+        assert_eq!(visuals.panel_fill, egui::Color32::TRANSPARENT);
+        // ...because the window is cleared to the theme's panel colour, fully opaque.
+        let clear = h.state().clear_color(&visuals);
+        let stock = if dark {
+            egui::Visuals::dark().panel_fill
+        } else {
+            egui::Visuals::light().panel_fill
+        };
+        assert_eq!(clear, stock.to_normalized_gamma_f32(), "{theme:?}");
+        assert_eq!(clear[3], 1.0);
+    }
+}
+
+#[test]
 fn clicking_a_gpu_card_selects_that_gpu() {
     let telemetry = demo_telemetry(60);
     let mut h = harness(app(telemetry, Settings::default()));

@@ -197,6 +197,11 @@ impl VramDeckApp {
                 Theme::Light => egui::ThemePreference::Light,
             });
             self.applied_theme = Some(self.settings.theme);
+            // Panels cover the whole window, so their background is the clear colour instead
+            // (see `clear_color`): on a software renderer a full-window fill costs as much as
+            // everything else in the frame, while clearing is nearly free.
+            ui.ctx()
+                .all_styles_mut(|style| style.visuals.panel_fill = egui::Color32::TRANSPARENT);
         }
 
         if let Some(worker) = &self.release {
@@ -846,5 +851,19 @@ fn stats_line(ui: &mut Ui, data: &PlotData, unit: crate::units::MemoryUnit) {
 impl eframe::App for VramDeckApp {
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
         self.show(ui);
+    }
+
+    /// The theme's panel colour: panels themselves are transparent (see `show`).
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        window_background(visuals).to_normalized_gamma_f32()
+    }
+}
+
+/// What the window shows behind the panels: the stock panel colour of the active theme.
+pub fn window_background(visuals: &egui::Visuals) -> egui::Color32 {
+    if visuals.dark_mode {
+        egui::Visuals::dark().panel_fill
+    } else {
+        egui::Visuals::light().panel_fill
     }
 }

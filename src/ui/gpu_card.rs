@@ -3,7 +3,7 @@
 use super::pressure_color;
 use crate::telemetry::GpuSample;
 use crate::units::{MemoryUnit, format_used_total};
-use egui::{Color32, RichText, Ui};
+use egui::{RichText, Ui};
 
 fn or_na<T: std::fmt::Display>(value: Option<T>) -> String {
     value.map(|v| v.to_string()).unwrap_or_else(|| "n/a".into())
@@ -32,7 +32,7 @@ pub fn show(ui: &mut Ui, gpu: &GpuSample, unit: MemoryUnit, selected: bool) -> b
                     .fill(pressure_color(fraction))
                     .text(
                         RichText::new(format!("{:.0} % used", fraction * 100.0))
-                            .color(Color32::WHITE),
+                            .color(super::bar_text_color(ui.visuals())),
                     ),
             );
             ui.label(

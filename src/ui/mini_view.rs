@@ -3,7 +3,7 @@
 use super::pressure_color;
 use crate::telemetry::Snapshot;
 use crate::units::MemoryUnit;
-use egui::{Color32, RichText, Ui};
+use egui::{RichText, Ui};
 
 /// Window size for the mini view with `gpus` GPUs.
 pub fn size(gpus: usize) -> egui::Vec2 {
@@ -42,7 +42,7 @@ pub fn show(
                                 unit.format(g.memory.used),
                                 unit.format(g.memory.total)
                             ))
-                            .color(Color32::WHITE),
+                            .color(super::bar_text_color(ui.visuals())),
                         ),
                 );
                 if let Some(t) = g.temperature {

@@ -70,13 +70,17 @@ struct RawPoint {
 }
 
 /// Aggregate of the samples that fell into one fixed-width time slot.
+///
+/// Kept small (80 bytes) because a day of history is ~12,000 of these per GPU: a 10 s bucket
+/// holds at most 100 readings at 10 Hz, so an `f32` sum keeps the mean within a few millionths
+/// and a `u16` counts them.
 #[derive(Clone, Copy, Debug)]
 struct Bucket {
     start: f64,
     min: [f32; METRIC_COUNT],
     max: [f32; METRIC_COUNT],
-    sum: [f64; METRIC_COUNT],
-    count: [u32; METRIC_COUNT],
+    sum: [f32; METRIC_COUNT],
+    count: [u16; METRIC_COUNT],
 }
 
 impl Bucket {
@@ -97,8 +101,9 @@ impl Bucket {
             }
             self.min[i] = self.min[i].min(v);
             self.max[i] = self.max[i].max(v);
-            self.sum[i] += v as f64;
-            self.count[i] += 1;
+            self.sum[i] += v;
+            // A clock stepping backwards piles readings into one bucket; saturate, never wrap.
+            self.count[i] = self.count[i].saturating_add(1);
         }
     }
 }
@@ -214,7 +219,7 @@ impl History {
     pub fn push_values(&mut self, slot: usize, t: f64, values: Values) {
         while self.gpus.len() <= slot {
             self.gpus.push(GpuHistory {
-                raw: VecDeque::with_capacity(256),
+                raw: VecDeque::with_capacity(self.config.raw_capacity + 1),
                 raw_dropped_any: false,
                 tiers: self
                     .config
@@ -223,7 +228,10 @@ impl History {
                     .map(|&(width, capacity)| Tier {
                         width,
                         capacity,
-                        buckets: VecDeque::new(),
+                        // Exactly what the ring holds (plus the one pushed before the oldest
+                        // is dropped): growth by doubling would reserve up to twice that.
+                        // Pages are only resident once written, so a young history stays small.
+                        buckets: VecDeque::with_capacity(capacity + 1),
                         dropped_any: false,
                     })
                     .collect(),
@@ -350,7 +358,7 @@ impl History {
                             if b.count[m] == 0 {
                                 f32::NAN
                             } else {
-                                (b.sum[m] / b.count[m] as f64) as f32
+                                b.sum[m] / b.count[m] as f32
                             }
                         });
                         (b.start + tier.width / 2.0, Values(mean))
@@ -380,7 +388,7 @@ impl History {
                 let from = tier.buckets.partition_point(|b| b.start + tier.width <= t0);
                 for b in tier.buckets.range(from..).take_while(|b| b.start <= t1) {
                     if b.count[m] > 0 {
-                        acc.add(b.min[m], b.max[m], b.sum[m], b.count[m]);
+                        acc.add(b.min[m], b.max[m], b.sum[m] as f64, b.count[m].into());
                     }
                 }
             }
@@ -452,6 +460,7 @@ pub fn decimate(
         return;
     }
     let scale = columns as f64 / span;
+    let flat_run = FLAT_RUN_COLUMNS / scale;
     let mut current: Option<ColumnExtremes> = None;
     for (t, lo, hi) in items {
         if !(t0..=t1).contains(&t) || lo.is_nan() || hi.is_nan() {
@@ -462,7 +471,7 @@ pub fn decimate(
             Some(c) if c.column == column => c.add(t, lo, hi),
             _ => {
                 if let Some(done) = current.take() {
-                    done.emit(out);
+                    done.emit(out, flat_run);
                 }
                 current = Some(ColumnExtremes {
                     column,
@@ -473,8 +482,27 @@ pub fn decimate(
         }
     }
     if let Some(done) = current {
-        done.emit(out);
+        done.emit(out, flat_run);
     }
+}
+
+/// Longest level stretch, in columns, drawn without a point in between: long enough that an idle
+/// GPU's flat lines cost a few points instead of one per pixel, short enough that hovering
+/// anywhere on the line finds a point within a few pixels.
+const FLAT_RUN_COLUMNS: f64 = 8.0;
+
+/// Appends `p`, dropping the middle of a level run: three equal values in a row draw the same
+/// line as the outer two.
+fn push_point(out: &mut Vec<[f64; 2]>, p: [f64; 2], flat_run: f64) {
+    if let [.., first, last] = out.as_mut_slice()
+        && first[1] == p[1]
+        && last[1] == p[1]
+        && p[0] - first[0] <= flat_run
+    {
+        *last = p;
+        return;
+    }
+    out.push(p);
 }
 
 struct ColumnExtremes {
@@ -493,15 +521,15 @@ impl ColumnExtremes {
         }
     }
 
-    fn emit(self, out: &mut Vec<[f64; 2]>) {
+    fn emit(self, out: &mut Vec<[f64; 2]>, flat_run: f64) {
         let (a, b) = if self.min.0 <= self.max.0 {
             (self.min, self.max)
         } else {
             (self.max, self.min)
         };
-        out.push([a.0, a.1 as f64]);
+        push_point(out, [a.0, a.1 as f64], flat_run);
         if a != b {
-            out.push([b.0, b.1 as f64]);
+            push_point(out, [b.0, b.1 as f64], flat_run);
         }
     }
 }
@@ -538,6 +566,27 @@ mod tests {
     }
 
     #[test]
+    fn level_stretches_keep_their_ends_and_a_point_every_few_columns() {
+        // An idle GPU: 500 MiB for 600 s, a job's 9,000 MiB from 300 s on.
+        let items = (0..600).map(|i| {
+            let v = if i < 300 { 500.0 } else { 9_000.0 };
+            (i as f64, v, v)
+        });
+        let mut out = Vec::new();
+        decimate(items, 0.0, 600.0, 600, &mut out);
+        assert!(out.len() <= 2 * 600 / 8 + 4, "{} points", out.len());
+        assert_eq!(out.first(), Some(&[0.0, 500.0]));
+        assert_eq!(out.last(), Some(&[599.0, 9_000.0]));
+        // The step is drawn where it happened, not smeared across a merged stretch.
+        assert!(out.contains(&[299.0, 500.0]) && out.contains(&[300.0, 9_000.0]));
+        let widest = out
+            .windows(2)
+            .map(|w| w[1][0] - w[0][0])
+            .fold(0.0, f64::max);
+        assert!(widest <= 8.0, "a gap of {widest} columns between points");
+    }
+
+    #[test]
     fn decimation_passes_sparse_data_through_unchanged() {
         let items = [(1.0, 5.0, 5.0), (2.0, 6.0, 6.0), (3.0, f32::NAN, f32::NAN)];
         let mut out = Vec::new();
@@ -551,6 +600,30 @@ mod tests {
         decimate([(1.0, 1.0, 1.0)].into_iter(), 5.0, 5.0, 10, &mut out);
         decimate([(1.0, 1.0, 1.0)].into_iter(), 6.0, 5.0, 10, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_bucket_stays_at_80_bytes() {
+        // 8 GPUs x 24 h is ~100,000 buckets: each byte here is 0.1 MB of resident memory.
+        assert!(std::mem::size_of::<Bucket>() <= 80);
+    }
+
+    #[test]
+    fn bucket_means_survive_the_compact_sum() {
+        let h = filled(HistoryConfig::default(), 7_200.0, 10.0, |t| {
+            if (t as u64) % 2 == 0 {
+                196_607.0
+            } else {
+                196_608.0
+            }
+        });
+        let now = h.newest(0).unwrap();
+        // Two hours back is served from the 10 s tier: 100 readings per bucket.
+        let stats = h
+            .stats(0, Metric::VramUsedMib, now - 7_000.0, now - 3_700.0)
+            .unwrap();
+        assert!((stats.mean - 196_607.5).abs() < 0.5, "{}", stats.mean);
+        assert_eq!((stats.min, stats.max), (196_607.0, 196_608.0));
     }
 
     #[test]

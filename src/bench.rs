@@ -16,7 +16,15 @@ pub struct BenchArgs {
     /// Also time one `nvidia-smi --query-gpu` subprocess per reading (the seed scripts' way).
     #[arg(long)]
     pub with_nvidia_smi: bool,
+    /// Readings taken 100 ms apart for the "at 10 Hz" figures.
+    #[arg(long, default_value_t = 50)]
+    pub cadence_samples: u32,
 }
+
+/// Name parts that pair a GPU read with the subprocess it is compared with.
+const TEN_HZ: &str = "mean 10 Hz";
+const BACK_TO_BACK: &str = "back to back";
+const SUBPROCESS: &str = "nvidia-smi --query-gpu subprocess";
 
 /// One benchmark's result.
 #[derive(Clone, Debug)]
@@ -25,6 +33,9 @@ pub struct Measurement {
     pub name: String,
     /// Median time of one call.
     pub per_call: Duration,
+    /// CPU time of one call (this thread's, plus a subprocess's), where it was taken: a call
+    /// that waits on the driver or on a child costs wall time but not CPU.
+    pub cpu_per_call: Option<Duration>,
     /// Calls per round.
     pub calls: u32,
 }
@@ -32,21 +43,101 @@ pub struct Measurement {
 /// Times `f`: `rounds` rounds of `calls` calls, median of the per-call means.
 pub fn measure(name: &str, rounds: usize, calls: u32, mut f: impl FnMut()) -> Measurement {
     f(); // warm-up: first NVML calls and allocations are not typical
-    let mut per_call: Vec<Duration> = (0..rounds.max(1))
+    let mut per_call: Vec<(Duration, Duration)> = (0..rounds.max(1))
         .map(|_| {
+            let cpu = CpuClock::start();
             let started = Instant::now();
             for _ in 0..calls {
                 f();
             }
-            started.elapsed() / calls.max(1)
+            (
+                started.elapsed() / calls.max(1),
+                cpu.elapsed() / calls.max(1),
+            )
         })
         .collect();
     per_call.sort();
+    let (wall, cpu) = per_call[per_call.len() / 2];
     Measurement {
         name: name.to_string(),
-        per_call: per_call[per_call.len() / 2],
+        per_call: wall,
+        cpu_per_call: CpuClock::AVAILABLE.then_some(cpu),
         calls,
     }
+}
+
+/// Times `samples` calls of `f` spaced 100 ms apart, like the sampler at 10 Hz: each call finds
+/// the CPU and the driver cold, which is what a user pays (back to back calls are cheaper).
+pub fn measure_at_10_hz(name: &str, samples: u32, mut f: impl FnMut()) -> Measurement {
+    let (mut wall, mut cpu) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..samples {
+        let clock = CpuClock::start();
+        let started = Instant::now();
+        f();
+        wall += started.elapsed();
+        cpu += clock.elapsed();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Measurement {
+        name: name.to_string(),
+        per_call: wall / samples.max(1),
+        cpu_per_call: CpuClock::AVAILABLE.then_some(cpu / samples.max(1)),
+        calls: samples,
+    }
+}
+
+/// CPU time spent since `start`: this thread's, plus that of children reaped meanwhile.
+struct CpuClock {
+    thread: Duration,
+    children: Duration,
+}
+
+impl CpuClock {
+    const AVAILABLE: bool = cfg!(unix);
+
+    // The thread clock is read innermost, so the getrusage calls are not billed to `f`.
+    fn start() -> Self {
+        let children = children_cpu_time();
+        CpuClock {
+            thread: thread_cpu_time(),
+            children,
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        let thread = thread_cpu_time().saturating_sub(self.thread);
+        thread + children_cpu_time().saturating_sub(self.children)
+    }
+}
+
+#[cfg(unix)]
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; this clock exists on every Unix we build for.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(unix)]
+fn children_cpu_time() -> Duration {
+    // SAFETY: all-zero is a valid `rusage`, and getrusage only writes into it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1_000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+#[cfg(not(unix))]
+fn thread_cpu_time() -> Duration {
+    Duration::ZERO
+}
+
+#[cfg(not(unix))]
+fn children_cpu_time() -> Duration {
+    Duration::ZERO
 }
 
 /// A history holding `hours` of `hz` readings of one GPU, ending at t = 10⁹ s.
@@ -73,7 +164,7 @@ pub fn run_all(args: &BenchArgs, source: &mut dyn GpuSource) -> Vec<Measurement>
     let gpus = source.sample().map(|g| g.len()).unwrap_or(0);
     source.set_process_refresh(Duration::ZERO);
     results.push(measure(
-        &format!("read all fields of {gpus} GPU(s) incl. process lists ({label})"),
+        &format!("read all fields of {gpus} GPU(s) incl. process lists, {BACK_TO_BACK} ({label})"),
         5,
         args.sample_calls,
         || {
@@ -82,37 +173,24 @@ pub fn run_all(args: &BenchArgs, source: &mut dyn GpuSource) -> Vec<Measurement>
     ));
     // What the sampler does at 10 Hz: process lists refreshed once a second.
     source.set_process_refresh(crate::telemetry::nvml::PROCESS_REFRESH);
-    let mut spent = Duration::ZERO;
-    let samples = 30u32;
-    for _ in 0..samples {
-        let started = Instant::now();
-        let _ = black_box(source.sample());
-        spent += started.elapsed();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    results.push(Measurement {
-        name: format!(
-            "mean 10 Hz sample of {gpus} GPU(s), processes refreshed each second ({label})"
-        ),
-        per_call: spent / samples,
-        calls: samples,
-    });
+    results.push(measure_at_10_hz(
+        &format!("{TEN_HZ} sample of {gpus} GPU(s), processes refreshed each second ({label})"),
+        args.cadence_samples,
+        || {
+            let _ = black_box(source.sample());
+        },
+    ));
     if args.with_nvidia_smi {
-        // The seed scripts' way, at the sampler's cadence: cold, like the 10 Hz sample above.
-        let mut spent = Duration::ZERO;
-        for _ in 0..samples {
-            let started = Instant::now();
-            let _ = black_box(nvidia_smi_query());
-            spent += started.elapsed();
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        results.push(Measurement {
-            name: "mean 10 Hz nvidia-smi --query-gpu subprocess".into(),
-            per_call: spent / samples,
-            calls: samples,
-        });
+        // The seed scripts' way, side by side: at the same cadence, and back to back.
+        results.push(measure_at_10_hz(
+            &format!("{TEN_HZ} {SUBPROCESS}"),
+            args.cadence_samples,
+            || {
+                let _ = black_box(nvidia_smi_query());
+            },
+        ));
         results.push(measure(
-            "nvidia-smi --query-gpu subprocess, back to back",
+            &format!("{SUBPROCESS}, {BACK_TO_BACK}"),
             5,
             4,
             || {
@@ -265,31 +343,42 @@ fn nvidia_smi_query() -> std::io::Result<std::process::Output> {
         .output()
 }
 
-/// Formats results as an aligned table, with the subprocess ratio when both were measured.
+/// Formats results as an aligned table (wall and CPU time per call), then the GPU read against
+/// the nvidia-smi subprocess, like for like: back to back with back to back, 10 Hz with 10 Hz.
 pub fn report(results: &[Measurement]) -> String {
     let width = results.iter().map(|m| m.name.len()).max().unwrap_or(0);
-    let mut out = String::new();
+    let mut out = format!("{:<width$}  {:>12}  {:>12}\n", "", "wall", "CPU");
     for m in results {
+        let cpu = m.cpu_per_call.map(format_duration).unwrap_or_default();
         out.push_str(&format!(
-            "{:<width$}  {:>12}   ({} calls/round)\n",
+            "{:<width$}  {:>12}  {:>12}   ({} calls/round)\n",
             m.name,
             format_duration(m.per_call),
+            cpu,
             m.calls
         ));
     }
-    if let Some(smi) = results.iter().find(|m| m.name.starts_with("nvidia-smi")) {
-        for read in results
-            .iter()
-            .filter(|m| m.name.contains(" sample") || m.name.starts_with("read all"))
-        {
-            if !read.per_call.is_zero() {
-                out.push_str(&format!(
-                    "{:.0}× cheaper than an nvidia-smi subprocess: {}\n",
-                    smi.per_call.as_secs_f64() / read.per_call.as_secs_f64(),
-                    read.name
-                ));
-            }
-        }
+    for cadence in [BACK_TO_BACK, TEN_HZ] {
+        let find = |subprocess: bool| {
+            results
+                .iter()
+                .find(|m| m.name.contains(cadence) && m.name.contains(SUBPROCESS) == subprocess)
+        };
+        let (Some(read), Some(smi)) = (find(false), find(true)) else {
+            continue;
+        };
+        let ratio = |a: Duration, b: Duration| {
+            (!a.is_zero()).then(|| format!("{:.0}×", b.as_secs_f64() / a.as_secs_f64()))
+        };
+        let wall = ratio(read.per_call, smi.per_call).unwrap_or_else(|| "-".into());
+        let cpu = match (read.cpu_per_call, smi.cpu_per_call) {
+            (Some(a), Some(b)) => ratio(a, b).unwrap_or_else(|| "-".into()),
+            _ => "-".into(),
+        };
+        out.push_str(&format!(
+            "{cadence}: the GPU read is {wall} cheaper in wall time and {cpu} in CPU time \
+             than an nvidia-smi subprocess\n"
+        ));
     }
     out
 }
@@ -308,9 +397,14 @@ fn format_duration(d: Duration) -> String {
 /// `vramdeck bench`.
 pub fn command(args: &BenchArgs, demo: bool) -> anyhow::Result<()> {
     if !demo && let Ok(nvml) = crate::telemetry::nvml::NvmlSource::open() {
-        println!("NVML calls behind one read of GPU 0 (median of 200):");
-        for (name, cost) in nvml.field_costs(200) {
-            println!("  {name:<28} {:>10}", format_duration(cost));
+        println!("NVML calls behind one read of GPU 0 (medians; cold = first call after 100 ms):");
+        println!("  {:<28} {:>10} {:>10}", "", "warm", "cold");
+        for (name, warm, cold) in nvml.field_costs(200, args.cadence_samples.min(30)) {
+            println!(
+                "  {name:<28} {:>10} {:>10}",
+                format_duration(warm),
+                format_duration(cold)
+            );
         }
     }
     let mut source = crate::telemetry::open_source(demo);
@@ -325,26 +419,87 @@ pub fn command(args: &BenchArgs, demo: bool) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    fn measured(name: &str, wall: Duration, cpu: Duration) -> Measurement {
+        Measurement {
+            name: name.into(),
+            per_call: wall,
+            cpu_per_call: Some(cpu),
+            calls: 1,
+        }
+    }
+
     #[test]
-    fn report_lists_every_measurement_with_a_unit() {
+    fn report_pairs_each_read_with_the_subprocess_at_the_same_cadence() {
         let results = vec![
-            Measurement {
-                name: "read all fields".into(),
-                per_call: Duration::from_nanos(5_000),
-                calls: 1,
-            },
-            Measurement {
-                name: "nvidia-smi --query-gpu subprocess, back to back".into(),
-                per_call: Duration::from_millis(25),
-                calls: 1,
-            },
+            measured(
+                "read all fields, back to back",
+                Duration::from_micros(5),
+                Duration::from_micros(4),
+            ),
+            measured(
+                "mean 10 Hz sample",
+                Duration::from_micros(50),
+                Duration::from_micros(20),
+            ),
+            measured(
+                "mean 10 Hz nvidia-smi --query-gpu subprocess",
+                Duration::from_millis(25),
+                Duration::from_millis(20),
+            ),
+            measured(
+                "nvidia-smi --query-gpu subprocess, back to back",
+                Duration::from_millis(20),
+                Duration::from_millis(16),
+            ),
         ];
         let text = report(&results);
-        assert!(text.contains("5.00 µs"));
-        assert!(text.contains("25.00 ms"));
         assert!(
-            text.contains("5000× cheaper than an nvidia-smi subprocess: read all"),
+            text.contains("5.00 µs") && text.contains("25.00 ms"),
             "{text}"
+        );
+        assert!(
+            text.contains(
+                "back to back: the GPU read is 4000× cheaper in wall time and 4000× in CPU"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("mean 10 Hz: the GPU read is 500× cheaper in wall time and 1000× in CPU"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_thread_clock_counts_work_not_time_asleep() {
+        // Per-thread, so tests running beside this one do not disturb it.
+        let spin = |d: Duration| {
+            let started = Instant::now();
+            while started.elapsed() < d {
+                black_box(0);
+            }
+        };
+        let before = thread_cpu_time();
+        spin(Duration::from_millis(20));
+        let busy = thread_cpu_time() - before;
+        let before = thread_cpu_time();
+        std::thread::sleep(Duration::from_millis(20));
+        let asleep = thread_cpu_time() - before;
+        assert!(busy >= Duration::from_millis(15), "{busy:?}");
+        assert!(asleep < Duration::from_millis(5), "{asleep:?}");
+    }
+
+    #[test]
+    fn a_child_process_cpu_time_is_counted() {
+        // `sh` spinning in a subprocess: our thread waits, the child works. (Children reaped by
+        // other tests meanwhile can only add to the figure.)
+        let child = measure("child", 1, 1, || {
+            let _ = std::process::Command::new("sh")
+                .args(["-c", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done"])
+                .status();
+        });
+        assert!(
+            child.cpu_per_call.unwrap() >= Duration::from_millis(5),
+            "{child:?}"
         );
     }
 

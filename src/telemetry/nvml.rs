@@ -26,7 +26,23 @@ pub struct NvmlSource {
     process_refresh: Duration,
     /// Last process list per GPU and when it was read.
     processes: HashMap<u32, (Instant, Vec<ProcessInfo>)>,
+    /// What rarely or never changes, per GPU: read once or now and then, not every sample.
+    steady: HashMap<u32, SteadyFields>,
 }
+
+/// Fields that do not change from one sample to the next. Every NVML call is a round trip to
+/// the driver (~10 µs when the CPU comes back from idle), so a 10 Hz sampler skips these.
+struct SteadyFields {
+    name: String,
+    /// `false` once the GPU said it has no fan (data-centre cards): never asked again.
+    has_fan: bool,
+    /// The enforced power limit and when it was read; an admin may change it with
+    /// `nvidia-smi -pl`, so it is re-read every [`POWER_LIMIT_REFRESH`].
+    power_limit: (Instant, Option<Watts>),
+}
+
+/// How often the enforced power limit is re-read.
+pub const POWER_LIMIT_REFRESH: Duration = Duration::from_secs(10);
 
 /// Default for [`NvmlSource`]'s process-list refresh.
 pub const PROCESS_REFRESH: Duration = Duration::from_secs(1);
@@ -73,6 +89,7 @@ impl NvmlSource {
             process_names: HashMap::new(),
             process_refresh: PROCESS_REFRESH,
             processes: HashMap::new(),
+            steady: HashMap::new(),
         })
     }
 
@@ -115,9 +132,35 @@ impl NvmlSource {
                 list
             }
         };
+        let steady = self.steady.entry(index).or_insert_with(|| SteadyFields {
+            name: device.name().unwrap_or_else(|_| format!("GPU {index}")),
+            has_fan: true,
+            power_limit: (
+                Instant::now(),
+                device.enforced_power_limit().ok().map(milliwatts),
+            ),
+        });
+        if steady.power_limit.0.elapsed() >= POWER_LIMIT_REFRESH {
+            steady.power_limit = (
+                Instant::now(),
+                device.enforced_power_limit().ok().map(milliwatts),
+            );
+        }
+        let fan = if steady.has_fan {
+            match device.fan_speed(0) {
+                Ok(f) => Some(Percent(f as f32)),
+                Err(NvmlError::NotSupported) => {
+                    steady.has_fan = false;
+                    None
+                }
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
         Ok(GpuSample {
             index,
-            name: device.name().unwrap_or_else(|_| format!("GPU {index}")),
+            name: steady.name.clone(),
             memory,
             gpu_util: utilization.as_ref().map(|u| Percent(u.gpu as f32)),
             memory_util: utilization.as_ref().map(|u| Percent(u.memory as f32)),
@@ -126,33 +169,54 @@ impl NvmlSource {
                 .ok()
                 .map(|t| Celsius(t as f32)),
             power: device.power_usage().ok().map(milliwatts),
-            power_limit: device.enforced_power_limit().ok().map(milliwatts),
+            power_limit: steady.power_limit.1,
             sm_clock: device.clock_info(Clock::SM).ok().map(MegaHertz),
             memory_clock: device.clock_info(Clock::Memory).ok().map(MegaHertz),
-            fan: device.fan_speed(0).ok().map(|f| Percent(f as f32)),
+            fan,
             processes,
         })
     }
 }
 
 impl NvmlSource {
-    /// Time of each NVML call behind one GPU read, for `vramdeck bench` (median of `calls`).
-    pub fn field_costs(&self, calls: u32) -> Vec<(&'static str, Duration)> {
+    /// Time of each NVML call behind one GPU read, for `vramdeck bench`: warm (median of
+    /// `calls` back to back) and cold (median of `cold_calls`, each the first call after 100 ms
+    /// of idling, as at the sampler's 10 Hz).
+    pub fn field_costs(
+        &self,
+        calls: u32,
+        cold_calls: u32,
+    ) -> Vec<(&'static str, Duration, Duration)> {
         let Ok(device) = self.nvml.device_by_index(0) else {
             return Vec::new();
         };
-        let time = |f: &dyn Fn()| {
-            let mut samples: Vec<Duration> = (0..calls.max(1))
-                .map(|_| {
-                    let started = Instant::now();
-                    f();
-                    started.elapsed()
-                })
-                .collect();
+        let median = |mut samples: Vec<Duration>| {
             samples.sort();
             samples[samples.len() / 2]
         };
-        vec![
+        let time = |f: &dyn Fn()| {
+            let warm = median(
+                (0..calls.max(1))
+                    .map(|_| {
+                        let started = Instant::now();
+                        f();
+                        started.elapsed()
+                    })
+                    .collect(),
+            );
+            let cold = median(
+                (0..cold_calls.max(1))
+                    .map(|_| {
+                        std::thread::sleep(Duration::from_millis(100));
+                        let started = Instant::now();
+                        f();
+                        started.elapsed()
+                    })
+                    .collect(),
+            );
+            (warm, cold)
+        };
+        let costs: Vec<(&'static str, (Duration, Duration))> = vec![
             (
                 "device_by_index",
                 time(&|| drop(self.nvml.device_by_index(0))),
@@ -189,7 +253,11 @@ impl NvmlSource {
                 "running_graphics_processes",
                 time(&|| drop(device.running_graphics_processes())),
             ),
-        ]
+        ];
+        costs
+            .into_iter()
+            .map(|(name, (warm, cold))| (name, warm, cold))
+            .collect()
     }
 }
 

@@ -1,6 +1,10 @@
 //! Property-based fuzzing of everything that reads outside input: the agent protocol decoder,
 //! the CSV importer, the OOM analyser, the settings and presets loaders, and history queries.
-//! Failures are kept by proptest in tests/fuzz.proptest-regressions and replayed first.
+//! Two kinds of input: generated from scratch, and mutations of a kept corpus of real inputs
+//! (tests/fixtures/{csv,logs}, tests/fuzz-corpus/, assets/presets.toml) — truncated, bytes
+//! flipped, ranges deleted, duplicated or spliced with garbage — which reach the deep paths a
+//! random string never does. Failures are kept by proptest in tests/fuzz.proptest-regressions
+//! and replayed first; an input worth keeping goes into the corpus folders.
 
 use proptest::prelude::*;
 use vramdeck::logs::import::import_csv;
@@ -23,7 +27,8 @@ fn log_line() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // 256 cases in every test run; PROPTEST_CASES=N for a longer hunt.
+    #![proptest_config(ProptestConfig::default())]
 
     #[test]
     fn protocol_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2_000), id in any::<u64>()) {
@@ -99,5 +104,190 @@ proptest! {
         }
         let _ = h.stats(0, Metric::Power, t0, t1);
         let _ = h.readings(0, t0, t1);
+    }
+}
+
+/// One edit of a corpus file; positions are taken modulo its length.
+#[derive(Clone, Debug)]
+enum Mutation {
+    Truncate(usize),
+    Flip(usize, u8),
+    Insert(usize, Vec<u8>),
+    Delete(usize, usize),
+    Duplicate(usize, usize, usize),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        any::<usize>().prop_map(Mutation::Truncate),
+        (any::<usize>(), any::<u8>()).prop_map(|(at, bits)| Mutation::Flip(at, bits)),
+        (
+            any::<usize>(),
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..16),
+                // Tokens the parsers branch on.
+                prop::sample::select(vec![
+                    b",".to_vec(),
+                    b"\n".to_vec(),
+                    b" MiB".to_vec(),
+                    b"[N/A]".to_vec(),
+                    b"GiB".to_vec(),
+                    b"\"".to_vec(),
+                    b"{".to_vec(),
+                    b"}".to_vec(),
+                    b"=".to_vec(),
+                    b"[[workload]]\n".to_vec(),
+                    b"-1".to_vec(),
+                    b"1e400".to_vec(),
+                    b"NaN".to_vec(),
+                    "\u{00e9}".as_bytes().to_vec(),
+                    vec![0xff, 0xfe],
+                ]),
+            ]
+        )
+            .prop_map(|(at, bytes)| Mutation::Insert(at, bytes)),
+        (any::<usize>(), 0usize..64).prop_map(|(at, len)| Mutation::Delete(at, len)),
+        (any::<usize>(), 0usize..200, any::<usize>())
+            .prop_map(|(from, len, to)| Mutation::Duplicate(from, len, to)),
+    ]
+}
+
+fn apply(mut data: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
+    for m in mutations {
+        let n = data.len();
+        let at = |i: usize| if n == 0 { 0 } else { i % (n + 1) };
+        match m {
+            Mutation::Truncate(i) => data.truncate(at(*i)),
+            Mutation::Flip(i, bits) if n > 0 => data[i % n] ^= bits,
+            Mutation::Flip(..) => {}
+            Mutation::Insert(i, bytes) => {
+                let i = at(*i);
+                data.splice(i..i, bytes.iter().copied());
+            }
+            Mutation::Delete(i, len) => {
+                let i = at(*i);
+                data.drain(i..(i + len).min(n));
+            }
+            Mutation::Duplicate(from, len, to) => {
+                let from = at(*from);
+                let piece = data[from..(from + len).min(n)].to_vec();
+                let to = at(*to);
+                data.splice(to..to, piece);
+            }
+        }
+    }
+    data
+}
+
+/// Every file of the kept corpus for one input kind.
+fn corpus(folders: &[&str], files: &[&str]) -> Vec<Vec<u8>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(root.join(f)).expect("corpus file"))
+        .collect();
+    for folder in folders {
+        let mut entries: Vec<_> = std::fs::read_dir(root.join(folder))
+            .expect("corpus folder")
+            .map(|e| e.expect("corpus entry").path())
+            .collect();
+        entries.sort();
+        out.extend(
+            entries
+                .iter()
+                .map(|p| std::fs::read(p).expect("corpus file")),
+        );
+    }
+    assert!(!out.is_empty(), "empty corpus {folders:?} {files:?}");
+    out
+}
+
+/// A corpus file with up to eight mutations applied.
+fn mutated(files: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+    (0..files.len(), proptest::collection::vec(mutation(), 0..8))
+        .prop_map(move |(i, edits)| apply(files[i].clone(), &edits))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn the_corpus_itself_parses() {
+    // The unmutated seeds must exercise the happy paths, or mutating them finds little.
+    for csv in corpus(&["tests/fixtures/csv"], &[]) {
+        let log = import_csv(&text(&csv), "corpus").expect("corpus CSV imports");
+        assert!(log.rows > 0);
+    }
+    let logs = corpus(&["tests/fixtures/logs"], &[]);
+    let found: usize = logs
+        .iter()
+        .map(|l| {
+            analyze(&text(l), &Catalogue::load(None), &Calibration::default())
+                .events
+                .len()
+        })
+        .sum();
+    assert!(
+        found >= logs.len() - 1,
+        "{found} events in {} logs",
+        logs.len()
+    );
+    for reply in corpus(&["tests/fuzz-corpus/protocol"], &[]) {
+        let line = text(&reply);
+        let id = 1;
+        let decoded = decode_reply(line.trim_end().as_bytes(), id);
+        assert!(decoded.is_ok(), "{line}: {decoded:?}");
+    }
+    for settings in corpus(&["tests/fuzz-corpus/settings"], &[]) {
+        Settings::from_toml(&text(&settings)).expect("corpus settings load");
+    }
+    let presets = corpus(&[], &["assets/presets.toml"]);
+    assert!(parse(&text(&presets[0]), "corpus").is_ok());
+}
+
+proptest! {
+    // 256 cases in every test run; PROPTEST_CASES=N for a longer hunt.
+    #![proptest_config(ProptestConfig::default())]
+
+    #[test]
+    fn mutated_nvidia_smi_logs_import_or_fail_cleanly(
+        csv in mutated(corpus(&["tests/fixtures/csv"], &[]))
+    ) {
+        let text = text(&csv);
+        if let Ok(log) = import_csv(&text, "fuzz") {
+            prop_assert!(log.rows + log.bad_rows <= text.lines().count());
+        }
+    }
+
+    #[test]
+    fn mutated_oom_logs_never_panic_the_analyser(
+        log in mutated(corpus(&["tests/fixtures/logs"], &[]))
+    ) {
+        let _ = analyze(&text(&log), &Catalogue::load(None), &Calibration::default());
+    }
+
+    #[test]
+    fn mutated_agent_replies_decode_or_fail_cleanly(
+        reply in mutated(corpus(&["tests/fuzz-corpus/protocol"], &[])), id in 0u64..3
+    ) {
+        let _ = decode_reply(&reply, id);
+    }
+
+    #[test]
+    fn mutated_settings_load_within_limits_or_are_refused(
+        file in mutated(corpus(&["tests/fuzz-corpus/settings"], &[]))
+    ) {
+        if let Ok(s) = Settings::from_toml(&text(&file)) {
+            prop_assert!((100..=5_000).contains(&s.sample_interval_ms));
+            prop_assert!((0.0..=60.0).contains(&s.margin_percent));
+        }
+    }
+
+    #[test]
+    fn mutated_preset_files_parse_or_fail_cleanly(
+        file in mutated(corpus(&[], &["assets/presets.toml"]))
+    ) {
+        let _ = parse(&text(&file), "fuzz");
     }
 }

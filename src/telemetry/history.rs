@@ -238,6 +238,9 @@ impl History {
             });
         }
         let gpu = &mut self.gpus[slot];
+        // A clock stepping backwards (NTP, someone setting the time) must not break the time
+        // order every query relies on: such a reading is filed at the newest time seen.
+        let t = gpu.raw.back().map_or(t, |last| t.max(last.t));
         gpu.raw.push_back(RawPoint { t, values });
         let horizon = t - self.config.raw_seconds;
         while gpu.raw.len() > self.config.raw_capacity
@@ -600,6 +603,22 @@ mod tests {
         decimate([(1.0, 1.0, 1.0)].into_iter(), 5.0, 5.0, 10, &mut out);
         decimate([(1.0, 1.0, 1.0)].into_iter(), 6.0, 5.0, 10, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_clock_stepping_backwards_keeps_readings_in_time_order() {
+        let mut h = History::default();
+        for (t, v) in [(100.0, 1.0), (101.0, 2.0), (50.0, 3.0), (102.0, 4.0)] {
+            h.push_values(0, t, vram(v));
+        }
+        let points = h.series(0, Metric::VramUsedMib, 0.0, 200.0, 1_000);
+        assert!(points.windows(2).all(|w| w[0][0] <= w[1][0]), "{points:?}");
+        // The stepped-back reading is kept, filed at the newest time seen.
+        assert!(points.contains(&[101.0, 3.0]), "{points:?}");
+        assert_eq!(
+            h.stats(0, Metric::VramUsedMib, 0.0, 200.0).unwrap().max,
+            4.0
+        );
     }
 
     #[test]

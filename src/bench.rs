@@ -163,25 +163,24 @@ pub fn run_all(args: &BenchArgs, source: &mut dyn GpuSource) -> Vec<Measurement>
     };
     let gpus = source.sample().map(|g| g.len()).unwrap_or(0);
     // Like for like with `nvidia-smi --query-gpu`, which lists no processes: every GPU field,
-    // process lists served from the last read.
-    source.set_process_refresh(Duration::MAX);
-    results.push(measure(
-        &format!("read every GPU field of {gpus} GPU(s), {BACK_TO_BACK} ({label})"),
-        5,
-        args.sample_calls,
-        || {
-            let _ = black_box(source.sample());
-        },
-    ));
-    source.set_process_refresh(Duration::ZERO);
-    results.push(measure(
-        &format!("the same plus process lists, {BACK_TO_BACK} ({label})"),
-        5,
-        args.sample_calls,
-        || {
-            let _ = black_box(source.sample());
-        },
-    ));
+    // process lists served from the last read; then the same with them read every time.
+    for (process_refresh, what) in [
+        (
+            Duration::MAX,
+            format!("read every GPU field of {gpus} GPU(s)"),
+        ),
+        (Duration::ZERO, "the same plus process lists".to_string()),
+    ] {
+        source.set_process_refresh(process_refresh);
+        results.push(measure(
+            &format!("{what}, {BACK_TO_BACK} ({label})"),
+            5,
+            args.sample_calls,
+            || {
+                let _ = black_box(source.sample());
+            },
+        ));
+    }
     // What the sampler does at 10 Hz: process lists refreshed once a second.
     source.set_process_refresh(crate::telemetry::nvml::PROCESS_REFRESH);
     results.push(measure_at_10_hz(
@@ -447,28 +446,30 @@ mod tests {
 
     #[test]
     fn report_pairs_each_read_with_the_subprocess_at_the_same_cadence() {
-        let results = vec![
-            measured(
-                "read all fields, back to back",
-                Duration::from_micros(5),
-                Duration::from_micros(4),
-            ),
-            measured(
-                "mean 10 Hz sample",
-                Duration::from_micros(50),
-                Duration::from_micros(20),
-            ),
-            measured(
+        // (name, wall µs, CPU µs)
+        let results: Vec<Measurement> = [
+            ("read all fields, back to back", 5, 4),
+            ("mean 10 Hz sample", 50, 20),
+            (
                 "mean 10 Hz nvidia-smi --query-gpu subprocess",
-                Duration::from_millis(25),
-                Duration::from_millis(20),
+                25_000,
+                20_000,
             ),
-            measured(
+            (
                 "nvidia-smi --query-gpu subprocess, back to back",
-                Duration::from_millis(20),
-                Duration::from_millis(16),
+                20_000,
+                16_000,
             ),
-        ];
+        ]
+        .into_iter()
+        .map(|(name, wall, cpu)| {
+            measured(
+                name,
+                Duration::from_micros(wall),
+                Duration::from_micros(cpu),
+            )
+        })
+        .collect();
         let text = report(&results);
         assert!(
             text.contains("5.00 µs") && text.contains("25.00 ms"),

@@ -93,11 +93,30 @@ fn time_steps(window: PlotWindow) -> [f64; 3] {
     }
 }
 
-fn time_axis(mark: GridMark, _range: &std::ops::RangeInclusive<f64>) -> String {
+/// Width of the value axis, the same on both charts so their time axes line up.
+const Y_AXIS_WIDTH: f32 = 52.0;
+
+/// A time label is centred on its grid line: one closer to the right edge than half a label's
+/// width (in points) would be cut off by the plot's edge, so it is not drawn.
+const HALF_TIME_LABEL: f32 = 30.0;
+
+/// `HH:MM:SS` under a grid line, or nothing where the label would be cut off at the right edge.
+fn time_label(mark: GridMark, range: &std::ops::RangeInclusive<f64>, width: f32) -> String {
+    let span = range.end() - range.start();
+    let room = (range.end() - mark.value) / span * width as f64;
+    if room < HALF_TIME_LABEL as f64 {
+        return String::new();
+    }
     clock_time(mark.value)
 }
 
-fn base_plot(id: &str, window: PlotWindow, data: &PlotData, height: f32) -> Plot<'static> {
+fn base_plot(
+    id: &str,
+    window: PlotWindow,
+    data: &PlotData,
+    height: f32,
+    width: f32,
+) -> Plot<'static> {
     let steps = time_steps(window);
     Plot::new(id.to_string())
         .height(height)
@@ -115,8 +134,8 @@ fn base_plot(id: &str, window: PlotWindow, data: &PlotData, height: f32) -> Plot
         // shape to rasterise in software. `outline` draws the frame instead.
         .show_background(false)
         // Same axis width on both charts so their time axes line up.
-        .y_axis_min_width(52.0)
-        .x_axis_formatter(time_axis)
+        .y_axis_min_width(Y_AXIS_WIDTH)
+        .x_axis_formatter(move |mark, range| time_label(mark, range, width))
         .x_grid_spacer(egui_plot::uniform_grid_spacer(move |_: GridInput| steps))
         .link_cursor(egui::Id::unique("vramdeck_plots"), [true, false])
 }
@@ -168,35 +187,41 @@ pub fn vram(
         MemoryUnit::MiB => format!("{:.0} MiB", y),
         MemoryUnit::GiB => format!("{:.2} GiB", y),
     };
-    let shown = base_plot("vram_plot", window, data, height)
-        .include_y(unit.from_mib(total_mib))
-        .y_axis_label(format!("VRAM used ({})", unit.symbol()))
-        .label_formatter(move |pos| hover_text(pos, &value_text))
-        .show(ui, |plot| {
-            plot.line(
-                Line::new("VRAM used", PlotPoints::from(scaled))
-                    .color(VRAM_COLOR)
-                    .width(1.5),
-            );
-            plot.line(
-                Line::new(
-                    "Total",
-                    PlotPoints::from(vec![
-                        [data.t0, unit.from_mib(total_mib)],
-                        [data.t1, unit.from_mib(total_mib)],
-                    ]),
-                )
-                .color(TOTAL_COLOR)
-                .style(egui_plot::LineStyle::dashed_loose()),
-            );
-            for m in markers
-                .iter()
-                .filter(|m| (data.t0..=data.t1).contains(&m.t))
-            {
-                let color = if m.alert { ALERT_COLOR } else { MARKER_COLOR };
-                plot.add(VLine::new(m.label.clone(), m.t).color(color).width(1.5));
-            }
-        });
+    let shown = base_plot(
+        "vram_plot",
+        window,
+        data,
+        height,
+        ui.available_width() - Y_AXIS_WIDTH,
+    )
+    .include_y(unit.from_mib(total_mib))
+    .y_axis_label(format!("VRAM used ({})", unit.symbol()))
+    .label_formatter(move |pos| hover_text(pos, &value_text))
+    .show(ui, |plot| {
+        plot.line(
+            Line::new("VRAM used", PlotPoints::from(scaled))
+                .color(VRAM_COLOR)
+                .width(1.5),
+        );
+        plot.line(
+            Line::new(
+                "Total",
+                PlotPoints::from(vec![
+                    [data.t0, unit.from_mib(total_mib)],
+                    [data.t1, unit.from_mib(total_mib)],
+                ]),
+            )
+            .color(TOTAL_COLOR)
+            .style(egui_plot::LineStyle::dashed_loose()),
+        );
+        for m in markers
+            .iter()
+            .filter(|m| (data.t0..=data.t1).contains(&m.t))
+        {
+            let color = if m.alert { ALERT_COLOR } else { MARKER_COLOR };
+            plot.add(VLine::new(m.label.clone(), m.t).color(color).width(1.5));
+        }
+    });
     outline(ui, shown.response.rect);
 }
 
@@ -205,22 +230,28 @@ pub fn utilisation(ui: &mut Ui, data: &PlotData, window: PlotWindow, height: f32
     let value_text = |y: f64| format!("{y:.0} %");
     let gpu = data.gpu_util.clone();
     let memory = data.memory_util.clone();
-    let shown = base_plot("util_plot", window, data, height)
-        .include_y(100.0)
-        .y_axis_label("Utilisation (%)")
-        .label_formatter(move |pos| hover_text(pos, &value_text))
-        .show(ui, |plot| {
-            plot.line(
-                Line::new("GPU", PlotPoints::from(gpu))
-                    .color(GPU_UTIL_COLOR)
-                    .width(1.5),
-            );
-            plot.line(
-                Line::new("Memory", PlotPoints::from(memory))
-                    .color(MEMORY_UTIL_COLOR)
-                    .width(1.0),
-            );
-        });
+    let shown = base_plot(
+        "util_plot",
+        window,
+        data,
+        height,
+        ui.available_width() - Y_AXIS_WIDTH,
+    )
+    .include_y(100.0)
+    .y_axis_label("Utilisation (%)")
+    .label_formatter(move |pos| hover_text(pos, &value_text))
+    .show(ui, |plot| {
+        plot.line(
+            Line::new("GPU", PlotPoints::from(gpu))
+                .color(GPU_UTIL_COLOR)
+                .width(1.5),
+        );
+        plot.line(
+            Line::new("Memory", PlotPoints::from(memory))
+                .color(MEMORY_UTIL_COLOR)
+                .width(1.0),
+        );
+    });
     outline(ui, shown.response.rect);
 }
 
@@ -229,4 +260,33 @@ fn outline(ui: &Ui, plot_area: egui::Rect) {
     let stroke = ui.visuals().widgets.noninteractive.bg_stroke;
     ui.painter()
         .rect_stroke(plot_area, 2, stroke, egui::StrokeKind::Inside);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_label_that_would_be_cut_off_at_the_right_edge_is_left_out() {
+        // 600 s over 600 points: one point per second.
+        let range = 1_000.0..=1_600.0;
+        let mark = |value| GridMark {
+            value,
+            step_size: 60.0,
+        };
+        assert_eq!(
+            time_label(mark(1_560.0), &range, 600.0),
+            clock_time(1_560.0)
+        );
+        assert_eq!(
+            time_label(mark(1_580.0), &range, 600.0),
+            "",
+            "20 px from the edge"
+        );
+        // The same mark has room on a wider plot.
+        assert_eq!(
+            time_label(mark(1_580.0), &range, 1_200.0),
+            clock_time(1_580.0)
+        );
+    }
 }

@@ -132,7 +132,7 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
     })
 }
 
-/// Fills history with `hours` of 10 Hz simulated readings ending now (memory measurements).
+/// Fills history with `hours` of simulated readings, `hz` a second, ending now (measurements).
 fn prefill(
     telemetry: &vramdeck::telemetry::sampler::SharedTelemetry,
     gpus: usize,

@@ -24,21 +24,38 @@ pub struct NvmlSource {
     process_names: HashMap<u32, String>,
     /// How often process lists are read.
     process_refresh: Duration,
-    /// Last process list per GPU and when it was read.
-    processes: HashMap<u32, (Instant, Vec<ProcessInfo>)>,
-    /// What rarely or never changes, per GPU: read once or now and then, not every sample.
-    steady: HashMap<u32, SteadyFields>,
+    /// What is not read every sample, per GPU.
+    devices: HashMap<u32, DeviceState>,
 }
 
-/// Fields that do not change from one sample to the next. Every NVML call is a round trip to
-/// the driver (~10 µs when the CPU comes back from idle), so a 10 Hz sampler skips these.
-struct SteadyFields {
+/// Readings of one GPU that a sample reuses instead of asking the driver again. Every NVML call
+/// is a round trip to the driver (~10 µs when the CPU comes back from idle), so a 10 Hz sampler
+/// asks only for what changes that fast.
+struct DeviceState {
     name: String,
     /// `false` once the GPU said it has no fan (data-centre cards): never asked again.
     has_fan: bool,
-    /// The enforced power limit and when it was read; an admin may change it with
-    /// `nvidia-smi -pl`, so it is re-read every [`POWER_LIMIT_REFRESH`].
-    power_limit: (Instant, Option<Watts>),
+    /// An admin may change it with `nvidia-smi -pl`: re-read every [`POWER_LIMIT_REFRESH`].
+    power_limit: Refreshed<Option<Watts>>,
+    /// Re-read every `process_refresh`.
+    processes: Refreshed<Vec<ProcessInfo>>,
+}
+
+/// A value read from the driver, read again once it is older than the age the caller allows.
+#[derive(Default)]
+struct Refreshed<T> {
+    read_at: Option<Instant>,
+    value: T,
+}
+
+impl<T> Refreshed<T> {
+    fn get(&mut self, max_age: Duration, read: impl FnOnce() -> T) -> &T {
+        if self.read_at.is_none_or(|at| at.elapsed() >= max_age) {
+            self.value = read();
+            self.read_at = Some(Instant::now());
+        }
+        &self.value
+    }
 }
 
 /// How often the enforced power limit is re-read.
@@ -88,8 +105,7 @@ impl NvmlSource {
             driver_version,
             process_names: HashMap::new(),
             process_refresh: PROCESS_REFRESH,
-            processes: HashMap::new(),
-            steady: HashMap::new(),
+            devices: HashMap::new(),
         })
     }
 
@@ -107,50 +123,39 @@ impl NvmlSource {
             reserved: Bytes(info.reserved),
         };
         let utilization = device.utilization_rates().ok();
-        let fresh = self
+        let state = self.devices.entry(index).or_insert_with(|| DeviceState {
+            name: device.name().unwrap_or_else(|_| format!("GPU {index}")),
+            has_fan: true,
+            power_limit: Refreshed::default(),
+            processes: Refreshed::default(),
+        });
+        let process_names = &mut self.process_names;
+        let processes = state
             .processes
-            .get(&index)
-            .filter(|(at, _)| at.elapsed() < self.process_refresh)
-            .map(|(_, list)| list.clone());
-        let processes = match fresh {
-            Some(list) => list,
-            None => {
+            .get(self.process_refresh, || {
                 let mut list = merge_processes(
                     device.running_compute_processes().unwrap_or_default(),
                     device.running_graphics_processes().unwrap_or_default(),
                 );
                 for p in &mut list {
-                    p.name = self
-                        .process_names
+                    p.name = process_names
                         .entry(p.pid)
                         .or_insert_with(|| {
                             procfs::process_name(p.pid).unwrap_or_else(|| format!("pid {}", p.pid))
                         })
                         .clone();
                 }
-                self.processes.insert(index, (Instant::now(), list.clone()));
                 list
-            }
-        };
-        let steady = self.steady.entry(index).or_insert_with(|| SteadyFields {
-            name: device.name().unwrap_or_else(|_| format!("GPU {index}")),
-            has_fan: true,
-            power_limit: (
-                Instant::now(),
-                device.enforced_power_limit().ok().map(milliwatts),
-            ),
+            })
+            .clone();
+        let power_limit = *state.power_limit.get(POWER_LIMIT_REFRESH, || {
+            device.enforced_power_limit().ok().map(milliwatts)
         });
-        if steady.power_limit.0.elapsed() >= POWER_LIMIT_REFRESH {
-            steady.power_limit = (
-                Instant::now(),
-                device.enforced_power_limit().ok().map(milliwatts),
-            );
-        }
-        let fan = if steady.has_fan {
+        let fan = if state.has_fan {
             match device.fan_speed(0) {
                 Ok(f) => Some(Percent(f as f32)),
                 Err(NvmlError::NotSupported) => {
-                    steady.has_fan = false;
+                    state.has_fan = false;
                     None
                 }
                 Err(_) => None,
@@ -160,7 +165,7 @@ impl NvmlSource {
         };
         Ok(GpuSample {
             index,
-            name: steady.name.clone(),
+            name: state.name.clone(),
             memory,
             gpu_util: utilization.as_ref().map(|u| Percent(u.gpu as f32)),
             memory_util: utilization.as_ref().map(|u| Percent(u.memory as f32)),
@@ -169,7 +174,7 @@ impl NvmlSource {
                 .ok()
                 .map(|t| Celsius(t as f32)),
             power: device.power_usage().ok().map(milliwatts),
-            power_limit: steady.power_limit.1,
+            power_limit,
             sm_clock: device.clock_info(Clock::SM).ok().map(MegaHertz),
             memory_clock: device.clock_info(Clock::Memory).ok().map(MegaHertz),
             fan,
@@ -340,6 +345,21 @@ fn merge_processes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refreshed_value_is_read_once_until_it_is_too_old() {
+        let mut reads = 0;
+        let mut value = Refreshed::default();
+        let mut get = |max_age| {
+            *value.get(max_age, || {
+                reads += 1;
+                reads
+            })
+        };
+        assert_eq!(get(Duration::MAX), 1, "the first use reads");
+        assert_eq!(get(Duration::MAX), 1, "young enough: no second read");
+        assert_eq!(get(Duration::ZERO), 2, "any age is too old");
+    }
 
     #[test]
     fn missing_driver_is_a_clear_error_not_a_panic() {

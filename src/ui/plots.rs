@@ -110,13 +110,10 @@ fn time_label(mark: GridMark, range: &std::ops::RangeInclusive<f64>, width: f32)
     clock_time(mark.value)
 }
 
-fn base_plot(
-    id: &str,
-    window: PlotWindow,
-    data: &PlotData,
-    height: f32,
-    width: f32,
-) -> Plot<'static> {
+/// The plot both charts share, for a chart about to be placed in `ui`.
+fn base_plot(ui: &Ui, id: &str, window: PlotWindow, data: &PlotData, height: f32) -> Plot<'static> {
+    // The data area: what the chart leaves beside its value axis.
+    let width = ui.available_width() - Y_AXIS_WIDTH;
     let steps = time_steps(window);
     Plot::new(id.to_string())
         .height(height)
@@ -187,41 +184,35 @@ pub fn vram(
         MemoryUnit::MiB => format!("{:.0} MiB", y),
         MemoryUnit::GiB => format!("{:.2} GiB", y),
     };
-    let shown = base_plot(
-        "vram_plot",
-        window,
-        data,
-        height,
-        ui.available_width() - Y_AXIS_WIDTH,
-    )
-    .include_y(unit.from_mib(total_mib))
-    .y_axis_label(format!("VRAM used ({})", unit.symbol()))
-    .label_formatter(move |pos| hover_text(pos, &value_text))
-    .show(ui, |plot| {
-        plot.line(
-            Line::new("VRAM used", PlotPoints::from(scaled))
-                .color(VRAM_COLOR)
-                .width(1.5),
-        );
-        plot.line(
-            Line::new(
-                "Total",
-                PlotPoints::from(vec![
-                    [data.t0, unit.from_mib(total_mib)],
-                    [data.t1, unit.from_mib(total_mib)],
-                ]),
-            )
-            .color(TOTAL_COLOR)
-            .style(egui_plot::LineStyle::dashed_loose()),
-        );
-        for m in markers
-            .iter()
-            .filter(|m| (data.t0..=data.t1).contains(&m.t))
-        {
-            let color = if m.alert { ALERT_COLOR } else { MARKER_COLOR };
-            plot.add(VLine::new(m.label.clone(), m.t).color(color).width(1.5));
-        }
-    });
+    let shown = base_plot(ui, "vram_plot", window, data, height)
+        .include_y(unit.from_mib(total_mib))
+        .y_axis_label(format!("VRAM used ({})", unit.symbol()))
+        .label_formatter(move |pos| hover_text(pos, &value_text))
+        .show(ui, |plot| {
+            plot.line(
+                Line::new("VRAM used", PlotPoints::from(scaled))
+                    .color(VRAM_COLOR)
+                    .width(1.5),
+            );
+            plot.line(
+                Line::new(
+                    "Total",
+                    PlotPoints::from(vec![
+                        [data.t0, unit.from_mib(total_mib)],
+                        [data.t1, unit.from_mib(total_mib)],
+                    ]),
+                )
+                .color(TOTAL_COLOR)
+                .style(egui_plot::LineStyle::dashed_loose()),
+            );
+            for m in markers
+                .iter()
+                .filter(|m| (data.t0..=data.t1).contains(&m.t))
+            {
+                let color = if m.alert { ALERT_COLOR } else { MARKER_COLOR };
+                plot.add(VLine::new(m.label.clone(), m.t).color(color).width(1.5));
+            }
+        });
     outline(ui, shown.response.rect);
 }
 
@@ -230,28 +221,22 @@ pub fn utilisation(ui: &mut Ui, data: &PlotData, window: PlotWindow, height: f32
     let value_text = |y: f64| format!("{y:.0} %");
     let gpu = data.gpu_util.clone();
     let memory = data.memory_util.clone();
-    let shown = base_plot(
-        "util_plot",
-        window,
-        data,
-        height,
-        ui.available_width() - Y_AXIS_WIDTH,
-    )
-    .include_y(100.0)
-    .y_axis_label("Utilisation (%)")
-    .label_formatter(move |pos| hover_text(pos, &value_text))
-    .show(ui, |plot| {
-        plot.line(
-            Line::new("GPU", PlotPoints::from(gpu))
-                .color(GPU_UTIL_COLOR)
-                .width(1.5),
-        );
-        plot.line(
-            Line::new("Memory", PlotPoints::from(memory))
-                .color(MEMORY_UTIL_COLOR)
-                .width(1.0),
-        );
-    });
+    let shown = base_plot(ui, "util_plot", window, data, height)
+        .include_y(100.0)
+        .y_axis_label("Utilisation (%)")
+        .label_formatter(move |pos| hover_text(pos, &value_text))
+        .show(ui, |plot| {
+            plot.line(
+                Line::new("GPU", PlotPoints::from(gpu))
+                    .color(GPU_UTIL_COLOR)
+                    .width(1.5),
+            );
+            plot.line(
+                Line::new("Memory", PlotPoints::from(memory))
+                    .color(MEMORY_UTIL_COLOR)
+                    .width(1.0),
+            );
+        });
     outline(ui, shown.response.rect);
 }
 

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "comfyui_vramdeck"))
 
 import vramdeck_agent  # noqa: E402
 from vramdeck_agent import Agent, TorchAllocator  # noqa: E402
@@ -123,7 +124,7 @@ def test_bad_requests_get_an_error_reply_not_a_crash(agent, line, message):
 
 def test_oversized_request_is_refused(agent):
     [reply] = call(agent.path, raw=b"x" * (vramdeck_agent.MAX_MESSAGE_BYTES + 10))
-    assert "larger than" in reply["error"]
+    assert "longer than" in reply["error"]
 
 
 def test_several_requests_on_one_connection(agent):

@@ -1,0 +1,345 @@
+"""vramdeck-agent: lets the vramdeck desktop app release this process's cached VRAM.
+
+One line in a WebUI::
+
+    import vramdeck_agent
+    vramdeck_agent.start(unload=my_unload_fn, label="Wan2.1 T2V 14B")
+
+The agent listens on a Unix socket in a private per-user directory and answers versioned
+JSON-lines requests from vramdeck (see PROTOCOL.md). It runs on two daemon threads (a socket
+server and a free queue), never blocks the host, and works without torch (it then says why).
+Nothing listens on a network address.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from typing import Callable, Iterable, List, Optional, Union
+
+from . import _dirs, _protocol
+from ._dirs import UnsafeDirectory, agent_dir
+from ._freeing import FreeQueue
+from ._protocol import LEVELS, MAX_MESSAGE_BYTES, PROTOCOL_VERSION
+from ._server import Server
+
+__all__ = ["start", "stop", "Agent", "Deferred", "TorchAllocator", "UnsafeDirectory",
+           "agent_dir", "PROTOCOL_VERSION"]
+__version__ = "0.2.0"
+
+log = logging.getLogger("vramdeck_agent")
+
+
+class Deferred:
+    """What an unload hook returns when the host will unload later, e.g. after the job it is
+    running (ComfyUI does this). vramdeck shows `reason` and waits until `done()` is true."""
+
+    def __init__(self, reason: str, done: Callable[[], bool]) -> None:
+        self.reason = reason
+        self.done = done
+
+
+class TorchAllocator:
+    """The memory backend: PyTorch's CUDA caching allocator, or nothing when torch or CUDA is
+    absent. Tests substitute an object with the same members (`available`, `device`,
+    `torch_version`, `memory()`, `empty_cache()`, `ipc_collect()`)."""
+
+    def __init__(self) -> None:
+        self.torch = None
+        self.reason = None
+        try:
+            import torch  # noqa: PLC0415 - optional, imported lazily on purpose
+
+            if torch.cuda.is_available():
+                self.torch = torch
+            else:
+                self.reason = "torch runs without CUDA here (CPU or MPS): no VRAM to release"
+        except Exception as e:  # ImportError, or a broken CUDA install
+            self.reason = f"torch not importable: {e}"
+
+    @property
+    def available(self) -> bool:
+        return self.torch is not None
+
+    @property
+    def device(self) -> Optional[str]:
+        if not self.torch:
+            return None
+        index = self.torch.cuda.current_device()
+        return f"cuda:{index} ({self.torch.cuda.get_device_name(index)})"
+
+    @property
+    def torch_version(self) -> Optional[str]:
+        return getattr(self.torch, "__version__", None)
+
+    def memory(self) -> Optional[dict]:
+        if not self.torch:
+            return None
+        return {
+            "allocated": int(self.torch.cuda.memory_allocated()),
+            "reserved": int(self.torch.cuda.memory_reserved()),
+        }
+
+    def empty_cache(self) -> None:
+        if self.torch:
+            self.torch.cuda.synchronize()
+            self.torch.cuda.empty_cache()
+
+    def ipc_collect(self) -> None:
+        if self.torch:
+            self.torch.cuda.ipc_collect()
+
+
+def _process_name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return os.path.basename(sys.executable)
+
+
+def _hook_name(hook: Callable) -> str:
+    return getattr(hook, "__qualname__", None) or repr(hook)
+
+
+AppInfo = Union[None, dict, Callable[[], Optional[dict]]]
+
+
+class Agent:
+    """A running agent. Create it with `start()`.
+
+    `cache`: releases cached memory (default: torch.cuda.empty_cache and ipc_collect).
+    `app`: what the host is, e.g. {"name": "ComfyUI", "port": 8188}, or a function returning
+    it, so vramdeck recognises the host's own HTTP endpoint as the same process.
+    """
+
+    def __init__(self, unload: Iterable[Callable[[], object]], label: Optional[str],
+                 allocator, directory: Optional[str] = None, *,
+                 cache: Optional[Callable[[], object]] = None, app: AppInfo = None) -> None:
+        self.unload_hooks = list(unload)
+        self.label = label
+        self.allocator = allocator
+        self.cache_hook = cache
+        self.app = app
+        if directory is None:
+            self._base, self._levels = _dirs.levels()
+        else:
+            full = os.path.abspath(directory)
+            self._base, self._levels = os.path.dirname(full), [os.path.basename(full)]
+        self.directory = os.path.join(self._base, *self._levels)
+        self.pid = os.getpid()
+        self.path = os.path.join(self.directory, f"{self.pid}.sock")
+        self._sock: Optional[socket.socket] = None
+        self._server: Optional[Server] = None
+        self._pending: List[Deferred] = []
+        self._pending_lock = threading.Lock()
+        self.frees = FreeQueue(self.free)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _bind(self) -> None:
+        _dirs.ensure_private(self._base, self._levels)
+        try:
+            os.unlink(self.path)  # left by an earlier process with our pid
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(self.path)
+            os.chmod(self.path, 0o600)
+            sock.listen(64)
+        except OSError:
+            sock.close()
+            raise
+        self._sock = sock
+        self._server = Server(
+            sock, self._handle,
+            refuse_other_user=_protocol.encode(_protocol.error(None, "peer is another user")),
+            too_long=_protocol.encode(_protocol.error(
+                None, f"request line longer than {MAX_MESSAGE_BYTES} bytes")),
+            max_line=MAX_MESSAGE_BYTES)
+
+    def _serve(self) -> None:
+        assert self._server is not None
+        self._server.run()
+
+    def stop(self) -> None:
+        """Stops listening and removes the socket file."""
+        self.frees.stop()
+        if self._server is not None:
+            self._server.stop()
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+    # -- requests --------------------------------------------------------------------------
+    def _handle(self, line: bytes, reply: Callable[[bytes], None]) -> None:
+        """Answers one request line through `reply`, now or (for a free) from the free queue."""
+        request, refusal = _protocol.decode(line)
+        if refusal is not None:
+            reply(_protocol.encode(refusal))
+            return
+        rid = request.get("id")
+        if request["op"] == "free":
+            def deliver(result: dict, shared_by: int) -> None:
+                reply(_protocol.encode(self._free_reply(rid, result, shared_by)))
+
+            self.frees.submit(request.get("level", "cache"), deliver)
+            return
+        try:
+            reply(_protocol.encode({"v": PROTOCOL_VERSION, "id": rid, "ok": True,
+                                    "agent": self.status()}))
+        except Exception as e:  # a broken allocator or app callback: answer, don't crash
+            reply(_protocol.encode(_protocol.error(rid, f"status failed: {e}")))
+
+    @staticmethod
+    def _free_reply(rid, result: dict, shared_by: int) -> dict:
+        if "error" in result and "level" not in result:
+            return _protocol.error(rid, result["error"])
+        freed = dict(result)
+        freed["shared_by"] = shared_by
+        return {"v": PROTOCOL_VERSION, "id": rid, "ok": True, "freed": freed}
+
+    def respond(self, line: bytes) -> dict:
+        """Answers one request line synchronously (a free runs right here); for tests and
+        embedding. The socket server goes through the free queue instead."""
+        request, refusal = _protocol.decode(line)
+        if refusal is not None:
+            return refusal
+        rid = request.get("id")
+        if request["op"] == "free":
+            return self._free_reply(rid, self.free(request.get("level", "cache")), 1)
+        return {"v": PROTOCOL_VERSION, "id": rid, "ok": True, "agent": self.status()}
+
+    # -- the work --------------------------------------------------------------------------
+    def pending(self) -> Optional[str]:
+        """Why a release is still under way (a deferred unload), or None."""
+        with self._pending_lock:
+            still = []
+            for d in self._pending:
+                try:
+                    finished = bool(d.done())
+                except Exception:
+                    finished = True  # cannot tell any more: stop promising
+                if not finished:
+                    still.append(d)
+            self._pending = still
+            return "; ".join(d.reason for d in still) or None
+
+    def _app_info(self) -> Optional[dict]:
+        app = self.app() if callable(self.app) else self.app
+        return app if isinstance(app, dict) else None
+
+    def status(self) -> dict:
+        memory = self.allocator.memory()
+        return {
+            "pid": self.pid,
+            "process_name": _process_name(self.pid),
+            "label": self.label,
+            "agent_version": __version__,
+            "torch": self.allocator.torch_version,
+            "torch_missing_reason": None if self.allocator.available
+            else getattr(self.allocator, "reason", "torch is not available"),
+            "device": self.allocator.device,
+            "allocated": memory["allocated"] if memory else None,
+            "reserved": memory["reserved"] if memory else None,
+            "levels": list(LEVELS) if self.unload_hooks else ["cache"],
+            "pending": self.pending(),
+            "app": self._app_info(),
+        }
+
+    def free(self, level: str) -> dict:
+        """Releases memory now; `unload` runs the host's hooks first."""
+        started = time.perf_counter()
+        before = self.allocator.memory()
+        hooks_run: List[str] = []
+        hook_errors: List[str] = []
+        deferred: List[Deferred] = []
+        if level == "unload":
+            for hook in self.unload_hooks:
+                try:
+                    outcome = hook()
+                    hooks_run.append(_hook_name(hook))
+                    if isinstance(outcome, Deferred):
+                        deferred.append(outcome)
+                except Exception as e:  # a failing hook must not stop the release
+                    hook_errors.append(f"{_hook_name(hook)}: {e}")
+        gc.collect()
+        if self.cache_hook is not None:
+            try:
+                self.cache_hook()
+            except Exception as e:
+                hook_errors.append(f"{_hook_name(self.cache_hook)}: {e}")
+        else:
+            self.allocator.empty_cache()
+            self.allocator.ipc_collect()
+        after = self.allocator.memory()
+        released = None
+        if before is not None and after is not None:
+            released = max(0, before["reserved"] - after["reserved"])
+        if deferred:
+            with self._pending_lock:
+                self._pending.extend(deferred)
+        return {
+            "level": level,
+            "before": before,
+            "after": after,
+            "released_bytes": released,
+            "duration_ms": round((time.perf_counter() - started) * 1000.0, 3),
+            "hooks_run": hooks_run,
+            "hook_errors": hook_errors,
+            "pending": "; ".join(d.reason for d in deferred) or None,
+        }
+
+
+_current: Optional[Agent] = None
+_current_lock = threading.Lock()
+
+
+def start(unload=None, label: Optional[str] = None, *, cache=None, app: AppInfo = None,
+          allocator=None, directory: Optional[str] = None) -> Optional[Agent]:
+    """Starts the agent (once per process) and returns it, or None if it could not start.
+
+    `unload`: a callable or a list of callables that unload models (run at level "unload");
+    one may return `Deferred` when the host unloads later. `label`: the workload, e.g.
+    "Wan2.1 T2V 14B", shown in vramdeck. `cache`: replaces the default cache release.
+    `app`: the host's identity (see `Agent`). Never raises for environment problems: it logs
+    a warning and the host carries on.
+    """
+    global _current
+    with _current_lock:
+        if _current is not None and _current.pid == os.getpid():
+            return _current
+        hooks = [] if unload is None else ([unload] if callable(unload) else list(unload))
+        agent = Agent(hooks, label, allocator or TorchAllocator(), directory,
+                      cache=cache, app=app)
+        try:
+            agent._bind()
+        except OSError as e:  # UnsafeDirectory is one
+            log.warning("vramdeck agent not started: %s", e)
+            agent.frees.stop()
+            return None
+        threading.Thread(target=agent._serve, daemon=True, name="vramdeck-agent").start()
+        atexit.register(agent.stop)
+        _current = agent
+        return agent
+
+
+def stop() -> None:
+    """Stops the agent started by `start()`, if any."""
+    global _current
+    with _current_lock:
+        if _current is not None:
+            _current.stop()
+            _current = None

@@ -330,7 +330,7 @@ pub fn ui_frame(rounds: usize, calls: u32) -> Measurement {
 /// `python3 tests/fixtures/fake_webui.py`).
 pub fn agent_round_trip() -> Option<Measurement> {
     use crate::release::{client::AgentClient, discovery};
-    let dir = discovery::agent_dir();
+    let dir = discovery::AgentDir::from_env();
     let endpoint = discovery::endpoints(&dir).ok()?.into_iter().next()?;
     let mut client = AgentClient::connect(&endpoint, Duration::from_secs(2)).ok()?;
     client.hello().ok()?;

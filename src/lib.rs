@@ -12,6 +12,7 @@ pub mod persist;
 pub mod release;
 pub mod settings;
 pub mod telemetry;
+pub mod text;
 pub mod ui;
 pub mod units;
 pub mod workloads;

@@ -108,7 +108,7 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
             }
             let ctx = cc.egui_ctx.clone();
             let release = ReleaseWorker::spawn(
-                discovery::agent_dir(),
+                discovery::AgentDir::from_env(),
                 loaded.settings.comfyui_address.clone(),
                 Box::new(TelemetryProbe(telemetry.clone())),
                 move || vramdeck::ui::wake(&ctx),

@@ -3,13 +3,13 @@
 
 mod common;
 
-use common::{Process, ReservedByAgents, agent_dir, python_fixture, webui};
+use common::{ReservedByAgents, agent_dir, webui};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 use vramdeck::release::client::AgentClient;
 use vramdeck::release::comfyui::ComfyUi;
-use vramdeck::release::discovery::{self, Endpoint};
+use vramdeck::release::discovery::{self, AgentDir, Endpoint};
 use vramdeck::release::free::{self, FreeRequest, FreeTarget};
 use vramdeck::release::{FreeLevel, ReleaseError};
 use vramdeck::units::{Bytes, GIB};
@@ -18,7 +18,7 @@ fn request(dir: &Path, target: FreeTarget, level: FreeLevel) -> FreeRequest {
     FreeRequest {
         target,
         level,
-        agent_dir: dir.to_path_buf(),
+        agent_dir: AgentDir::at(dir),
         comfyui: None,
     }
 }
@@ -28,7 +28,7 @@ fn running_agent_is_discovered_with_its_label_and_memory() {
     let dir = agent_dir();
     let agents = dir.path().join("agents");
     let (_webui, pid) = webui(&agents, &["Wan2.1 T2V 14B"]);
-    let found = discovery::discover(&agents, Duration::from_secs(2));
+    let found = discovery::discover(&AgentDir::at(&agents), Duration::from_secs(2));
     assert!(found.problems.is_empty(), "{:?}", found.problems);
     let [agent] = found.agents.as_slice() else {
         panic!("{found:?}")
@@ -94,7 +94,7 @@ fn free_one_agent_leaves_the_others_alone() {
     );
     assert_eq!(report.results.len(), 1);
     assert_eq!(report.reported_total(), Some(Bytes(10 * GIB)));
-    let found = discovery::discover(dir.path(), Duration::from_secs(2));
+    let found = discovery::discover(&AgentDir::at(dir.path()), Duration::from_secs(2));
     let reserved = |pid| {
         found
             .agents
@@ -131,7 +131,7 @@ fn a_hung_agent_times_out_with_a_clear_message() {
         format!("agent pid {pid} did not answer within 0.3 s (hung or busy)")
     );
     // Discovery reports it as a problem and does not delete a live (if hung) agent's socket.
-    let found = discovery::discover(dir.path(), Duration::from_millis(300));
+    let found = discovery::discover(&AgentDir::at(dir.path()), Duration::from_millis(300));
     assert!(found.agents.is_empty());
     assert!(endpoint.path.exists());
 }
@@ -140,7 +140,7 @@ fn a_hung_agent_times_out_with_a_clear_message() {
 fn an_agent_speaking_garbage_is_reported_not_trusted() {
     let dir = agent_dir();
     let (_bad, pid) = webui(dir.path(), &["", "--garbage"]);
-    let found = discovery::discover(dir.path(), Duration::from_secs(2));
+    let found = discovery::discover(&AgentDir::at(dir.path()), Duration::from_secs(2));
     assert!(found.agents.is_empty());
     assert_eq!(found.problems.len(), 1);
     assert!(
@@ -154,7 +154,7 @@ fn an_agent_speaking_garbage_is_reported_not_trusted() {
 fn a_flooding_agent_costs_at_most_the_size_cap() {
     let dir = agent_dir();
     let (_flood, _) = webui(dir.path(), &["", "--flood"]);
-    let found = discovery::discover(dir.path(), Duration::from_secs(5));
+    let found = discovery::discover(&AgentDir::at(dir.path()), Duration::from_secs(5));
     assert!(
         found.problems[0].contains("reply longer than 65536 bytes"),
         "{:?}",
@@ -169,7 +169,7 @@ fn a_killed_agents_socket_is_removed_as_stale() {
     drop(webui); // SIGKILL: no chance to clean up
     let socket = dir.path().join(format!("{pid}.sock"));
     assert!(socket.exists());
-    let found = discovery::discover(dir.path(), Duration::from_secs(2));
+    let found = discovery::discover(&AgentDir::at(dir.path()), Duration::from_secs(2));
     assert_eq!(found.removed_stale, vec![socket.clone()]);
     assert!(!socket.exists());
     // Freeing that pid now says it is gone.
@@ -180,7 +180,13 @@ fn a_killed_agents_socket_is_removed_as_stale() {
     );
     assert_eq!(
         report.results[0].outcome,
-        Err(ReleaseError::Gone(format!("agent pid {pid}")))
+        Err(ReleaseError::NoSuchAgent(pid))
+    );
+    let summary = report.summary();
+    assert!(summary.starts_with("Free VRAM failed"), "{summary}");
+    assert!(
+        summary.ends_with(&format!(" · no vramdeck agent runs in pid {pid}")),
+        "{summary}"
     );
 }
 
@@ -211,7 +217,7 @@ fn an_agent_of_another_user_is_refused() {
 fn an_agent_directory_open_to_other_users_is_refused() {
     let dir = agent_dir();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let found = discovery::discover(dir.path(), Duration::from_secs(1));
+    let found = discovery::discover(&AgentDir::at(dir.path()), Duration::from_secs(1));
     assert!(
         found.problems[0].contains("lets other users in"),
         "{:?}",
@@ -230,42 +236,6 @@ fn no_agents_means_a_helpful_message() {
     assert!(report.summary().contains("vramdeck_agent.start()"));
 }
 
-fn comfyui(log: &Path) -> (Process, u16) {
-    let (process, port) = python_fixture("fake_comfyui.py", &[log.to_str().unwrap()], None);
-    (process, port.parse().unwrap())
-}
-
-#[test]
-fn comfyui_is_freed_through_its_own_free_route() {
-    let dir = agent_dir();
-    let log = dir.path().join("free.log");
-    let (_server, port) = comfyui(&log);
-    let comfy = ComfyUi::parse(&format!("127.0.0.1:{port}")).unwrap();
-    let stats = comfy.system_stats(Duration::from_secs(2)).unwrap();
-    assert_eq!(stats.devices[0].torch_vram_total, 8 * GIB);
-
-    let mut probe = ReservedByAgents(dir.path().join("no-agents"));
-    let report = free::perform(
-        &FreeRequest {
-            target: FreeTarget::ComfyUi,
-            level: FreeLevel::Unload,
-            agent_dir: dir.path().join("no-agents"),
-            comfyui: Some(comfy.clone()),
-        },
-        &mut probe,
-    );
-    assert!(report.results[0].outcome.is_ok(), "{report:?}");
-    let sent = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(
-        sent.trim(),
-        r#"{"unload_models": true, "free_memory": true}"#
-    );
-    assert_eq!(
-        comfy.system_stats(Duration::from_secs(2)).unwrap().devices[0].torch_vram_total,
-        0
-    );
-}
-
 #[test]
 fn comfyui_not_running_is_a_sentence_not_a_hang() {
     // Bind then drop a listener: the port is (almost certainly) closed now.
@@ -275,6 +245,6 @@ fn comfyui_not_running_is_a_sentence_not_a_hang() {
         .unwrap()
         .port();
     let comfy = ComfyUi::parse(&format!("127.0.0.1:{port}")).unwrap();
-    let err = comfy.free(false, Duration::from_secs(1)).unwrap_err();
+    let err = comfy.unload_models(Duration::from_secs(1)).unwrap_err();
     assert!(err.to_string().contains("is ComfyUI running?"), "{err}");
 }

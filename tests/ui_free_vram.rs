@@ -28,7 +28,7 @@ fn window(
         gpus: sim.sample_at(Duration::from_secs(30)),
     });
     let worker = ReleaseWorker::spawn(
-        agent_dir.to_path_buf(),
+        vramdeck::release::discovery::AgentDir::at(agent_dir),
         comfy_address,
         Box::new(ReservedByAgents(probe_dir.to_path_buf())),
         || {},

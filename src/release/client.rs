@@ -6,12 +6,15 @@ use super::protocol::{self, AgentInfo, Freed, MAX_MESSAGE_BYTES, PROTOCOL_VERSIO
 use super::{FreeLevel, ReleaseError};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A connection to one agent.
 pub struct AgentClient {
     stream: UnixStream,
     target: String,
+    /// The listener's pid from its credentials.
+    pid: u32,
     timeout: Duration,
     next_id: u64,
 }
@@ -23,6 +26,11 @@ impl AgentClient {
     }
 
     /// As [`connect`](Self::connect), accepting only a peer running as `expected_uid`.
+    ///
+    /// The peer credentials name the process that called `listen()`. It must be the pid in the
+    /// socket's name, and alive: a WebUI that was killed while a forked child kept its
+    /// listening socket open accepts connections that nobody will ever answer, so it counts
+    /// as gone, not as hung.
     pub fn connect_as(
         endpoint: &Endpoint,
         timeout: Duration,
@@ -42,16 +50,29 @@ impl AgentClient {
                 reason: e.to_string(),
             },
         })?;
-        let uid = peer_uid(&stream).map_err(|e| ReleaseError::Connect {
+        let peer = peer_credentials(&stream).map_err(|e| ReleaseError::Connect {
             target: target.clone(),
             reason: format!("cannot read peer credentials: {e}"),
         })?;
-        if uid != expected_uid {
-            return Err(ReleaseError::OtherUser { target, uid });
+        if peer.uid != expected_uid {
+            return Err(ReleaseError::OtherUser {
+                target,
+                uid: peer.uid,
+            });
+        }
+        if !process_alive(peer.pid) {
+            return Err(ReleaseError::Gone(target));
+        }
+        if peer.pid != endpoint.pid {
+            return Err(ReleaseError::Impostor {
+                target,
+                served_by: peer.pid,
+            });
         }
         Ok(AgentClient {
             stream,
             target,
+            pid: peer.pid,
             timeout,
             next_id: 1,
         })
@@ -60,9 +81,17 @@ impl AgentClient {
     /// Asks the agent who it is and what it holds.
     pub fn hello(&mut self) -> Result<AgentInfo, ReleaseError> {
         let reply = self.call("hello", None, self.timeout)?;
-        reply
+        let info = reply
             .agent
-            .ok_or_else(|| self.malformed("hello reply without agent"))
+            .ok_or_else(|| self.malformed("hello reply without agent"))?;
+        // What the agent says of itself must agree with what the kernel says of it.
+        if info.pid != self.pid {
+            return Err(self.malformed(&format!(
+                "it says it is pid {} but the socket belongs to pid {}",
+                info.pid, self.pid
+            )));
+        }
+        Ok(info)
     }
 
     /// Asks the agent to release memory; `timeout` bounds how long its hooks may take.
@@ -190,8 +219,17 @@ fn connect_with_timeout(endpoint: &Endpoint, timeout: Duration) -> std::io::Resu
     Ok(socket.into())
 }
 
-/// The uid of the process at the other end (SO_PEERCRED).
-pub fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
+/// Who is at the other end of a Unix socket, as the kernel says (SO_PEERCRED).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// The process that created the peer socket (for a listener: the one that called listen).
+    pub pid: u32,
+    /// Its user.
+    pub uid: u32,
+}
+
+/// The credentials of the process at the other end (SO_PEERCRED).
+pub fn peer_credentials(stream: &UnixStream) -> std::io::Result<PeerCredentials> {
     use std::os::fd::AsRawFd;
     let mut cred = libc::ucred {
         pid: 0,
@@ -210,8 +248,35 @@ pub fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
         )
     };
     if rc == 0 {
-        Ok(cred.uid)
+        Ok(PeerCredentials {
+            pid: u32::try_from(cred.pid).unwrap_or(0),
+            uid: cred.uid,
+        })
     } else {
         Err(std::io::Error::last_os_error())
+    }
+}
+
+/// True while `pid` runs (a zombie, killed but not yet reaped, does not count).
+pub fn process_alive(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised name, which may itself hold spaces or ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) if Path::new("/proc/self/stat").exists() => false,
+        // No /proc to read: ask the kernel whether the pid exists at all.
+        Err(_) => {
+            let Ok(pid) = libc::pid_t::try_from(pid) else {
+                return false;
+            };
+            // SAFETY: signal 0 only checks for existence and permission; it sends nothing.
+            let rc = unsafe { libc::kill(pid, 0) };
+            rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        }
     }
 }

@@ -1,22 +1,117 @@
 //! Finding agents: each is a `<pid>.sock` in a private per-user directory. Sockets nobody
 //! listens on (a crashed or exited process) are removed as they are found.
+//!
+//! The directory may sit in /tmp, where another local user can create names first, so every
+//! level below its trusted base is checked without following links: a real directory, owned by
+//! this user, closed to others. vramdeck never creates or changes these directories; agents do.
 
 use super::ReleaseError;
 use super::client::AgentClient;
 use super::protocol::AgentInfo;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where agents put their sockets: `$VRAMDECK_AGENT_DIR`, else `$XDG_RUNTIME_DIR/vramdeck/agents`,
-/// else `/tmp/vramdeck-<uid>/agents` (the same rule as the Python agent).
-pub fn agent_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("VRAMDECK_AGENT_DIR") {
-        return PathBuf::from(dir);
+/// The agent directory: a trusted base and the levels below it that must be private.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentDir {
+    base: PathBuf,
+    levels: Vec<OsString>,
+}
+
+impl AgentDir {
+    /// `$VRAMDECK_AGENT_DIR`, else `$XDG_RUNTIME_DIR/vramdeck/agents`, else
+    /// `/tmp/vramdeck-<uid>/agents` (the same rule as the Python agent).
+    pub fn from_env() -> Self {
+        if let Some(dir) = std::env::var_os("VRAMDECK_AGENT_DIR") {
+            return AgentDir::at(Path::new(&dir));
+        }
+        if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") {
+            return AgentDir {
+                base: PathBuf::from(runtime),
+                levels: vec!["vramdeck".into(), "agents".into()],
+            };
+        }
+        AgentDir {
+            base: PathBuf::from("/tmp"),
+            levels: vec![
+                format!("vramdeck-{}", current_uid()).into(),
+                "agents".into(),
+            ],
+        }
     }
-    if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") {
-        return PathBuf::from(runtime).join("vramdeck").join("agents");
+
+    /// A directory the user named: only its last level is checked (the user chose its parent).
+    pub fn at(path: &Path) -> Self {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        match (absolute.parent(), absolute.file_name()) {
+            (Some(parent), Some(name)) => AgentDir {
+                base: parent.to_path_buf(),
+                levels: vec![name.to_os_string()],
+            },
+            _ => AgentDir {
+                base: absolute,
+                levels: Vec::new(),
+            },
+        }
     }
-    PathBuf::from(format!("/tmp/vramdeck-{}/agents", current_uid())).to_path_buf()
+
+    /// A base and the levels below it (tests build the /tmp layout in a folder of their own).
+    pub fn below(base: &Path, levels: &[&str]) -> Self {
+        AgentDir {
+            base: base.to_path_buf(),
+            levels: levels.iter().map(OsString::from).collect(),
+        }
+    }
+
+    /// The directory holding the sockets.
+    pub fn path(&self) -> PathBuf {
+        let mut path = self.base.clone();
+        path.extend(&self.levels);
+        path
+    }
+
+    /// Checks every level: `Ok(false)` when one does not exist yet (no agent has started), an
+    /// error when one is a symlink, not a directory, another user's or open to others.
+    pub fn check(&self) -> Result<bool, ReleaseError> {
+        use std::os::unix::fs::MetadataExt;
+        let mut path = self.base.clone();
+        for level in &self.levels {
+            path.push(level);
+            let refuse = |reason: String| ReleaseError::Directory {
+                path: path.display().to_string(),
+                reason,
+            };
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(refuse(e.to_string())),
+            };
+            if meta.file_type().is_symlink() {
+                return Err(refuse(
+                    "is a symbolic link, which another user may have planted; refusing to follow it"
+                        .into(),
+                ));
+            }
+            if !meta.is_dir() {
+                return Err(refuse("is not a directory".into()));
+            }
+            if meta.uid() != current_uid() {
+                return Err(refuse(format!(
+                    "owned by uid {}, not by this user: another user may have created it to \
+                     intercept vramdeck; remove it or set VRAMDECK_AGENT_DIR",
+                    meta.uid()
+                )));
+            }
+            if meta.mode() & 0o077 != 0 {
+                return Err(refuse(format!(
+                    "mode {:o} lets other users in (expected 700)",
+                    meta.mode() & 0o777
+                )));
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// This process's user id.
@@ -37,7 +132,8 @@ pub struct Endpoint {
 /// An agent that answered.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LiveAgent {
-    /// Where it listens.
+    /// Where it listens; its pid is checked against the socket's peer credentials, so it is
+    /// the process that really serves the socket.
     pub endpoint: Endpoint,
     /// What it said.
     pub info: AgentInfo,
@@ -54,44 +150,16 @@ pub struct Discovery {
     pub removed_stale: Vec<PathBuf>,
 }
 
-/// Refuses a directory other users could write to or that is not ours.
-pub fn check_private_dir(dir: &Path) -> Result<(), ReleaseError> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(dir).map_err(|e| ReleaseError::Directory {
-        path: dir.display().to_string(),
+/// Socket files in `dir`, by pid. A missing directory means no agents.
+pub fn endpoints(dir: &AgentDir) -> Result<Vec<Endpoint>, ReleaseError> {
+    if !dir.check()? {
+        return Ok(Vec::new());
+    }
+    let path = dir.path();
+    let entries = std::fs::read_dir(&path).map_err(|e| ReleaseError::Directory {
+        path: path.display().to_string(),
         reason: e.to_string(),
     })?;
-    if meta.uid() != current_uid() {
-        return Err(ReleaseError::Directory {
-            path: dir.display().to_string(),
-            reason: format!("owned by uid {}, not by this user", meta.uid()),
-        });
-    }
-    if meta.mode() & 0o077 != 0 {
-        return Err(ReleaseError::Directory {
-            path: dir.display().to_string(),
-            reason: format!(
-                "mode {:o} lets other users in (expected 700)",
-                meta.mode() & 0o777
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// Socket files in `dir`, by pid. A missing directory means no agents.
-pub fn endpoints(dir: &Path) -> Result<Vec<Endpoint>, ReleaseError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(ReleaseError::Directory {
-                path: dir.display().to_string(),
-                reason: e.to_string(),
-            });
-        }
-    };
-    check_private_dir(dir)?;
     let mut found: Vec<Endpoint> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
@@ -109,8 +177,9 @@ pub fn endpoints(dir: &Path) -> Result<Vec<Endpoint>, ReleaseError> {
     Ok(found)
 }
 
-/// Asks every agent in `dir` who it is, removing sockets whose process is gone.
-pub fn discover(dir: &Path, timeout: Duration) -> Discovery {
+/// Asks every agent in `dir` who it is, all at once (a hung agent costs `timeout`, not a
+/// queue of them), removing sockets whose process is gone.
+pub fn discover(dir: &AgentDir, timeout: Duration) -> Discovery {
     let mut result = Discovery::default();
     let endpoints = match endpoints(dir) {
         Ok(e) => e,
@@ -119,15 +188,24 @@ pub fn discover(dir: &Path, timeout: Duration) -> Discovery {
             return result;
         }
     };
-    for endpoint in endpoints {
-        match AgentClient::connect(&endpoint, timeout).and_then(|mut c| c.hello()) {
-            Ok(info) => result.agents.push(LiveAgent { endpoint, info }),
-            Err(ReleaseError::Gone(_)) => {
+    let answers = super::each_in_parallel(endpoints, |endpoint| {
+        AgentClient::connect(&endpoint, timeout)
+            .and_then(|mut c| c.hello())
+            .map(|info| LiveAgent {
+                endpoint: endpoint.clone(),
+                info,
+            })
+            .map_err(|e| (endpoint, e))
+    });
+    for answer in answers {
+        match answer {
+            Ok(agent) => result.agents.push(agent),
+            Err((endpoint, ReleaseError::Gone(_))) => {
                 if std::fs::remove_file(&endpoint.path).is_ok() {
                     result.removed_stale.push(endpoint.path);
                 }
             }
-            Err(e) => result.problems.push(e.to_string()),
+            Err((_, e)) => result.problems.push(e.to_string()),
         }
     }
     result

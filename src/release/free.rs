@@ -1,22 +1,29 @@
 //! One "Free VRAM" action: ask agents (and ComfyUI) to release memory, and measure with NVML
 //! what actually came back, so the user sees both "reported" and "measured".
+//!
+//! Agents are asked all at once; one that does not answer `hello` is not sent `free`. A release
+//! the host defers (ComfyUI unloads only between prompts) is reported as pending and followed
+//! with [`Follower`] until it has happened, and only then measured.
 
 use super::comfyui::ComfyUi;
-use super::discovery::{self, Endpoint};
+use super::discovery::{self, AgentDir, Endpoint, LiveAgent};
 use super::{FreeLevel, ReleaseError, client::AgentClient};
 use crate::telemetry::GpuSource;
 use crate::telemetry::sampler::{SharedTelemetry, lock};
 use crate::units::{Bytes, MemoryUnit, group_thousands};
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long connecting and hello may take per agent.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long an agent's free (its unload hooks included) may take.
 pub const FREE_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long to watch NVML for the drop after the agents answered (ComfyUI unloads
+/// How long one exchange with ComfyUI's HTTP API may take.
+pub const COMFY_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long to watch NVML for the drop after the release happened (ComfyUI's worker unloads
 /// asynchronously, after its `/free` has already returned).
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a deferred release is followed before vramdeck stops waiting for it.
+pub const FOLLOW_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Reads total VRAM used across GPUs, as fresh as asked.
 pub trait UsedMemoryProbe: Send {
@@ -25,13 +32,19 @@ pub trait UsedMemoryProbe: Send {
     fn used_since(&mut self, not_before: SystemTime) -> Option<Bytes>;
 }
 
+fn used_of(gpus: &[crate::telemetry::GpuSample]) -> Bytes {
+    Bytes(
+        gpus.iter()
+            .fold(0u64, |sum, g| sum.saturating_add(g.memory.used.0)),
+    )
+}
+
 impl UsedMemoryProbe for Box<dyn GpuSource> {
     fn used_since(&mut self, _not_before: SystemTime) -> Option<Bytes> {
         if self.kind().is_simulated() {
             return None;
         }
-        let gpus = self.sample().ok()?;
-        Some(Bytes(gpus.iter().map(|g| g.memory.used.0).sum()))
+        self.sample().ok().map(|gpus| used_of(&gpus))
     }
 }
 
@@ -52,7 +65,7 @@ impl UsedMemoryProbe for TelemetryProbe {
             {
                 let t = lock(&self.0);
                 if let Some(s) = t.latest.as_ref().filter(|s| s.time >= not_before) {
-                    return Some(Bytes(s.gpus.iter().map(|g| g.memory.used.0).sum()));
+                    return Some(used_of(&s.gpus));
                 }
             }
             if Instant::now() >= deadline {
@@ -70,7 +83,7 @@ pub enum FreeTarget {
     All,
     /// One agent, by pid.
     Agent(u32),
-    /// ComfyUI only.
+    /// ComfyUI only (through its agent when it has one, else its HTTP API).
     ComfyUi,
 }
 
@@ -90,6 +103,49 @@ pub struct TargetFreed {
     pub reported: Option<Bytes>,
     /// Hooks that failed.
     pub hook_errors: Vec<String>,
+    /// Why the target was left alone, when it was (e.g. a level it cannot do).
+    pub skipped: Option<String>,
+}
+
+/// How a deferred release is followed to its end.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Follow {
+    /// Ask the agent until it no longer reports a pending release.
+    Agent(Endpoint),
+    /// Watch ComfyUI's queue until none of these prompts runs any more.
+    ComfyQueue {
+        /// The instance.
+        comfy: ComfyUi,
+        /// Prompts that were running when the unload was asked for.
+        running: Vec<String>,
+    },
+}
+
+/// A release that will happen later.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingRelease {
+    /// Who will do it.
+    pub target: String,
+    /// What it said ("ComfyUI will unload its models after the current prompt").
+    pub reason: String,
+    /// How to tell it happened.
+    pub follow: Follow,
+}
+
+impl PendingRelease {
+    /// Looks once: `Ok(true)` when the release has happened.
+    pub fn finished(&self) -> Result<bool, ReleaseError> {
+        match &self.follow {
+            Follow::Agent(endpoint) => {
+                let info = AgentClient::connect(endpoint, HELLO_TIMEOUT)?.hello()?;
+                Ok(info.pending.is_none())
+            }
+            Follow::ComfyQueue { comfy, running } => {
+                let now = comfy.queue(COMFY_TIMEOUT)?.running();
+                Ok(!running.iter().any(|id| now.contains(id)))
+            }
+        }
+    }
 }
 
 /// The whole action's result.
@@ -101,12 +157,31 @@ pub struct FreeReport {
     pub level: FreeLevel,
     /// Per target.
     pub results: Vec<TargetResult>,
-    /// NVML used before, all GPUs.
+    /// NVML used before (for a deferred release: the last reading before it happened).
     pub used_before: Option<Bytes>,
     /// NVML used after.
     pub used_after: Option<Bytes>,
-    /// Time until every target answered.
+    /// Time until every target answered (or, when followed, until the release happened).
     pub elapsed: Duration,
+    /// Releases still to happen; while any is here the report is an interim one.
+    pub pending: Vec<PendingRelease>,
+    /// Set when vramdeck stopped following a release that did not happen in time.
+    pub gave_up: Option<String>,
+    /// Whether ComfyUI was to be asked at all (not with `--comfyui none`).
+    pub comfy_configured: bool,
+}
+
+/// What kind of news a report is, for its colour and wording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Memory came back (measured, or reported where nothing can measure).
+    Released,
+    /// Every target answered, but nothing came back.
+    Nothing,
+    /// A release is still to happen.
+    Pending,
+    /// Something failed.
+    Failed,
 }
 
 impl FreeReport {
@@ -117,36 +192,67 @@ impl FreeReport {
             .iter()
             .filter_map(|r| r.outcome.as_ref().ok()?.reported.map(|b| b.0))
             .collect();
-        (!reported.is_empty()).then(|| Bytes(reported.iter().sum()))
+        // Agents' numbers are untrusted: a sum must not wrap.
+        (!reported.is_empty())
+            .then(|| Bytes(reported.iter().fold(0u64, |s, b| s.saturating_add(*b))))
     }
 
     /// NVML used before minus after (positive = released).
-    pub fn measured_release(&self) -> Option<i64> {
-        Some(self.used_before?.0 as i64 - self.used_after?.0 as i64)
+    pub fn measured_release(&self) -> Option<i128> {
+        Some(self.used_before?.0 as i128 - self.used_after?.0 as i128)
+    }
+
+    /// What kind of news this is.
+    pub fn outcome(&self) -> Outcome {
+        if !self.pending.is_empty() {
+            return Outcome::Pending;
+        }
+        let failed = self.results.iter().any(|r| r.outcome.is_err()) || self.gave_up.is_some();
+        let released = match self.measured_release() {
+            Some(m) => m > 0,
+            None => self.reported_total().is_some_and(|b| b.0 > 0),
+        };
+        match (failed, released) {
+            (_, true) if !self.results.iter().all(|r| r.outcome.is_err()) => Outcome::Released,
+            (true, _) => Outcome::Failed,
+            _ if self.results.is_empty() => Outcome::Failed,
+            _ => Outcome::Nothing,
+        }
     }
 
     /// One line for a toast or a terminal: "Released 9.8 GiB in 40 ms · ...". Plain ASCII
     /// punctuation: egui's built-in font has no arrows.
     pub fn summary(&self) -> String {
         if self.results.is_empty() {
-            return "Nothing to free: no vramdeck agent is running and ComfyUI did not answer. \
-                    Add `vramdeck_agent.start()` to your WebUI."
-                .into();
+            return format!(
+                "Nothing to free: no vramdeck agent is running{}. Add `vramdeck_agent.start()` \
+                 to your WebUI.",
+                if self.comfy_configured {
+                    " and ComfyUI did not answer"
+                } else {
+                    ""
+                }
+            );
         }
-        let ok = self.results.iter().filter(|r| r.outcome.is_ok()).count();
-        let headline = match (self.measured_release(), self.reported_total()) {
-            (Some(measured), _) if measured > 0 => format!(
-                "Released {} in {} ms",
-                MemoryUnit::GiB.format(Bytes(measured as u64)),
-                self.elapsed.as_millis()
-            ),
-            (_, Some(reported)) => format!(
-                "Released {} (reported) in {} ms",
-                MemoryUnit::GiB.format(reported),
-                self.elapsed.as_millis()
-            ),
-            _ if ok == 0 => "Free VRAM failed".to_string(),
-            _ => format!("Nothing was released ({} ms)", self.elapsed.as_millis()),
+        let ms = self.elapsed.as_millis();
+        let headline = if !self.pending.is_empty() {
+            let reasons: Vec<&str> = self.pending.iter().map(|p| p.reason.as_str()).collect();
+            format!("Waiting: {}", reasons.join("; "))
+        } else {
+            match (self.measured_release(), self.reported_total()) {
+                (Some(measured), _) if measured > 0 => format!(
+                    "Released {} in {ms} ms",
+                    MemoryUnit::GiB.format(Bytes(measured as u64))
+                ),
+                (None, Some(reported)) if reported.0 > 0 => format!(
+                    "Released {} (reported) in {ms} ms",
+                    MemoryUnit::GiB.format(reported)
+                ),
+                _ if self.results.iter().all(|r| r.outcome.is_err()) => {
+                    "Free VRAM failed".to_string()
+                }
+                _ => format!("Nothing was released ({ms} ms)"),
+            }
         };
         let mut parts = vec![headline];
         if let Some(reported) = self.reported_total() {
@@ -155,7 +261,7 @@ impl FreeReport {
                 MemoryUnit::GiB.format(reported)
             ));
         }
-        if self.used_before.is_none() {
+        if self.used_before.is_none() && self.pending.is_empty() {
             parts.push("no NVML measurement (demo mode or no NVIDIA driver)".into());
         }
         if let (Some(before), Some(after)) = (self.used_before, self.used_after) {
@@ -168,15 +274,23 @@ impl FreeReport {
                 group_thousands(delta.unsigned_abs())
             ));
         }
+        if let Some(why) = &self.gave_up {
+            parts.push(why.clone());
+        }
         for r in &self.results {
             match &r.outcome {
                 Err(e) => parts.push(e.to_string()),
-                Ok(freed) => parts.extend(
-                    freed
-                        .hook_errors
-                        .iter()
-                        .map(|e| format!("{}: unload hook failed: {e}", r.target)),
-                ),
+                Ok(freed) => {
+                    if let Some(why) = &freed.skipped {
+                        parts.push(format!("{}: {why}", r.target));
+                    }
+                    parts.extend(
+                        freed
+                            .hook_errors
+                            .iter()
+                            .map(|e| format!("{}: unload hook failed: {e}", r.target)),
+                    )
+                }
             }
         }
         parts.join(" · ")
@@ -191,32 +305,136 @@ pub struct FreeRequest {
     /// How much.
     pub level: FreeLevel,
     /// Agent socket directory.
-    pub agent_dir: PathBuf,
+    pub agent_dir: AgentDir,
     /// ComfyUI, when configured.
     pub comfyui: Option<ComfyUi>,
 }
 
-fn describe(info: &super::protocol::AgentInfo) -> String {
+/// "python3 (pid 437, Wan2.1 T2V 14B)".
+pub fn describe(info: &super::protocol::AgentInfo) -> String {
     match &info.label {
         Some(label) => format!("{} (pid {}, {label})", info.process_name, info.pid),
         None => format!("{} (pid {})", info.process_name, info.pid),
     }
 }
 
-/// Performs a free and measures it.
+/// True when `agent` is the ComfyUI that `comfy` points at (it reports ComfyUI's port).
+pub fn is_agent_of(agent: &LiveAgent, comfy: &ComfyUi) -> bool {
+    agent
+        .info
+        .app
+        .as_ref()
+        .is_some_and(|app| app.name == "ComfyUI" && app.port.is_some_and(|p| comfy.is_on_port(p)))
+}
+
+/// Why ComfyUI's HTTP API is not asked to empty the cache.
+pub const COMFY_NO_CACHE_LEVEL: &str = "left alone: ComfyUI's HTTP API cannot empty the cache \
+    without unloading every model; add the vramdeck node to ComfyUI (see README) or choose \
+    unload models";
+
+/// Asks ComfyUI over HTTP to unload between prompts; pending when a prompt runs now.
+fn free_comfy_http(comfy: &ComfyUi, level: FreeLevel) -> (TargetResult, Option<PendingRelease>) {
+    let target = format!("ComfyUI at {}", comfy.found_at());
+    if level == FreeLevel::Cache {
+        let freed = TargetFreed {
+            skipped: Some(COMFY_NO_CACHE_LEVEL.into()),
+            ..TargetFreed::default()
+        };
+        return (
+            TargetResult {
+                target,
+                outcome: Ok(freed),
+            },
+            None,
+        );
+    }
+    let running = comfy.queue(COMFY_TIMEOUT).map(|q| q.running());
+    let outcome = running.and_then(|running| {
+        comfy.unload_models(COMFY_TIMEOUT)?;
+        Ok(running)
+    });
+    match outcome {
+        Ok(running) if !running.is_empty() => {
+            let pending = PendingRelease {
+                target: target.clone(),
+                reason: "ComfyUI will unload its models after the current prompt".into(),
+                follow: Follow::ComfyQueue {
+                    comfy: comfy.clone(),
+                    running,
+                },
+            };
+            (
+                TargetResult {
+                    target,
+                    outcome: Ok(TargetFreed::default()),
+                },
+                Some(pending),
+            )
+        }
+        Ok(_) => (
+            TargetResult {
+                target,
+                outcome: Ok(TargetFreed::default()),
+            },
+            None,
+        ),
+        Err(e) => (
+            TargetResult {
+                target,
+                outcome: Err(e),
+            },
+            None,
+        ),
+    }
+}
+
+/// Frees one agent that answered hello.
+fn free_agent(agent: &LiveAgent, level: FreeLevel) -> (TargetResult, Option<PendingRelease>) {
+    let target = describe(&agent.info);
+    let freed = AgentClient::connect(&agent.endpoint, HELLO_TIMEOUT)
+        .and_then(|mut client| client.free(level, FREE_TIMEOUT));
+    match freed {
+        Ok(freed) => {
+            let pending = freed.pending.clone().map(|reason| PendingRelease {
+                target: target.clone(),
+                reason,
+                follow: Follow::Agent(agent.endpoint.clone()),
+            });
+            (
+                TargetResult {
+                    target,
+                    outcome: Ok(TargetFreed {
+                        reported: freed.released_bytes.map(Bytes),
+                        hook_errors: freed.hook_errors,
+                        skipped: None,
+                    }),
+                },
+                pending,
+            )
+        }
+        Err(e) => (
+            TargetResult {
+                target,
+                outcome: Err(e),
+            },
+            None,
+        ),
+    }
+}
+
+/// Performs a free and measures it; a deferred release comes back in `pending`.
 pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeReport {
     let at = SystemTime::now();
     let used_before = probe.used_since(at);
     let started = Instant::now();
     let mut results = Vec::new();
 
-    let agents: Vec<Endpoint> = match discovery::endpoints(&request.agent_dir) {
+    let endpoints: Vec<Endpoint> = match discovery::endpoints(&request.agent_dir) {
         Ok(all) => all
             .into_iter()
             .filter(|e| match request.target {
-                FreeTarget::All => true,
+                FreeTarget::All | FreeTarget::ComfyUi => true,
                 FreeTarget::Agent(pid) => e.pid == pid,
-                FreeTarget::ComfyUi => false,
             })
             .collect(),
         Err(e) => {
@@ -228,65 +446,103 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
         }
     };
     if let FreeTarget::Agent(pid) = request.target
-        && agents.is_empty()
+        && endpoints.is_empty()
         && results.is_empty()
     {
         results.push(TargetResult {
-            target: format!("agent pid {pid}"),
-            outcome: Err(ReleaseError::Gone(format!("agent pid {pid}"))),
-        });
-    }
-    for endpoint in &agents {
-        let mut target = format!("agent pid {}", endpoint.pid);
-        let outcome = AgentClient::connect(endpoint, HELLO_TIMEOUT).and_then(|mut client| {
-            if let Ok(info) = client.hello() {
-                target = describe(&info);
-            }
-            client.free(request.level, FREE_TIMEOUT)
-        });
-        if matches!(outcome, Err(ReleaseError::Gone(_))) {
-            // A crashed agent's socket: tidy up and say nothing more about it.
-            let _ = std::fs::remove_file(&endpoint.path);
-            if request.target == FreeTarget::All {
-                continue;
-            }
-        }
-        results.push(TargetResult {
-            target,
-            outcome: outcome.map(|freed| TargetFreed {
-                reported: freed.released_bytes.map(Bytes),
-                hook_errors: freed.hook_errors,
-            }),
+            target: format!("pid {pid}"),
+            outcome: Err(ReleaseError::NoSuchAgent(pid)),
         });
     }
 
-    let ask_comfy = matches!(request.target, FreeTarget::All | FreeTarget::ComfyUi);
-    let mut comfy_asked = false;
-    if let (true, Some(comfy)) = (ask_comfy, &request.comfyui) {
-        let outcome = comfy.free(request.level == FreeLevel::Unload, HELLO_TIMEOUT * 3);
-        let not_running = matches!(&outcome, Err(ReleaseError::Connect { .. }));
-        // "Free all" with no ComfyUI running is not an error worth showing.
-        if !(not_running && request.target == FreeTarget::All) {
-            comfy_asked = outcome.is_ok();
-            results.push(TargetResult {
-                target: format!("ComfyUI at {}", comfy.address()),
-                outcome: outcome.map(|()| TargetFreed::default()),
-            });
+    // Phase 1, all at once: who answers? A hung agent is never sent `free` after this.
+    let hellos = super::each_in_parallel(endpoints, |endpoint| {
+        let answer = AgentClient::connect(&endpoint, HELLO_TIMEOUT).and_then(|mut c| c.hello());
+        (endpoint, answer)
+    });
+    let mut live = Vec::new();
+    for (endpoint, answer) in hellos {
+        match answer {
+            Ok(info) => live.push(LiveAgent { endpoint, info }),
+            Err(ReleaseError::Gone(target)) => {
+                // A crashed agent's socket: tidy up; worth a word only when it was asked for.
+                let _ = std::fs::remove_file(&endpoint.path);
+                if request.target != FreeTarget::All {
+                    results.push(TargetResult {
+                        target: target.clone(),
+                        outcome: Err(ReleaseError::Gone(target)),
+                    });
+                }
+            }
+            Err(e) => results.push(TargetResult {
+                target: format!("agent pid {}", endpoint.pid),
+                outcome: Err(e),
+            }),
         }
+    }
+    let comfy = request.comfyui.as_ref();
+    let comfy_agent = comfy.and_then(|c| live.iter().position(|a| is_agent_of(a, c)));
+    if request.target == FreeTarget::ComfyUi {
+        live = comfy_agent
+            .map(|i| vec![live.swap_remove(i)])
+            .unwrap_or_default();
+    }
+    // One ComfyUI is one target: through its agent when it has one, else over HTTP.
+    let comfy_http = match (&request.target, comfy) {
+        (FreeTarget::All | FreeTarget::ComfyUi, Some(c)) if comfy_agent.is_none() => Some(c),
+        _ => None,
+    };
+
+    // Phase 2, all at once: the frees.
+    enum Job<'a> {
+        Agent(&'a LiveAgent),
+        Comfy(&'a ComfyUi),
+    }
+    let mut jobs: Vec<Job> = live.iter().map(Job::Agent).collect();
+    jobs.extend(comfy_http.map(Job::Comfy));
+    let outcomes = super::each_in_parallel(jobs, |job| match job {
+        Job::Agent(agent) => (free_agent(agent, request.level), false),
+        Job::Comfy(c) => (free_comfy_http(c, request.level), true),
+    });
+    let mut pending = Vec::new();
+    let mut comfy_asked = false;
+    for ((result, deferred), is_comfy_http) in outcomes {
+        let not_running = matches!(&result.outcome, Err(ReleaseError::Connect { .. }));
+        // "Free all" with no ComfyUI running is not worth a word.
+        if is_comfy_http && not_running && request.target == FreeTarget::All {
+            continue;
+        }
+        comfy_asked |= is_comfy_http
+            && result.outcome.as_ref().is_ok_and(|f| f.skipped.is_none())
+            && deferred.is_none();
+        pending.extend(deferred);
+        results.push(result);
     }
     let elapsed = started.elapsed();
+    let mut report = FreeReport {
+        at,
+        level: request.level,
+        results,
+        used_before,
+        used_after: None,
+        elapsed,
+        pending,
+        gave_up: None,
+        comfy_configured: comfy.is_some(),
+    };
+    if report.pending.is_empty() {
+        settle(&mut report, probe, comfy_asked);
+    }
+    report
+}
 
-    // Watch NVML until the reported release shows up, or ComfyUI had time to unload.
-    let reported = results
-        .iter()
-        .filter_map(|r| r.outcome.as_ref().ok()?.reported)
-        .map(|b| b.0)
-        .sum::<u64>();
+/// Watches NVML until the reported release shows up, or ComfyUI had time to unload.
+fn settle(report: &mut FreeReport, probe: &mut dyn UsedMemoryProbe, comfy_asked: bool) {
+    let reported = report.reported_total().map(|b| b.0).unwrap_or(0);
     let settle_until = Instant::now() + SETTLE_TIMEOUT;
-    let mut used_after;
     loop {
-        used_after = probe.used_since(SystemTime::now());
-        let dropped = match (used_before, used_after) {
+        report.used_after = probe.used_since(SystemTime::now());
+        let dropped = match (report.used_before, report.used_after) {
             (Some(b), Some(a)) => b.0.saturating_sub(a.0),
             _ => 0,
         };
@@ -295,19 +551,85 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
         } else {
             reported == 0 || dropped as f64 >= reported as f64 * 0.9
         };
-        if satisfied || Instant::now() >= settle_until || used_before.is_none() {
-            break;
+        if satisfied || Instant::now() >= settle_until || report.used_before.is_none() {
+            return;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
 
-    FreeReport {
-        at,
-        level: request.level,
-        results,
-        used_before,
-        used_after,
-        elapsed,
+/// Follows a report's deferred releases to their end, one look at a time.
+pub struct Follower {
+    report: FreeReport,
+    started: Instant,
+    limit: Duration,
+}
+
+/// What one look found.
+#[derive(Debug)]
+pub enum FollowStep {
+    /// Still waiting.
+    Waiting,
+    /// Everything happened (or vramdeck gave up): the final report.
+    Done(Box<FreeReport>),
+}
+
+impl Follower {
+    /// Follows `report`'s pending releases for at most `limit`.
+    pub fn new(report: FreeReport, limit: Duration) -> Self {
+        Follower {
+            report,
+            started: Instant::now(),
+            limit,
+        }
+    }
+
+    /// The report as it stands (still pending).
+    pub fn report(&self) -> &FreeReport {
+        &self.report
+    }
+
+    /// Looks once at every pending release and reads NVML while they are still pending (the
+    /// last such reading is "before"); when all have happened, settles and measures "after".
+    pub fn step(&mut self, probe: &mut dyn UsedMemoryProbe) -> FollowStep {
+        let mut still = Vec::new();
+        for p in std::mem::take(&mut self.report.pending) {
+            match p.finished() {
+                Ok(true) => {}
+                Ok(false) => still.push(p),
+                Err(e) => self.report.results.push(TargetResult {
+                    target: p.target.clone(),
+                    outcome: Err(e),
+                }),
+            }
+        }
+        self.report.pending = still;
+        if self.report.pending.is_empty() {
+            self.report.elapsed = self.started.elapsed() + self.report.elapsed;
+            // ComfyUI's worker unloads right after the prompt: give it the settle time.
+            settle(&mut self.report, probe, true);
+            return FollowStep::Done(Box::new(self.report.clone()));
+        }
+        if self.started.elapsed() >= self.limit {
+            let reasons: Vec<String> = self
+                .report
+                .pending
+                .iter()
+                .map(|p| p.reason.clone())
+                .collect();
+            self.report.gave_up = Some(format!(
+                "stopped waiting after {} min: {} (it still will, when the running job ends)",
+                self.limit.as_secs() / 60,
+                reasons.join("; ")
+            ));
+            self.report.pending.clear();
+            self.report.used_after = probe.used_since(SystemTime::now());
+            return FollowStep::Done(Box::new(self.report.clone()));
+        }
+        if let Some(now) = probe.used_since(SystemTime::now()) {
+            self.report.used_before = Some(now);
+        }
+        FollowStep::Waiting
     }
 }
 
@@ -323,26 +645,30 @@ mod tests {
             used_before: Some(Bytes::from_mib(before)),
             used_after: Some(Bytes::from_mib(after)),
             elapsed: Duration::from_millis(40),
+            pending: Vec::new(),
+            gave_up: None,
+            comfy_configured: true,
+        }
+    }
+
+    fn reported(target: &str, mib: u64) -> TargetResult {
+        TargetResult {
+            target: target.into(),
+            outcome: Ok(TargetFreed {
+                reported: Some(Bytes::from_mib(mib)),
+                ..TargetFreed::default()
+            }),
         }
     }
 
     #[test]
     fn summary_shows_measured_and_reported() {
-        let r = report(
-            vec![TargetResult {
-                target: "python3 (pid 1)".into(),
-                outcome: Ok(TargetFreed {
-                    reported: Some(Bytes::from_mib(10_240)),
-                    hook_errors: vec![],
-                }),
-            }],
-            10_858,
-            358,
-        );
+        let r = report(vec![reported("python3 (pid 1)", 10_240)], 10_858, 358);
         assert_eq!(
             r.summary(),
             "Released 10.3 GiB in 40 ms · reported by agents: 10.0 GiB · NVML used 10,858 to 358 MiB (-10,500 MiB)"
         );
+        assert_eq!(r.outcome(), Outcome::Released);
     }
 
     #[test]
@@ -367,6 +693,28 @@ mod tests {
             r.summary()
                 .contains("agent pid 9 did not answer within 20.0 s")
         );
+        assert_eq!(r.outcome(), Outcome::Failed);
+    }
+
+    #[test]
+    fn nothing_released_is_not_a_success() {
+        let r = report(vec![reported("python3 (pid 1)", 0)], 100, 100);
+        assert!(r.summary().starts_with("Nothing was released"));
+        assert_eq!(r.outcome(), Outcome::Nothing);
+    }
+
+    #[test]
+    fn untrusted_reported_numbers_do_not_wrap() {
+        let r = report(
+            vec![
+                reported("a", u64::MAX / (1 << 20)),
+                reported("b", u64::MAX / (1 << 20)),
+            ],
+            0,
+            0,
+        );
+        assert_eq!(r.reported_total(), Some(Bytes(u64::MAX)));
+        let _ = r.summary();
     }
 
     #[test]
@@ -374,17 +722,7 @@ mod tests {
         let mut demo: Box<dyn GpuSource> =
             Box::new(crate::telemetry::sim::SimulatedGpus::demo("test"));
         assert_eq!(demo.used_since(SystemTime::now()), None);
-        let mut r = report(
-            vec![TargetResult {
-                target: "python3 (pid 1)".into(),
-                outcome: Ok(TargetFreed {
-                    reported: Some(Bytes::from_mib(1_024)),
-                    hook_errors: vec![],
-                }),
-            }],
-            0,
-            0,
-        );
+        let mut r = report(vec![reported("python3 (pid 1)", 1_024)], 0, 0);
         (r.used_before, r.used_after) = (None, None);
         assert_eq!(
             r.summary(),

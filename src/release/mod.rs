@@ -5,10 +5,33 @@ pub mod client;
 pub mod comfyui;
 pub mod discovery;
 pub mod free;
+pub mod loopback_owner;
 pub mod protocol;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};
+
+/// Runs `work` on every item at once, one thread each, and returns the results in item
+/// order: several hung peers then cost one timeout, not one each.
+pub fn each_in_parallel<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 {
+        return items.into_iter().map(&work).collect();
+    }
+    std::thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(move || work(item)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
 
 /// How much to release.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -43,8 +66,11 @@ pub enum ReleaseError {
         reason: String,
     },
     /// Nobody listens on the socket any more (the process exited or crashed).
-    #[error("agent {0} is gone (its process has exited)")]
+    #[error("{0} is gone (its process has exited)")]
     Gone(String),
+    /// No agent runs in the process asked for.
+    #[error("no vramdeck agent runs in pid {0}")]
+    NoSuchAgent(u32),
     /// Connecting failed for another reason.
     #[error("cannot connect to {target}: {reason}")]
     Connect {
@@ -60,6 +86,16 @@ pub enum ReleaseError {
         target: String,
         /// The limit.
         seconds: f64,
+    },
+    /// The socket is served by a process other than the one its name promises.
+    #[error(
+        "{target}: its socket is served by pid {served_by}, not by the process it is named after; refusing it"
+    )]
+    Impostor {
+        /// Agent.
+        target: String,
+        /// The pid the kernel names as the listener.
+        served_by: u32,
     },
     /// The peer belongs to another user.
     #[error("{target} belongs to another user (uid {uid}); refusing to talk to it")]

@@ -1,6 +1,7 @@
 //! The agent protocol, version 1: JSON lines over a Unix socket (see packaging/python/PROTOCOL.md).
 
 use super::FreeLevel;
+use crate::text;
 use serde::{Deserialize, Serialize};
 
 /// Protocol version spoken here.
@@ -40,30 +41,62 @@ pub struct TorchMemory {
     pub reserved: u64,
 }
 
-/// What an agent says about itself.
+/// The application an agent lives in, as it describes itself (ComfyUI reports its HTTP port,
+/// so its agent and its HTTP endpoint are recognised as one process).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AppInfo {
+    /// "ComfyUI", …
+    #[serde(deserialize_with = "text::safe_string")]
+    pub name: String,
+    /// The port its own HTTP API listens on, if it has one.
+    pub port: Option<u16>,
+    /// The address it listens on, as it was configured.
+    #[serde(deserialize_with = "text::safe_opt_string")]
+    pub address: Option<String>,
+    /// Models it holds loaded now (ComfyUI), when it says.
+    pub models_loaded: Option<u32>,
+    /// Bytes those models occupy on the device.
+    pub models_bytes: Option<u64>,
+}
+
+/// What an agent says about itself. Every text field is sanitised as it is decoded: it comes
+/// from another process and ends up on terminals and in the window.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct AgentInfo {
-    /// Its process id.
+    /// Its process id, as it says (the socket's peer credentials are what vramdeck trusts).
     pub pid: u32,
     /// Its process name.
+    #[serde(deserialize_with = "text::safe_string")]
     pub process_name: String,
     /// Workload label given by the application.
+    #[serde(deserialize_with = "text::safe_opt_string")]
     pub label: Option<String>,
     /// Agent package version.
+    #[serde(deserialize_with = "text::safe_opt_string")]
     pub agent_version: Option<String>,
     /// torch version, if torch is loaded.
+    #[serde(deserialize_with = "text::safe_opt_string")]
     pub torch: Option<String>,
     /// Why torch is unavailable, if it is.
+    #[serde(deserialize_with = "text::safe_opt_string")]
     pub torch_missing_reason: Option<String>,
     /// CUDA device in use.
+    #[serde(deserialize_with = "text::safe_opt_string")]
     pub device: Option<String>,
     /// Bytes allocated by tensors.
     pub allocated: Option<u64>,
     /// Bytes held by PyTorch's cache (allocated + cached).
     pub reserved: Option<u64>,
     /// Levels this agent supports.
+    #[serde(deserialize_with = "text::safe_strings")]
     pub levels: Vec<String>,
+    /// A release still under way (an unload the host performs later), in words.
+    #[serde(deserialize_with = "text::safe_opt_string")]
+    pub pending: Option<String>,
+    /// The application it lives in, when it says.
+    pub app: Option<AppInfo>,
 }
 
 /// What a free did.
@@ -71,6 +104,7 @@ pub struct AgentInfo {
 #[serde(default)]
 pub struct Freed {
     /// Level performed.
+    #[serde(deserialize_with = "text::safe_string")]
     pub level: String,
     /// Memory before.
     pub before: Option<TorchMemory>,
@@ -81,9 +115,17 @@ pub struct Freed {
     /// Time the agent spent.
     pub duration_ms: f64,
     /// Unload hooks that ran.
+    #[serde(deserialize_with = "text::safe_strings")]
     pub hooks_run: Vec<String>,
     /// Unload hooks that failed, with their errors.
+    #[serde(deserialize_with = "text::safe_strings")]
     pub hook_errors: Vec<String>,
+    /// Set when the host will finish the release later (an unload deferred to the end of the
+    /// running job): what it said.
+    #[serde(deserialize_with = "text::safe_opt_string")]
+    pub pending: Option<String>,
+    /// How many requests this one run served (the agent coalesces frees).
+    pub shared_by: Option<u32>,
 }
 
 /// A reply line.
@@ -97,6 +139,7 @@ pub struct Reply {
     /// Success.
     pub ok: bool,
     /// The error when not ok.
+    #[serde(deserialize_with = "text::safe_opt_string")]
     pub error: Option<String>,
     /// For hello/status.
     pub agent: Option<AgentInfo>,
@@ -163,6 +206,21 @@ mod tests {
         let line = br#"{"v":1,"id":2,"ok":true,"future":1,"freed":{"level":"cache","released_bytes":10,"duration_ms":1.5,"hooks_run":[],"hook_errors":[]}}"#;
         let reply = decode_reply(line, 2).unwrap();
         assert_eq!(reply.freed.unwrap().released_bytes, Some(10));
+    }
+
+    #[test]
+    fn text_from_the_agent_is_sanitised_as_it_is_decoded() {
+        let line = br#"{"v":1,"id":1,"ok":true,"agent":{"pid":7,"process_name":"py\u001b]0;owned\u0007","label":"a\u202eb","levels":["cache\u001b[2J"],"app":{"name":"Comfy\u0007UI","port":8188}}}"#;
+        let info = decode_reply(line, 1).unwrap().agent.unwrap();
+        assert_eq!(info.process_name, "py\\u{1b}]0;owned\\u{7}");
+        assert_eq!(info.label.as_deref(), Some("a\\u{202e}b"));
+        assert_eq!(info.levels, vec!["cache\\u{1b}[2J".to_string()]);
+        assert_eq!(info.app.unwrap().name, "Comfy\\u{7}UI");
+        let refused = br#"{"v":1,"id":1,"ok":false,"error":"\u001b[31mred"}"#;
+        assert_eq!(
+            decode_reply(refused, 1).unwrap().error.as_deref(),
+            Some("\\u{1b}[31mred")
+        );
     }
 
     #[test]

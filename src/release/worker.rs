@@ -1,17 +1,21 @@
-//! The release worker thread: keeps the agent list fresh and performs frees, so the UI only
-//! sends commands and reads events — a hung agent can never freeze the window.
+//! The release worker thread: keeps the agent list fresh, performs frees and follows deferred
+//! ones, so the UI only sends commands and reads events — a hung agent can never freeze the
+//! window.
 
 use super::FreeLevel;
 use super::comfyui::{ComfyUi, SystemStats};
-use super::discovery::{self, Discovery};
-use super::free::{self, FreeReport, FreeRequest, FreeTarget, UsedMemoryProbe};
-use std::path::PathBuf;
+use super::discovery::{self, AgentDir, Discovery};
+use super::free::{
+    self, FollowStep, Follower, FreeReport, FreeRequest, FreeTarget, UsedMemoryProbe,
+};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// How often the agent list is refreshed when nothing else happens.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(2);
+/// How often a deferred release is looked at.
+pub const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
 /// What the UI asks for.
 #[derive(Clone, Debug)]
@@ -27,12 +31,19 @@ pub enum WorkerCommand {
 /// ComfyUI as last seen.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ComfyStatus {
-    /// The address is not usable (not loopback, unparsable).
+    /// The address is not usable (not loopback, unparsable, unresolvable).
     BadAddress(String),
     /// Nothing answered.
     NotRunning(String),
     /// It answered.
-    Running(SystemStats),
+    Running {
+        /// What it said.
+        stats: SystemStats,
+        /// Where it answered ("127.0.0.1:8000").
+        at: String,
+        /// The pid of the vramdeck agent inside it, when it has one: then it is one entry.
+        agent_pid: Option<u32>,
+    },
 }
 
 /// What the worker reports back.
@@ -45,7 +56,7 @@ pub enum WorkerEvent {
         /// ComfyUI.
         comfyui: ComfyStatus,
     },
-    /// A free finished.
+    /// A free finished, or (with `pending` set) is waiting for a deferred release.
     Freed(FreeReport),
 }
 
@@ -56,10 +67,15 @@ pub struct ReleaseWorker {
     thread: Option<JoinHandle<()>>,
 }
 
+/// The ComfyUI address as configured: parsed (and resolved) once per change.
+fn configure(address: &str) -> Result<ComfyUi, String> {
+    ComfyUi::parse(address).map_err(|e| e.to_string())
+}
+
 impl ReleaseWorker {
-    /// Starts the worker. `wake` is called after each event (the UI passes `request_repaint`).
+    /// Starts the worker. `wake` is called after each event (the UI passes `ui::wake`).
     pub fn spawn(
-        agent_dir: PathBuf,
+        agent_dir: AgentDir,
         comfy_address: String,
         mut probe: Box<dyn UsedMemoryProbe>,
         wake: impl Fn() + Send + 'static,
@@ -69,8 +85,10 @@ impl ReleaseWorker {
         let thread = std::thread::Builder::new()
             .name("vramdeck-release".into())
             .spawn(move || {
-                let mut comfy_address = comfy_address;
+                let mut comfy = configure(&comfy_address);
                 let mut last_look: Option<WorkerEvent> = None;
+                let mut following: Option<Follower> = None;
+                let mut last_refresh = std::time::Instant::now();
                 let send = |event| {
                     let delivered = outbox.send(event).is_ok();
                     wake();
@@ -79,8 +97,9 @@ impl ReleaseWorker {
                 let mut command = Some(WorkerCommand::Refresh);
                 loop {
                     match command.take() {
-                        Some(WorkerCommand::Refresh) | None => {
-                            let seen = look(&agent_dir, &comfy_address);
+                        Some(WorkerCommand::Refresh) => {
+                            last_refresh = std::time::Instant::now();
+                            let seen = look(&agent_dir, &comfy);
                             // Unchanged news is not worth a repaint (idle CPU matters).
                             if last_look.as_ref() != Some(&seen) {
                                 last_look = Some(seen.clone());
@@ -90,28 +109,53 @@ impl ReleaseWorker {
                             }
                         }
                         Some(WorkerCommand::SetComfyAddress(address)) => {
-                            comfy_address = address;
+                            comfy = configure(&address);
                             command = Some(WorkerCommand::Refresh);
                             continue;
                         }
-                        Some(WorkerCommand::Free(target, level)) => {
+                        Some(WorkerCommand::Free(target, level)) if following.is_none() => {
                             let request = FreeRequest {
                                 target,
                                 level,
                                 agent_dir: agent_dir.clone(),
-                                comfyui: ComfyUi::parse(&comfy_address).ok(),
+                                comfyui: comfy.as_ref().ok().cloned(),
                             };
                             let report = free::perform(&request, probe.as_mut());
+                            if !report.pending.is_empty() {
+                                following =
+                                    Some(Follower::new(report.clone(), free::FOLLOW_TIMEOUT));
+                            }
                             if !send(WorkerEvent::Freed(report)) {
                                 return;
                             }
                             command = Some(WorkerCommand::Refresh);
                             continue;
                         }
+                        Some(WorkerCommand::Free(..)) => {} // one release at a time
+                        None => {
+                            if let Some(f) = following.as_mut()
+                                && let FollowStep::Done(report) = f.step(probe.as_mut())
+                            {
+                                following = None;
+                                if !send(WorkerEvent::Freed(*report)) {
+                                    return;
+                                }
+                            }
+                            if last_refresh.elapsed() >= REFRESH_EVERY {
+                                command = Some(WorkerCommand::Refresh);
+                                continue;
+                            }
+                        }
                     }
-                    match inbox.recv_timeout(REFRESH_EVERY) {
+                    let wait = if following.is_some() {
+                        FOLLOW_EVERY
+                    } else {
+                        REFRESH_EVERY
+                    };
+                    match inbox.recv_timeout(wait) {
                         Ok(next) => command = Some(next),
-                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Timeout) if following.is_some() => command = None,
+                        Err(RecvTimeoutError::Timeout) => command = Some(WorkerCommand::Refresh),
                         Err(RecvTimeoutError::Disconnected) => return,
                     }
                 }
@@ -146,12 +190,20 @@ impl Drop for ReleaseWorker {
     }
 }
 
-fn look(agent_dir: &std::path::Path, comfy_address: &str) -> WorkerEvent {
+fn look(agent_dir: &AgentDir, comfy: &Result<ComfyUi, String>) -> WorkerEvent {
     let discovery = discovery::discover(agent_dir, free::HELLO_TIMEOUT);
-    let comfyui = match ComfyUi::parse(comfy_address) {
-        Err(e) => ComfyStatus::BadAddress(e.to_string()),
+    let comfyui = match comfy {
+        Err(e) => ComfyStatus::BadAddress(e.clone()),
         Ok(comfy) => match comfy.system_stats(free::HELLO_TIMEOUT) {
-            Ok(stats) => ComfyStatus::Running(stats),
+            Ok(stats) => ComfyStatus::Running {
+                stats,
+                at: comfy.found_at(),
+                agent_pid: discovery
+                    .agents
+                    .iter()
+                    .find(|a| free::is_agent_of(a, comfy))
+                    .map(|a| a.endpoint.pid),
+            },
             Err(e) => ComfyStatus::NotRunning(e.to_string()),
         },
     };

@@ -2,7 +2,12 @@
 
 /// The name of a running process: the executable's file name from `cmdline`, falling back to
 /// `comm` (which the kernel truncates to 15 bytes). `None` when the process is gone or hidden.
+/// Any process, of any user, chooses its own name: it is sanitised for terminals and CSV.
 pub fn process_name(pid: u32) -> Option<String> {
+    raw_process_name(pid).map(|name| crate::text::sanitized(&name))
+}
+
+fn raw_process_name(pid: u32) -> Option<String> {
     #[cfg(target_os = "linux")]
     {
         let from_cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -59,6 +64,13 @@ mod tests {
             Some("Xorg")
         );
         assert_eq!(name_from_cmdline(b"").as_deref(), None);
+    }
+
+    #[test]
+    fn a_hostile_process_name_is_escaped() {
+        let raw = "/tmp/\u{1b}]0;owned\u{7}x\0".as_bytes();
+        let name = name_from_cmdline(raw).unwrap();
+        assert_eq!(crate::text::sanitized(&name), "\\u{1b}]0;owned\\u{7}x");
     }
 
     #[test]

@@ -27,11 +27,22 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// Runs a Python fixture and waits for its "READY <value>" line; returns the value.
 pub fn python_fixture(name: &str, args: &[&str], agent_dir: Option<&Path>) -> (Process, String) {
+    python_fixture_with(name, args, agent_dir, &[])
+}
+
+/// [`python_fixture`] with extra environment variables for the child.
+pub fn python_fixture_with(
+    name: &str,
+    args: &[&str],
+    agent_dir: Option<&Path>,
+    env: &[(&str, &str)],
+) -> (Process, String) {
     let mut command = Command::new("python3");
     command.arg(fixture(name)).args(args).stdout(Stdio::piped());
     if let Some(dir) = agent_dir {
         command.env("VRAMDECK_AGENT_DIR", dir);
     }
+    command.envs(env.iter().copied());
     let mut child = command.spawn().expect("python3 runs");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
@@ -47,12 +58,22 @@ pub fn python_fixture(name: &str, args: &[&str], agent_dir: Option<&Path>) -> (P
 
 /// Starts `fake_webui.py` with `args` and returns it with its pid.
 pub fn webui(dir: &Path, args: &[&str]) -> (Process, u32) {
-    let (process, pid) = python_fixture("fake_webui.py", args, Some(dir));
+    webui_with(dir, args, &[])
+}
+
+/// [`webui`] with extra environment variables (e.g. FAKE_COMFY_PORT).
+pub fn webui_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Process, u32) {
+    let (process, pid) = python_fixture_with("fake_webui.py", args, Some(dir), env);
     (process, pid.parse().unwrap())
 }
 
+/// A private (0700) folder of this user, as agent directories must be.
 pub fn agent_dir() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .unwrap()
 }
 
 /// "Measures" with the agents' own torch numbers: the sum of reserved bytes of every agent.
@@ -60,7 +81,7 @@ pub struct ReservedByAgents(pub PathBuf);
 
 impl UsedMemoryProbe for ReservedByAgents {
     fn used_since(&mut self, _: SystemTime) -> Option<Bytes> {
-        let found = discovery::discover(&self.0, Duration::from_secs(2));
+        let found = discovery::discover(&discovery::AgentDir::at(&self.0), Duration::from_secs(2));
         Some(Bytes(
             found.agents.iter().filter_map(|a| a.info.reserved).sum(),
         ))

@@ -5,22 +5,143 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-/// Writes `text` to `path` atomically (temp file + fsync + rename), creating the directory.
+/// Writes `text` to `path` atomically: a new temp file with an unpredictable name beside it
+/// (created exclusively, never through a link another user planted), fsync, rename.
 pub fn atomic_write(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    if let Some(dir) = path.parent() {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let (mut file, tmp) = {
+        let mut attempt = 0;
+        loop {
+            let mut tmp_name = format!(".{name}.{:016x}.tmp", random_u64());
+            tmp_name.truncate(250);
+            let tmp = path.with_file_name(tmp_name);
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .mode(0o600)
+                .open(&tmp)
+            {
+                Ok(file) => break (file, tmp),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 8 => {
+                    attempt += 1
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let written = file
+        .write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path)
+    written
 }
+
+/// 64 bits from the kernel's random source (temp names must not be guessable).
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: `bytes` is valid for 8 bytes of writes.
+    let got = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if got != 8 {
+        // No getrandom: still unpredictable enough to an outsider, and O_EXCL keeps it safe.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        return now.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32);
+    }
+    u64::from_ne_bytes(bytes)
+}
+
+/// Why a file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// It does not exist.
+    #[error("not found")]
+    NotFound,
+    /// It is a FIFO, a device, a directory…: reading it could block or never end.
+    #[error("not a regular file ({0})")]
+    NotAFile(&'static str),
+    /// It is bigger than this kind of file ever is.
+    #[error("{size} bytes, more than the {limit} bytes such a file may have")]
+    TooBig {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Anything else the OS said.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens `path` for reading only if it is a regular file (a FIFO would block the caller, a
+/// device like /dev/zero would never end). Links are followed: users keep dotfiles in repos.
+pub fn open_regular(path: &Path) -> Result<std::fs::File, ReadError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    // O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ReadError::NotFound,
+            _ => ReadError::Io(e),
+        })?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        return Err(ReadError::NotAFile(if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a plain file"
+        }));
+    }
+    // SAFETY: fcntl on a descriptor we own; F_SETFL with flags read just before.
+    unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+    }
+    Ok(file)
+}
+
+/// Reads a small file (settings, presets, calibration) whole, refusing anything that is not
+/// a regular file or is over `limit` bytes, so a hostile or broken file costs at most `limit`.
+pub fn read_small(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read;
+    let file = open_regular(path)?;
+    let size = file.metadata()?.len();
+    if size > limit {
+        return Err(ReadError::TooBig { size, limit });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(ReadError::TooBig {
+            size: bytes.len() as u64,
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+/// The most a settings, presets or calibration file may hold (real ones are a few KiB).
+pub const CONFIG_FILE_LIMIT: u64 = 1024 * 1024;
 
 /// Writes files on a background thread; of several pending writes to one path only the newest
 /// is written. Pending writes finish when it is dropped.
@@ -89,5 +210,80 @@ impl Drop for BackgroundWriter {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_planted_link_at_the_old_temp_name_cannot_redirect_the_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, "precious").unwrap();
+        let target = dir.path().join("export.csv");
+        // What an attacker in a shared folder plants: the name the old code always used.
+        std::os::unix::fs::symlink(&victim, dir.path().join("export.csv.tmp")).unwrap();
+        atomic_write(&target, "new contents").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new contents");
+        // No temp file is left behind.
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".tmp") && n != "export.csv.tmp")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn temp_names_are_not_predictable() {
+        assert_ne!(random_u64(), random_u64());
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once_instead_of_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("settings.toml");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let started = Instant::now();
+        let err = read_small(&fifo, CONFIG_FILE_LIMIT).unwrap_err();
+        assert!(matches!(err, ReadError::NotAFile("a FIFO")), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn devices_and_links_to_them_are_refused() {
+        if !Path::new("/dev/zero").exists() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("presets.toml");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(matches!(
+            read_small(&link, CONFIG_FILE_LIMIT),
+            Err(ReadError::NotAFile("a device"))
+        ));
+    }
+
+    #[test]
+    fn an_oversized_file_is_refused_without_being_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("calibration.toml");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(1 << 30).unwrap(); // a sparse 1 GiB file: reading it whole would take 1 GiB
+        let err = read_small(&big, CONFIG_FILE_LIMIT).unwrap_err();
+        assert!(
+            err.to_string().contains("more than the 1048576 bytes"),
+            "{err}"
+        );
+        assert!(matches!(
+            read_small(&dir.path().join("missing"), 10),
+            Err(ReadError::NotFound)
+        ));
     }
 }

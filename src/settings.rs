@@ -132,17 +132,32 @@ impl Settings {
         Duration::from_millis(self.sample_interval_ms).clamp(MIN_INTERVAL, MAX_INTERVAL)
     }
 
-    /// Parses TOML; out-of-range values are clamped rather than rejected.
+    /// Parses TOML; out-of-range values are clamped rather than rejected, and numbers that are
+    /// not numbers (TOML allows `nan` and `inf`) take their defaults.
     pub fn from_toml(text: &str) -> Result<Self, String> {
         let mut s: Settings = toml::from_str(text).map_err(|e| e.to_string())?;
+        let d = Settings::default();
         s.sample_interval_ms = s.sample_interval().as_millis() as u64;
-        s.margin_percent = s.margin_percent.clamp(0.0, 60.0);
+        s.margin_percent = finite_within(s.margin_percent, 0.0, 60.0, d.margin_percent);
+        let (a, da) = (&mut s.alerts, d.alerts);
+        a.vram_percent = finite_within(a.vram_percent, 1.0, 100.0, da.vram_percent);
+        a.vram_seconds = finite_within(a.vram_seconds, 0.0, 3_600.0, da.vram_seconds);
+        a.temperature_c = finite_within(a.temperature_c, 30.0, 120.0, da.temperature_c);
         Ok(s)
     }
 
     /// Serialises to TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// `value` clamped to `lo..=hi`, or `default` when it is NaN.
+fn finite_within(value: f32, lo: f32, hi: f32, default: f32) -> f32 {
+    if value.is_nan() {
+        default
+    } else {
+        value.clamp(lo, hi)
     }
 }
 
@@ -166,9 +181,10 @@ pub struct Loaded {
 /// Loads settings from `path`. A missing file means defaults; a bad one means defaults plus a
 /// warning, with the bad file kept beside as `settings.toml.bad`.
 pub fn load(path: &Path) -> Loaded {
-    let text = match std::fs::read(path) {
+    use crate::persist::{CONFIG_FILE_LIMIT, ReadError, read_small};
+    let text = match read_small(path, CONFIG_FILE_LIMIT) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(ReadError::NotFound) => {
             return Loaded {
                 settings: Settings::default(),
                 warning: None,
@@ -311,6 +327,19 @@ mod tests {
         assert_eq!(s.plot_window, PlotWindow::TenMinutes);
         let s = Settings::from_toml("sample_interval_ms = 999999\n").unwrap();
         assert_eq!(s.sample_interval_ms, 5_000);
+    }
+
+    #[test]
+    fn numbers_that_are_not_numbers_take_their_defaults() {
+        let s = Settings::from_toml(
+            "margin_percent = nan\n[alerts]\nvram_percent = inf\nvram_seconds = -inf\ntemperature_c = nan\n",
+        )
+        .unwrap();
+        let d = Settings::default();
+        assert_eq!(s.margin_percent, d.margin_percent);
+        assert_eq!(s.alerts.vram_percent, 100.0);
+        assert_eq!(s.alerts.vram_seconds, 0.0);
+        assert_eq!(s.alerts.temperature_c, d.alerts.temperature_c);
     }
 
     #[test]

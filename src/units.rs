@@ -15,15 +15,16 @@ pub const MIB: u64 = 1024 * 1024;
 pub const GIB: u64 = 1024 * MIB;
 
 impl Bytes {
-    /// A byte count from whole mebibytes.
+    /// A byte count from whole mebibytes; saturates (figures from preset files and logs are
+    /// untrusted, and must neither wrap nor panic).
     pub const fn from_mib(mib: u64) -> Self {
-        Bytes(mib * MIB)
+        Bytes(mib.saturating_mul(MIB))
     }
 
     /// Whole mebibytes, rounded to the nearest as nvidia-smi does (seen on an H100:
     /// 11,291,918,336 bytes = 10,768.81 MiB printed as 10769 MiB).
     pub const fn whole_mib(self) -> u64 {
-        (self.0 + MIB / 2) / MIB
+        self.0.saturating_add(MIB / 2) / MIB
     }
 
     /// Mebibytes as a float, for plotting.
@@ -98,6 +99,11 @@ pub fn format_used_total(used: Bytes, total: Bytes, unit: MemoryUnit) -> String 
         MemoryUnit::MiB => format!("{mib}  ({gib})"),
         MemoryUnit::GiB => format!("{gib}  ({mib})"),
     }
+}
+
+/// "1 event", "1,250 events": a count with its noun in the right number.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", group_thousands(n), if n == 1 { one } else { many })
 }
 
 /// 1234567 → "1,234,567".

@@ -2,6 +2,7 @@
 //! or by vramdeck, into a history the live plots can draw. Bad rows are counted and reported,
 //! never fatal.
 
+use super::lines::LogLines;
 use crate::telemetry::history::{History, HistoryConfig, METRIC_COUNT, Values};
 use chrono::{Local, NaiveDateTime, TimeZone};
 use std::collections::HashMap;
@@ -144,115 +145,180 @@ fn timestamp(cell: &str) -> Option<f64> {
     None
 }
 
-/// Reads a CSV log. Fails only when nothing in it is usable.
+/// Reads a CSV log held in memory. Fails only when nothing in it is usable.
 pub fn import_csv(text: &str, origin: &str) -> Result<ImportedLog, String> {
-    let mut columns: Option<Vec<Column>> = None;
-    let mut assumed_columns = None;
-    let mut slots: HashMap<String, usize> = HashMap::new();
-    let mut gpus: Vec<ImportedGpu> = Vec::new();
-    let mut history = History::new(HistoryConfig {
-        raw_seconds: f64::INFINITY,
-        raw_capacity: MAX_ROWS,
-        tiers: vec![],
-    });
-    let (mut rows, mut bad_rows) = (0usize, 0usize);
-    let mut problems = Vec::new();
-    let mut span = (f64::INFINITY, f64::NEG_INFINITY);
-    let mut last_time: Option<f64> = None;
-    let mut position_in_group = 0u32;
-    let mut bad = |line: usize, why: String, problems: &mut Vec<String>| {
-        bad_rows += 1;
-        if problems.len() < 10 {
-            problems.push(format!("line {line}: {why}"));
-        }
-    };
+    let mut importer = CsvImporter::new(origin);
+    let mut lines = LogLines::from_text(text);
+    while let Ok(Some(line)) = lines.next_line() {
+        importer.feed(&line);
+    }
+    importer.finish()
+}
 
-    for (i, raw_line) in text.lines().enumerate() {
-        let line_no = i + 1;
+/// Reads a CSV log from a file or pipe, one bounded line at a time.
+pub fn import_reader(
+    source: impl std::io::Read + Send + 'static,
+    origin: &str,
+) -> Result<ImportedLog, String> {
+    let mut importer = CsvImporter::new(origin);
+    let mut lines = LogLines::new(source).map_err(|e| format!("{origin}: {e}"))?;
+    loop {
+        match lines.next_line() {
+            Ok(Some(line)) => importer.feed(&line),
+            Ok(None) => break,
+            Err(e) => {
+                return Err(format!(
+                    "{origin}: reading failed after {} lines: {e}",
+                    importer.line_no
+                ));
+            }
+        }
+    }
+    importer.finish()
+}
+
+/// True when `line` looks like the start of an nvidia-smi / vramdeck CSV log (a header, or a
+/// row of a known header-less layout): how a log is told from a console log before reading it.
+pub fn looks_like_csv(line: &str) -> bool {
+    let line = line.trim();
+    if is_header(line) {
+        return true;
+    }
+    let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+    assumed(cells.len()).is_some() && timestamp(cells[0]).is_some()
+}
+
+/// A CSV log being read, line by line.
+pub struct CsvImporter {
+    origin: String,
+    line_no: usize,
+    columns: Option<std::rc::Rc<[Column]>>,
+    assumed_columns: Option<String>,
+    slots: HashMap<String, usize>,
+    gpus: Vec<ImportedGpu>,
+    history: History,
+    rows: usize,
+    bad_rows: usize,
+    problems: Vec<String>,
+    span: (f64, f64),
+    last_time: Option<f64>,
+    position_in_group: u32,
+}
+
+impl CsvImporter {
+    /// An empty import named after `origin`.
+    pub fn new(origin: &str) -> Self {
+        CsvImporter {
+            origin: origin.to_string(),
+            line_no: 0,
+            columns: None,
+            assumed_columns: None,
+            slots: HashMap::new(),
+            gpus: Vec::new(),
+            history: History::new(HistoryConfig {
+                raw_seconds: f64::INFINITY,
+                raw_capacity: MAX_ROWS,
+                tiers: vec![],
+            }),
+            rows: 0,
+            bad_rows: 0,
+            problems: Vec::new(),
+            span: (f64::INFINITY, f64::NEG_INFINITY),
+            last_time: None,
+            position_in_group: 0,
+        }
+    }
+
+    fn bad(&mut self, why: String) {
+        self.bad_rows += 1;
+        if self.problems.len() < 10 {
+            self.problems.push(format!("line {}: {why}", self.line_no));
+        }
+    }
+
+    /// Reads the next line.
+    pub fn feed(&mut self, raw_line: &str) {
+        self.line_no += 1;
         let line = raw_line.trim();
         if line.is_empty() {
-            continue;
+            return;
         }
         if is_header(line) {
-            columns = Some(line.split(',').map(column).collect());
-            continue;
+            self.columns = Some(line.split(',').map(column).collect());
+            return;
         }
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        if columns.is_none() {
+        if self.columns.is_none() {
             match assumed(cells.len()) {
                 Some(names) if timestamp(cells[0]).is_some() => {
-                    columns = Some(names.split(", ").map(column).collect());
-                    assumed_columns = Some(names.to_string());
+                    self.columns = Some(names.split(", ").map(column).collect());
+                    self.assumed_columns = Some(names.to_string());
                 }
                 _ => {
-                    bad(
-                        line_no,
-                        "not a CSV row of a known layout".into(),
-                        &mut problems,
-                    );
-                    continue;
+                    self.bad("not a CSV row of a known layout".into());
+                    return;
                 }
             }
         }
-        let cols = columns.as_ref().expect("set above");
+        let cols = self
+            .columns
+            .clone()
+            .unwrap_or_else(|| std::rc::Rc::from([]));
         if cells.len() != cols.len() {
-            bad(
-                line_no,
-                format!("{} cells where the header has {}", cells.len(), cols.len()),
-                &mut problems,
-            );
-            continue;
+            self.bad(format!(
+                "{} cells where the header has {}",
+                cells.len(),
+                cols.len()
+            ));
+            return;
         }
-        if rows >= MAX_ROWS {
-            bad(
-                line_no,
-                format!("past the {MAX_ROWS}-row limit"),
-                &mut problems,
-            );
-            continue;
+        if self.rows >= MAX_ROWS {
+            self.bad(format!("past the {MAX_ROWS}-row limit"));
+            return;
         }
         let cell = |c: Column| cols.iter().position(|x| *x == c).map(|p| cells[p]);
         let t = match cell(Column::Timestamp) {
             Some(ts) => match timestamp(ts) {
                 Some(t) => t,
                 None => {
-                    bad(
-                        line_no,
-                        format!("unreadable timestamp {ts:?}"),
-                        &mut problems,
-                    );
-                    continue;
+                    self.bad(format!(
+                        "unreadable timestamp {:?}",
+                        crate::text::sanitize(ts)
+                    ));
+                    return;
                 }
             },
             // No timestamp column: one row a second, in file order.
-            None => rows as f64,
+            None => self.rows as f64,
         };
         let Some(used) = cell(Column::MemoryUsed).and_then(number) else {
-            bad(line_no, "no readable memory.used".into(), &mut problems);
-            continue;
+            self.bad("no readable memory.used".into());
+            return;
         };
         // Rows of one reading share a timestamp; without an index, position tells GPUs apart.
-        if last_time == Some(t) {
-            position_in_group += 1;
+        if self.last_time == Some(t) {
+            self.position_in_group += 1;
         } else {
-            position_in_group = 0;
-            last_time = Some(t);
+            self.position_in_group = 0;
+            self.last_time = Some(t);
         }
         let index = cell(Column::Index).and_then(number).map(|n| n as u32);
         let key = cell(Column::Uuid)
             .map(str::to_string)
             .or(index.map(|i| i.to_string()))
-            .unwrap_or_else(|| format!("#{position_in_group}"));
-        let slot = *slots.entry(key).or_insert_with(|| {
+            .unwrap_or_else(|| format!("#{}", self.position_in_group));
+        let position = self.position_in_group;
+        let gpus = &mut self.gpus;
+        let slot = *self.slots.entry(key).or_insert_with(|| {
             gpus.push(ImportedGpu {
-                index: index.unwrap_or(position_in_group),
-                name: cell(Column::Name).unwrap_or("GPU").to_string(),
+                index: index.unwrap_or(position),
+                name: crate::text::sanitized(cell(Column::Name).unwrap_or("GPU")),
                 total_mib: None,
             });
             gpus.len() - 1
         });
         if let Some(total) = cell(Column::MemoryTotal).and_then(number) {
-            gpus[slot].total_mib = Some(total);
+            self.gpus[slot].total_mib = Some(total);
         }
         let metric = |c: Column| {
             cell(c)
@@ -267,26 +333,33 @@ pub fn import_csv(text: &str, origin: &str) -> Result<ImportedLog, String> {
             metric(Column::Temperature),
             metric(Column::Power),
         ];
-        history.push_values(slot, t, Values(values));
-        span = (span.0.min(t), span.1.max(t));
-        rows += 1;
+        self.history.push_values(slot, t, Values(values));
+        self.span = (self.span.0.min(t), self.span.1.max(t));
+        self.rows += 1;
     }
-    if rows == 0 {
-        return Err(match problems.first() {
-            Some(p) => format!("{origin}: no readable rows ({bad_rows} bad; {p})"),
-            None => format!("{origin}: no rows"),
-        });
+
+    /// Ends the import.
+    pub fn finish(self) -> Result<ImportedLog, String> {
+        if self.rows == 0 {
+            return Err(match self.problems.first() {
+                Some(p) => format!(
+                    "{}: no readable rows ({} bad; {p})",
+                    self.origin, self.bad_rows
+                ),
+                None => format!("{}: no rows", self.origin),
+            });
+        }
+        Ok(ImportedLog {
+            origin: self.origin,
+            gpus: self.gpus,
+            history: self.history,
+            span: self.span,
+            rows: self.rows,
+            bad_rows: self.bad_rows,
+            problems: self.problems,
+            assumed_columns: self.assumed_columns,
+        })
     }
-    Ok(ImportedLog {
-        origin: origin.to_string(),
-        gpus,
-        history,
-        span,
-        rows,
-        bad_rows,
-        problems,
-        assumed_columns,
-    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Logs in and out: nvidia-smi compatible CSV (recording, import, export) and OOM analysis.
 
 pub mod import;
+pub mod lines;
 pub mod oom;
 pub mod recorder;
 pub mod smi_csv;
@@ -24,24 +25,42 @@ pub enum OpenedLog {
     },
 }
 
-/// Opens a log: CSV readings when it parses as one, otherwise an OOM analysis of its text.
+/// Opens a log: CSV readings when it starts like one, otherwise an OOM analysis of its text.
+/// Both read the file as a stream of bounded lines, so memory stays bounded on any size;
+/// a FIFO or device is refused rather than waited on.
 pub fn open_log(
     path: &Path,
     catalogue: &Catalogue,
     calibration: &Calibration,
 ) -> Result<OpenedLog, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("Cannot read {}: {e}", path.display()))?;
-    // Console logs mix encodings: undecodable bytes are replaced, not fatal.
-    let text = String::from_utf8_lossy(&bytes);
     let origin = path.display().to_string();
-    match import::import_csv(&text, &origin) {
-        // Mostly good rows: a CSV log. A text log with a stray CSV-like line is not one.
-        Ok(log) if log.rows >= log.bad_rows => Ok(OpenedLog::Csv(log)),
-        _ => Ok(OpenedLog::Text {
-            analysis: oom::analyze(&text, catalogue, calibration),
-            origin,
-        }),
+    let open =
+        || crate::persist::open_regular(path).map_err(|e| format!("Cannot read {origin}: {e}"));
+    if starts_like_csv(open()?) {
+        match import::import_reader(open()?, &origin) {
+            // Mostly good rows: a CSV log. A text log with a stray CSV-like line is not one.
+            Ok(log) if log.rows >= log.bad_rows => return Ok(OpenedLog::Csv(log)),
+            _ => {}
+        }
     }
+    let analysis = oom::analyze_reader(open()?, catalogue, calibration)
+        .map_err(|e| format!("Cannot read {origin}: {e}"))?;
+    Ok(OpenedLog::Text { origin, analysis })
+}
+
+/// True when the first line with text looks like an nvidia-smi / vramdeck CSV log.
+fn starts_like_csv(file: std::fs::File) -> bool {
+    let Ok(mut lines) = lines::LogLines::new(file) else {
+        return false;
+    };
+    for _ in 0..50 {
+        match lines.next_line() {
+            Ok(Some(line)) if line.trim().is_empty() => continue,
+            Ok(Some(line)) => return import::looks_like_csv(&line),
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// The readings of GPU `slot` in `[t0, t1]` as a CSV in the recording format.

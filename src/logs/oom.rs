@@ -7,6 +7,7 @@
 //! device", and the related failures: `CUDA error: out of memory`, illegal memory access after an
 //! overflow, cuBLAS workspace allocation, onnxruntime's BFC arena and CUDA allocator.
 
+use super::lines::LogLines;
 use crate::units::{Bytes, MemoryUnit};
 use crate::workloads::advisor::{self, Budget, DEFAULT_MARGIN_PERCENT, Detail, Fit};
 use crate::workloads::calibration::Calibration;
@@ -58,8 +59,11 @@ pub struct Recognised {
 /// One failure found in the log, with its numbers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OomEvent {
-    /// 1-based line number.
+    /// 1-based line number (of its first occurrence).
     pub line: usize,
+    /// How many more times the same failure, with the same numbers, appeared later (a job
+    /// that retried); such repeats are counted, not kept.
+    pub repeats: u64,
     /// What failed.
     pub kind: OomKind,
     /// The line itself, trimmed.
@@ -89,11 +93,32 @@ pub struct OomEvent {
 /// The result of reading a whole log.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Analysis {
-    /// Events in file order.
+    /// Distinct events in file order, at most [`MAX_EVENTS`].
     pub events: Vec<OomEvent>,
     /// Lines read.
     pub lines: usize,
+    /// Distinct events past [`MAX_EVENTS`], counted but not kept.
+    pub more_events: u64,
+    /// Lines longer than the reader keeps, cut.
+    pub cut_lines: usize,
 }
+
+impl Analysis {
+    /// Every event found, repeats included.
+    pub fn total_events(&self) -> u64 {
+        self.events
+            .iter()
+            .map(|e| e.repeats.saturating_add(1))
+            .fold(self.more_events, u64::saturating_add)
+    }
+}
+
+/// Most distinct events kept from one log (memory stays bounded on any log).
+pub const MAX_EVENTS: usize = 500;
+/// Lines before an event searched for the workload that ran.
+const CONTEXT_LINES: usize = 60;
+/// Lines after an event's first line that belong to its message (messages get wrapped).
+const FOLLOWING_LINES: usize = 2;
 
 fn re(pattern: &str) -> Regex {
     Regex::new(pattern).unwrap_or_else(|e| panic!("built-in pattern {pattern}: {e}"))
@@ -181,23 +206,135 @@ fn classify(line: &str) -> Option<OomKind> {
     }
 }
 
-/// Reads a whole log. Never fails: unreadable parts are simply not events.
+/// Reads a whole log held in memory. Never fails: unreadable parts are simply not events.
 pub fn analyze(text: &str, catalogue: &Catalogue, calibration: &Calibration) -> Analysis {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut events = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        let Some(kind) = classify(line) else { continue };
-        // Messages are sometimes wrapped: read the line with the two after it.
-        let message = lines[i..(i + 3).min(lines.len())].join(" ");
-        let context = lines[i.saturating_sub(60)..=i].join("\n");
-        let mut event = numbers(kind, i + 1, line, &message);
-        event.workload = recognise(&context, catalogue);
-        event.advice = advise(&event, catalogue, calibration);
-        events.push(event);
+    let mut analyzer = Analyzer::new(catalogue, calibration);
+    let mut lines = LogLines::from_text(text);
+    while let Ok(Some(line)) = lines.next_line() {
+        analyzer.feed(&line);
     }
-    Analysis {
-        events,
-        lines: lines.len(),
+    analyzer.finish(lines.cut_lines)
+}
+
+/// Reads a log from a file or pipe, one bounded line at a time (UTF-8 or UTF-16, CRLF, colour
+/// codes). Memory stays bounded whatever the size: the last lines for context and at most
+/// [`MAX_EVENTS`] distinct events.
+pub fn analyze_reader(
+    source: impl std::io::Read + Send + 'static,
+    catalogue: &Catalogue,
+    calibration: &Calibration,
+) -> std::io::Result<Analysis> {
+    let mut analyzer = Analyzer::new(catalogue, calibration);
+    let mut lines = LogLines::new(source)?;
+    while let Some(line) = lines.next_line()? {
+        analyzer.feed(&line);
+    }
+    Ok(analyzer.finish(lines.cut_lines))
+}
+
+/// An event whose message may continue on the next lines.
+struct Open {
+    kind: OomKind,
+    line_no: usize,
+    line: String,
+    context: String,
+    following: Vec<String>,
+}
+
+/// The streaming analyser: feed it lines, then finish.
+pub struct Analyzer<'a> {
+    catalogue: &'a Catalogue,
+    calibration: &'a Calibration,
+    recent: std::collections::VecDeque<String>,
+    open: Vec<Open>,
+    seen: std::collections::HashMap<String, usize>,
+    analysis: Analysis,
+}
+
+impl<'a> Analyzer<'a> {
+    /// An analyser that advises with `catalogue` and `calibration`.
+    pub fn new(catalogue: &'a Catalogue, calibration: &'a Calibration) -> Self {
+        Analyzer {
+            catalogue,
+            calibration,
+            recent: Default::default(),
+            open: Vec::new(),
+            seen: Default::default(),
+            analysis: Analysis::default(),
+        }
+    }
+
+    /// Reads the next line.
+    pub fn feed(&mut self, line: &str) {
+        self.analysis.lines += 1;
+        for open in &mut self.open {
+            open.following.push(line.to_string());
+        }
+        let (done, still): (Vec<Open>, Vec<Open>) = std::mem::take(&mut self.open)
+            .into_iter()
+            .partition(|o| o.following.len() >= FOLLOWING_LINES);
+        self.open = still;
+        for open in done {
+            self.close(open);
+        }
+        if let Some(kind) = classify(line) {
+            let mut context = self.recent.iter().cloned().collect::<Vec<_>>().join("\n");
+            context.push('\n');
+            context.push_str(line);
+            self.open.push(Open {
+                kind,
+                line_no: self.analysis.lines,
+                line: line.to_string(),
+                context,
+                following: Vec::new(),
+            });
+        }
+        self.recent.push_back(line.to_string());
+        if self.recent.len() > CONTEXT_LINES {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Ends the log: events still waiting for more lines are read as they are.
+    pub fn finish(mut self, cut_lines: usize) -> Analysis {
+        for open in std::mem::take(&mut self.open) {
+            self.close(open);
+        }
+        self.analysis.cut_lines = cut_lines;
+        self.analysis
+    }
+
+    fn close(&mut self, open: Open) {
+        let mut message = open.line.clone();
+        for l in &open.following {
+            message.push(' ');
+            message.push_str(l);
+        }
+        let mut event = numbers(open.kind, open.line_no, &open.line, &message);
+        // The same failure with the same numbers is one event seen again (a retrying job):
+        // counted before the costlier reading of its context.
+        let key = format!(
+            "{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            event.kind,
+            event.text,
+            event.requested,
+            event.total,
+            event.free,
+            event.allocated,
+            event.reserved,
+            event.process_in_use
+        );
+        if let Some(&i) = self.seen.get(&key) {
+            let first = &mut self.analysis.events[i];
+            first.repeats = first.repeats.saturating_add(1);
+        } else if self.analysis.events.len() < MAX_EVENTS {
+            event.workload = recognise(&open.context, self.catalogue);
+            event.advice = advise(&event, self.catalogue, self.calibration);
+            self.seen.insert(key, self.analysis.events.len());
+            self.analysis.events.push(event);
+        } else {
+            self.analysis.more_events = self.analysis.more_events.saturating_add(1);
+        }
     }
 }
 
@@ -205,8 +342,10 @@ fn numbers(kind: OomKind, line_no: usize, line: &str, message: &str) -> OomEvent
     let p = patterns();
     let mut e = OomEvent {
         line: line_no,
+        repeats: 0,
         kind,
-        text: line.trim().chars().take(400).collect(),
+        // The line came from a file anyone may have written: no escape reaches a terminal.
+        text: crate::text::sanitized(&line.trim().chars().take(400).collect::<String>()),
         requested: size_in(&p.requested, message),
         gpu: p
             .gpu
@@ -230,7 +369,13 @@ fn numbers(kind: OomKind, line_no: usize, line: &str, message: &str) -> OomEvent
             .map(Bytes);
     }
     if let (None, Some(unallocated)) = (e.reserved, size_in(&p.reserved_unallocated, message)) {
-        e.reserved = Some(Bytes(e.allocated.unwrap_or_default().0 + unallocated.0));
+        // Numbers from a log are untrusted: a sum must not wrap.
+        e.reserved = Some(Bytes(
+            e.allocated
+                .unwrap_or_default()
+                .0
+                .saturating_add(unallocated.0),
+        ));
     }
     if let (Some(reserved), Some(allocated)) = (e.reserved, e.allocated) {
         let unallocated = reserved.saturating_sub(allocated);

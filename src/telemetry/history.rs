@@ -219,7 +219,9 @@ impl History {
     pub fn push_values(&mut self, slot: usize, t: f64, values: Values) {
         while self.gpus.len() <= slot {
             self.gpus.push(GpuHistory {
-                raw: VecDeque::with_capacity(self.config.raw_capacity + 1),
+                // The live ring (6,000) is reserved exactly; an imported log's (millions of
+                // rows) grows as rows arrive, so a small file does not reserve 160 MB.
+                raw: VecDeque::with_capacity(self.config.raw_capacity.min(1 << 16) + 1),
                 raw_dropped_any: false,
                 tiers: self
                     .config

@@ -283,7 +283,7 @@ pub fn advise_one(w: &Workload, budget: &Budget, calibration: &Calibration) -> A
             // left after that batch's frames.
             let measured = calibration.peak_mib(&key(&w.id, None));
             let base = measured
-                .map(|m| m.saturating_sub(per_item_mib * *reference_batch as u64))
+                .map(|m| m.saturating_sub(per_item_mib.saturating_mul(*reference_batch as u64)))
                 .unwrap_or(*base_mib) as f64;
             let per = (*per_item_mib).max(1) as f64;
             let batch = ((usable - base) / per).floor();

@@ -55,22 +55,26 @@ impl Calibration {
     /// Loads `path`: missing → empty; damaged → empty plus a warning (the file is left as is
     /// until the next measurement replaces it).
     pub fn load(path: &Path) -> (Self, Option<String>) {
-        match std::fs::read_to_string(path) {
-            Ok(text) => match toml::from_str(&text) {
-                Ok(c) => (c, None),
-                Err(e) => (
+        use crate::persist::{CONFIG_FILE_LIMIT, ReadError, read_small};
+        let text = match read_small(path, CONFIG_FILE_LIMIT) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(ReadError::NotFound) => return (Calibration::default(), None),
+            Err(e) => {
+                return (
                     Calibration::default(),
-                    Some(format!(
-                        "Calibration file {} is damaged ({}); using catalogue values.",
-                        path.display(),
-                        e.message()
-                    )),
-                ),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Calibration::default(), None),
+                    Some(format!("Cannot read {}: {e}", path.display())),
+                );
+            }
+        };
+        match toml::from_str::<Calibration>(&text) {
+            Ok(c) => (c, None),
             Err(e) => (
                 Calibration::default(),
-                Some(format!("Cannot read {}: {e}", path.display())),
+                Some(format!(
+                    "Calibration file {} is damaged ({}); using catalogue values.",
+                    path.display(),
+                    e.message()
+                )),
             ),
         }
     }

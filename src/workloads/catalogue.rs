@@ -117,7 +117,7 @@ impl Workload {
                 per_item_mib,
                 reference_batch,
                 ..
-            } => base_mib + per_item_mib * *reference_batch as u64,
+            } => base_mib.saturating_add(per_item_mib.saturating_mul(*reference_batch as u64)),
         }
     }
 
@@ -189,14 +189,20 @@ impl Catalogue {
             Err(e) => catalogue.warnings.push(e),
         }
         if let Some(path) = user_file {
-            match std::fs::read_to_string(path) {
-                Ok(text) => match parse(&text, &path.display().to_string()) {
-                    Ok(user) => catalogue.merge_user(user),
-                    Err(e) => catalogue
-                        .warnings
-                        .push(format!("Your presets file was ignored: {e}")),
-                },
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            use crate::persist::{CONFIG_FILE_LIMIT, ReadError, read_small};
+            match read_small(path, CONFIG_FILE_LIMIT) {
+                Ok(bytes) => {
+                    match parse(
+                        &String::from_utf8_lossy(&bytes),
+                        &path.display().to_string(),
+                    ) {
+                        Ok(user) => catalogue.merge_user(user),
+                        Err(e) => catalogue
+                            .warnings
+                            .push(format!("Your presets file was ignored: {e}")),
+                    }
+                }
+                Err(ReadError::NotFound) => {}
                 Err(e) => catalogue
                     .warnings
                     .push(format!("Cannot read {}: {e}", path.display())),

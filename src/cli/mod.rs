@@ -1,0 +1,127 @@
+//! Command-line interface: the GUI by default, headless subcommands that reuse the library.
+//! One file per subcommand; this one holds the arguments.
+
+mod advise;
+mod agents;
+mod analyze;
+mod log;
+
+pub use advise::{advise_command, advise_text};
+pub use agents::{agents_command, free_command};
+pub use analyze::{analysis_report, analyze_command};
+pub use log::{log_command, run_log};
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// vramdeck — watch NVIDIA GPU memory next to your AI WebUI.
+#[derive(Debug, Parser)]
+#[command(name = "vramdeck", version, about)]
+pub struct Cli {
+    /// Use simulated demo GPUs even when an NVIDIA GPU is present.
+    #[arg(long, global = true)]
+    pub demo: bool,
+    /// Measurement aid: simulate this many GPUs in demo mode.
+    #[arg(long, hide = true, default_value_t = 2)]
+    pub demo_gpus: usize,
+    /// Measurement aid: start with this many hours of simulated history.
+    #[arg(long, hide = true, default_value_t = 0.0)]
+    pub prefill_hours: f64,
+    /// Measurement aid: readings per second in that history (10 = the fastest sampling).
+    #[arg(long, hide = true, default_value_t = 10.0)]
+    pub prefill_hz: f64,
+    /// What to do; without a subcommand the window opens.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Headless subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print readings as CSV, in the format of
+    /// `nvidia-smi --query-gpu=timestamp,index,name,memory.used,memory.total,utilization.gpu,temperature.gpu --format=csv`.
+    Log(LogArgs),
+    /// Measure sampling, history and plotting costs on this machine.
+    Bench(crate::bench::BenchArgs),
+    /// List running vramdeck agents (and ComfyUI) with the memory they hold.
+    Agents(ComfyArgs),
+    /// Release cached VRAM in cooperating processes and show what came back.
+    Free(FreeArgs),
+    /// Say which workload presets fit in the GPU's free VRAM now.
+    Advise(AdviseArgs),
+    /// List the CUDA out-of-memory events in a log and what to change.
+    Analyze {
+        /// The log file (ComfyUI console log, WebUI log, any PyTorch traceback).
+        log: PathBuf,
+    },
+}
+
+/// Options of `vramdeck advise`.
+#[derive(Debug, Args, Clone)]
+pub struct AdviseArgs {
+    /// GPU index.
+    #[arg(long, default_value_t = 0)]
+    pub gpu: u32,
+    /// Only this preset (id or name, e.g. ddcolor or "Wan2.1 T2V 14B 480p (quantised)").
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// Safety margin, percent of the card.
+    #[arg(long, default_value_t = crate::workloads::advisor::DEFAULT_MARGIN_PERCENT)]
+    pub margin: f32,
+    /// What-if: plan for this much free VRAM (MiB) instead of reading the GPU.
+    #[arg(long, requires = "total_mib")]
+    pub free_mib: Option<u64>,
+    /// What-if: a card with this much VRAM (MiB).
+    #[arg(long, requires = "free_mib")]
+    pub total_mib: Option<u64>,
+    /// Print the low / medium / high templates for 8, 12, 24, 48 and 80 GB cards instead.
+    #[arg(long)]
+    pub templates: bool,
+}
+
+/// Where ComfyUI listens.
+#[derive(Debug, Args, Clone)]
+pub struct ComfyArgs {
+    /// ComfyUI's address on this machine (loopback only; without a port, 8188 and ComfyUI
+    /// Desktop's 8000 are tried); "none" to leave ComfyUI alone.
+    #[arg(long, default_value = crate::release::comfyui::DEFAULT_ADDRESS)]
+    pub comfyui: String,
+}
+
+/// Options of `vramdeck free`.
+#[derive(Debug, Args, Clone)]
+pub struct FreeArgs {
+    /// Only the agent of this process id (default: every agent, and ComfyUI if running).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// `cache`: empty PyTorch's cache; `unload`: also unload models.
+    #[arg(long, value_enum, default_value_t = crate::release::FreeLevel::Cache)]
+    pub level: crate::release::FreeLevel,
+    /// Where ComfyUI listens.
+    #[command(flatten)]
+    pub comfy: ComfyArgs,
+    /// How long to wait, in seconds, for a release ComfyUI defers until its running prompt
+    /// ends (it unloads between prompts, never inside one).
+    #[arg(long, default_value_t = 900)]
+    pub wait: u64,
+}
+
+/// Options of `vramdeck log`.
+#[derive(Debug, Args, Clone)]
+pub struct LogArgs {
+    /// Milliseconds between readings (100–5000; nvidia-smi's -lms).
+    #[arg(long, default_value_t = 1_000)]
+    pub interval_ms: u64,
+    /// Stop after this many readings; 0 runs until interrupted.
+    #[arg(long, default_value_t = 0)]
+    pub count: u64,
+    /// Append to this file instead of printing (the header is written only to a new file).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Log one row per process holding VRAM instead of one per GPU.
+    #[arg(long)]
+    pub processes: bool,
+    /// Leave out the header line.
+    #[arg(long)]
+    pub no_header: bool,
+}

@@ -645,7 +645,9 @@ impl VramDeckApp {
                 .gpus
                 .iter()
                 .flat_map(|g| g.processes.iter().map(move |p| (g, p)))
-                .find(|(_, p)| p.pid == agent.info.pid)
+                // The socket's peer credentials vouch for this pid; what an agent says of
+                // itself could name any process.
+                .find(|(_, p)| p.pid == agent.endpoint.pid)
                 .and_then(|(g, p)| Some((g.name.clone(), p.used?.whole_mib())));
             let Some((gpu_name, used)) = used else {
                 continue;
@@ -653,7 +655,7 @@ impl VramDeckApp {
             let best = self
                 .workloads
                 .agent_peaks
-                .entry(agent.info.pid)
+                .entry(agent.endpoint.pid)
                 .or_insert(0);
             // Only a clearly higher peak is worth a write.
             if used > *best + 64 {
@@ -689,11 +691,12 @@ impl VramDeckApp {
     }
 
     fn toast(&mut self, text: String, ok: bool) {
-        self.release_view.toast = Some(Toast {
-            text,
-            ok,
-            shown_at: std::time::Instant::now(),
-        });
+        let tone = if ok {
+            release_panel::Tone::Good
+        } else {
+            release_panel::Tone::Bad
+        };
+        self.release_view.toast = Some(Toast::new(text, tone));
     }
 
     fn on_advisor_action(&mut self, action: AdvisorAction, gpu: &crate::telemetry::GpuSample) {
@@ -750,10 +753,13 @@ impl VramDeckApp {
                     None => match dialog.pick_file() {
                         None => DialogOutcome::Cancelled,
                         Some(path) => DialogOutcome::Imported(
-                            std::fs::read_to_string(&path)
+                            crate::persist::read_small(&path, crate::persist::CONFIG_FILE_LIMIT)
                                 .map_err(|e| format!("Cannot read {}: {e}", path.display()))
-                                .and_then(|text| {
-                                    catalogue::parse(&text, &path.display().to_string())
+                                .and_then(|bytes| {
+                                    catalogue::parse(
+                                        &String::from_utf8_lossy(&bytes),
+                                        &path.display().to_string(),
+                                    )
                                 }),
                         ),
                     },

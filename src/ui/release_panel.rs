@@ -3,7 +3,7 @@
 use super::plots::PlotMarker;
 use crate::release::FreeLevel;
 use crate::release::discovery::LiveAgent;
-use crate::release::free::{FreeReport, FreeTarget};
+use crate::release::free::{FreeReport, FreeTarget, Outcome};
 use crate::release::worker::{ComfyStatus, WorkerCommand, WorkerEvent};
 use crate::units::{Bytes, MemoryUnit};
 use egui::{Color32, RichText, Ui};
@@ -12,15 +12,37 @@ use std::time::{Duration, Instant};
 /// How long a result toast stays up.
 pub const TOAST_FOR: Duration = Duration::from_secs(10);
 
-/// A free's result, shown as a toast.
+/// What a toast says about the news it carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    /// It worked.
+    Good,
+    /// Neither success nor failure ("nothing was released", "waiting").
+    Neutral,
+    /// Something failed or needs attention.
+    Bad,
+}
+
+/// A result, shown as a toast.
 #[derive(Clone, Debug)]
 pub struct Toast {
     /// The summary line.
     pub text: String,
-    /// Whether anything failed.
-    pub ok: bool,
+    /// Its colour.
+    pub tone: Tone,
     /// When it appeared.
     pub shown_at: Instant,
+}
+
+impl Toast {
+    /// A toast shown from now.
+    pub fn new(text: String, tone: Tone) -> Self {
+        Toast {
+            text,
+            tone,
+            shown_at: Instant::now(),
+        }
+    }
 }
 
 /// What the panel shows; filled from the release worker's events.
@@ -32,8 +54,10 @@ pub struct ReleaseView {
     pub problems: Vec<String>,
     /// ComfyUI's state, once known.
     pub comfyui: Option<ComfyStatus>,
-    /// A free is running.
+    /// A free is running (or waiting for a deferred release).
     pub in_flight: bool,
+    /// What a deferred release waits for, while it does.
+    pub waiting: Option<String>,
     /// The last result.
     pub toast: Option<Toast>,
     /// Frees to mark on the plot.
@@ -49,16 +73,29 @@ impl ReleaseView {
                 self.problems = discovery.problems;
                 self.comfyui = Some(comfyui);
             }
+            WorkerEvent::Freed(report) if !report.pending.is_empty() => {
+                self.waiting = Some(report.summary());
+                self.toast = Some(Toast::new(report.summary(), Tone::Neutral));
+            }
             WorkerEvent::Freed(report) => {
                 self.in_flight = false;
+                self.waiting = None;
                 self.markers.push(marker(&report));
-                self.toast = Some(Toast {
-                    ok: report.results.iter().all(|r| r.outcome.is_ok())
-                        && !report.results.is_empty(),
-                    text: report.summary(),
-                    shown_at: Instant::now(),
-                });
+                let tone = match report.outcome() {
+                    Outcome::Released => Tone::Good,
+                    Outcome::Nothing | Outcome::Pending => Tone::Neutral,
+                    Outcome::Failed => Tone::Bad,
+                };
+                self.toast = Some(Toast::new(report.summary(), tone));
             }
+        }
+    }
+
+    /// The pid of the agent inside ComfyUI, when ComfyUI runs with the vramdeck node.
+    fn comfy_agent(&self) -> Option<u32> {
+        match &self.comfyui {
+            Some(ComfyStatus::Running { agent_pid, .. }) => *agent_pid,
+            _ => None,
         }
     }
 }
@@ -67,7 +104,7 @@ fn marker(report: &FreeReport) -> PlotMarker {
     let released = report
         .measured_release()
         .filter(|b| *b > 0)
-        .map(|b| Bytes(b as u64))
+        .map(|b| Bytes(u64::try_from(b).unwrap_or(u64::MAX)))
         .or(report.reported_total());
     PlotMarker {
         alert: false,
@@ -76,6 +113,21 @@ fn marker(report: &FreeReport) -> PlotMarker {
             Some(b) => format!("freed {}", MemoryUnit::GiB.format(b)),
             None => "free VRAM".into(),
         },
+    }
+}
+
+/// What each level does, said before the user clicks.
+fn level_help(level: FreeLevel) -> &'static str {
+    match level {
+        FreeLevel::Cache => {
+            "Empty cache: returns memory no tensor uses (gc + torch.cuda.empty_cache). Models \
+             stay loaded; safe while a job runs."
+        }
+        FreeLevel::Unload => {
+            "Unload models: the agents' unload hooks run, then the cache is emptied; the next \
+             run loads the models again. ComfyUI unloads between prompts (after the running \
+             one) and keeps its node cache, so models come back from RAM, not disk."
+        }
     }
 }
 
@@ -91,10 +143,11 @@ pub fn show(
     ui.label(RichText::new("Release cached VRAM").strong());
     ui.horizontal(|ui| {
         ui.selectable_value(level, FreeLevel::Cache, "empty cache")
-            .on_hover_text("gc.collect + torch.cuda.empty_cache: models stay loaded");
+            .on_hover_text(level_help(FreeLevel::Cache));
         ui.selectable_value(level, FreeLevel::Unload, "unload models")
-            .on_hover_text("Also unload models: the next run loads them again");
+            .on_hover_text(level_help(FreeLevel::Unload));
     });
+    ui.label(RichText::new(level_help(*level)).weak().small());
     ui.horizontal(|ui| {
         let button = ui.add_enabled(!view.in_flight, egui::Button::new("Free VRAM"));
         if button
@@ -105,11 +158,24 @@ pub fn show(
         }
         if view.in_flight {
             ui.spinner();
-            ui.label("freeing...");
+            ui.label(if view.waiting.is_some() {
+                "waiting..."
+            } else {
+                "freeing..."
+            });
         }
     });
+    if let Some(waiting) = &view.waiting {
+        ui.label(RichText::new(waiting).color(ui.visuals().warn_fg_color));
+    }
 
-    if view.agents.is_empty() {
+    let comfy_agent = view.comfy_agent();
+    let others: Vec<&LiveAgent> = view
+        .agents
+        .iter()
+        .filter(|a| Some(a.endpoint.pid) != comfy_agent)
+        .collect();
+    if others.is_empty() && comfy_agent.is_none() {
         ui.label(
             RichText::new(
                 "No agent running. In your WebUI: import vramdeck_agent; vramdeck_agent.start()",
@@ -117,7 +183,7 @@ pub fn show(
             .weak(),
         );
     }
-    for agent in &view.agents {
+    for agent in others {
         let info = &agent.info;
         ui.horizontal_wrapped(|ui| {
             let name = match &info.label {
@@ -125,12 +191,10 @@ pub fn show(
                 None => format!("{} (pid {})", info.process_name, info.pid),
             };
             ui.label(name);
-            let held = match (info.reserved, &info.torch_missing_reason) {
-                (Some(r), _) => format!("torch holds {}", unit.format(Bytes(r))),
-                (None, Some(reason)) => reason.clone(),
-                (None, None) => "no torch".into(),
-            };
-            ui.label(RichText::new(held).weak());
+            ui.label(RichText::new(held(info, unit)).weak());
+            if *level == FreeLevel::Unload && !info.levels.iter().any(|l| l == "unload") {
+                ui.label(RichText::new("(no unload hook: cache only)").weak());
+            }
             if ui
                 .add_enabled(!view.in_flight, egui::Button::new("Free").small())
                 .on_hover_text(format!("Free only pid {}", info.pid))
@@ -149,7 +213,10 @@ pub fn show(
         let edit = ui
             .add(egui::TextEdit::singleline(comfy_address).desired_width(130.0))
             .labelled_by(label.id)
-            .on_hover_text("ComfyUI's address on this machine (loopback only)");
+            .on_hover_text(
+                "ComfyUI's address on this machine (loopback only). Without a port, 8188 and \
+                 ComfyUI Desktop's 8000 are tried.",
+            );
         if edit.lost_focus() {
             command = Some(WorkerCommand::SetComfyAddress(comfy_address.clone()));
         }
@@ -161,39 +228,95 @@ pub fn show(
         Some(ComfyStatus::BadAddress(e)) | Some(ComfyStatus::NotRunning(e)) => {
             ui.label(RichText::new(e).weak());
         }
-        Some(ComfyStatus::Running(stats)) => {
+        Some(ComfyStatus::Running {
+            stats,
+            at,
+            agent_pid,
+        }) => {
+            let agent =
+                agent_pid.and_then(|pid| view.agents.iter().find(|a| a.endpoint.pid == pid));
             ui.horizontal_wrapped(|ui| {
+                ui.label(format!("running at {at}"));
                 for d in &stats.devices {
-                    ui.label(format!(
-                        "running · torch reserved {}",
-                        unit.format(Bytes(d.torch_vram_total))
-                    ));
+                    let memory = match agent {
+                        Some(a) => held(&a.info, unit),
+                        None if d.has_vram() => {
+                            format!("torch reserved {}", unit.format(Bytes(d.torch_vram_total)))
+                        }
+                        None => d.describe_kind().to_string(),
+                    };
+                    ui.label(RichText::new(memory).weak());
                 }
+                let (enabled, hover) = match (agent, *level) {
+                    (Some(_), _) => (true, "Through the vramdeck node inside ComfyUI"),
+                    (None, FreeLevel::Unload) => (true, "POST /free {\"unload_models\": true}"),
+                    (None, FreeLevel::Cache) => (
+                        false,
+                        "ComfyUI's HTTP API cannot empty the cache without unloading every \
+                         model: add the vramdeck node to ComfyUI, or choose unload models",
+                    ),
+                };
                 if ui
-                    .add_enabled(!view.in_flight, egui::Button::new("Free").small())
-                    .on_hover_text("POST /free to ComfyUI")
+                    .add_enabled(
+                        enabled && !view.in_flight,
+                        egui::Button::new("Free").small(),
+                    )
+                    .on_hover_text(hover)
+                    .on_disabled_hover_text(hover)
                     .clicked()
                 {
                     command = Some(WorkerCommand::Free(FreeTarget::ComfyUi, *level));
                 }
             });
+            ui.label(
+                RichText::new(match agent {
+                    Some(_) => "with the vramdeck node: empty cache and unload",
+                    None => "no vramdeck node: unload models only (over HTTP)",
+                })
+                .weak()
+                .small(),
+            );
         }
     }
     command
 }
 
-/// The result toast in the bottom-right corner, while it is fresh.
+/// "torch holds 3.0 GiB", the reason torch is missing, or what is pending.
+fn held(info: &crate::release::protocol::AgentInfo, unit: MemoryUnit) -> String {
+    let memory = match (info.reserved, &info.torch_missing_reason) {
+        (Some(r), _) => format!("torch holds {}", unit.format(Bytes(r))),
+        (None, Some(reason)) => reason.clone(),
+        (None, None) => "no torch".into(),
+    };
+    let models = info
+        .app
+        .as_ref()
+        .and_then(|app| Some((app.models_loaded?, app.models_bytes.unwrap_or(0))))
+        .map(|(n, bytes)| match n {
+            0 => " · no model loaded".to_string(),
+            1 => format!(" · 1 model loaded ({})", unit.format(Bytes(bytes))),
+            n => format!(" · {n} models loaded ({})", unit.format(Bytes(bytes))),
+        })
+        .unwrap_or_default();
+    match &info.pending {
+        Some(p) => format!("{memory}{models} · {p}"),
+        None => format!("{memory}{models}"),
+    }
+}
+
+/// The result toast in the bottom-right corner, while it is fresh; never wider than the window.
 pub fn toast(ui: &mut Ui, toast: &Toast) {
     let age = toast.shown_at.elapsed();
     if age >= TOAST_FOR {
         return;
     }
     ui.ctx().request_repaint_after(TOAST_FOR - age);
-    let fill = if toast.ok {
-        Color32::from_rgb(0x1f, 0x5f, 0x3a)
-    } else {
-        Color32::from_rgb(0x7a, 0x24, 0x1c)
+    let fill = match toast.tone {
+        Tone::Good => Color32::from_rgb(0x1f, 0x5f, 0x3a),
+        Tone::Neutral => Color32::from_rgb(0x3a, 0x44, 0x52),
+        Tone::Bad => Color32::from_rgb(0x7a, 0x24, 0x1c),
     };
+    let width = (ui.ctx().content_rect().width() - 32.0 - 20.0).clamp(80.0, 520.0);
     egui::Area::new(egui::Id::unique("free_toast"))
         .anchor(egui::Align2::RIGHT_BOTTOM, [-16.0, -36.0])
         .show(ui.ctx(), |ui| {
@@ -202,7 +325,7 @@ pub fn toast(ui: &mut Ui, toast: &Toast) {
                 .corner_radius(6)
                 .inner_margin(10)
                 .show(ui, |ui| {
-                    ui.set_max_width(520.0);
+                    ui.set_max_width(width);
                     ui.label(RichText::new(&toast.text).color(Color32::WHITE));
                 });
         });

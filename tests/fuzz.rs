@@ -21,7 +21,9 @@ fn log_line() -> impl Strategy<Value = String> {
         any::<String>(),
         "[0-9/:. ]{0,30}, [0-9]{0,3}, [A-Za-z0-9 ]{0,20}, [0-9]{0,6} MiB, [0-9]{0,6}( MiB)?, [0-9]{0,3} ?%?, [0-9\\[\\]NA/]{0,5}",
         Just("timestamp, index, name, memory.used [MiB], memory.total [MiB]".to_string()),
-        "CUDA out of memory\\. Tried to allocate [0-9.]{0,8} ?(GiB|MiB|B|xB)? \\(GPU [0-9]{0,12}; [0-9.]{0,8} GiB total capacity[;,] [0-9.]{0,8} GiB already allocated",
+        // Full-range numbers: a log may say anything (these overflowed before).
+        "CUDA out of memory\\. Tried to allocate [0-9.]{0,30} ?(GiB|MiB|B|xB)? \\(GPU [0-9]{0,12}; [0-9.]{0,30} GiB total capacity[;,] [0-9.]{0,30} GiB already allocated; [0-9.]{0,30} GiB reserved in total by PyTorch\\)",
+        "[0-9.]{0,30} GiB is allocated by PyTorch, and [0-9.]{0,30} GiB is reserved by PyTorch but unallocated",
         "torch.OutOfMemoryError: GPU [0-9]{0,3} has a total capacity of [0-9.]{0,9} GiB of which [0-9.]{0,9} MiB is free\\.",
     ]
 }
@@ -72,6 +74,66 @@ proptest! {
         prop_assert_eq!(e.total.map(|b| b.0), Some(bytes(total)));
         prop_assert_eq!(e.free.map(|b| b.0), Some(bytes(free)));
         prop_assert_eq!(e.gpu, Some(gpu));
+    }
+
+    #[test]
+    fn preset_numbers_of_any_size_neither_wrap_nor_panic(
+        base in 0u64..=i64::MAX as u64, per in 0u64..=i64::MAX as u64,
+        reference in any::<u32>(), max_batch in any::<u32>(), free in any::<u32>(), total in any::<u32>(),
+    ) {
+        let text = format!(
+            "[[workload]]\nid = \"x\"\nname = \"X\"\nkind = \"batched\"\nbase_mib = {base}\n\
+             per_item_mib = {per}\nreference_batch = {reference}\nmax_batch = {max_batch}\n\
+             measured_on = \"a\"\nsource = \"b\"\n"
+        );
+        let presets = parse(&text, "fuzz").unwrap();
+        let _ = presets[0].reference_peak_mib();
+        let mut catalogue = Catalogue::load(None);
+        catalogue.merge_user(presets);
+        let budget = vramdeck::workloads::advisor::Budget::new(
+            vramdeck::units::Bytes::from_mib(u64::from(free)),
+            vramdeck::units::Bytes::from_mib(u64::from(total)),
+            25.0,
+        );
+        let _ = vramdeck::workloads::advisor::advise(&catalogue, &budget, &Calibration::default());
+        let _ = vramdeck::workloads::advisor::templates(&catalogue, &Calibration::default());
+    }
+
+    #[test]
+    fn agent_reported_bytes_of_any_size_sum_without_wrapping(
+        reported in proptest::collection::vec(any::<u64>(), 0..6),
+        before in any::<u64>(), after in any::<u64>(),
+    ) {
+        use vramdeck::release::free::{FreeReport, TargetFreed, TargetResult};
+        let report = FreeReport {
+            at: std::time::SystemTime::UNIX_EPOCH,
+            level: vramdeck::release::FreeLevel::Cache,
+            results: reported.iter().map(|b| TargetResult {
+                target: "agent".into(),
+                outcome: Ok(TargetFreed { reported: Some(vramdeck::units::Bytes(*b)), ..TargetFreed::default() }),
+            }).collect(),
+            used_before: Some(vramdeck::units::Bytes(before)),
+            used_after: Some(vramdeck::units::Bytes(after)),
+            elapsed: std::time::Duration::ZERO,
+            pending: Vec::new(),
+            gave_up: None,
+            comfy_configured: false,
+        };
+        let _ = report.summary();
+        let _ = report.outcome();
+        if let Some(total) = report.reported_total() {
+            prop_assert!(total.0 >= reported.iter().copied().max().unwrap_or(0));
+        }
+    }
+
+    #[test]
+    fn agent_replies_with_any_numbers_decode_or_fail_cleanly(
+        released in any::<u64>(), reserved in any::<u64>(), pid in any::<u64>(), float in any::<f64>(),
+    ) {
+        let line = format!(
+            r#"{{"v":1,"id":1,"ok":true,"agent":{{"pid":{pid},"reserved":{reserved},"allocated":{float}}},"freed":{{"released_bytes":{released},"duration_ms":{float}}}}}"#
+        );
+        let _ = decode_reply(line.as_bytes(), 1);
     }
 
     #[test]
@@ -272,6 +334,25 @@ proptest! {
         reply in mutated(corpus(&["tests/fuzz-corpus/protocol"], &[])), id in 0u64..3
     ) {
         let _ = decode_reply(&reply, id);
+    }
+
+    #[test]
+    fn settings_with_any_float_stay_within_limits(
+        margin in any::<f32>(), percent in any::<f32>(), seconds in any::<f32>(), temperature in any::<f32>(),
+    ) {
+        // TOML spells NaN and the infinities `nan`, `inf` and `-inf`.
+        let toml = |v: f32| if v.is_nan() { "nan".to_string() } else if v.is_infinite() {
+            if v > 0.0 { "inf".into() } else { "-inf".into() }
+        } else { format!("{v:e}") };
+        let text = format!(
+            "margin_percent = {}\n[alerts]\nvram_percent = {}\nvram_seconds = {}\ntemperature_c = {}\n",
+            toml(margin), toml(percent), toml(seconds), toml(temperature)
+        );
+        let s = Settings::from_toml(&text).unwrap();
+        prop_assert!((0.0..=60.0).contains(&s.margin_percent));
+        prop_assert!((1.0..=100.0).contains(&s.alerts.vram_percent));
+        prop_assert!((0.0..=3_600.0).contains(&s.alerts.vram_seconds));
+        prop_assert!((30.0..=120.0).contains(&s.alerts.temperature_c));
     }
 
     #[test]

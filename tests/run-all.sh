@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust (unit, integration with real Python agent processes, egui_kittest
-# UI tests) and the vramdeck-agent Python package's pytest suite. No display or GPU needed.
+# UI tests, property tests), the vramdeck-agent Python package's pytest suite, and — where the
+# nightly toolchain and cargo-fuzz are installed — a time-boxed libFuzzer run of every parser
+# (FUZZ_SECONDS per target, default 20; 0 skips it). No display or GPU needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! python3 -m pytest --version >/dev/null 2>&1; then
-  echo "== installing pytest (for the Python agent's tests)"
+  echo "== installing pytest with pip (for the Python agent's tests)"
   python3 -m pip install --quiet --user pytest 2>/dev/null \
     || python3 -m pip install --quiet --user --break-system-packages pytest 2>/dev/null \
     || python3 -m pip install --quiet pytest \
-    || { echo "pytest is missing: install it with 'sudo apt-get install -y python3-pytest'"; exit 1; }
+    || { echo "pytest is missing: install it with 'apt-get install -y python3-pytest'"; exit 1; }
 fi
 
 echo "== cargo test"
 cargo test --locked
 echo "== pytest packaging/python/tests"
 python3 -m pytest -q packaging/python/tests
+if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+  echo "== fuzz (libFuzzer, ${FUZZ_SECONDS:-20} s per target)"
+  bash tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
+fi

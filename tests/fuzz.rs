@@ -70,10 +70,10 @@ proptest! {
         prop_assert_eq!(a.events.len(), 1);
         let e = &a.events[0];
         let bytes = |x: u32| (x as f64 / 100.0 * (1u64 << 30) as f64) as u64;
-        prop_assert_eq!(e.requested.map(|b| b.0), Some(bytes(requested)));
-        prop_assert_eq!(e.total.map(|b| b.0), Some(bytes(total)));
-        prop_assert_eq!(e.free.map(|b| b.0), Some(bytes(free)));
-        prop_assert_eq!(e.gpu, Some(gpu));
+        prop_assert_eq!(e.numbers.requested.map(|b| b.0), Some(bytes(requested)));
+        prop_assert_eq!(e.numbers.total.map(|b| b.0), Some(bytes(total)));
+        prop_assert_eq!(e.numbers.free.map(|b| b.0), Some(bytes(free)));
+        prop_assert_eq!(e.numbers.gpu, Some(gpu));
     }
 
     #[test]

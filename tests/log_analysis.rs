@@ -1,16 +1,18 @@
-//! The OOM analyser against real-world log formats (tests/fixtures/logs).
+//! The OOM analyser against the formats users really paste (tests/fixtures/logs, with where each
+//! format comes from in tests/fixtures/LOG_SOURCES.md): the numbers read, the real cause named
+//! first, and the concrete change.
 
-use vramdeck::logs::oom::{OomKind, analyze};
+use vramdeck::logs::oom::{Analysis, Cause, Era, OomKind, analyze_reader};
 use vramdeck::units::{Bytes, MIB};
 use vramdeck::workloads::calibration::Calibration;
 use vramdeck::workloads::catalogue::Catalogue;
 
-fn fixture(name: &str) -> vramdeck::logs::oom::Analysis {
+fn fixture(name: &str) -> Analysis {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/logs")
         .join(name);
-    let text = std::fs::read_to_string(path).unwrap();
-    analyze(&text, &Catalogue::load(None), &Calibration::default())
+    let file = std::fs::File::open(path).unwrap();
+    analyze_reader(file, &Catalogue::load(None), &Calibration::default()).unwrap()
 }
 
 fn gib(x: f64) -> Option<Bytes> {
@@ -21,127 +23,264 @@ fn mib(x: f64) -> Option<Bytes> {
     Some(Bytes((x * MIB as f64) as u64))
 }
 
+fn only(name: &str) -> vramdeck::logs::oom::OomEvent {
+    let a = fixture(name);
+    assert_eq!(a.events.len(), 1, "{name}: {:#?}", a.events);
+    a.events.into_iter().next().unwrap()
+}
+
+fn first_advice(e: &vramdeck::logs::oom::OomEvent) -> &str {
+    e.advice.first().map(String::as_str).unwrap_or("")
+}
+
 #[test]
-fn comfyui_ddcolor_oom_is_read_with_the_seed_numbers_and_a_smaller_size() {
+fn comfyuis_own_message_yields_its_numbers_and_says_the_request_exceeds_the_card() {
+    // The console: the message after "!!! Exception during processing !!!" and again after
+    // the traceback is one event, seen twice.
+    let a = fixture("comfyui_0364_console_oom.log");
+    assert_eq!((a.events.len(), a.total_events()), (1, 2));
+    let e = &a.events[0];
+    assert_eq!(
+        (e.kind, e.era, e.cause),
+        (OomKind::TorchAsync, Era::Async, Cause::LargerThanCard)
+    );
+    assert_eq!(e.numbers.requested, gib(4096.0));
+    assert_eq!(e.numbers.total, gib(79.18));
+    assert_eq!(e.numbers.free, gib(78.60));
+    assert_eq!(e.numbers.allocated, Some(Bytes(0)));
+    assert_eq!(e.numbers.limit, None, "16 EiB is the backend's 'no limit'");
+    assert!(first_advice(e).contains("more than the whole card (79.2 GiB): no freeing can help"));
+    // The same message as the error dialog shows it, without an exception class or a traceback.
+    for dialog in [
+        "comfyui_0364_exception_message.log",
+        "comfyui_old_frontend_dialog.log",
+    ] {
+        let e = only(dialog);
+        assert_eq!(
+            (e.kind, e.cause),
+            (OomKind::TorchAsync, Cause::LargerThanCard),
+            "{dialog}"
+        );
+        assert_eq!(e.numbers.requested, gib(4096.0), "{dialog}");
+    }
+}
+
+#[test]
+fn comfyuis_short_allocation_on_device_message_is_caught_and_advised() {
+    // PyTorch 2.3-2.5's cudaMallocAsync said only "Allocation on device ".
+    let a = fixture("comfyui_allocation_on_device.log");
+    assert_eq!((a.events.len(), a.total_events()), (1, 2));
+    let e = &a.events[0];
+    assert_eq!((e.line, e.kind), (6, OomKind::TorchAsync));
+    assert!(
+        first_advice(e).contains("--disable-cuda-malloc"),
+        "{:?}",
+        e.advice
+    );
+    assert!(first_advice(e).contains("--lowvram"));
+}
+
+#[test]
+fn other_processes_are_named_and_blamed_whichever_order_pytorch_lists_them() {
+    let first = only("torch211_fragmented_other_process_listed_first.log");
+    assert_eq!(first.cause, Cause::OtherProcesses);
+    assert_eq!(
+        first.numbers.process_in_use,
+        gib(31.13),
+        "this process, not pid 918"
+    );
+    assert_eq!(first.numbers.others[0].pid, 918);
+    assert!(
+        first_advice(&first)
+            .starts_with("other processes held 48.0 GiB of the card (pid 918 held 48.0 GiB)"),
+        "{:?}",
+        first.advice
+    );
+    assert!(first_advice(&first).contains("this process itself held 31.1 GiB"));
+    let after = only("torch211_other_process_listed_after.log");
+    assert_eq!(after.cause, Cause::OtherProcesses);
+    assert_eq!(after.numbers.process_in_use, mib(518.0));
+    assert!(first_advice(&after).contains("pid 547 held 48.0 GiB"));
+}
+
+#[test]
+fn older_formats_infer_memory_held_outside_the_process() {
+    let e = only("pytorch20_webui_other_programs.log");
+    assert_eq!((e.era, e.cause), (Era::Torch14, Cause::OtherProcesses));
+    assert!(
+        first_advice(&e).starts_with("5.7 GiB was held outside this process's PyTorch cache"),
+        "{:?}",
+        e.advice
+    );
+}
+
+#[test]
+fn a_request_larger_than_the_card_says_no_freeing_helps() {
+    let e = only("torch211_request_larger_than_card.log");
+    assert_eq!((e.era, e.cause), (Era::Torch21, Cause::LargerThanCard));
+    assert_eq!(e.numbers.requested, gib(118.77));
+    assert!(first_advice(&e).contains("no freeing can help"));
+    let e = only("torch211_async_backend.log");
+    assert_eq!(e.cause, Cause::LargerThanCard);
+}
+
+#[test]
+fn a_memory_fraction_limit_is_named_not_the_card() {
+    for (name, limit) in [
+        ("torch211_memory_fraction.log", 19.79),
+        ("torch211_async_backend_memory_fraction.log", 19.79),
+        ("pytorch1x_memory_fraction.log", 5.93),
+    ] {
+        let e = only(name);
+        assert_eq!(e.cause, Cause::MemoryLimit, "{name}");
+        assert_eq!(e.numbers.limit, gib(limit), "{name}");
+        assert!(
+            first_advice(&e).contains("set_per_process_memory_fraction"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn fragmentation_advice_fits_the_pytorch_era() {
+    // 2.3 in a container: the failing process appears as "Process N" (its host pid).
+    let e = only("pytorch23_fragmentation.log");
+    assert_eq!((e.era, e.cause), (Era::Torch21, Cause::Fragmentation));
+    assert_eq!(e.numbers.self_listed_as, Some(28411));
+    assert!(
+        first_advice(&e).contains("expandable_segments:True"),
+        "{:?}",
+        e.advice
+    );
+    // 1.10-2.0: expandable_segments did not exist yet; max_split_size_mb did.
+    let e = only("pytorch1x_reserved.log");
+    assert_eq!((e.era, e.cause), (Era::Torch14, Cause::Fragmentation));
+    assert!(
+        first_advice(&e).contains("max_split_size_mb:128"),
+        "{:?}",
+        e.advice
+    );
+    assert!(
+        !e.advice
+            .iter()
+            .any(|a| a.contains("expandable_segments:True"))
+    );
+}
+
+#[test]
+fn the_1_0_era_cached_figure_counts_as_unallocated() {
+    // c10/cuda/CUDACachingAllocator.cpp of 1.0-1.3 printed amount_cached - amount_allocated.
+    let e = only("pytorch10_cached.log");
+    assert_eq!(e.era, Era::Torch10);
+    assert_eq!(e.numbers.allocated, mib(8.57));
+    assert_eq!(
+        e.numbers.reserved.map(|b| b.0 / 10_000),
+        Some(((8.57 + 4.68) * MIB as f64) as u64 / 10_000)
+    );
+    // 9.28 GiB free yet 12.5 MiB failed.
+    assert_eq!(e.cause, Cause::FreeButFailed);
+    assert!(first_advice(&e).starts_with("9.3 GiB was free, more than the 13 MiB asked for"));
+    assert!(!e.advice.iter().any(|a| a.contains("expandable_segments")));
+}
+
+#[test]
+fn own_tensors_get_the_workloads_concrete_change() {
     let a = fixture("comfyui_ddcolor_oom.log");
     assert_eq!(a.events.len(), 2);
     let e = &a.events[0];
-    assert_eq!((e.line, e.kind, e.gpu), (13, OomKind::Torch, Some(0)));
-    assert_eq!(e.requested, gib(1.2));
-    assert_eq!(e.total, gib(12.0));
-    assert_eq!(e.allocated, gib(9.8));
-    assert_eq!(e.free, mib(512.0));
-    assert_eq!(e.workload.as_ref().unwrap().size, Some(1280));
+    assert_eq!((e.line, e.cause), (13, Cause::OwnTensors));
     assert_eq!(
-        e.advice[0],
-        "DDColor (ComfyUI): use size 960 instead of 1280 (the largest safe size on a 12.0 GiB card)"
+        (e.numbers.total, e.numbers.allocated),
+        (gib(12.0), gib(9.8))
     );
     assert_eq!(
         e.advice[1],
-        "needed 1.2 GiB with 512 MiB free at 12.0 GiB total"
+        "DDColor (ComfyUI): use size 960 instead of 1280 (the largest safe size on a 12.0 GiB card)"
     );
-    assert_eq!(a.events[1].kind, OomKind::IllegalAccess);
-}
+    assert_eq!(a.events[1].cause, Cause::AfterOverflow);
 
-#[test]
-fn pytorch_2_3_message_with_fragmentation_suggests_expandable_segments() {
-    let e = &fixture("pytorch23_fragmentation.log").events[0];
-    assert_eq!(e.requested, gib(3.52));
-    assert_eq!(e.total, gib(47.50));
-    assert_eq!(e.free, gib(2.11));
-    assert_eq!(e.process_in_use, gib(45.38));
-    assert_eq!(e.allocated, gib(36.02));
-    assert_eq!(
-        e.reserved.map(|b| b.0 / MIB),
-        Some((36.02f64 * 1024.0 + 8.91 * 1024.0) as u64)
-    );
-    assert!(e.fragmentation);
-    assert!(
-        e.advice
-            .iter()
-            .any(|a| a.contains("expandable_segments:True")),
-        "{:?}",
-        e.advice
-    );
-    // No model size in the log: no guess at a Wan preset.
-    assert!(e.workload.is_none());
-}
-
-#[test]
-fn pytorch_2_1_typo_capacty_and_wan_14b_720p_are_recognised() {
-    let e = &fixture("pytorch21_capacty.log").events[0];
-    assert_eq!(e.total, gib(47.99));
-    assert_eq!(e.free, gib(1.13));
-    assert_eq!(e.process_in_use, gib(46.85));
-    assert!(
-        !e.fragmentation,
-        "421 MiB cached is less than the 2 GiB asked for"
-    );
+    let e = only("pytorch21_capacty.log");
+    assert_eq!(e.cause, Cause::OwnTensors);
     assert_eq!(e.workload.as_ref().unwrap().preset_id, "wan21-t2v-14b-480p");
-    assert_eq!(
-        e.advice[0],
-        "720p on a 14B model: drop to 480p or render fewer frames"
-    );
-    assert!(
-        e.advice[1].contains("enable quant_linear=True"),
-        "{:?}",
-        e.advice
-    );
-}
-
-#[test]
-fn pytorch_1_x_reserved_format() {
-    let e = &fixture("pytorch1x_reserved.log").events[0];
-    assert_eq!(e.requested, mib(20.0));
-    assert_eq!(e.total, gib(15.90));
-    assert_eq!(e.allocated, gib(14.63));
-    assert_eq!(e.free, mib(9.88));
-    assert_eq!(e.reserved, gib(14.86));
-    assert!(e.fragmentation);
-}
-
-#[test]
-fn pytorch_1_0_cached_format_points_at_memory_outside_pytorch() {
-    let e = &fixture("pytorch10_cached.log").events[0];
-    assert_eq!(e.reserved, mib(4.68));
-    assert_eq!(e.free, gib(9.28));
     assert!(
         e.advice
             .iter()
-            .any(|a| a.starts_with("1.6 GiB was held outside PyTorch's cache")),
-        "{:?}",
-        e.advice
+            .any(|a| a == "720p on a 14B model: drop to 480p or render fewer frames")
     );
+    assert!(
+        e.advice
+            .iter()
+            .any(|a| a.contains("enable quant_linear=True"))
+    );
+
+    let e = only("torch211_own_live_tensors.log");
+    assert_eq!(e.cause, Cause::OwnTensors);
+    assert!(e.advice[1].contains("decode in tiles"));
 }
 
 #[test]
-fn onnxruntime_failures_in_facefusion_suggest_a_smaller_batch() {
+fn facefusion_advice_uses_facefusions_real_options() {
     let a = fixture("facefusion_onnxruntime.log");
     assert_eq!(a.events.len(), 2);
     assert!(a.events.iter().all(|e| e.kind == OomKind::OnnxRuntime));
-    assert_eq!(a.events[0].requested, Some(Bytes(1_073_741_824)));
-    assert_eq!(a.events[1].gpu, Some(0));
-    assert_eq!(
-        a.events[0].advice[0],
-        "FaceFusion (FP16): use batch 8 or less instead of 16, with --fp16"
+    assert_eq!(a.events[0].numbers.requested, Some(Bytes(1_073_741_824)));
+    assert_eq!(a.events[1].numbers.gpu, Some(0));
+    let advice = a.events[0].advice.join(" | ");
+    assert!(advice.contains("--execution-thread-count 8"), "{advice}");
+    assert!(
+        !advice.contains("--fp16"),
+        "FaceFusion has no --fp16 flag: {advice}"
     );
 }
 
 #[test]
-fn cublas_and_cuda_runtime_failures_are_listed() {
-    let kinds: Vec<OomKind> = fixture("cublas_and_cuda_error.log")
-        .events
-        .iter()
-        .map(|e| e.kind)
-        .collect();
-    assert_eq!(kinds, vec![OomKind::Cublas, OomKind::CudaError]);
+fn onnxruntime_arena_caps_are_told_apart_from_a_full_card() {
+    let e = only("onnxruntime_132_arena_cap_colour.log");
+    assert_eq!(e.cause, Cause::MemoryLimit);
+    assert_eq!(e.numbers.limit, Some(Bytes(67_108_864)));
+    assert!(first_advice(&e).contains("gpu_mem_limit"));
+    assert!(
+        !e.text.contains('\u{1b}'),
+        "colour codes are gone: {}",
+        e.text
+    );
+    let e = only("onnxruntime_132_buffer.log");
+    assert_eq!(e.numbers.requested, Some(Bytes(1 << 40)));
 }
 
 #[test]
-fn comfyui_allocation_on_device_counts_once() {
-    let a = fixture("comfyui_allocation_on_device.log");
-    assert_eq!(a.events.len(), 1);
-    assert_eq!(a.events[0].line, 10);
+fn logs_saved_by_powershell_or_prefixed_by_loggers_read_like_plain_text() {
+    let e = only("powershell_utf16le_crlf.log");
+    assert_eq!(
+        (e.line, e.era, e.cause),
+        (4, Era::Torch21, Cause::OwnTensors)
+    );
+    assert_eq!(e.numbers.total, gib(11.99));
+    assert!(!e.text.contains('\r'));
+    let e = only("logger_prefixed_async_backend.log");
+    assert_eq!(e.kind, OomKind::TorchAsync);
+    assert_eq!(e.numbers.requested, gib(3.52));
+    assert_eq!(e.numbers.allocated, gib(37.41));
+    assert_eq!(e.numbers.free, gib(1.07));
+    assert_eq!(
+        e.workload.as_ref().unwrap().preset_id,
+        "wan21-t2v-14b-480p-quant"
+    );
+}
+
+#[test]
+fn runtime_and_library_failures_are_listed_with_their_causes() {
+    let a = fixture("cublas_and_cuda_error.log");
+    let kinds: Vec<OomKind> = a.events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![OomKind::Cublas, OomKind::CudaError]);
+    assert_eq!(a.events[1].cause, Cause::RuntimeAllocation);
+    let e = only("torch211_cuda_error_context_creation.log");
+    assert_eq!(
+        (e.kind, e.cause),
+        (OomKind::CudaError, Cause::RuntimeAllocation)
+    );
+    assert!(first_advice(&e).contains("CUDA context"));
+    assert_eq!(only("cudnn_alloc_failed.log").kind, OomKind::Cudnn);
 }
 
 #[test]
@@ -149,4 +288,21 @@ fn a_clean_log_has_no_events() {
     let a = fixture("no_errors.log");
     assert!(a.events.is_empty());
     assert_eq!(a.lines, 5);
+    assert_eq!(a.summary(), "no CUDA out-of-memory events in 5 lines");
+}
+
+#[test]
+fn every_fixture_but_the_clean_one_has_an_event_and_a_piece_of_advice() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/logs");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name == "no_errors.log" {
+            continue;
+        }
+        let a = fixture(&name);
+        assert!(!a.events.is_empty(), "{name}: no event");
+        for e in &a.events {
+            assert!(!e.advice.is_empty(), "{name} line {}: no advice", e.line);
+        }
+    }
 }

@@ -79,7 +79,8 @@ fn a_console_log_opens_the_out_of_memory_analysis() {
     until(&mut h, "the analysis", |h| h.state().analysis().is_some());
     // A new egui window spends its first frame measuring itself.
     h.run_steps(3);
-    h.get_by_label("2 event(s) in 19 lines");
+    h.get_by_label("2 events in 19 lines");
+    h.get_by_label("- this process's own tensors held 9.8 GiB of the 12.0 GiB card: the job itself is too big for it");
     h.get_by_label("line 13: PyTorch CUDA out of memory");
     h.get_by_label("- DDColor (ComfyUI): use size 960 instead of 1280 (the largest safe size on a 12.0 GiB card)");
 }

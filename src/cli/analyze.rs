@@ -1,7 +1,7 @@
 //! `vramdeck analyze`: out-of-memory events in a log, and what to change.
 
 use crate::logs::oom::{self, Analysis};
-use crate::units::{Bytes, MemoryUnit, count};
+use crate::units::count;
 use crate::workloads::calibration::Calibration;
 use crate::workloads::catalogue::Catalogue;
 
@@ -22,24 +22,7 @@ pub fn analysis_report(text: &str, origin: &str) -> String {
 
 /// The report for an analysis already made.
 pub fn report(analysis: &Analysis, origin: &str) -> String {
-    let lines = count(analysis.lines as u64, "line", "lines");
-    if analysis.events.is_empty() {
-        return format!("{origin}: no CUDA out-of-memory events in {lines}\n");
-    }
-    let total = analysis.total_events();
-    let distinct = analysis.events.len() as u64;
-    let mut out = format!("{origin}: {} in {lines}", count(total, "event", "events"));
-    if total > distinct {
-        out.push_str(&format!(
-            " ({} distinct; repeats are counted, not listed)",
-            crate::units::group_thousands(distinct + analysis.more_events)
-        ));
-    }
-    out.push('\n');
-    let b = |v: Option<Bytes>| {
-        v.map(|b| MemoryUnit::MiB.format(b))
-            .unwrap_or_else(|| "n/a".into())
-    };
+    let mut out = format!("{origin}: {}\n", analysis.summary());
     for e in &analysis.events {
         let repeats = match e.repeats {
             0 => String::new(),
@@ -51,19 +34,8 @@ pub fn report(analysis: &Analysis, origin: &str) -> String {
             e.kind.label(),
             e.text
         ));
-        if e.requested.is_some() || e.total.is_some() {
-            out.push_str(&format!(
-                "  requested {} · GPU {} · total {} · free {} · allocated {} · reserved {}{}\n",
-                b(e.requested),
-                e.gpu.map(|g| g.to_string()).unwrap_or_else(|| "n/a".into()),
-                b(e.total),
-                b(e.free),
-                b(e.allocated),
-                b(e.reserved),
-                e.process_in_use
-                    .map(|p| format!(" · process in use {}", MemoryUnit::MiB.format(p)))
-                    .unwrap_or_default()
-            ));
+        if let Some(numbers) = e.numbers_line() {
+            out.push_str(&format!("  {numbers}\n"));
         }
         for a in &e.advice {
             out.push_str(&format!("  -> {a}\n"));

@@ -2,7 +2,7 @@
 //! dialogs (run on their own thread: a native dialog blocks until the user answers).
 
 use crate::logs::{OpenedLog, import::ImportedLog, oom::Analysis, open_log};
-use crate::units::MemoryUnit;
+
 use crate::workloads::calibration::Calibration;
 use crate::workloads::catalogue::Catalogue;
 use egui::{RichText, Ui};
@@ -109,41 +109,28 @@ pub fn analysis_window(ctx: &egui::Context, analysis: &mut Option<(String, Analy
         return;
     };
     let mut open = true;
-    let bytes = |b: Option<crate::units::Bytes>| {
-        b.map(|b| MemoryUnit::MiB.format(b))
-            .unwrap_or_else(|| "?".into())
-    };
     egui::Window::new("Out-of-memory analysis")
         .open(&mut open)
         .default_size([640.0, 460.0])
+        // Below the top bar, never over it.
+        .default_pos(ctx.content_rect().left_top() + egui::vec2(40.0, 90.0))
         .vscroll(true)
         .show(ctx, |ui| {
             ui.label(RichText::new(origin).strong());
-            if result.events.is_empty() {
-                ui.label(format!(
-                    "No CUDA out-of-memory events in {} lines.",
-                    result.lines
-                ));
-            } else {
-                ui.label(format!(
-                    "{} event(s) in {} lines",
-                    result.events.len(),
-                    result.lines
-                ));
-            }
+            let summary = result.summary();
+            ui.label(format!("{}{}", summary[..1].to_uppercase(), &summary[1..]));
             for e in &result.events {
                 ui.separator();
-                ui.label(RichText::new(format!("line {}: {}", e.line, e.kind.label())).strong());
-                ui.label(RichText::new(&e.text).weak().small());
-                if e.requested.is_some() || e.total.is_some() {
-                    ui.label(format!(
-                        "requested {} · total {} · free {} · allocated {} · reserved {}",
-                        bytes(e.requested),
-                        bytes(e.total),
-                        bytes(e.free),
-                        bytes(e.allocated),
-                        bytes(e.reserved)
-                    ));
+                let repeats = match e.repeats {
+                    0 => String::new(),
+                    n => format!(" (and {} more)", crate::units::count(n, "time", "times")),
+                };
+                ui.label(
+                    RichText::new(format!("line {}: {}{repeats}", e.line, e.kind.label())).strong(),
+                );
+                ui.label(RichText::new(&e.text).monospace());
+                if let Some(numbers) = e.numbers_line() {
+                    ui.label(numbers);
                 }
                 for a in &e.advice {
                     ui.label(format!("- {a}"));

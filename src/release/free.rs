@@ -255,7 +255,8 @@ impl FreeReport {
             }
         };
         let mut parts = vec![headline];
-        if let Some(reported) = self.reported_total() {
+        // While a release is pending, what agents reported so far is not its result.
+        if let Some(reported) = self.reported_total().filter(|_| self.pending.is_empty()) {
             parts.push(format!(
                 "reported by agents: {}",
                 MemoryUnit::GiB.format(reported)
@@ -561,6 +562,7 @@ fn settle(report: &mut FreeReport, probe: &mut dyn UsedMemoryProbe, comfy_asked:
 /// Follows a report's deferred releases to their end, one look at a time.
 pub struct Follower {
     report: FreeReport,
+    deferred: Vec<String>,
     started: Instant,
     limit: Duration,
 }
@@ -578,6 +580,7 @@ impl Follower {
     /// Follows `report`'s pending releases for at most `limit`.
     pub fn new(report: FreeReport, limit: Duration) -> Self {
         Follower {
+            deferred: report.pending.iter().map(|p| p.target.clone()).collect(),
             report,
             started: Instant::now(),
             limit,
@@ -605,6 +608,15 @@ impl Follower {
         }
         self.report.pending = still;
         if self.report.pending.is_empty() {
+            // What a deferred target reported came before the release it deferred: NVML
+            // measures the release itself.
+            for r in &mut self.report.results {
+                if self.deferred.contains(&r.target)
+                    && let Ok(freed) = &mut r.outcome
+                {
+                    freed.reported = None;
+                }
+            }
             self.report.elapsed = self.started.elapsed() + self.report.elapsed;
             // ComfyUI's worker unloads right after the prompt: give it the settle time.
             settle(&mut self.report, probe, true);

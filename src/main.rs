@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         Some(Command::Agents(args)) => vramdeck::cli::agents_command(args),
         Some(Command::Free(args)) => vramdeck::cli::free_command(args, cli.demo),
         Some(Command::Advise(args)) => vramdeck::cli::advise_command(args, cli.demo),
-        Some(Command::Analyze { log }) => vramdeck::cli::analyze_command(log),
+        Some(Command::Analyze(args)) => vramdeck::cli::analyze_command(args),
         None => run_window_guarded(&cli),
     };
     match result {

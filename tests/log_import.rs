@@ -55,9 +55,9 @@ fn interleaved_gpus_not_available_cells_and_bad_rows() {
         "{:?}",
         log.problems
     );
-    assert!(log.problems[1].contains("no readable memory.used"));
+    assert!(log.problems[1].contains("unreadable memory.used \"lots\""));
     assert!(
-        log.summary().contains("3 bad row(s) skipped"),
+        log.summary().contains("3 bad rows skipped"),
         "{}",
         log.summary()
     );
@@ -107,4 +107,61 @@ fn something_that_is_not_a_csv_log_is_refused_with_a_reason() {
         err.starts_with("notes.txt: no readable rows (2 bad; line 1: "),
         "{err}"
     );
+}
+
+#[test]
+fn two_gpus_without_an_index_are_told_apart_by_their_place_in_each_pass() {
+    // nvidia-smi stamps the GPUs of one pass milliseconds apart, passes a second apart.
+    for name in [
+        "smi_two_gpus_no_index.csv",
+        "smi_two_gpus_noheader_nounits.csv",
+    ] {
+        let log = import_csv(&read(name), name).unwrap();
+        assert_eq!(
+            (log.rows, log.bad_rows, log.gpus.len()),
+            (12, 0, 2),
+            "{name}"
+        );
+        assert!(
+            log.summary().contains("2 GPUs per pass"),
+            "{}",
+            log.summary()
+        );
+        assert_eq!(log.gpus[1].index, 1);
+        let (peak0, _) = log.stats(0, Metric::VramUsedMib).unwrap();
+        let (peak1, _) = log.stats(1, Metric::VramUsedMib).unwrap();
+        assert_eq!(
+            (peak0, peak1),
+            (39_500.0, 71_230.0),
+            "{name}: not merged into one GPU"
+        );
+    }
+}
+
+#[test]
+fn gpus_named_only_by_bus_id_keep_apart_and_are_numbered() {
+    let log = import_csv(&read("smi_bus_id_only.csv"), "bus").unwrap();
+    assert_eq!(log.gpus.len(), 2);
+    assert_eq!(
+        log.gpus[0].label(),
+        "GPU 0 · NVIDIA H200 (00000000:18:00.0)"
+    );
+    assert_eq!(
+        log.gpus[1].label(),
+        "GPU 1 · NVIDIA H200 (00000000:2A:00.0)"
+    );
+    assert_eq!(log.stats(1, Metric::VramUsedMib).unwrap().0, 50_002.0);
+}
+
+#[test]
+fn a_unified_memory_device_keeps_its_other_series() {
+    let log = import_csv(&read("smi_unified_memory_na.csv"), "gb10").unwrap();
+    assert_eq!((log.rows, log.bad_rows), (5, 0));
+    let gpu = &log.gpus[0];
+    assert_eq!(
+        (gpu.rows, gpu.rows_with_memory, gpu.total_mib),
+        (5, 0, None)
+    );
+    assert_eq!(log.stats(0, Metric::VramUsedMib), None);
+    assert_eq!(log.stats(0, Metric::GpuUtil).unwrap().0, 97.0);
 }

@@ -47,7 +47,7 @@ fn an_nvidia_smi_log_is_shown_in_the_plots_until_back_to_live() {
     h.get_by_label_contains("Log: ");
     // In the log's header and in the "Opened" toast.
     assert_eq!(
-        h.query_all_by_label_contains("4 rows from 2 GPU(s), 3 bad row(s) skipped")
+        h.query_all_by_label_contains("4 rows from 2 GPUs, 3 bad rows skipped")
             .count(),
         2
     );
@@ -83,6 +83,28 @@ fn a_console_log_opens_the_out_of_memory_analysis() {
     h.get_by_label("- this process's own tensors held 9.8 GiB of the 12.0 GiB card: the job itself is too big for it");
     h.get_by_label("line 13: PyTorch CUDA out of memory");
     h.get_by_label("- DDColor (ComfyUI): use size 960 instead of 1280 (the largest safe size on a 12.0 GiB card)");
+}
+
+#[test]
+fn a_csv_log_that_cannot_be_imported_shows_the_real_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gpu.csv");
+    std::fs::write(
+        &path,
+        "timestamp, index, memory.used [MiB]\nyesterday, 0, 100\n",
+    )
+    .unwrap();
+    let mut h = window(plain_app(demo()));
+    h.run();
+    h.state_mut().open_log_file(path);
+    until(&mut h, "the warning", |h| !h.state().warnings().is_empty());
+    h.run_steps(2);
+    h.get_by_label_contains("Not a readable nvidia-smi CSV log");
+    h.get_by_label_contains("line 2: unreadable timestamp \"yesterday\"");
+    assert!(
+        h.state().analysis().is_none(),
+        "not passed off as an empty OOM analysis"
+    );
 }
 
 #[test]

@@ -49,11 +49,20 @@ pub enum Command {
     Free(FreeArgs),
     /// Say which workload presets fit in the GPU's free VRAM now.
     Advise(AdviseArgs),
-    /// List the CUDA out-of-memory events in a log and what to change.
-    Analyze {
-        /// The log file (ComfyUI console log, WebUI log, any PyTorch traceback).
-        log: PathBuf,
-    },
+    /// List the CUDA out-of-memory events in a log and what to change, or summarise a CSV log.
+    Analyze(AnalyzeArgs),
+}
+
+/// Options of `vramdeck analyze`.
+#[derive(Debug, Args, Clone)]
+pub struct AnalyzeArgs {
+    /// The log: a console log (ComfyUI, a WebUI, any PyTorch traceback, onnxruntime) for its
+    /// out-of-memory events, or an nvidia-smi / vramdeck CSV log for a per-GPU summary; `-`
+    /// reads standard input.
+    pub log: PathBuf,
+    /// Print JSON (schema `vramdeck.analyze/1`, described in README) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `vramdeck advise`.

@@ -1,24 +1,48 @@
 //! Reads CSV logs made by `nvidia-smi --query-gpu=… --format=csv[,noheader][,nounits] [-l N]`
 //! or by vramdeck, into a history the live plots can draw. Bad rows are counted and reported,
-//! never fatal.
+//! never fatal; a file that yields nothing says why.
+//!
+//! Telling GPUs apart: by `uuid` or `pci.bus_id` when logged, else by `index`. Without any of
+//! them, by position within one pass of the `-l` loop: nvidia-smi stamps each GPU of a pass a
+//! few milliseconds apart (vramdeck stamps them alike), and passes are the loop interval apart,
+//! so the import learns the gap between passes from the first rows ([`passes`]).
 
 use super::lines::LogLines;
-use crate::telemetry::history::{History, HistoryConfig, METRIC_COUNT, Values};
+use crate::telemetry::history::{History, HistoryConfig, Metric, Values};
 use chrono::{Local, NaiveDateTime, TimeZone};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Most rows read from one file (about 58 days of 1 s samples): bounds memory on huge files.
 pub const MAX_ROWS: usize = 5_000_000;
+/// Rows looked at before deciding how many GPUs a log without ids interleaves.
+const LEARN_ROWS: usize = 64;
 
 /// One GPU found in a log.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImportedGpu {
-    /// Its index (or position when the log has none).
+    /// Its index: logged, or the order it first appeared in.
     pub index: u32,
     /// Its name, when logged.
     pub name: String,
+    /// Its `uuid` or `pci.bus_id`, when logged.
+    pub id: Option<String>,
     /// Installed memory, MiB, when logged.
     pub total_mib: Option<f64>,
+    /// Rows read for it.
+    pub rows: usize,
+    /// Rows whose memory.used was readable (unified-memory devices print `[N/A]`).
+    pub rows_with_memory: usize,
+}
+
+impl ImportedGpu {
+    /// "GPU 1 · NVIDIA H200 (00000000:19:00.0)".
+    pub fn label(&self) -> String {
+        match &self.id {
+            Some(id) => format!("GPU {} · {} ({id})", self.index, self.name),
+            None => format!("GPU {} · {}", self.index, self.name),
+        }
+    }
 }
 
 /// A log read into memory.
@@ -40,27 +64,39 @@ pub struct ImportedLog {
     pub problems: Vec<String>,
     /// Set when the file had no header and columns were assumed.
     pub assumed_columns: Option<String>,
+    /// How GPUs were told apart when the log names none (see the module's doc).
+    pub grouping: Option<String>,
 }
 
 impl ImportedLog {
-    /// One line for the UI: "1,234 rows, 2 bad rows skipped (line 7: …)".
+    /// One line for the UI: "1,234 rows from 2 GPUs, 2 bad rows skipped (line 7: …)".
     pub fn summary(&self) -> String {
+        use crate::units::count;
         let mut s = format!(
-            "{} rows from {} GPU(s)",
-            crate::units::group_thousands(self.rows as u64),
-            self.gpus.len()
+            "{} from {}",
+            count(self.rows as u64, "row", "rows"),
+            count(self.gpus.len() as u64, "GPU", "GPUs")
         );
         if self.bad_rows > 0 {
             s.push_str(&format!(
-                ", {} bad row(s) skipped ({})",
-                self.bad_rows,
+                ", {} skipped ({})",
+                count(self.bad_rows as u64, "bad row", "bad rows"),
                 self.problems.first().cloned().unwrap_or_default()
             ));
         }
         if let Some(cols) = &self.assumed_columns {
             s.push_str(&format!("; no header, columns assumed: {cols}"));
         }
+        if let Some(how) = &self.grouping {
+            s.push_str(&format!("; {how}"));
+        }
         s
+    }
+
+    /// Peak and mean of a metric over the whole log for one GPU, `None` when never logged.
+    pub fn stats(&self, slot: usize, metric: Metric) -> Option<(f64, f64)> {
+        let s = self.history.stats(slot, metric, self.span.0, self.span.1)?;
+        Some((s.max, s.mean))
     }
 }
 
@@ -69,7 +105,7 @@ enum Column {
     Timestamp,
     Index,
     Name,
-    Uuid,
+    Id,
     MemoryUsed,
     MemoryTotal,
     GpuUtil,
@@ -90,7 +126,7 @@ fn column(name: &str) -> Column {
         "timestamp" => Column::Timestamp,
         "index" => Column::Index,
         "name" | "gpu_name" => Column::Name,
-        "uuid" | "gpu_uuid" | "pci.bus_id" | "gpu_bus_id" => Column::Uuid,
+        "uuid" | "gpu_uuid" | "pci.bus_id" | "gpu_bus_id" => Column::Id,
         "memory.used" => Column::MemoryUsed,
         "memory.total" => Column::MemoryTotal,
         "utilization.gpu" => Column::GpuUtil,
@@ -124,7 +160,13 @@ fn number(cell: &str) -> Option<f64> {
         return None;
     }
     let digits = c.trim_end_matches(|ch: char| ch.is_ascii_alphabetic() || ch == '%' || ch == ' ');
-    digits.parse().ok()
+    digits.parse().ok().filter(|v: &f64| v.is_finite())
+}
+
+/// nvidia-smi's markers for a field the GPU does not report: `[N/A]`, `[Not Supported]`, …
+fn not_available(cell: &str) -> bool {
+    let c = cell.trim();
+    (c.starts_with('[') && c.ends_with(']')) || c.eq_ignore_ascii_case("n/a")
 }
 
 fn timestamp(cell: &str) -> Option<f64> {
@@ -188,11 +230,32 @@ pub fn looks_like_csv(line: &str) -> bool {
     assumed(cells.len()).is_some() && timestamp(cells[0]).is_some()
 }
 
+/// How a row says which GPU it belongs to.
+#[derive(Clone, Debug, PartialEq)]
+enum Which {
+    /// `uuid` or `pci.bus_id`.
+    Id(String),
+    /// `index`.
+    Index(u32),
+    /// Nothing: its position in the loop's pass tells.
+    Position,
+}
+
+/// One readable row, before it is filed under a GPU.
+#[derive(Clone, Debug)]
+struct Row {
+    t: Option<f64>,
+    which: Which,
+    name: Option<String>,
+    total_mib: Option<f64>,
+    values: Values,
+}
+
 /// A CSV log being read, line by line.
 pub struct CsvImporter {
     origin: String,
     line_no: usize,
-    columns: Option<std::rc::Rc<[Column]>>,
+    columns: Option<Rc<[Column]>>,
     assumed_columns: Option<String>,
     slots: HashMap<String, usize>,
     gpus: Vec<ImportedGpu>,
@@ -201,8 +264,9 @@ pub struct CsvImporter {
     bad_rows: usize,
     problems: Vec<String>,
     span: (f64, f64),
-    last_time: Option<f64>,
-    position_in_group: u32,
+    /// Rows without ids, held until the interleaving is learnt.
+    learning: Vec<Row>,
+    passes: Option<passes::Passes>,
 }
 
 impl CsvImporter {
@@ -224,8 +288,8 @@ impl CsvImporter {
             bad_rows: 0,
             problems: Vec::new(),
             span: (f64::INFINITY, f64::NEG_INFINITY),
-            last_time: None,
-            position_in_group: 0,
+            learning: Vec::new(),
+            passes: None,
         }
     }
 
@@ -260,10 +324,7 @@ impl CsvImporter {
                 }
             }
         }
-        let cols = self
-            .columns
-            .clone()
-            .unwrap_or_else(|| std::rc::Rc::from([]));
+        let cols = self.columns.clone().unwrap_or_else(|| Rc::from([]));
         if cells.len() != cols.len() {
             self.bad(format!(
                 "{} cells where the header has {}",
@@ -272,14 +333,14 @@ impl CsvImporter {
             ));
             return;
         }
-        if self.rows >= MAX_ROWS {
+        if self.rows + self.learning.len() >= MAX_ROWS {
             self.bad(format!("past the {MAX_ROWS}-row limit"));
             return;
         }
         let cell = |c: Column| cols.iter().position(|x| *x == c).map(|p| cells[p]);
         let t = match cell(Column::Timestamp) {
             Some(ts) => match timestamp(ts) {
-                Some(t) => t,
+                Some(t) => Some(t),
                 None => {
                     self.bad(format!(
                         "unreadable timestamp {:?}",
@@ -288,58 +349,125 @@ impl CsvImporter {
                     return;
                 }
             },
-            // No timestamp column: one row a second, in file order.
-            None => self.rows as f64,
+            None => None,
         };
-        let Some(used) = cell(Column::MemoryUsed).and_then(number) else {
-            self.bad("no readable memory.used".into());
-            return;
-        };
-        // Rows of one reading share a timestamp; without an index, position tells GPUs apart.
-        if self.last_time == Some(t) {
-            self.position_in_group += 1;
-        } else {
-            self.position_in_group = 0;
-            self.last_time = Some(t);
-        }
-        let index = cell(Column::Index).and_then(number).map(|n| n as u32);
-        let key = cell(Column::Uuid)
-            .map(str::to_string)
-            .or(index.map(|i| i.to_string()))
-            .unwrap_or_else(|| format!("#{}", self.position_in_group));
-        let position = self.position_in_group;
-        let gpus = &mut self.gpus;
-        let slot = *self.slots.entry(key).or_insert_with(|| {
-            gpus.push(ImportedGpu {
-                index: index.unwrap_or(position),
-                name: crate::text::sanitized(cell(Column::Name).unwrap_or("GPU")),
-                total_mib: None,
-            });
-            gpus.len() - 1
-        });
-        if let Some(total) = cell(Column::MemoryTotal).and_then(number) {
-            self.gpus[slot].total_mib = Some(total);
-        }
         let metric = |c: Column| {
             cell(c)
                 .and_then(number)
                 .map(|v| v as f32)
                 .unwrap_or(f32::NAN)
         };
-        let values: [f32; METRIC_COUNT] = [
-            used as f32,
+        let values = Values([
+            metric(Column::MemoryUsed),
             metric(Column::GpuUtil),
             metric(Column::MemoryUtil),
             metric(Column::Temperature),
             metric(Column::Power),
-        ];
-        self.history.push_values(slot, t, Values(values));
+        ]);
+        // A unified-memory device prints [N/A] for memory.used: its other series still count.
+        // Anything else there that is not a number is a damaged row.
+        if let Some(used) = cell(Column::MemoryUsed)
+            && number(used).is_none()
+            && !not_available(used)
+        {
+            self.bad(format!(
+                "unreadable memory.used {:?}",
+                crate::text::sanitize(used)
+            ));
+            return;
+        }
+        if values.0.iter().all(|v| v.is_nan()) {
+            self.bad("no readable value (memory.used, utilisation, temperature, power)".into());
+            return;
+        }
+        let which = match (cell(Column::Id), cell(Column::Index).and_then(number)) {
+            (Some(id), _) if !id.is_empty() => Which::Id(crate::text::sanitized(id)),
+            (_, Some(i)) if i >= 0.0 && i < f64::from(u32::MAX) => Which::Index(i as u32),
+            _ => Which::Position,
+        };
+        let row = Row {
+            t,
+            which,
+            name: cell(Column::Name).map(crate::text::sanitized),
+            total_mib: cell(Column::MemoryTotal).and_then(number),
+            values,
+        };
+        if row.which == Which::Position && self.passes.is_none() {
+            self.learning.push(row);
+            if self.learning.len() >= LEARN_ROWS {
+                self.learn();
+            }
+            return;
+        }
+        self.file(row);
+    }
+
+    /// Decides how rows without ids interleave GPUs, then files the rows held so far.
+    fn learn(&mut self) {
+        let signature = |r: &Row| {
+            format!(
+                "{}|{}",
+                r.name.as_deref().unwrap_or(""),
+                r.total_mib.unwrap_or(f64::NAN)
+            )
+        };
+        let times: Vec<Option<f64>> = self.learning.iter().map(|r| r.t).collect();
+        let signatures: Vec<String> = self.learning.iter().map(signature).collect();
+        self.passes = Some(passes::Passes::learn(&times, &signatures));
+        for row in std::mem::take(&mut self.learning) {
+            self.file(row);
+        }
+    }
+
+    /// Files one row under its GPU.
+    fn file(&mut self, row: Row) {
+        let key = match &row.which {
+            Which::Id(id) => format!("id:{id}"),
+            Which::Index(i) => format!("index:{i}"),
+            Which::Position => {
+                let position = self.passes.as_mut().map_or(0, |p| p.position(row.t));
+                format!("position:{position}")
+            }
+        };
+        let index = match &row.which {
+            Which::Index(i) => *i,
+            _ => self.slots.len() as u32,
+        };
+        let gpus = &mut self.gpus;
+        let slot = *self.slots.entry(key).or_insert_with(|| {
+            gpus.push(ImportedGpu {
+                index,
+                name: row.name.clone().unwrap_or_else(|| "GPU".into()),
+                id: match &row.which {
+                    Which::Id(id) => Some(id.clone()),
+                    _ => None,
+                },
+                total_mib: None,
+                rows: 0,
+                rows_with_memory: 0,
+            });
+            gpus.len() - 1
+        });
+        let gpu = &mut self.gpus[slot];
+        if let Some(total) = row.total_mib {
+            gpu.total_mib = Some(total);
+        }
+        gpu.rows += 1;
+        if !row.values.0[0].is_nan() {
+            gpu.rows_with_memory += 1;
+        }
+        // No timestamp column: one reading a second, in file order (per GPU).
+        let t = row.t.unwrap_or((gpu.rows - 1) as f64);
+        self.history.push_values(slot, t, row.values);
         self.span = (self.span.0.min(t), self.span.1.max(t));
         self.rows += 1;
     }
 
     /// Ends the import.
-    pub fn finish(self) -> Result<ImportedLog, String> {
+    pub fn finish(mut self) -> Result<ImportedLog, String> {
+        if !self.learning.is_empty() {
+            self.learn();
+        }
         if self.rows == 0 {
             return Err(match self.problems.first() {
                 Some(p) => format!(
@@ -349,6 +477,7 @@ impl CsvImporter {
                 None => format!("{}: no rows", self.origin),
             });
         }
+        let grouping = self.passes.as_ref().and_then(|p| p.describe());
         Ok(ImportedLog {
             origin: self.origin,
             gpus: self.gpus,
@@ -358,7 +487,115 @@ impl CsvImporter {
             bad_rows: self.bad_rows,
             problems: self.problems,
             assumed_columns: self.assumed_columns,
+            grouping,
         })
+    }
+}
+
+/// Learning how a log without GPU ids interleaves its GPUs.
+pub mod passes {
+    /// How rows of one pass of the loop are recognised.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Passes {
+        /// GPUs per pass.
+        pub gpus: usize,
+        /// A step in time longer than this starts a new pass.
+        pub gap: Option<f64>,
+        /// How it was learnt, for the summary.
+        pub how: &'static str,
+        last_t: Option<f64>,
+        next: usize,
+    }
+
+    impl Passes {
+        /// Learns from the first rows' times and GPU signatures (name and total memory).
+        pub fn learn(times: &[Option<f64>], signatures: &[String]) -> Self {
+            let all_timed: Option<Vec<f64>> = times.iter().copied().collect();
+            if let Some(times) = all_timed
+                && let Some((gpus, gap)) = from_times(&times)
+            {
+                return Passes::new(gpus, Some(gap), "GPUs told apart by time within each pass");
+            }
+            match period(signatures) {
+                Some(p) if p > 1 => {
+                    Passes::new(p, None, "GPUs told apart by their order in each pass")
+                }
+                _ => Passes::new(1, None, ""),
+            }
+        }
+
+        fn new(gpus: usize, gap: Option<f64>, how: &'static str) -> Self {
+            Passes {
+                gpus,
+                gap,
+                how,
+                last_t: None,
+                next: 0,
+            }
+        }
+
+        /// The position in its pass of the next row, stamped `t`.
+        pub fn position(&mut self, t: Option<f64>) -> usize {
+            let new_pass = match (self.gap, self.last_t, t) {
+                (Some(gap), Some(last), Some(t)) => t - last > gap,
+                _ => false,
+            };
+            if t.is_some() {
+                self.last_t = t;
+            }
+            if new_pass || self.next >= self.gpus {
+                self.next = 0;
+            }
+            let position = self.next;
+            self.next += 1;
+            position
+        }
+
+        /// A sentence for the import's summary, when more than one GPU was found this way.
+        pub fn describe(&self) -> Option<String> {
+            (self.gpus > 1).then(|| format!("{} GPUs per pass, {}", self.gpus, self.how))
+        }
+    }
+
+    /// GPUs per pass and the pass gap, when the time steps fall into two clearly separate
+    /// groups (within a pass: milliseconds; between passes: the loop interval).
+    fn from_times(times: &[f64]) -> Option<(usize, f64)> {
+        let steps: Vec<f64> = times.windows(2).map(|w| (w[1] - w[0]).max(0.0)).collect();
+        let mut sorted = steps.clone();
+        sorted.sort_by(f64::total_cmp);
+        // The widest ratio between neighbouring step sizes splits "within" from "between".
+        let (split, ratio) = sorted
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| (i, (w[1] + 1e-6) / (w[0] + 1e-6)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        let (small, big) = (sorted[split], sorted[split + 1]);
+        // Within a pass, GPUs are milliseconds apart; between passes, the loop interval. A
+        // lone long step (logging paused) is no pattern: passes must be common.
+        let big_steps = steps.len() - split - 1;
+        if ratio < 4.0 || big < 0.05 || small > 0.05 || big_steps * 17 < steps.len() {
+            return None;
+        }
+        let gap = (small.max(1e-3) * big).sqrt();
+        // GPUs per pass: the most common run length between big steps.
+        let mut runs: std::collections::HashMap<usize, usize> = Default::default();
+        let mut run = 1;
+        for s in &steps {
+            if *s > gap {
+                *runs.entry(run).or_default() += 1;
+                run = 1;
+            } else {
+                run += 1;
+            }
+        }
+        let gpus = runs.into_iter().max_by_key(|&(len, n)| (n, len))?.0;
+        (gpus > 1).then_some((gpus, gap))
+    }
+
+    /// The shortest period after which the signatures repeat, if they do.
+    fn period(signatures: &[String]) -> Option<usize> {
+        (1..=signatures.len() / 2)
+            .find(|&p| (p..signatures.len()).all(|i| signatures[i] == signatures[i - p]))
     }
 }
 
@@ -375,6 +612,34 @@ mod tests {
         assert_eq!(number("[N/A]"), None);
         assert_eq!(number("[Not Supported]"), None);
         assert_eq!(number("lots"), None);
+        assert_eq!(number("inf"), None);
+    }
+
+    #[test]
+    fn passes_are_learnt_from_millisecond_steps_between_second_steps() {
+        let mut times = Vec::new();
+        for pass in 0..10 {
+            for gpu in 0..3 {
+                times.push(Some(pass as f64 + gpu as f64 * 0.004));
+            }
+        }
+        let sig = vec![String::new(); times.len()];
+        let p = passes::Passes::learn(&times, &sig);
+        assert_eq!(p.gpus, 3);
+        // One GPU logged every second: no interleaving.
+        let one: Vec<Option<f64>> = (0..10).map(|s| Some(s as f64)).collect();
+        assert_eq!(
+            passes::Passes::learn(&one, &vec![String::new(); 10]).gpus,
+            1
+        );
+        // One GPU whose logging paused for an hour once: still one GPU.
+        let paused: Vec<Option<f64>> = (0..64)
+            .map(|s| Some(s as f64 + if s > 30 { 3_600.0 } else { 0.0 }))
+            .collect();
+        assert_eq!(
+            passes::Passes::learn(&paused, &vec![String::new(); 64]).gpus,
+            1
+        );
     }
 
     #[test]

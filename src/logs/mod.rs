@@ -25,42 +25,66 @@ pub enum OpenedLog {
     },
 }
 
-/// Opens a log: CSV readings when it starts like one, otherwise an OOM analysis of its text.
-/// Both read the file as a stream of bounded lines, so memory stays bounded on any size;
-/// a FIFO or device is refused rather than waited on.
+/// Opens a log file: see [`read_log`]. A FIFO or device is refused rather than waited on.
 pub fn open_log(
     path: &Path,
     catalogue: &Catalogue,
     calibration: &Calibration,
 ) -> Result<OpenedLog, String> {
-    let origin = path.display().to_string();
-    let open =
-        || crate::persist::open_regular(path).map_err(|e| format!("Cannot read {origin}: {e}"));
-    if starts_like_csv(open()?) {
-        match import::import_reader(open()?, &origin) {
-            // Mostly good rows: a CSV log. A text log with a stray CSV-like line is not one.
-            Ok(log) if log.rows >= log.bad_rows => return Ok(OpenedLog::Csv(log)),
-            _ => {}
-        }
-    }
-    let analysis = oom::analyze_reader(open()?, catalogue, calibration)
-        .map_err(|e| format!("Cannot read {origin}: {e}"))?;
-    Ok(OpenedLog::Text { origin, analysis })
+    let origin = crate::text::sanitized(&path.display().to_string());
+    let file =
+        crate::persist::open_regular(path).map_err(|e| format!("Cannot read {origin}: {e}"))?;
+    read_log(file, &origin, catalogue, calibration)
 }
 
-/// True when the first line with text looks like an nvidia-smi / vramdeck CSV log.
-fn starts_like_csv(file: std::fs::File) -> bool {
-    let Ok(mut lines) = lines::LogLines::new(file) else {
-        return false;
-    };
-    for _ in 0..50 {
-        match lines.next_line() {
-            Ok(Some(line)) if line.trim().is_empty() => continue,
-            Ok(Some(line)) => return import::looks_like_csv(&line),
-            _ => return false,
+/// Reads a log once, as a stream of bounded lines: CSV readings when its first line with text
+/// is an nvidia-smi / vramdeck CSV header or row, otherwise an OOM analysis of its text. A CSV
+/// log that yields no readings fails with the importer's reason (line numbers included), not
+/// with an empty analysis. Memory stays bounded on any size.
+pub fn read_log(
+    source: impl std::io::Read + Send + 'static,
+    origin: &str,
+    catalogue: &Catalogue,
+    calibration: &Calibration,
+) -> Result<OpenedLog, String> {
+    let failed = |e: std::io::Error| format!("Cannot read {origin}: {e}");
+    let mut lines = lines::LogLines::new(source).map_err(failed)?;
+    let mut head = Vec::new();
+    let is_csv = loop {
+        match lines.next_line().map_err(failed)? {
+            Some(line) if line.trim().is_empty() => head.push(line),
+            Some(line) => {
+                let csv = import::looks_like_csv(&line);
+                head.push(line);
+                break csv;
+            }
+            None => break false,
         }
+    };
+    if is_csv {
+        let mut importer = import::CsvImporter::new(origin);
+        for line in &head {
+            importer.feed(line);
+        }
+        while let Some(line) = lines.next_line().map_err(failed)? {
+            importer.feed(&line);
+        }
+        return importer
+            .finish()
+            .map(OpenedLog::Csv)
+            .map_err(|e| format!("Not a readable nvidia-smi CSV log: {e}"));
     }
-    false
+    let mut analyzer = oom::Analyzer::new(catalogue, calibration);
+    for line in &head {
+        analyzer.feed(line);
+    }
+    while let Some(line) = lines.next_line().map_err(failed)? {
+        analyzer.feed(&line);
+    }
+    Ok(OpenedLog::Text {
+        origin: origin.to_string(),
+        analysis: analyzer.finish(lines.cut_lines),
+    })
 }
 
 /// The readings of GPU `slot` in `[t0, t1]` as a CSV in the recording format.
@@ -82,10 +106,9 @@ pub fn window_csv(
     };
     let mut out = format!("{}\n", recorder::RECORDING_HEADER);
     for (t, v) in history.readings(slot, t0, t1) {
-        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t.max(0.0));
         out.push_str(&format!(
             "{}, {index}, {name}, {} MiB, {}, {}, {}, {}, {}\n",
-            smi_csv::format_timestamp(time),
+            smi_csv::format_unix_seconds(t),
             v.get(Metric::VramUsedMib).round(),
             total_mib
                 .map(|m| format!("{m:.0} MiB"))

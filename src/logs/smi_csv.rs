@@ -21,6 +21,14 @@ pub fn format_timestamp(time: std::time::SystemTime) -> String {
     local.format("%Y/%m/%d %H:%M:%S%.3f").to_string()
 }
 
+/// [`format_timestamp`] of a time in UNIX seconds, rounded to the millisecond it was logged
+/// with (a float of seconds since 1970 cannot hold every millisecond exactly: truncating
+/// would shift every timestamp written back by a millisecond).
+pub fn format_unix_seconds(t: f64) -> String {
+    let millis = (t.max(0.0) * 1_000.0).round() as u64;
+    format_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis))
+}
+
 /// One line per GPU, no trailing newline on the last.
 pub fn gpu_rows(snapshot: &Snapshot) -> String {
     let timestamp = format_timestamp(snapshot.time);
@@ -95,6 +103,17 @@ mod tests {
         assert_eq!(&ts[4..5], "/");
         assert_eq!(&ts[10..11], " ");
         assert_eq!(&ts[19..20], ".");
+    }
+
+    #[test]
+    fn a_logged_millisecond_survives_the_round_trip_through_seconds() {
+        // 2026/11/20 14:05:10.201 local time, read back as seconds since 1970.
+        let t = 1_795_658_710.201_f64;
+        assert!(
+            format_unix_seconds(t).ends_with(".201"),
+            "{}",
+            format_unix_seconds(t)
+        );
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub fn imported_header(ui: &mut Ui, log: &ImportedLog, slot: &mut usize) -> bool
     if log.gpus.len() > 1 {
         ui.horizontal_wrapped(|ui| {
             for (i, g) in log.gpus.iter().enumerate() {
-                ui.selectable_value(slot, i, format!("GPU {} · {}", g.index, g.name));
+                ui.selectable_value(slot, i, g.label());
             }
         });
     }

@@ -85,3 +85,90 @@ fn the_panel_explains_how_to_add_an_agent_when_none_runs() {
     });
     h.get_by_label_contains("No agent running");
 }
+
+/// What ComfyUI's torch holds, as /system_stats says: the "measurement" for these tests.
+struct ComfyReserved(vramdeck::release::comfyui::ComfyUi);
+
+impl vramdeck::release::free::UsedMemoryProbe for ComfyReserved {
+    fn used_since(&mut self, _: SystemTime) -> Option<vramdeck::units::Bytes> {
+        let stats = self.0.system_stats(Duration::from_secs(2)).ok()?;
+        Some(vramdeck::units::Bytes(stats.devices[0].torch_vram_total))
+    }
+}
+
+fn post(port: u16, path: &str, body: &str) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    s.read_to_string(&mut String::new()).unwrap();
+}
+
+#[test]
+fn comfyui_with_the_vramdeck_node_is_one_row() {
+    let dir = agent_dir();
+    let log = dir.path().join("events.jsonl");
+    let (_comfy, port) = common::python_fixture("fake_comfyui.py", &[log.to_str().unwrap()], None);
+    let (_webui, pid) = common::webui_with(dir.path(), &["ComfyUI"], &[("FAKE_COMFY_PORT", &port)]);
+    let mut h = window(dir.path(), format!("127.0.0.1:{port}"), dir.path());
+    until(&mut h, "ComfyUI to be seen with its node", |h| {
+        h.query_by_label_contains("with the vramdeck node")
+            .is_some()
+    });
+    h.get_by_label_contains(&format!("running at 127.0.0.1:{port}"));
+    // The agent inside ComfyUI is not listed a second time.
+    assert!(h.query_by_label_contains(&format!("(pid {pid})")).is_none());
+}
+
+#[test]
+fn an_unload_while_comfyui_runs_a_prompt_shows_waiting_then_the_measured_result() {
+    let dir = agent_dir();
+    let log = dir.path().join("events.jsonl");
+    let (_comfy, port) = common::python_fixture("fake_comfyui.py", &[log.to_str().unwrap()], None);
+    let port_n: u16 = port.parse().unwrap();
+    post(port_n, "/prompt", r#"{"prompt": {"seconds": 0}}"#);
+    std::thread::sleep(Duration::from_millis(300));
+    post(port_n, "/prompt", r#"{"prompt": {"seconds": 2.5}}"#);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let comfy = vramdeck::release::comfyui::ComfyUi::parse(&format!("127.0.0.1:{port}")).unwrap();
+    let mut sim = SimulatedGpus::demo("test");
+    let mut telemetry =
+        Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default());
+    telemetry.record(Snapshot {
+        time: SystemTime::now(),
+        gpus: sim.sample_at(Duration::from_secs(30)),
+    });
+    let worker = ReleaseWorker::spawn(
+        vramdeck::release::discovery::AgentDir::at(&dir.path().join("none")),
+        format!("127.0.0.1:{port}"),
+        Box::new(ComfyReserved(comfy)),
+        || {},
+    );
+    let mut settings = vramdeck::settings::Settings::default();
+    settings.free_level = vramdeck::release::FreeLevel::Unload;
+    let app = VramDeckApp::new(telemetry.shared(), None, settings, None, vec![])
+        .with_release_worker(worker);
+    let mut h = open_window(app, 1200.0, 1000.0);
+    until(&mut h, "ComfyUI", |h| {
+        h.query_by_label_contains("no vramdeck node").is_some()
+    });
+    h.get_by_label("Free VRAM").click();
+    h.run_steps(2);
+    until(&mut h, "the waiting state", |h| {
+        h.query_by_label_contains(
+            "Waiting: ComfyUI will unload its models after the current prompt",
+        )
+        .is_some()
+    });
+    assert!(h.state().release_view().in_flight);
+    until(&mut h, "the measured result", |h| {
+        h.query_by_label_contains("Released 8.0 GiB").is_some()
+    });
+    assert!(!h.state().release_view().in_flight);
+    assert_eq!(h.state().release_view().markers.len(), 1);
+}

@@ -73,9 +73,9 @@ impl ReleaseView {
                 self.problems = discovery.problems;
                 self.comfyui = Some(comfyui);
             }
+            // Shown in the panel for as long as it lasts (a toast would leave after 10 s).
             WorkerEvent::Freed(report) if !report.pending.is_empty() => {
                 self.waiting = Some(report.summary());
-                self.toast = Some(Toast::new(report.summary(), Tone::Neutral));
             }
             WorkerEvent::Freed(report) => {
                 self.in_flight = false;

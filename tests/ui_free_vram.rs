@@ -149,8 +149,10 @@ fn an_unload_while_comfyui_runs_a_prompt_shows_waiting_then_the_measured_result(
         Box::new(ComfyReserved(comfy)),
         || {},
     );
-    let mut settings = vramdeck::settings::Settings::default();
-    settings.free_level = vramdeck::release::FreeLevel::Unload;
+    let settings = vramdeck::settings::Settings {
+        free_level: vramdeck::release::FreeLevel::Unload,
+        ..Default::default()
+    };
     let app = VramDeckApp::new(telemetry.shared(), None, settings, None, vec![])
         .with_release_worker(worker);
     let mut h = open_window(app, 1200.0, 1000.0);

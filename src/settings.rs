@@ -97,7 +97,8 @@ pub struct Settings {
     pub theme: Theme,
     /// GPU whose plots are shown (NVML index).
     pub selected_gpu: u32,
-    /// Safety margin for the advisor, percent of the card.
+    /// Safety margin for the advisor, percent of each workload's peak (files from before 0.2
+    /// meant percent of the card; the value carries over as a share of the peak).
     pub margin_percent: f32,
     /// Level the Free VRAM button uses.
     pub free_level: crate::release::FreeLevel,
@@ -138,7 +139,12 @@ impl Settings {
         let mut s: Settings = toml::from_str(text).map_err(|e| e.to_string())?;
         let d = Settings::default();
         s.sample_interval_ms = s.sample_interval().as_millis() as u64;
-        s.margin_percent = finite_within(s.margin_percent, 0.0, 60.0, d.margin_percent);
+        s.margin_percent = finite_within(
+            s.margin_percent,
+            0.0,
+            crate::workloads::advisor::MAX_MARGIN_PERCENT,
+            d.margin_percent,
+        );
         let (a, da) = (&mut s.alerts, d.alerts);
         a.vram_percent = finite_within(a.vram_percent, 1.0, 100.0, da.vram_percent);
         a.vram_seconds = finite_within(a.vram_seconds, 0.0, 3_600.0, da.vram_seconds);

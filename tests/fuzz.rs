@@ -349,7 +349,7 @@ proptest! {
             toml(margin), toml(percent), toml(seconds), toml(temperature)
         );
         let s = Settings::from_toml(&text).unwrap();
-        prop_assert!((0.0..=60.0).contains(&s.margin_percent));
+        prop_assert!((0.0..=100.0).contains(&s.margin_percent));
         prop_assert!((1.0..=100.0).contains(&s.alerts.vram_percent));
         prop_assert!((0.0..=3_600.0).contains(&s.alerts.vram_seconds));
         prop_assert!((30.0..=120.0).contains(&s.alerts.temperature_c));
@@ -361,7 +361,7 @@ proptest! {
     ) {
         if let Ok(s) = Settings::from_toml(&text(&file)) {
             prop_assert!((100..=5_000).contains(&s.sample_interval_ms));
-            prop_assert!((0.0..=60.0).contains(&s.margin_percent));
+            prop_assert!((0.0..=100.0).contains(&s.margin_percent));
         }
     }
 

@@ -50,13 +50,17 @@ fn presets_panel_updates_as_free_vram_changes() {
     h.get_by_label("What fits on GPU 0 now");
     // 47,152 MiB free − 12,288 margin: DDColor at its largest measured size, said so.
     h.get_by_label("largest safe size 1280 (building 1280, portrait 680)");
-    h.get_by_label_contains("not extrapolated");
+    // The caveat (1280 is the largest measured size) is on the line's hover, not a new row.
     h.get_by_label("instead: enable quant_linear=True (Wan2.1 T2V 1.3B 480p fits)");
 
-    // The I2V job reaches its peak: now not even DDColor 480 fits with the margin.
+    // The I2V job reaches its peak: DDColor comes down to an interpolated size.
     set_used(&t, &mut sim, 39_500);
     h.run();
-    h.get_by_label("even the smallest measured size (480) needs 3174 MiB");
+    h.get_by_label("I'm running DDColor (ComfyUI) at size 832 now");
+    // Another job on top: not even DDColor 480 fits with its margin.
+    set_used(&t, &mut sim, 45_000);
+    h.run();
+    h.get_by_label("even the smallest measured size (480) has a 3,174 MiB peak");
     assert!(
         h.query_by_label("largest safe size 1280 (building 1280, portrait 680)")
             .is_none()
@@ -76,7 +80,7 @@ fn marking_a_run_records_its_peak_for_this_machine() {
         set_used(&t, &mut sim, used);
         h.run();
     }
-    h.get_by_label_contains("Recording Wan2.1 T2V 1.3B 480p: peak so far 12700 MiB");
+    h.get_by_label_contains("Recording Wan2.1 T2V 1.3B 480p: peak so far 12,700 MiB");
     h.get_by_label("Done: keep this peak").click();
     h.run();
     assert_eq!(
@@ -85,8 +89,9 @@ fn marking_a_run_records_its_peak_for_this_machine() {
             .peak_mib(&key("wan21-t2v-1.3b-480p", None)),
         Some(12_700)
     );
-    // The measured value now sits beside the catalogue's.
-    h.get_by_label_contains("(measured here; catalogue 12,200 MiB)");
+    // The preset now plans with the measured value, and says so (the catalogue's is on hover).
+    h.get_by_label("Wan2.1 T2V 1.3B 480p (measured here)");
+    h.get_by_label_contains("(peak 12,700 MiB + 28 % + 512 MiB)");
 }
 
 #[test]
@@ -172,7 +177,7 @@ fn user_presets_and_calibration_survive_a_restart() {
     h.run();
     h.get_by_label("Add preset").click();
     h.run();
-    h.get_by_label("I'm running DDColor (ComfyUI) 1280 now")
+    h.get_by_label("I'm running DDColor (ComfyUI) at size 1280 now")
         .click();
     h.run();
     set_used(&t, &mut sim, 10_000);

@@ -1,6 +1,10 @@
 //! `vramdeck advise`: which presets fit, headless.
 
 use super::AdviseArgs;
+use crate::units::{Bytes, MemoryUnit};
+use crate::workloads::advisor::{self, Budget, MAX_MARGIN_PERCENT};
+use crate::workloads::{calibration, catalogue::Catalogue};
+use std::fmt::Write as _;
 
 /// `vramdeck advise`: the advisor's verdicts as text.
 pub fn advise_command(args: &AdviseArgs, demo: bool) -> anyhow::Result<()> {
@@ -8,33 +12,62 @@ pub fn advise_command(args: &AdviseArgs, demo: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses numbers no card or margin can have.
+fn check(args: &AdviseArgs) -> anyhow::Result<()> {
+    if !(0.0..=MAX_MARGIN_PERCENT).contains(&args.margin) {
+        anyhow::bail!(
+            "--margin is a share of the workload's peak from 0 to {MAX_MARGIN_PERCENT:.0} %, not {}",
+            args.margin
+        );
+    }
+    if let (Some(free), Some(total)) = (args.free_mib, args.total_mib) {
+        if total == 0 {
+            anyhow::bail!("--total-mib must be more than 0");
+        }
+        if free > total {
+            anyhow::bail!("--free-mib ({free}) cannot be more than --total-mib ({total})");
+        }
+    }
+    Ok(())
+}
+
 /// The text `vramdeck advise` prints.
 pub fn advise_text(args: &AdviseArgs, demo: bool) -> anyhow::Result<String> {
-    use crate::units::{Bytes, MemoryUnit};
-    use crate::workloads::advisor::{self, Budget};
-    use crate::workloads::{calibration, catalogue::Catalogue};
-    use std::fmt::Write as _;
+    check(args)?;
+    let unit = if args.gib {
+        MemoryUnit::GiB
+    } else {
+        MemoryUnit::MiB
+    };
     let catalogue = Catalogue::load(crate::workloads::catalogue::user_presets_path().as_deref());
     let (cal, cal_warning) = calibration::default_path()
         .map(|p| calibration::Calibration::load(&p))
         .unwrap_or_default();
     let mut out = String::new();
     for w in catalogue.warnings.iter().chain(cal_warning.iter()) {
-        writeln!(out, "warning: {w}")?;
+        eprintln!("warning: {w}");
     }
     if args.templates {
-        for (gib, levels) in advisor::templates(&catalogue, &cal) {
-            writeln!(out, "{gib} GB card:")?;
-            for (level, items) in ["low", "medium", "high"].iter().zip(levels) {
-                writeln!(
-                    out,
-                    "  {level:<6} {}",
-                    if items.is_empty() {
-                        "nothing fits".into()
-                    } else {
-                        items.join("; ")
-                    }
-                )?;
+        writeln!(
+            out,
+            "Templates for an otherwise empty card, among the settings that fit with the {:.0} % \
+             margin: low is the lightest (fastest, least detail), medium the middle one, high \
+             the heaviest.",
+            advisor::DEFAULT_MARGIN_PERCENT
+        )?;
+        for card in advisor::templates(&catalogue, &cal) {
+            writeln!(out, "\n{} GB card:", card.gib)?;
+            for (level, settings) in ["low", "medium", "high"].iter().zip(&card.levels) {
+                let text = if settings.is_empty() {
+                    "nothing fits".to_string()
+                } else {
+                    settings
+                        .iter()
+                        .map(|s| s.setting.clone())
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                };
+                writeln!(out, "  {level:<6} {text}")?;
             }
         }
         return Ok(out);
@@ -48,7 +81,7 @@ pub fn advise_text(args: &AdviseArgs, demo: bool) -> anyhow::Result<String> {
         _ => {
             let mut source = crate::telemetry::open_source(demo);
             if let crate::telemetry::SourceKind::Simulated { reason } = source.kind() {
-                writeln!(out, "demo mode: simulated GPU ({reason})")?;
+                eprintln!("vramdeck: demo mode, this GPU is simulated ({reason})");
             }
             let gpus = source.sample()?;
             let g = gpus
@@ -61,13 +94,12 @@ pub fn advise_text(args: &AdviseArgs, demo: bool) -> anyhow::Result<String> {
     let budget = Budget::new(free, total, args.margin);
     writeln!(
         out,
-        "GPU {} ({gpu_name}): free {} of {}, margin {:.0} % ({}) -> plan with {}",
+        "GPU {} ({gpu_name}): {} free of {}; each job needs its peak + {:.0} % + {:.0} MiB",
         args.gpu,
-        MemoryUnit::MiB.format(free),
-        MemoryUnit::MiB.format(total),
-        args.margin,
-        MemoryUnit::MiB.format(budget.margin),
-        MemoryUnit::MiB.format_mib(budget.usable_mib()),
+        unit.format(free),
+        unit.format(total),
+        budget.margin_percent,
+        advisor::FIXED_ALLOWANCE_MIB
     )?;
     let all = advisor::advise(&catalogue, &budget, &cal);
     let chosen: Vec<_> = match &args.workload {
@@ -82,21 +114,25 @@ pub fn advise_text(args: &AdviseArgs, demo: bool) -> anyhow::Result<String> {
     for a in chosen {
         let measured = a
             .measured_here_mib
-            .map(|m| format!(", measured here {}", MemoryUnit::MiB.format_mib(m as f64)))
+            .map(|_| {
+                format!(
+                    " (measured here; catalogue {})",
+                    unit.format_mib(a.catalogue_mib as f64)
+                )
+            })
             .unwrap_or_default();
         writeln!(
             out,
-            "{:<13} {} — peak {}{measured}; {} at once",
+            "{:<14} {}{measured}",
             format!("[{}]", a.fit.label()),
             a.name,
-            MemoryUnit::MiB.format_mib(a.peak_mib as f64),
-            a.max_concurrent
         )?;
+        writeln!(out, "               {}", a.reasoning(&budget, unit))?;
         for line in a.detail_lines() {
-            writeln!(out, "              {line}")?;
+            writeln!(out, "               {line}")?;
         }
         if let Some(f) = &a.fallback {
-            writeln!(out, "              instead: {f}")?;
+            writeln!(out, "               instead: {f}")?;
         }
     }
     Ok(out)
@@ -106,30 +142,27 @@ pub fn advise_text(args: &AdviseArgs, demo: bool) -> anyhow::Result<String> {
 mod tests {
     use super::*;
 
+    fn what_if(workload: Option<&str>, free: u64, total: u64) -> AdviseArgs {
+        AdviseArgs {
+            gpu: 0,
+            workload: workload.map(str::to_string),
+            margin: advisor::DEFAULT_MARGIN_PERCENT,
+            free_mib: Some(free),
+            total_mib: Some(total),
+            templates: false,
+            gib: false,
+        }
+    }
+
     #[test]
     fn advise_what_if_prints_the_same_advice_headless() {
-        let args = AdviseArgs {
-            gpu: 0,
-            workload: Some("ddcolor".into()),
-            margin: 25.0,
-            free_mib: Some(11_980),
-            total_mib: Some(12_288),
-            templates: false,
-        };
-        let text = advise_text(&args, true).unwrap();
-        assert!(text.contains("[fits]        DDColor (ComfyUI)"), "{text}");
+        let text = advise_text(&what_if(Some("ddcolor"), 11_980, 12_288), true).unwrap();
+        assert!(text.contains("[fits]         DDColor (ComfyUI)"), "{text}");
         assert!(
             text.contains("largest safe size 960 (building 960, portrait 680)"),
             "{text}"
         );
-        let all = advise_text(
-            &AdviseArgs {
-                workload: None,
-                ..args.clone()
-            },
-            true,
-        )
-        .unwrap();
+        let all = advise_text(&what_if(None, 11_980, 12_288), true).unwrap();
         assert!(
             all.contains("[will not fit] Wan2.1 T2V 14B 480p (not quantised)"),
             "{all}"
@@ -137,14 +170,40 @@ mod tests {
         let templates = advise_text(
             &AdviseArgs {
                 templates: true,
-                ..args
+                ..what_if(None, 1, 1)
             },
             true,
         )
         .unwrap();
-        assert!(
-            templates.starts_with("8 GB card:") || templates.contains("\n8 GB card:"),
-            "{templates}"
-        );
+        assert!(templates.contains("\n8 GB card:\n  low "), "{templates}");
+    }
+
+    #[test]
+    fn impossible_numbers_are_refused() {
+        for (margin, free, total, why) in [
+            (150.0, 1, 2, "--margin"),
+            (f32::NAN, 1, 2, "--margin"),
+            (f32::INFINITY, 1, 2, "--margin"),
+            (25.0, 3, 2, "cannot be more than --total-mib"),
+            (25.0, 0, 0, "--total-mib must be more than 0"),
+        ] {
+            let args = AdviseArgs {
+                margin,
+                ..what_if(None, free, total)
+            };
+            let err = advise_text(&args, true).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
+    }
+
+    #[test]
+    fn gib_prints_gib() {
+        let args = AdviseArgs {
+            gib: true,
+            ..what_if(Some("ddcolor"), 11_980, 12_288)
+        };
+        let text = advise_text(&args, true).unwrap();
+        assert!(text.contains("11.7 GiB free of 12.0 GiB"), "{text}");
+        assert!(!text.contains(" MiB free"), "{text}");
     }
 }

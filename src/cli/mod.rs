@@ -74,7 +74,7 @@ pub struct AdviseArgs {
     /// Only this preset (id or name, e.g. ddcolor or "Wan2.1 T2V 14B 480p (quantised)").
     #[arg(long)]
     pub workload: Option<String>,
-    /// Safety margin, percent of the card.
+    /// Safety margin, percent of each workload's peak (0-100), on top of a fixed 512 MiB.
     #[arg(long, default_value_t = crate::workloads::advisor::DEFAULT_MARGIN_PERCENT)]
     pub margin: f32,
     /// What-if: plan for this much free VRAM (MiB) instead of reading the GPU.
@@ -86,6 +86,9 @@ pub struct AdviseArgs {
     /// Print the low / medium / high templates for 8, 12, 24, 48 and 80 GB cards instead.
     #[arg(long)]
     pub templates: bool,
+    /// Print memory in GiB instead of MiB.
+    #[arg(long)]
+    pub gib: bool,
 }
 
 /// Where ComfyUI listens.

@@ -48,9 +48,10 @@ fn fit_color(fit: Fit) -> Color32 {
     }
 }
 
-fn hover_text(w: &Workload, a: &Advice) -> String {
+fn hover_text(w: &Workload, a: &Advice, unit: MemoryUnit) -> String {
+    let f = |mib: u64| unit.format_mib(mib as f64);
     let mut lines = vec![
-        format!("Catalogue peak: {} MiB", a.catalogue_mib),
+        format!("Catalogue peak: {}", f(a.catalogue_mib)),
         format!("Measured on: {}", w.measured_on),
         format!("Source: {}", w.source),
     ];
@@ -63,18 +64,14 @@ fn hover_text(w: &Workload, a: &Advice) -> String {
     match &w.shape {
         Shape::Fixed { phases, .. } if !phases.is_empty() => {
             lines.push("Phases:".into());
-            lines.extend(
-                phases
-                    .iter()
-                    .map(|p| format!("  {}: {} MiB", p.name, p.mib)),
-            );
+            lines.extend(phases.iter().map(|p| format!("  {}: {}", p.name, f(p.mib))));
         }
         Shape::Sized { points, .. } => {
             lines.push("Measured sizes:".into());
             lines.extend(
                 points
                     .iter()
-                    .map(|p| format!("  {}: {} MiB", p.size, p.peak_mib)),
+                    .map(|p| format!("  {}: {}", p.size, f(p.peak_mib))),
             );
         }
         Shape::Batched {
@@ -82,32 +79,32 @@ fn hover_text(w: &Workload, a: &Advice) -> String {
             per_item_mib,
             ..
         } => lines.push(format!(
-            "Model: {base_mib} MiB + {per_item_mib} MiB per frame in the batch"
+            "Model: {} + {} per frame processed at once",
+            f(*base_mib),
+            f(*per_item_mib)
         )),
         _ => {}
     }
     if let Some(m) = a.measured_here_mib {
         lines.push(format!(
-            "Measured on this machine: {m} MiB (used instead of the catalogue)"
+            "Measured on this machine: {} (used instead of the catalogue)",
+            f(m)
         ));
     }
     lines.join("\n")
 }
 
-/// The calibration key and label for recording a run of `w` as the advice stands.
-fn run_key(w: &Workload, a: &Advice) -> (String, String) {
+/// The calibration key and label for recording a run of `w` as the advice stands: at the size
+/// the advice names (or, with none safe, the smallest measured one).
+pub fn run_key(w: &Workload, a: &Advice) -> (String, String) {
     use crate::workloads::calibration::key;
     match (&w.shape, &a.detail) {
         (Shape::Sized { points, .. }, Detail::Size(s)) => {
-            // Record at the nearest measured size at or below the advised one.
-            let advised = s.largest_safe.unwrap_or(0);
-            let size = points
-                .iter()
-                .map(|p| p.size)
-                .filter(|&p| p <= advised.max(points.iter().map(|p| p.size).min().unwrap_or(0)))
-                .max()
+            let size = s
+                .largest_safe
+                .or(points.iter().map(|p| p.size).min())
                 .unwrap_or(0);
-            (key(&w.id, Some(size)), format!("{} {size}", w.name))
+            (key(&w.id, Some(size)), format!("{} at size {size}", w.name))
         }
         _ => (key(&w.id, None), w.name.clone()),
     }
@@ -129,10 +126,18 @@ pub struct AdvisorView<'a> {
     pub user_ids: &'a [String],
 }
 
+/// One line that never wraps (a reading must not change the panel's layout): cut with "…",
+/// the whole text on hover.
+fn one_line(ui: &mut Ui, text: impl Into<egui::WidgetText>, full: &str) {
+    ui.add(egui::Label::new(text).truncate())
+        .on_hover_text(full);
+}
+
 /// Draws the panel; the margin and the form are edited in place.
 pub fn show(
     ui: &mut Ui,
     view: &AdvisorView<'_>,
+    unit: MemoryUnit,
     margin_percent: &mut f32,
     form: &mut NewPresetForm,
 ) -> Option<AdvisorAction> {
@@ -144,24 +149,33 @@ pub fn show(
         recorder,
         user_ids,
     } = *view;
-    let unit = MemoryUnit::MiB;
     let mut action = None;
     ui.label(RichText::new(format!("What fits on GPU {gpu_index} now")).strong());
-    ui.label(format!(
-        "free {} - margin {} = plan with {}",
+    let rule = format!(
+        "{} free. Each job needs its peak + {:.0} % of it + {:.0} MiB.",
         unit.format(budget.free),
-        unit.format(budget.margin),
-        unit.format_mib(budget.usable_mib())
-    ));
-    ui.add(egui::Slider::new(margin_percent, 0.0..=50.0).text("safety margin %"))
-        .on_hover_text("Sampled peaks miss short spikes and fragmentation: keep a margin");
+        budget.margin_percent,
+        crate::workloads::advisor::FIXED_ALLOWANCE_MIB
+    );
+    one_line(ui, &rule, &rule);
+    ui.add(
+        egui::Slider::new(
+            margin_percent,
+            0.0..=crate::workloads::advisor::MAX_MARGIN_PERCENT,
+        )
+        .text("margin, % of peak"),
+    )
+    .on_hover_text(
+        "Catalogue peaks are once-a-second samples that miss short spikes and fragmentation: \
+         each job keeps this share of its peak, plus 512 MiB (about one CUDA context), free.",
+    );
 
     if let Some(r) = recorder {
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.label(format!(
-                "Recording {}: peak so far {} MiB",
+                "Recording {}: peak so far {}",
                 r.name,
-                r.peak_mib()
+                unit.format_mib(r.peak_mib() as f64)
             ));
             ui.horizontal(|ui| {
                 if ui.button("Done: keep this peak").clicked() {
@@ -175,50 +189,62 @@ pub fn show(
     }
 
     ui.separator();
+    let row_height = ui.spacing().interact_size.y;
     for (w, a) in workloads.iter().zip(advice) {
         let response = ui
-            .vertical(|ui| {
-                ui.horizontal_wrapped(|ui| {
-                    ui.label(
-                        RichText::new(format!(" {} ", a.fit.label()))
-                            .color(Color32::WHITE)
-                            .background_color(fit_color(a.fit)),
-                    );
-                    ui.label(RichText::new(&a.name).strong());
-                });
-                let mut line = format!("peak {}", unit.format_mib(a.peak_mib as f64));
-                if a.measured_here_mib.is_some() {
-                    line.push_str(&format!(
-                        " (measured here; catalogue {})",
-                        unit.format_mib(a.catalogue_mib as f64)
-                    ));
-                }
-                line.push_str(&format!(" · {} at once", a.max_concurrent));
-                ui.label(RichText::new(line).weak());
-                for (i, line) in a.detail_lines().into_iter().enumerate() {
-                    // The first line is the answer; a second one is a caveat.
-                    if i == 0 {
-                        ui.label(line);
-                    } else {
-                        ui.label(RichText::new(line).weak());
+            .push_id(&a.id, |ui| {
+                ui.vertical(|ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(
+                            RichText::new(format!(" {} ", a.fit.label()))
+                                .color(Color32::WHITE)
+                                .background_color(fit_color(a.fit)),
+                        );
+                        let mut name = a.name.clone();
+                        if a.measured_here_mib.is_some() {
+                            name.push_str(" (measured here)");
+                        }
+                        one_line(ui, RichText::new(&name).strong(), &name);
+                    });
+                    let reasoning = a.reasoning(budget, unit);
+                    one_line(ui, RichText::new(&reasoning).weak(), &reasoning);
+                    // Sized and batched presets always have their detail line; the caveat (a
+                    // second line) is on hover, so readings never add or remove rows.
+                    if !matches!(w.shape, Shape::Fixed { .. }) {
+                        let lines = a.detail_lines();
+                        let first = lines.first().cloned().unwrap_or_default();
+                        one_line(ui, &first, &lines.join("\n"));
                     }
-                }
-                if let Some(f) = &a.fallback {
-                    ui.label(format!("instead: {f}"));
-                }
-                if recorder.is_none() {
-                    let (key, name) = run_key(w, a);
-                    if ui
-                        .small_button(format!("I'm running {name} now"))
-                        .on_hover_text("Records this run's peak on this machine; it then wins over the catalogue")
-                        .clicked()
-                    {
-                        action = Some(AdvisorAction::StartRun(key, name));
-                    }
-                }
+                    // The last row: what to do instead, or the calibration button; same height.
+                    ui.allocate_ui(egui::vec2(ui.available_width(), row_height), |ui| {
+                        match (&a.fallback, recorder) {
+                            (Some(f), _) => {
+                                let text = format!("instead: {f}");
+                                one_line(ui, &text, &text);
+                            }
+                            (None, None) => {
+                                let (key, name) = run_key(w, a);
+                                if ui
+                                    .small_button(format!("I'm running {name} now"))
+                                    .on_hover_text(
+                                        "Records this run's peak on this machine; it then wins \
+                                         over the catalogue",
+                                    )
+                                    .clicked()
+                                {
+                                    action = Some(AdvisorAction::StartRun(key, name));
+                                }
+                            }
+                            (None, Some(_)) => {
+                                ui.label("");
+                            }
+                        }
+                    });
+                })
+                .response
             })
-            .response;
-        response.on_hover_text(hover_text(w, a));
+            .inner;
+        response.on_hover_text(hover_text(w, a, unit));
         ui.add_space(4.0);
     }
 
@@ -226,7 +252,11 @@ pub fn show(
     egui::CollapsingHeader::new("Your own presets").show(ui, |ui| {
         for w in workloads.iter().filter(|w| user_ids.contains(&w.id)) {
             ui.horizontal(|ui| {
-                ui.label(format!("{} ({} MiB)", w.name, w.reference_peak_mib()));
+                ui.label(format!(
+                    "{} ({})",
+                    w.name,
+                    unit.format_mib(w.reference_peak_mib() as f64)
+                ));
                 if ui
                     .small_button("Edit")
                     .on_hover_text(format!("Edit {}", w.name))

@@ -404,6 +404,7 @@ impl VramDeckApp {
                     action = advisor_panel::show(
                         ui,
                         &view,
+                        unit,
                         &mut self.settings.margin_percent,
                         &mut self.workloads.form,
                     );

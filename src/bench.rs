@@ -10,15 +10,17 @@ use std::time::{Duration, Instant};
 /// Options of `vramdeck bench`.
 #[derive(Debug, clap::Args, Clone)]
 pub struct BenchArgs {
-    /// Calls of the GPU read per round.
-    #[arg(long, default_value_t = 200)]
+    /// Calls of the GPU read per round (at least 1).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     pub sample_calls: u32,
     /// Also time one `nvidia-smi --query-gpu` subprocess per reading (the seed scripts' way).
     #[arg(long)]
     pub with_nvidia_smi: bool,
-    /// Readings taken 100 ms apart for the "at 10 Hz" figures.
-    #[arg(long, default_value_t = 50)]
+    /// Readings taken 100 ms apart for the "at 10 Hz" figures (at least 1).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub cadence_samples: u32,
+    #[command(flatten)]
+    pub demo: crate::cli::DemoArg,
 }
 
 /// Name parts that pair a GPU read with the subprocess it is compared with.
@@ -312,7 +314,9 @@ pub fn ui_frame(rounds: usize, calls: u32) -> Measurement {
     };
     // First frames load fonts and lay out panels: not what an idle repaint costs.
     for _ in 0..3 {
-        let out = ctx.run_ui(input(), |ui| app.show(ui));
+        let mut out = ctx.run_ui(input(), |ui| app.show(ui));
+        // Nothing uploads textures here; dropping undelivered ones is intended.
+        out.textures_delta.clear();
         black_box(ctx.tessellate(out.shapes, out.pixels_per_point));
     }
     measure(
@@ -320,7 +324,8 @@ pub fn ui_frame(rounds: usize, calls: u32) -> Measurement {
         rounds,
         calls,
         || {
-            let out = ctx.run_ui(input(), |ui| app.show(ui));
+            let mut out = ctx.run_ui(input(), |ui| app.show(ui));
+            out.textures_delta.clear();
             black_box(ctx.tessellate(out.shapes, out.pixels_per_point));
         },
     )
@@ -427,8 +432,32 @@ pub fn command(args: &BenchArgs, demo: bool) -> anyhow::Result<()> {
     if let crate::telemetry::SourceKind::Simulated { reason } = source.kind() {
         eprintln!("vramdeck: GPU read timed on the simulation ({reason})");
     }
-    print!("{}", report(&run_all(args, source.as_mut())));
+    let mut args = args.clone();
+    if args.with_nvidia_smi
+        && let Some(problem) = nvidia_smi_problem(nvidia_smi_query())
+    {
+        // A ratio against a spawn that failed would compare with nothing.
+        eprintln!("vramdeck: {problem}; the comparison with it is left out");
+        args.with_nvidia_smi = false;
+    }
+    print!("{}", report(&run_all(&args, source.as_mut())));
     Ok(())
+}
+
+/// Why nvidia-smi cannot be compared with, judged from one run of it; `None` when it answered.
+pub fn nvidia_smi_problem(run: std::io::Result<std::process::Output>) -> Option<String> {
+    match run {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some("nvidia-smi is not installed (not on PATH)".into())
+        }
+        Err(e) => Some(format!("nvidia-smi could not be started: {e}")),
+        Ok(out) if !out.status.success() => Some(format!(
+            "nvidia-smi failed ({}): {}",
+            out.status,
+            crate::text::sanitize(String::from_utf8_lossy(&out.stderr).trim())
+        )),
+        Ok(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -442,6 +471,22 @@ mod tests {
             cpu_per_call: Some(cpu),
             calls: 1,
         }
+    }
+
+    #[test]
+    fn an_nvidia_smi_that_cannot_run_is_named_not_timed() {
+        let missing = std::process::Command::new("/nonexistent/nvidia-smi").output();
+        assert_eq!(
+            nvidia_smi_problem(missing).as_deref(),
+            Some("nvidia-smi is not installed (not on PATH)")
+        );
+        let failing = std::process::Command::new("sh")
+            .args(["-c", "echo 'NVIDIA-SMI has failed' >&2; exit 9"])
+            .output();
+        let problem = nvidia_smi_problem(failing).unwrap();
+        assert!(problem.contains("NVIDIA-SMI has failed"), "{problem}");
+        let fine = std::process::Command::new("true").output();
+        assert_eq!(nvidia_smi_problem(fine), None);
     }
 
     #[test]

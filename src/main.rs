@@ -14,11 +14,14 @@ use vramdeck::ui::VramDeckApp;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Some(Command::Log(args)) => vramdeck::cli::log_command(args, cli.demo),
-        Some(Command::Bench(args)) => vramdeck::bench::command(args, cli.demo),
+        // `vramdeck --demo log` and `vramdeck log --demo` mean the same.
+        Some(Command::Log(args)) => vramdeck::cli::log_command(args, cli.demo || args.demo.demo),
+        Some(Command::Bench(args)) => vramdeck::bench::command(args, cli.demo || args.demo.demo),
         Some(Command::Agents(args)) => vramdeck::cli::agents_command(args),
-        Some(Command::Free(args)) => vramdeck::cli::free_command(args, cli.demo),
-        Some(Command::Advise(args)) => vramdeck::cli::advise_command(args, cli.demo),
+        Some(Command::Free(args)) => vramdeck::cli::free_command(args, cli.demo || args.demo.demo),
+        Some(Command::Advise(args)) => {
+            vramdeck::cli::advise_command(args, cli.demo || args.demo.demo)
+        }
         Some(Command::Analyze(args)) => vramdeck::cli::analyze_command(args),
         None => run_window_guarded(&cli),
     };
@@ -53,6 +56,11 @@ fn run_window_guarded(cli: &Cli) -> anyhow::Result<()> {
 
 fn run_window(cli: &Cli) -> anyhow::Result<()> {
     let demo = cli.demo;
+    let file = cli.file_to_open().cloned();
+    if let Some(f) = &file {
+        // Said in the terminal before a window opens: a typo is not worth a window.
+        std::fs::metadata(f).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", f.display()))?;
+    }
     let path = settings::default_path();
     let loaded = match &path {
         Some(p) => settings::load(p),
@@ -87,11 +95,13 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
     let interval = loaded.settings.sample_interval();
     let user_presets_path = vramdeck::workloads::catalogue::user_presets_path();
     let catalogue = vramdeck::workloads::catalogue::Catalogue::load(user_presets_path.as_deref());
-    let calibration_path = vramdeck::workloads::calibration::default_path();
-    let (calibration, calibration_warning) = calibration_path
+    let calibration_file = vramdeck::workloads::calibration::default_path();
+    let (calibration, calibration_warning) = calibration_file
         .as_deref()
         .map(vramdeck::workloads::calibration::Calibration::load)
         .unwrap_or_default();
+    // Simulated peaks are not measurements of this machine: demo mode never saves any.
+    let calibration_path = calibration_file.filter(|_| !source.kind().is_simulated());
     let mut warnings: Vec<String> = loaded.warning.into_iter().collect();
     warnings.extend(calibration_warning);
     eframe::run_native(
@@ -121,6 +131,10 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
                 Some(config) => app.with_recording(config),
                 None => app,
             };
+            let mut app = app;
+            if let Some(f) = file {
+                app.open_log_file(f);
+            }
             Ok(Box::new(app))
         }),
     )

@@ -1,6 +1,8 @@
 //! Opening files the way the window does: CSV logs become plots, anything else an OOM analysis;
 //! exporting a window reads back.
 
+mod common;
+use common::vramdeck;
 use std::path::Path;
 use vramdeck::logs::{OpenedLog, import::import_csv, open_log, window_csv};
 use vramdeck::telemetry::history::{History, Metric, Values};
@@ -86,31 +88,6 @@ fn a_csv_log_that_yields_nothing_says_why_instead_of_reading_as_a_console_log() 
         err.contains("line 2: 3 cells where the header has 4"),
         "{err}"
     );
-}
-
-fn vramdeck(args: &[&str], stdin: Option<&str>) -> (String, String, bool) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vramdeck"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("VRAMDECK_CONFIG_DIR", dir.path())
-        .env("VRAMDECK_DATA_DIR", dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-        out.status.success(),
-    )
 }
 
 #[test]

@@ -12,15 +12,23 @@ use vramdeck::settings::Settings;
 use vramdeck::telemetry::history::HistoryConfig;
 use vramdeck::telemetry::sampler::{SharedTelemetry, Telemetry, lock};
 use vramdeck::telemetry::sim::SimulatedGpus;
-use vramdeck::telemetry::{GpuSource, Snapshot};
+use vramdeck::telemetry::{GpuSource, Snapshot, SourceKind};
 use vramdeck::ui::VramDeckApp;
 use vramdeck::units::Bytes;
 use vramdeck::workloads::calibration::key;
 
-/// Demo telemetry with GPU 0 (48 GB) at `used_mib`.
+/// Telemetry with GPU 0 (48 GB) at `used_mib`, fed by hand from the simulation but standing in
+/// for a real GPU (a run recorded in demo mode is not kept; see the demo test).
 fn telemetry_at(used_mib: u64) -> SharedTelemetry {
+    let real = SourceKind::Nvml {
+        driver_version: "test".into(),
+    };
+    telemetry_of(real, used_mib)
+}
+
+fn telemetry_of(kind: SourceKind, used_mib: u64) -> SharedTelemetry {
     let mut sim = SimulatedGpus::demo("test");
-    let t = Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default()).shared();
+    let t = Telemetry::new(kind, Duration::from_secs(1), HistoryConfig::default()).shared();
     set_used(&t, &mut sim, used_mib);
     t
 }
@@ -92,6 +100,32 @@ fn marking_a_run_records_its_peak_for_this_machine() {
     // The preset now plans with the measured value, and says so (the catalogue's is on hover).
     h.get_by_label("Wan2.1 T2V 1.3B 480p (measured here)");
     h.get_by_label_contains("(peak 12,700 MiB + 28 % + 512 MiB)");
+}
+
+#[test]
+fn a_run_marked_in_demo_mode_is_not_kept_as_a_measurement() {
+    let t = telemetry_of(SimulatedGpus::demo("test").kind(), 2_000);
+    let mut sim = SimulatedGpus::demo("test");
+    let mut h = window(t.clone());
+    h.run();
+    h.get_by_label("I'm running Wan2.1 T2V 1.3B 480p now")
+        .click();
+    h.run();
+    set_used(&t, &mut sim, 14_700);
+    h.run();
+    h.get_by_label("Done: keep this peak").click();
+    h.run();
+    assert_eq!(
+        h.state()
+            .calibration()
+            .peak_mib(&key("wan21-t2v-1.3b-480p", None)),
+        None
+    );
+    h.get_by_label_contains("nothing was recorded (a simulated peak is not a measurement");
+    assert!(
+        h.query_by_label("Wan2.1 T2V 1.3B 480p (measured here)")
+            .is_none()
+    );
 }
 
 #[test]

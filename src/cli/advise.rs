@@ -151,6 +151,7 @@ mod tests {
             total_mib: Some(total),
             templates: false,
             gib: false,
+            demo: Default::default(),
         }
     }
 

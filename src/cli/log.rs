@@ -136,6 +136,7 @@ mod tests {
             output: None,
             processes: false,
             no_header: false,
+            demo: Default::default(),
         }
     }
 

@@ -15,12 +15,26 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// vramdeck — watch NVIDIA GPU memory next to your AI WebUI.
+///
+/// Without a subcommand, vramdeck opens its window (with a log, when one is named).
 #[derive(Debug, Parser)]
-#[command(name = "vramdeck", version, about)]
+#[command(
+    name = "vramdeck",
+    version,
+    about,
+    after_help = "Examples:\n  vramdeck                     open the window\n  vramdeck --demo              the window with simulated GPUs\n  vramdeck gpu-log.csv         the window showing a CSV log (or a console log's OOM analysis)\n  vramdeck advise              what fits in free VRAM now, in the terminal"
+)]
 pub struct Cli {
     /// Use simulated demo GPUs even when an NVIDIA GPU is present.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub demo: bool,
+    /// Open this log in the window: an nvidia-smi / vramdeck CSV log in the plots, or a
+    /// console log's out-of-memory analysis.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The same as FILE.
+    #[arg(long = "open", value_name = "FILE", conflicts_with = "file")]
+    pub open: Option<PathBuf>,
     /// Measurement aid: simulate this many GPUs in demo mode.
     #[arg(long, hide = true, default_value_t = 2)]
     pub demo_gpus: usize,
@@ -33,6 +47,21 @@ pub struct Cli {
     /// What to do; without a subcommand the window opens.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The log to open in the window, if one was named.
+    pub fn file_to_open(&self) -> Option<&PathBuf> {
+        self.file.as_ref().or(self.open.as_ref())
+    }
+}
+
+/// `--demo` where it changes something: commands that read a GPU.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct DemoArg {
+    /// Use simulated demo GPUs even when an NVIDIA GPU is present.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 /// Headless subcommands.
@@ -89,6 +118,8 @@ pub struct AdviseArgs {
     /// Print memory in GiB instead of MiB.
     #[arg(long)]
     pub gib: bool,
+    #[command(flatten)]
+    pub demo: DemoArg,
 }
 
 /// Where ComfyUI listens.
@@ -116,13 +147,15 @@ pub struct FreeArgs {
     /// ends (it unloads between prompts, never inside one).
     #[arg(long, default_value_t = 900)]
     pub wait: u64,
+    #[command(flatten)]
+    pub demo: DemoArg,
 }
 
 /// Options of `vramdeck log`.
 #[derive(Debug, Args, Clone)]
 pub struct LogArgs {
-    /// Milliseconds between readings (100–5000; nvidia-smi's -lms).
-    #[arg(long, default_value_t = 1_000)]
+    /// Milliseconds between readings, 100 to 5000 (nvidia-smi's -lms).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(100..=5_000))]
     pub interval_ms: u64,
     /// Stop after this many readings; 0 runs until interrupted.
     #[arg(long, default_value_t = 0)]
@@ -136,4 +169,6 @@ pub struct LogArgs {
     /// Leave out the header line.
     #[arg(long)]
     pub no_header: bool,
+    #[command(flatten)]
+    pub demo: DemoArg,
 }

@@ -626,10 +626,18 @@ impl VramDeckApp {
         }
     }
 
+    /// True when the readings are simulated.
+    fn is_demo(&self) -> bool {
+        sampler::lock(&self.telemetry).source.is_simulated()
+    }
+
     /// Feeds a marked run and agents whose label names a preset with the newest reading.
     fn follow_runs(&mut self, snapshot: &Snapshot, gpu: &crate::telemetry::GpuSample) {
         if let Some(r) = &mut self.workloads.recorder {
             r.observe(gpu.memory.used.mib());
+        }
+        if self.is_demo() {
+            return;
         }
         let mut changed = false;
         for agent in &self.release_view.agents {
@@ -706,6 +714,19 @@ impl VramDeckApp {
                 self.workloads.recorder =
                     Some(RunRecorder::start(key, name, gpu.memory.used.mib()));
             }
+            AdvisorAction::FinishRun if self.is_demo() => {
+                if let Some(r) = self.workloads.recorder.take() {
+                    self.release_view.toast = Some(Toast::new(
+                        format!(
+                            "Demo mode: the simulated run of {} peaked at {}; nothing was \
+                             recorded (a simulated peak is not a measurement of this machine)",
+                            r.name,
+                            self.settings.memory_unit.format_mib(r.peak_mib() as f64)
+                        ),
+                        release_panel::Tone::Neutral,
+                    ));
+                }
+            }
             AdvisorAction::FinishRun => {
                 if let Some(r) = self.workloads.recorder.take() {
                     self.workloads
@@ -714,9 +735,9 @@ impl VramDeckApp {
                     self.save_calibration();
                     self.toast(
                         format!(
-                            "Recorded {}: peak {} MiB on {}",
+                            "Recorded {}: peak {} on {}",
                             r.name,
-                            r.peak_mib(),
+                            self.settings.memory_unit.format_mib(r.peak_mib() as f64),
                             gpu.name
                         ),
                         true,

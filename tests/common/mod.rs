@@ -129,3 +129,30 @@ pub fn plain_app(
         vec![],
     )
 }
+
+/// Runs the vramdeck binary with `args` and `stdin`, config and data in a fresh folder:
+/// (stdout, stderr, success).
+pub fn vramdeck(args: &[&str], stdin: Option<&str>) -> (String, String, bool) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vramdeck"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("VRAMDECK_CONFIG_DIR", dir.path())
+        .env("VRAMDECK_DATA_DIR", dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+        out.status.success(),
+    )
+}

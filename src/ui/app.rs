@@ -2,7 +2,8 @@
 //! hands settings to the background writer; never touches a file or the GPU itself.
 
 use super::advisor_panel::{self, AdvisorAction, NewPresetForm};
-use super::logs_view::{self, FileOutcome, LogsState};
+use super::files::{Chooser, FileOutcome, Files, Purpose};
+use super::logs_view::{self, LogsState};
 use super::mini_view::{self, MiniAction};
 use super::plots::PlotData;
 use super::plots::PlotMarker;
@@ -17,11 +18,10 @@ use crate::telemetry::Snapshot;
 use crate::telemetry::sampler::{self, Sampler, SharedTelemetry};
 use crate::workloads::advisor::{self, Budget};
 use crate::workloads::calibration::{self, Calibration, RunRecorder};
-use crate::workloads::catalogue::{self, Catalogue, Workload};
+use crate::workloads::catalogue::{self, Catalogue};
 use egui::{RichText, Ui};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 /// The vramdeck window.
@@ -41,6 +41,7 @@ pub struct VramDeckApp {
     /// Recent alerts by GPU index, for the plot.
     alert_markers: Vec<(u32, PlotMarker)>,
     logs: LogsState,
+    files: Files,
     recorder_config: Option<RecorderConfig>,
 }
 
@@ -62,14 +63,6 @@ struct Workloads {
     form: NewPresetForm,
     /// Highest VRAM seen per agent pid whose label names a preset.
     agent_peaks: HashMap<u32, u64>,
-    /// A file dialog running on its own thread.
-    dialog: Option<Receiver<DialogOutcome>>,
-}
-
-enum DialogOutcome {
-    Imported(Result<Vec<Workload>, String>),
-    Exported(Result<PathBuf, String>),
-    Cancelled,
 }
 
 impl VramDeckApp {
@@ -88,6 +81,7 @@ impl VramDeckApp {
             alerts_seen,
             alert_markers: Vec::new(),
             logs: LogsState::default(),
+            files: Files::new(Chooser::from_env(), None),
             recorder_config: None,
             telemetry,
             sampler,
@@ -106,7 +100,6 @@ impl VramDeckApp {
                 recorder: None,
                 form: NewPresetForm::default(),
                 agent_peaks: HashMap::new(),
-                dialog: None,
             },
         }
     }
@@ -143,13 +136,23 @@ impl VramDeckApp {
         self.logs.analysis.as_ref().map(|(_, a)| a)
     }
 
+    /// Chooses files with `chooser`; the in-window chooser starts in `start_dir`.
+    pub fn with_file_chooser(mut self, chooser: Chooser, start_dir: Option<PathBuf>) -> Self {
+        self.files = Files::new(chooser, start_dir);
+        self
+    }
+
     /// Opens a log file as if it had been dropped on the window (the work runs on a thread).
     pub fn open_log_file(&mut self, path: std::path::PathBuf) {
-        self.logs.pending = logs_view::open(
-            Some(path),
+        let purpose = self.open_log_purpose();
+        self.files.run_on(purpose, path);
+    }
+
+    fn open_log_purpose(&self) -> Purpose {
+        Purpose::OpenLog(Box::new((
             self.workloads.catalogue.clone(),
             self.workloads.calibration.clone(),
-        );
+        )))
     }
 
     /// Peaks measured on this machine.
@@ -209,7 +212,6 @@ impl VramDeckApp {
                 self.release_view.apply(event);
             }
         }
-        self.poll_dialog();
 
         // One short lock for everything but the plot series.
         let (latest, source, error, alerts, status) = {
@@ -249,7 +251,9 @@ impl VramDeckApp {
             )
         };
 
-        self.poll_files();
+        if let Some(outcome) = self.files.show(ui.ctx()) {
+            self.on_file_outcome(outcome);
+        }
         let dropped: Vec<std::path::PathBuf> = ui.input(|i| {
             i.raw
                 .dropped_files
@@ -548,13 +552,8 @@ impl VramDeckApp {
                 (None, _) => {}
             },
             TopBarAction::OpenLog => {
-                if self.logs.pending.is_none() {
-                    self.logs.pending = logs_view::open(
-                        None,
-                        self.workloads.catalogue.clone(),
-                        self.workloads.calibration.clone(),
-                    );
-                }
+                let purpose = self.open_log_purpose();
+                self.files.request(purpose);
             }
             TopBarAction::Export => {
                 let (t0, t1) = (self.last_plot.t0, self.last_plot.t1);
@@ -593,18 +592,13 @@ impl VramDeckApp {
                     "vramdeck-{}.csv",
                     chrono::Local::now().format("%Y%m%d-%H%M%S")
                 );
-                if self.logs.pending.is_none() {
-                    self.logs.pending = logs_view::export(text, name);
-                }
+                self.files.request(Purpose::ExportCsv(text, name));
             }
             TopBarAction::MiniView => self.set_mini_view(ctx, true),
         }
     }
 
-    fn poll_files(&mut self) {
-        let Some(rx) = &self.logs.pending else { return };
-        let Ok(outcome) = rx.try_recv() else { return };
-        self.logs.pending = None;
+    fn on_file_outcome(&mut self, outcome: FileOutcome) {
         match outcome {
             FileOutcome::Opened(Ok(OpenedLog::Csv(log))) => {
                 self.toast(
@@ -622,6 +616,27 @@ impl VramDeckApp {
                 self.toast(format!("Saved {}", path.display()), true)
             }
             FileOutcome::Exported(Err(e)) => self.warnings.push(format!("Export failed: {e}")),
+            FileOutcome::PresetsImported(Ok(presets)) => {
+                let n = presets.len();
+                self.workloads.catalogue.merge_user(presets);
+                self.save_user_presets();
+                self.toast(
+                    format!(
+                        "Imported {}",
+                        crate::units::count(n as u64, "preset", "presets")
+                    ),
+                    true,
+                );
+            }
+            FileOutcome::PresetsImported(Err(e)) => self
+                .warnings
+                .push(format!("Import failed, nothing was changed: {e}")),
+            FileOutcome::PresetsExported(Ok(path)) => {
+                self.toast(format!("Exported your presets to {}", path.display()), true)
+            }
+            FileOutcome::PresetsExported(Err(e)) => {
+                self.warnings.push(format!("Export failed: {e}"))
+            }
             FileOutcome::Cancelled => {}
         }
     }
@@ -753,75 +768,11 @@ impl VramDeckApp {
                 self.workloads.catalogue.remove_user(&id);
                 self.save_user_presets();
             }
-            AdvisorAction::Import => self.open_dialog(None),
+            AdvisorAction::Import => self.files.request(Purpose::ImportPresets),
             AdvisorAction::Export => {
                 let text = catalogue::to_toml(&self.workloads.catalogue.user_workloads());
-                self.open_dialog(Some(text));
+                self.files.request(Purpose::ExportPresets(text));
             }
-        }
-    }
-
-    /// Runs a native file dialog on its own thread (it blocks until the user answers).
-    fn open_dialog(&mut self, export: Option<String>) {
-        if self.workloads.dialog.is_some() {
-            return;
-        }
-        let (tx, rx) = std::sync::mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("vramdeck-file-dialog".into())
-            .spawn(move || {
-                let dialog = rfd::FileDialog::new().add_filter("vramdeck presets", &["toml"]);
-                let outcome = match export {
-                    None => match dialog.pick_file() {
-                        None => DialogOutcome::Cancelled,
-                        Some(path) => DialogOutcome::Imported(
-                            crate::persist::read_small(&path, crate::persist::CONFIG_FILE_LIMIT)
-                                .map_err(|e| format!("Cannot read {}: {e}", path.display()))
-                                .and_then(|bytes| {
-                                    catalogue::parse(
-                                        &String::from_utf8_lossy(&bytes),
-                                        &path.display().to_string(),
-                                    )
-                                }),
-                        ),
-                    },
-                    Some(text) => match dialog.set_file_name("vramdeck-presets.toml").save_file() {
-                        None => DialogOutcome::Cancelled,
-                        Some(path) => DialogOutcome::Exported(
-                            crate::persist::atomic_write(&path, &text)
-                                .map(|()| path.clone())
-                                .map_err(|e| format!("Cannot write {}: {e}", path.display())),
-                        ),
-                    },
-                };
-                let _ = tx.send(outcome);
-            });
-        if spawned.is_ok() {
-            self.workloads.dialog = Some(rx);
-        }
-    }
-
-    fn poll_dialog(&mut self) {
-        let Some(rx) = &self.workloads.dialog else {
-            return;
-        };
-        let Ok(outcome) = rx.try_recv() else { return };
-        self.workloads.dialog = None;
-        match outcome {
-            DialogOutcome::Imported(Ok(presets)) => {
-                let n = presets.len();
-                self.workloads.catalogue.merge_user(presets);
-                self.save_user_presets();
-                self.toast(format!("Imported {n} preset(s)"), true);
-            }
-            DialogOutcome::Imported(Err(e)) => self
-                .warnings
-                .push(format!("Import failed, nothing was changed: {e}")),
-            DialogOutcome::Exported(Ok(path)) => {
-                self.toast(format!("Exported your presets to {}", path.display()), true)
-            }
-            DialogOutcome::Exported(Err(e)) => self.warnings.push(format!("Export failed: {e}")),
-            DialogOutcome::Cancelled => {}
         }
     }
 

@@ -1,25 +1,9 @@
-//! Opened logs: an imported CSV shown in the plots, an OOM analysis window, and the file
-//! dialogs (run on their own thread: a native dialog blocks until the user answers).
+//! Opened logs: an imported CSV shown in the plots and an OOM analysis window.
 
-use crate::logs::{OpenedLog, import::ImportedLog, oom::Analysis, open_log};
-
-use crate::workloads::calibration::Calibration;
-use crate::workloads::catalogue::Catalogue;
+use crate::logs::{import::ImportedLog, oom::Analysis};
 use egui::{RichText, Ui};
-use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver};
 
-/// What a file operation ended with.
-pub enum FileOutcome {
-    /// A log was opened (or could not be).
-    Opened(Result<OpenedLog, String>),
-    /// An export was written (or could not be).
-    Exported(Result<PathBuf, String>),
-    /// The user closed the dialog.
-    Cancelled,
-}
-
-/// Opened logs and file operations in flight.
+/// Opened logs.
 #[derive(Default)]
 pub struct LogsState {
     /// A CSV log shown instead of live data.
@@ -28,59 +12,6 @@ pub struct LogsState {
     pub imported_slot: usize,
     /// An OOM analysis on screen: (file, result).
     pub analysis: Option<(String, Analysis)>,
-    /// A file operation running.
-    pub pending: Option<Receiver<FileOutcome>>,
-}
-
-fn spawn(work: impl FnOnce() -> FileOutcome + Send + 'static) -> Option<Receiver<FileOutcome>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("vramdeck-file".into())
-        .spawn(move || {
-            let _ = tx.send(work());
-        })
-        .ok()
-        .map(|_| rx)
-}
-
-/// Opens `path`, or asks for one with a dialog when `None`.
-pub fn open(
-    path: Option<PathBuf>,
-    catalogue: Catalogue,
-    calibration: Calibration,
-) -> Option<Receiver<FileOutcome>> {
-    spawn(move || {
-        let path = match path {
-            Some(p) => p,
-            None => match rfd::FileDialog::new()
-                .add_filter("logs", &["csv", "log", "txt"])
-                .add_filter("all files", &["*"])
-                .pick_file()
-            {
-                Some(p) => p,
-                None => return FileOutcome::Cancelled,
-            },
-        };
-        FileOutcome::Opened(open_log(&path, &catalogue, &calibration))
-    })
-}
-
-/// Asks where to save `text` and writes it there.
-pub fn export(text: String, suggested_name: String) -> Option<Receiver<FileOutcome>> {
-    spawn(move || {
-        match rfd::FileDialog::new()
-            .add_filter("CSV", &["csv"])
-            .set_file_name(&suggested_name)
-            .save_file()
-        {
-            None => FileOutcome::Cancelled,
-            Some(path) => FileOutcome::Exported(
-                crate::persist::atomic_write(&path, &text)
-                    .map(|()| path.clone())
-                    .map_err(|e| format!("Cannot write {}: {e}", path.display())),
-            ),
-        }
-    })
 }
 
 /// The strip above an imported log's plots. Returns true when the user goes back to live data.

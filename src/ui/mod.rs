@@ -4,6 +4,8 @@ pub mod advisor_panel;
 pub mod alerts_panel;
 pub mod app;
 pub mod banners;
+pub mod file_picker;
+pub mod files;
 pub mod gpu_card;
 pub mod logs_view;
 pub mod mini_view;

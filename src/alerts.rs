@@ -3,7 +3,7 @@
 //! hysteresis), so a value hovering at the threshold does not spam.
 
 use crate::telemetry::Snapshot;
-use crate::units::MemoryUnit;
+use crate::units::{Bytes, Celsius, MemoryUnit};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -66,6 +66,45 @@ impl AlertKind {
     }
 }
 
+/// What an alert says, kept as numbers so it is written in the unit the user chose.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AlertDetail {
+    /// VRAM stayed above `percent` for `seconds`: `used` of `total`.
+    VramHigh {
+        /// Threshold, percent.
+        percent: f32,
+        /// Duration, seconds.
+        seconds: f32,
+        /// Used when it fired.
+        used: Bytes,
+        /// Installed.
+        total: Bytes,
+    },
+    /// Temperature `now` at or above `limit`, °C.
+    TemperatureHigh {
+        /// Reading.
+        now: Celsius,
+        /// Threshold.
+        limit: f32,
+    },
+    /// A process started, holding `used` (when reported).
+    ProcessStarted {
+        /// Process name.
+        name: String,
+        /// Process id.
+        pid: u32,
+        /// Memory it held when first seen.
+        used: Option<Bytes>,
+    },
+    /// A process stopped using the GPU.
+    ProcessExited {
+        /// Process name.
+        name: String,
+        /// Process id.
+        pid: u32,
+    },
+}
+
 /// One alert.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlertEvent {
@@ -75,8 +114,54 @@ pub struct AlertEvent {
     pub gpu: u32,
     /// What.
     pub kind: AlertKind,
-    /// A sentence.
-    pub message: String,
+    /// Its numbers.
+    pub detail: AlertDetail,
+}
+
+impl AlertEvent {
+    fn new(t: f64, gpu: u32, detail: AlertDetail) -> Self {
+        let kind = match detail {
+            AlertDetail::VramHigh { .. } => AlertKind::VramHigh,
+            AlertDetail::TemperatureHigh { .. } => AlertKind::TemperatureHigh,
+            AlertDetail::ProcessStarted { .. } => AlertKind::ProcessStarted,
+            AlertDetail::ProcessExited { .. } => AlertKind::ProcessExited,
+        };
+        AlertEvent {
+            t,
+            gpu,
+            kind,
+            detail,
+        }
+    }
+
+    /// The alert as a sentence, memory in `unit`.
+    pub fn message(&self, unit: MemoryUnit) -> String {
+        let gpu = self.gpu;
+        match &self.detail {
+            AlertDetail::VramHigh {
+                percent,
+                seconds,
+                used,
+                total,
+            } => format!(
+                "GPU {gpu}: VRAM above {percent:.0} % for {seconds:.0} s ({} of {})",
+                unit.format(*used),
+                unit.format(*total)
+            ),
+            AlertDetail::TemperatureHigh { now, limit } => {
+                format!("GPU {gpu}: temperature {now} (limit {limit:.0} °C)")
+            }
+            AlertDetail::ProcessStarted { name, pid, used } => {
+                let used = used
+                    .map(|b| format!(" with {}", unit.format(b)))
+                    .unwrap_or_default();
+                format!("GPU {gpu}: {name} (pid {pid}) started{used}")
+            }
+            AlertDetail::ProcessExited { name, pid } => {
+                format!("GPU {gpu}: {name} (pid {pid}) exited")
+            }
+        }
+    }
 }
 
 /// Evaluates rules over successive snapshots.
@@ -105,19 +190,16 @@ impl AlertEngine {
             if percent >= rules.vram_percent {
                 let since = *self.vram_high_since.entry(g.index).or_insert(t);
                 if t - since >= rules.vram_seconds as f64 && self.firing.insert(vram_key) {
-                    events.push(AlertEvent {
+                    events.push(AlertEvent::new(
                         t,
-                        gpu: g.index,
-                        kind: AlertKind::VramHigh,
-                        message: format!(
-                            "GPU {}: VRAM above {:.0} % for {:.0} s ({} of {})",
-                            g.index,
-                            rules.vram_percent,
-                            rules.vram_seconds,
-                            MemoryUnit::GiB.format(g.memory.used),
-                            MemoryUnit::GiB.format(g.memory.total)
-                        ),
-                    });
+                        g.index,
+                        AlertDetail::VramHigh {
+                            percent: rules.vram_percent,
+                            seconds: rules.vram_seconds,
+                            used: g.memory.used,
+                            total: g.memory.total,
+                        },
+                    ));
                 }
             } else if percent < rules.vram_percent - 2.0 {
                 self.vram_high_since.remove(&g.index);
@@ -127,15 +209,14 @@ impl AlertEngine {
                 let key = (g.index, AlertKind::TemperatureHigh);
                 if temp.0 >= rules.temperature_c {
                     if self.firing.insert(key) {
-                        events.push(AlertEvent {
+                        events.push(AlertEvent::new(
                             t,
-                            gpu: g.index,
-                            kind: AlertKind::TemperatureHigh,
-                            message: format!(
-                                "GPU {}: temperature {} (limit {:.0} °C)",
-                                g.index, temp, rules.temperature_c
-                            ),
-                        });
+                            g.index,
+                            AlertDetail::TemperatureHigh {
+                                now: temp,
+                                limit: rules.temperature_c,
+                            },
+                        ));
                     }
                 } else if temp.0 < rules.temperature_c - 3.0 {
                     self.firing.remove(&key);
@@ -155,23 +236,26 @@ impl AlertEngine {
                         .processes
                         .iter()
                         .find(|p| p.pid == *pid)
-                        .and_then(|p| p.used)
-                        .map(|b| format!(" with {}", MemoryUnit::GiB.format(b)))
-                        .unwrap_or_default();
-                    events.push(AlertEvent {
+                        .and_then(|p| p.used);
+                    events.push(AlertEvent::new(
                         t,
-                        gpu: g.index,
-                        kind: AlertKind::ProcessStarted,
-                        message: format!("GPU {}: {name} (pid {pid}) started{used}", g.index),
-                    });
+                        g.index,
+                        AlertDetail::ProcessStarted {
+                            name: name.clone(),
+                            pid: *pid,
+                            used,
+                        },
+                    ));
                 }
                 for (pid, name) in before.iter().filter(|(pid, _)| !now.contains_key(pid)) {
-                    events.push(AlertEvent {
+                    events.push(AlertEvent::new(
                         t,
-                        gpu: g.index,
-                        kind: AlertKind::ProcessExited,
-                        message: format!("GPU {}: {name} (pid {pid}) exited", g.index),
-                    });
+                        g.index,
+                        AlertDetail::ProcessExited {
+                            name: name.clone(),
+                            pid: *pid,
+                        },
+                    ));
                 }
             }
         }
@@ -192,8 +276,8 @@ impl AlertEngine {
         a
     }
 
-    /// The sentences of the conditions firing now (their latest event each).
-    pub fn active_messages(&self) -> Vec<String> {
+    /// The sentences of the conditions firing now (their latest event each), in `unit`.
+    pub fn active_messages(&self, unit: MemoryUnit) -> Vec<String> {
         self.active()
             .into_iter()
             .filter_map(|(gpu, kind)| {
@@ -201,7 +285,7 @@ impl AlertEngine {
                     .iter()
                     .rev()
                     .find(|e| e.gpu == gpu && e.kind == kind)
-                    .map(|e| e.message.clone())
+                    .map(|e| e.message(unit))
             })
             .collect()
     }
@@ -274,8 +358,13 @@ mod tests {
         assert_eq!(fired[0].t, 1_800_000_010.0);
         assert!(
             fired[0]
-                .message
+                .message(MemoryUnit::GiB)
                 .starts_with("GPU 0: VRAM above 90 % for 10 s (45.6 GiB of 48.0 GiB)")
+        );
+        assert!(
+            fired[0]
+                .message(MemoryUnit::MiB)
+                .starts_with("GPU 0: VRAM above 90 % for 10 s (46,694 MiB of 49,152 MiB)")
         );
         assert_eq!(e.active(), vec![(0, AlertKind::VramHigh)]);
         // A dip shorter than the duration does not fire; hovering near the line does not re-fire.
@@ -319,7 +408,10 @@ mod tests {
             .collect();
         // 86 fires; 84 is within the 3 °C hysteresis; 81 clears; 86 fires again.
         assert_eq!(fired.len(), 2);
-        assert_eq!(fired[0].message, "GPU 0: temperature 86 °C (limit 85 °C)");
+        assert_eq!(
+            fired[0].message(MemoryUnit::MiB),
+            "GPU 0: temperature 86 °C (limit 85 °C)"
+        );
     }
 
     #[test]
@@ -328,7 +420,7 @@ mod tests {
         let mut e = AlertEngine::default();
         assert!(e.observe(&snap(0, 1_000, 50.0, &[10]), &rules).is_empty());
         let events = e.observe(&snap(1, 1_000, 50.0, &[11]), &rules);
-        let messages: Vec<_> = events.iter().map(|e| e.message.as_str()).collect();
+        let messages: Vec<_> = events.iter().map(|e| e.message(MemoryUnit::GiB)).collect();
         assert_eq!(
             messages,
             vec![

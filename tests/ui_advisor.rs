@@ -46,7 +46,7 @@ fn set_used(t: &SharedTelemetry, sim: &mut SimulatedGpus, used_mib: u64) {
 
 fn window(t: SharedTelemetry) -> Harness<'static, VramDeckApp> {
     let app = plain_app(t);
-    open_window(app, 1400.0, 1400.0)
+    open_window(app, 1700.0, 1400.0)
 }
 
 #[test]
@@ -198,7 +198,7 @@ fn user_presets_and_calibration_survive_a_restart() {
         Some(cal_path.clone()),
         Some(presets.clone()),
     );
-    let mut h = open_window(app, 1400.0, 1400.0);
+    let mut h = open_window(app, 1700.0, 1400.0);
     h.run();
     h.get_by_label("Your own presets").click();
     h.run();

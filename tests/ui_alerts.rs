@@ -29,29 +29,40 @@ fn window(t: SharedTelemetry) -> Harness<'static, VramDeckApp> {
 }
 
 #[test]
-fn vram_staying_high_raises_a_banner_that_clears_when_it_drops() {
+fn vram_staying_high_shows_in_the_status_bar_without_moving_the_window() {
     let mut sim = SimulatedGpus::demo("test");
     let t = Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default()).shared();
     record(&t, &mut sim, 0, 2_000);
     let mut h = window(t.clone());
     h.run_steps(2);
-    assert!(h.query_by_label("ALERT").is_none());
+    assert!(h.query_by_label_contains("ALERT").is_none());
+    let alerts_header = h.get_by_label("Alerts").rect();
+    let history = h.get_by_label("History of GPU 0").rect();
 
     for s in 1..=12 {
         record(&t, &mut sim, s, 47_000); // 95.6 % of 48 GiB
         h.run_steps(1);
     }
     h.run_steps(2);
-    h.get_by_label("ALERT");
-    let message = "GPU 0: VRAM above 90 % for 10 s (45.9 GiB of 48.0 GiB)";
-    // In the banner and in the toast.
-    assert_eq!(h.get_all_by_label(message).count(), 2);
+    let message = "GPU 0: VRAM above 90 % for 10 s (47,000 MiB of 49,152 MiB)";
+    h.get_by_label(&format!("ALERT: {message}"));
+    // And once as the toast.
+    h.get_by_label(message);
+    // Nothing above the status bar moved: a click aimed at a button still lands on it.
+    assert_eq!(h.get_by_label("Alerts").rect(), alerts_header);
+    assert_eq!(h.get_by_label("History of GPU 0").rect(), history);
+
+    // In GiB when the user reads GiB.
+    h.get_by_label("GiB").click();
+    h.run_steps(2);
+    h.get_by_label("ALERT: GPU 0: VRAM above 90 % for 10 s (45.9 GiB of 48.0 GiB)");
 
     for s in 13..=15 {
         record(&t, &mut sim, s, 3_000);
     }
     h.run_steps(2);
-    assert!(h.query_by_label("ALERT").is_none());
+    assert!(h.query_by_label_contains("ALERT").is_none());
+    assert_eq!(h.get_by_label("Alerts").rect(), alerts_header);
 }
 
 #[test]
@@ -71,5 +82,5 @@ fn turning_alerts_off_in_the_window_reaches_the_sampler_side() {
         record(&t, &mut sim, s, 48_000);
     }
     h.run_steps(2);
-    assert!(h.query_by_label("ALERT").is_none());
+    assert!(h.query_by_label_contains("ALERT").is_none());
 }

@@ -174,3 +174,50 @@ fn an_unload_while_comfyui_runs_a_prompt_shows_waiting_then_the_measured_result(
     assert!(!h.state().release_view().in_flight);
     assert_eq!(h.state().release_view().markers.len(), 1);
 }
+
+#[test]
+fn the_mini_view_says_demo_and_shows_the_result_inside_its_own_width() {
+    let dir = agent_dir();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut sim = SimulatedGpus::demo("test");
+    let mut telemetry =
+        Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default());
+    telemetry.record(Snapshot {
+        time: SystemTime::now(),
+        gpus: sim.sample_at(Duration::from_secs(30)),
+    });
+    let worker = ReleaseWorker::spawn(
+        vramdeck::release::discovery::AgentDir::at(&dir.path().join("agents")),
+        closed.to_string(),
+        Box::new(ReservedByAgents(dir.path().to_path_buf())),
+        || {},
+    );
+    let settings = vramdeck::settings::Settings {
+        mini_view: true,
+        ..Default::default()
+    };
+    let app = VramDeckApp::new(telemetry.shared(), None, settings, None, vec![])
+        .with_release_worker(worker);
+    let size = vramdeck::ui::mini_view::size(2);
+    let mut h = open_window(app, size.x, size.y);
+    h.run_steps(2);
+    h.get_by_label("DEMO · simulated GPUs");
+    let buttons = h.get_by_label("Free VRAM").rect();
+    h.get_by_label("Free VRAM").click();
+    until(&mut h, "the result", |h| {
+        h.query_by_label_contains("Nothing to free").is_some()
+    });
+    // Nothing happened: said in the neutral tone, not as a success.
+    let toast = h.state().release_view().toast.as_ref().unwrap();
+    assert_eq!(toast.tone, vramdeck::ui::release_panel::Tone::Neutral);
+    // On a line of its own inside the window; nothing moved to make room for it.
+    let line = h.get_by_label_contains("Nothing to free").rect();
+    assert!(
+        line.max.x <= size.x && line.max.y <= size.y,
+        "{line:?} in {size:?}"
+    );
+    assert_eq!(h.get_by_label("Free VRAM").rect(), buttons);
+}

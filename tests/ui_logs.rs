@@ -44,8 +44,13 @@ fn an_nvidia_smi_log_is_shown_in_the_plots_until_back_to_live() {
     until(&mut h, "the imported log", |h| {
         h.state().imported_log().is_some()
     });
-    h.get_by_label_contains("Log: ");
-    // In the log's header and in the "Opened" toast.
+    h.get_by_label("Log");
+    // The dates, so a day-long log does not read 00:00 … 00:00.
+    let (t0, t1) = h.state().imported_log().unwrap().span;
+    let dates = vramdeck::ui::logs_view::visible_range_text(t0, t1);
+    assert!(dates.contains(" – "), "{dates}");
+    h.get_by_label(&dates);
+    // In the log's column and in the "Opened" toast.
     assert_eq!(
         h.query_all_by_label_contains("4 rows from 2 GPUs, 3 bad rows skipped")
             .count(),
@@ -53,7 +58,7 @@ fn an_nvidia_smi_log_is_shown_in_the_plots_until_back_to_live() {
     );
     let plot = h.state().last_plot();
     assert_eq!(
-        plot.vram_mib.iter().map(|p| p[1]).collect::<Vec<_>>(),
+        plot.vram.iter().map(|c| c.mean).collect::<Vec<_>>(),
         vec![7_987.0, 7_990.0]
     );
     // The second GPU of the log.
@@ -61,7 +66,7 @@ fn an_nvidia_smi_log_is_shown_in_the_plots_until_back_to_live() {
     h.run_steps(2);
     let plot = h.state().last_plot();
     assert_eq!(
-        plot.vram_mib.iter().map(|p| p[1]).collect::<Vec<_>>(),
+        plot.vram.iter().map(|c| c.mean).collect::<Vec<_>>(),
         vec![39_500.0, 2_000.0]
     );
     h.get_by_label("Back to live").click();

@@ -124,7 +124,7 @@ mod tests {
         let cols: Vec<&str> = lines[0].split(", ").collect();
         assert_eq!(cols.len(), GPU_HEADER.split(", ").count());
         assert_eq!(cols[1], "0");
-        assert_eq!(cols[2], "Simulated RTX 5090 48 GB");
+        assert_eq!(cols[2], "Simulated 48 GB GPU");
         assert!(cols[3].ends_with(" MiB") && cols[3][..cols[3].len() - 4].parse::<u64>().is_ok());
         assert_eq!(cols[4], "49152 MiB");
         assert!(cols[5].ends_with(" %"));

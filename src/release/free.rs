@@ -215,7 +215,7 @@ impl FreeReport {
         match (failed, released) {
             (_, true) if !self.results.iter().all(|r| r.outcome.is_err()) => Outcome::Released,
             (true, _) => Outcome::Failed,
-            _ if self.results.is_empty() => Outcome::Failed,
+            // No agent and no ComfyUI: nothing happened, which is news, not a failure.
             _ => Outcome::Nothing,
         }
     }
@@ -337,6 +337,16 @@ pub const COMFY_NO_CACHE_LEVEL: &str = "left alone: ComfyUI's HTTP API cannot em
 fn free_comfy_http(comfy: &ComfyUi, level: FreeLevel) -> (TargetResult, Option<PendingRelease>) {
     let target = format!("ComfyUI at {}", comfy.found_at());
     if level == FreeLevel::Cache {
+        // Only a ComfyUI that answers is "left alone"; one that is not running is not there.
+        if let Err(e) = comfy.queue(COMFY_TIMEOUT) {
+            return (
+                TargetResult {
+                    target,
+                    outcome: Err(e),
+                },
+                None,
+            );
+        }
         let freed = TargetFreed {
             skipped: Some(COMFY_NO_CACHE_LEVEL.into()),
             ..TargetFreed::default()
@@ -713,6 +723,9 @@ mod tests {
         let r = report(vec![reported("python3 (pid 1)", 0)], 100, 100);
         assert!(r.summary().starts_with("Nothing was released"));
         assert_eq!(r.outcome(), Outcome::Nothing);
+        let none = report(vec![], 100, 100);
+        assert!(none.summary().starts_with("Nothing to free"));
+        assert_eq!(none.outcome(), Outcome::Nothing);
     }
 
     #[test]

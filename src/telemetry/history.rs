@@ -337,6 +337,50 @@ impl History {
         out
     }
 
+    /// `metric` for GPU `slot` within `[t0, t1]` as at most one [`Column`] per plot column:
+    /// the mean a line passes through and the min..max range a band covers, so a busy day
+    /// reads as a line inside its spread instead of a solid block, and no peak is lost.
+    pub fn columns(
+        &self,
+        slot: usize,
+        metric: Metric,
+        t0: f64,
+        t1: f64,
+        columns: usize,
+    ) -> Vec<Column> {
+        let mut out = Vec::new();
+        let Some(gpu) = self.gpus.get(slot) else {
+            return out;
+        };
+        let m = metric.slot();
+        match choose_source(gpu, t0) {
+            Source::Raw => {
+                let from = gpu.raw.partition_point(|p| p.t < t0);
+                let items = gpu.raw.range(from..).take_while(|p| p.t <= t1).map(|p| {
+                    let v = p.values.0[m];
+                    (p.t, v, v, v as f64, 1)
+                });
+                columns_of(items, t0, t1, columns, &mut out);
+            }
+            Source::Tier(i) => {
+                let tier = &gpu.tiers[i];
+                let from = tier.buckets.partition_point(|b| b.start + tier.width <= t0);
+                let half = tier.width / 2.0;
+                let items = tier
+                    .buckets
+                    .range(from..)
+                    .take_while(|b| b.start <= t1)
+                    .filter(|b| b.count[m] > 0)
+                    .map(|b| {
+                        let n = u32::from(b.count[m]);
+                        (b.start + half, b.min[m], b.max[m], b.sum[m] as f64, n)
+                    });
+                columns_of(items, t0, t1, columns, &mut out);
+            }
+        }
+        out
+    }
+
     /// Every stored reading of GPU `slot` within `[t0, t1]`, from the finest store covering it:
     /// raw samples, or bucket means (at the bucket's middle) further back.
     pub fn readings(&self, slot: usize, t0: f64, t1: f64) -> Vec<(f64, Values)> {
@@ -446,6 +490,90 @@ impl StatsAccumulator {
             mean: self.sum / self.count as f64,
             max: self.max as f64,
         })
+    }
+}
+
+/// One plot column of a metric.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Column {
+    /// When: the mean time of the readings in the column (a lone reading sits where it was).
+    pub t: f64,
+    /// Lowest value in the column.
+    pub min: f64,
+    /// Mean value in the column.
+    pub mean: f64,
+    /// Highest value in the column.
+    pub max: f64,
+}
+
+#[derive(Clone, Copy)]
+struct ColumnSums {
+    column: usize,
+    min: f32,
+    max: f32,
+    sum: f64,
+    t_sum: f64,
+    count: u64,
+}
+
+impl ColumnSums {
+    fn finish(self) -> Column {
+        let n = self.count as f64;
+        Column {
+            t: self.t_sum / n,
+            min: self.min as f64,
+            mean: self.sum / n,
+            max: self.max as f64,
+        }
+    }
+}
+
+/// Folds time-ordered `(t, min, max, sum, count)` items inside `[t0, t1]` into at most one
+/// [`Column`] per column. Items outside the range, empty or `NaN`, are skipped.
+fn columns_of(
+    items: impl Iterator<Item = (f64, f32, f32, f64, u32)>,
+    t0: f64,
+    t1: f64,
+    columns: usize,
+    out: &mut Vec<Column>,
+) {
+    let columns = columns.max(1);
+    let span = t1 - t0;
+    if span.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return;
+    }
+    let scale = columns as f64 / span;
+    let mut current: Option<ColumnSums> = None;
+    for (t, lo, hi, sum, count) in items {
+        if !(t0..=t1).contains(&t) || lo.is_nan() || hi.is_nan() || count == 0 || sum.is_nan() {
+            continue;
+        }
+        let column = (((t - t0) * scale) as usize).min(columns - 1);
+        match &mut current {
+            Some(c) if c.column == column => {
+                c.min = c.min.min(lo);
+                c.max = c.max.max(hi);
+                c.sum += sum;
+                c.t_sum += t * count as f64;
+                c.count += u64::from(count);
+            }
+            _ => {
+                if let Some(done) = current.take() {
+                    out.push(done.finish());
+                }
+                current = Some(ColumnSums {
+                    column,
+                    min: lo,
+                    max: hi,
+                    sum,
+                    t_sum: t * count as f64,
+                    count: u64::from(count),
+                });
+            }
+        }
+    }
+    if let Some(done) = current {
+        out.push(done.finish());
     }
 }
 
@@ -589,6 +717,59 @@ mod tests {
             .map(|w| w[1][0] - w[0][0])
             .fold(0.0, f64::max);
         assert!(widest <= 8.0, "a gap of {widest} columns between points");
+    }
+
+    #[test]
+    fn columns_give_the_mean_line_and_the_spread_of_each_column() {
+        // 100 s at 10 Hz alternating 0 / 1,000 MiB, drawn on 10 columns.
+        let h = filled(HistoryConfig::default(), 100.0, 10.0, |t| {
+            if ((t * 10.0).round() as i64) % 2 == 0 {
+                0.0
+            } else {
+                1_000.0
+            }
+        });
+        let (t0, t1) = (1_000_000.0, 1_000_100.0);
+        let cols = h.columns(0, Metric::VramUsedMib, t0, t1, 10);
+        assert_eq!(cols.len(), 10);
+        for c in &cols {
+            assert_eq!((c.min, c.max), (0.0, 1_000.0));
+            assert!((c.mean - 500.0).abs() < 1.0, "{c:?}");
+        }
+        assert!(cols.windows(2).all(|w| w[0].t < w[1].t));
+    }
+
+    #[test]
+    fn a_lone_reading_is_a_column_where_it_was_taken() {
+        let mut h = History::new(HistoryConfig::default());
+        h.push_values(0, 1_000_010.0, vram(7_987.0));
+        let cols = h.columns(0, Metric::VramUsedMib, 1_000_000.0, 1_000_060.0, 600);
+        assert_eq!(
+            cols,
+            vec![Column {
+                t: 1_000_010.0,
+                min: 7_987.0,
+                mean: 7_987.0,
+                max: 7_987.0
+            }]
+        );
+    }
+
+    #[test]
+    fn columns_from_aggregates_weight_the_mean_by_readings() {
+        // A day at 1 Hz: older than the raw store, drawn from the 10 s tier.
+        let h = filled(HistoryConfig::default(), 86_400.0, 1.0, |t| {
+            if t < 1_043_235.0 { 1_000.0 } else { 3_000.0 }
+        });
+        let cols = h.columns(0, Metric::VramUsedMib, 1_000_000.0, 1_086_400.0, 1_000);
+        assert!(cols.len() <= 1_000 && cols.len() > 900, "{}", cols.len());
+        let step = cols
+            .iter()
+            .find(|c| c.min < c.max)
+            .expect("the column holding the step");
+        assert_eq!((step.min, step.max), (1_000.0, 3_000.0));
+        assert!(step.mean > 1_000.0 && step.mean < 3_000.0);
+        assert!(cols.iter().filter(|c| c.min < c.max).count() == 1);
     }
 
     #[test]

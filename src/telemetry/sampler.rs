@@ -38,6 +38,8 @@ pub struct Telemetry {
     pub recording: RecordingStatus,
     /// Alert rules in force (the UI edits them here).
     pub alert_rules: AlertRules,
+    /// The unit the user reads memory in (alert notifications use it).
+    pub memory_unit: crate::units::MemoryUnit,
     /// Alert state, fed by every reading.
     pub alerts: AlertEngine,
 }
@@ -54,6 +56,7 @@ impl Telemetry {
             last_read_cost: Duration::ZERO,
             recording: RecordingStatus::default(),
             alert_rules: AlertRules::default(),
+            memory_unit: crate::units::MemoryUnit::default(),
             alerts: AlertEngine::default(),
         }
     }
@@ -153,13 +156,18 @@ impl Sampler {
                         if let Some(status) = recording {
                             t.recording = status;
                         }
-                        (raised, t.alert_rules.desktop_notifications)
+                        (
+                            raised,
+                            t.alert_rules.desktop_notifications.then_some(t.memory_unit),
+                        )
                     };
                     // Thresholds go to the desktop; process comings and goings stay in the app.
-                    for e in raised.iter().filter(|e| {
-                        notify && matches!(e.kind, AlertKind::VramHigh | AlertKind::TemperatureHigh)
-                    }) {
-                        notify_desktop("vramdeck alert", &e.message);
+                    if let Some(unit) = notify {
+                        for e in raised.iter().filter(|e| {
+                            matches!(e.kind, AlertKind::VramHigh | AlertKind::TemperatureHigh)
+                        }) {
+                            notify_desktop("vramdeck alert", &e.message(unit));
+                        }
                     }
                     on_update();
                     let wait = interval.saturating_sub(started.elapsed());

@@ -39,11 +39,12 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Wan2.2 I2V A14B (two 14B experts) on a 48 GB RTX 5090, from seed 000.
+    /// Wan2.2 I2V A14B (two 14B experts) on a 48 GB card, from the Wan article's curve (the
+    /// article names its card "RTX 5090", which has 32 GB: the card is named by its memory).
     pub fn wan22_i2v_double_peak() -> Self {
         let k = |t, used_mib, util| Keyframe { t, used_mib, util };
         Scenario {
-            gpu_name: "Simulated RTX 5090 48 GB",
+            gpu_name: "Simulated 48 GB GPU",
             total_mib: 49_152,
             power_limit: 575.0,
             process_name: "python3 wan_i2v_webui.py",

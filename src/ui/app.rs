@@ -3,10 +3,10 @@
 
 use super::advisor_panel::{self, AdvisorAction, NewPresetForm};
 use super::files::{Chooser, FileOutcome, Files, Purpose};
+use super::layout::{self, Layout, Tab};
 use super::logs_view::{self, LogsState};
 use super::mini_view::{self, MiniAction};
-use super::plots::PlotData;
-use super::plots::PlotMarker;
+use super::plots::{PlotData, PlotMarker, ViewControl};
 use super::release_panel::{self, ReleaseView, Toast};
 use super::top_bar::TopBarAction;
 use super::{banners, gpu_card, plots, process_table, status_bar, top_bar};
@@ -42,6 +42,8 @@ pub struct VramDeckApp {
     alert_markers: Vec<(u32, PlotMarker)>,
     logs: LogsState,
     files: Files,
+    /// The centre tab, where the window is too narrow for every column.
+    tab: Tab,
     recorder_config: Option<RecorderConfig>,
 }
 
@@ -82,6 +84,7 @@ impl VramDeckApp {
             alert_markers: Vec::new(),
             logs: LogsState::default(),
             files: Files::new(Chooser::from_env(), None),
+            tab: Tab::default(),
             recorder_config: None,
             telemetry,
             sampler,
@@ -214,13 +217,15 @@ impl VramDeckApp {
         }
 
         // One short lock for everything but the plot series.
+        let unit = self.settings.memory_unit;
         let (latest, source, error, alerts, status) = {
-            let t = sampler::lock(&self.telemetry);
+            let mut t = sampler::lock(&self.telemetry);
+            t.memory_unit = unit;
             let slot = self.selected_slot(t.latest.as_ref());
             let alerts = AlertView {
-                active: t.alerts.active_messages(),
+                active: t.alerts.active_messages(unit),
                 total: t.alerts.total(),
-                newest: t.alerts.recent().back().map(|e| e.message.clone()),
+                newest: t.alerts.recent().back().map(|e| e.message(unit)),
                 markers: t
                     .alerts
                     .recent()
@@ -247,8 +252,13 @@ impl VramDeckApp {
                     since: t.history.oldest(slot),
                     save_error: self.settings_writer.as_ref().and_then(|w| w.last_error()),
                     recording: t.recording.clone(),
+                    alerts: Vec::new(),
                 },
             )
+        };
+        let status = status_bar::Status {
+            alerts: alerts.active.clone(),
+            ..status
         };
 
         if let Some(outcome) = self.files.show(ui.ctx()) {
@@ -268,23 +278,34 @@ impl VramDeckApp {
 
         let before = self.settings.clone();
         if self.settings.mini_view {
-            let freeing = self.release_view.in_flight;
-            match mini_view::show(ui, latest.as_ref(), self.settings.memory_unit, freeing) {
+            let view = mini_view::MiniView {
+                snapshot: latest.as_ref(),
+                source: &source,
+                unit,
+                freeing: self.release_view.in_flight,
+                result: self.release_view.toast.as_ref(),
+            };
+            match mini_view::show(ui, &view) {
                 Some(MiniAction::Free) => self.free_all(),
                 Some(MiniAction::Expand) => self.set_mini_view(ui.ctx(), false),
                 None => {}
-            }
-            if let Some(toast) = &self.release_view.toast {
-                release_panel::toast(ui, toast);
             }
             if self.settings != before {
                 self.apply_settings_change(&before);
             }
             return;
         }
+        let layout = Layout::for_width(ui.available_width());
         let mut bar_action = None;
         egui::Panel::top("top_bar").show(ui, |ui| {
-            bar_action = top_bar::show(ui, &mut self.settings, &source, status.recording.active);
+            bar_action = top_bar::show(
+                ui,
+                &mut self.settings,
+                &source,
+                status.recording.active,
+                // The full bar needs about 1,100 points; below that its settings go in a menu.
+                ui.available_width() < 1_100.0,
+            );
             banners::demo_mode(ui, &source);
             if let Some(problem) = &status.recording.error {
                 banners::read_error_text(ui, problem);
@@ -292,12 +313,13 @@ impl VramDeckApp {
             if let Some(error) = &error {
                 banners::read_error(ui, error);
             }
-            banners::alerts(ui, &alerts.active);
             if let Some(i) = banners::warnings(ui, &self.warnings) {
                 self.warnings.remove(i);
             }
             ui.add_space(2.0);
         });
+        // Alerts live in the status bar: a banner appearing and vanishing with each reading
+        // would push the whole window down under the pointer.
         egui::Panel::bottom("status_bar").show(ui, |ui| status_bar::show(ui, &status));
         if let Some(action) = bar_action {
             self.on_top_bar(action, ui.ctx(), status.recording.active, latest.as_ref());
@@ -312,16 +334,27 @@ impl VramDeckApp {
         }
         self.alert_markers = alerts.markers;
 
-        match &latest {
-            None => {
-                egui::CentralPanel::default().show(ui, |ui| {
-                    ui.centered_and_justified(|ui| {
-                        ui.spinner();
-                        ui.label("Waiting for the first reading...");
+        if self.logs.imported.is_some() {
+            self.show_imported(ui, unit, layout);
+        } else {
+            match &latest {
+                None => {
+                    egui::CentralPanel::default().show(ui, |ui| {
+                        ui.centered_and_justified(|ui| {
+                            ui.spinner();
+                            ui.label("Waiting for the first reading...");
+                        });
                     });
-                });
+                }
+                Some(snapshot) if snapshot.gpus.is_empty() => {
+                    egui::CentralPanel::default().show(ui, |ui| {
+                        ui.centered_and_justified(|ui| {
+                            ui.label("The driver reports no GPU.");
+                        });
+                    });
+                }
+                Some(snapshot) => self.show_gpus(ui, snapshot, layout),
             }
-            Some(snapshot) => self.show_gpus(ui, snapshot),
         }
 
         if let Some(toast) = &self.release_view.toast {
@@ -343,40 +376,74 @@ impl VramDeckApp {
             .unwrap_or(0)
     }
 
-    fn show_gpus(&mut self, ui: &mut Ui, snapshot: &Snapshot) {
+    /// GPU cards, Free VRAM and alert rules: a column of its own, or the GPUs tab.
+    fn side(&mut self, ui: &mut Ui, snapshot: &Snapshot, slot: usize) {
         let unit = self.settings.memory_unit;
-        let slot = self.selected_slot(Some(snapshot));
-        egui::Panel::left("gpu_cards")
-            .default_size(330.0)
-            .min_size(260.0)
+        egui::ScrollArea::vertical()
+            .id_salt("side")
+            .auto_shrink([false, false])
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| {
-                    for (i, gpu) in snapshot.gpus.iter().enumerate() {
-                        if gpu_card::show(ui, gpu, unit, i == slot) {
-                            self.settings.selected_gpu = gpu.index;
-                        }
-                        ui.add_space(6.0);
+                for (i, gpu) in snapshot.gpus.iter().enumerate() {
+                    if gpu_card::show(ui, gpu, unit, i == slot) {
+                        self.settings.selected_gpu = gpu.index;
                     }
-                    if self.release.is_some() {
-                        ui.separator();
-                        let command = release_panel::show(
-                            ui,
-                            &self.release_view,
-                            &mut self.settings.free_level,
-                            &mut self.settings.comfyui_address,
-                            unit,
-                        );
-                        if let (Some(command), Some(worker)) = (command, &self.release) {
-                            if matches!(command, WorkerCommand::Free(..)) {
-                                self.release_view.in_flight = true;
-                            }
-                            worker.send(command);
-                        }
-                    }
+                    ui.add_space(6.0);
+                }
+                if self.release.is_some() {
                     ui.separator();
-                    super::alerts_panel::show(ui, &mut self.settings.alerts);
-                });
+                    let command = release_panel::show(
+                        ui,
+                        &self.release_view,
+                        &mut self.settings.free_level,
+                        &mut self.settings.comfyui_address,
+                        unit,
+                    );
+                    if let (Some(command), Some(worker)) = (command, &self.release) {
+                        if matches!(command, WorkerCommand::Free(..)) {
+                            self.release_view.in_flight = true;
+                        }
+                        worker.send(command);
+                    }
+                }
+                ui.separator();
+                super::alerts_panel::show(ui, &mut self.settings.alerts);
             });
+    }
+
+    /// The advisor: a column of its own, or the "What fits" tab.
+    fn advisor(
+        &mut self,
+        ui: &mut Ui,
+        gpu_index: u32,
+        budget: &Budget,
+        advice: &[advisor::Advice],
+    ) -> Option<AdvisorAction> {
+        let unit = self.settings.memory_unit;
+        egui::ScrollArea::vertical()
+            .id_salt("advisor")
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                let view = advisor_panel::AdvisorView {
+                    gpu_index,
+                    budget,
+                    workloads: &self.workloads.catalogue.workloads,
+                    advice,
+                    recorder: self.workloads.recorder.as_ref(),
+                    user_ids: &self.workloads.catalogue.user_ids,
+                };
+                advisor_panel::show(
+                    ui,
+                    &view,
+                    unit,
+                    &mut self.settings.margin_percent,
+                    &mut self.workloads.form,
+                )
+            })
+            .inner
+    }
+
+    fn show_gpus(&mut self, ui: &mut Ui, snapshot: &Snapshot, layout: Layout) {
+        let slot = self.selected_slot(Some(snapshot));
         let Some(gpu) = snapshot.gpus.get(slot) else {
             return;
         };
@@ -392,40 +459,46 @@ impl VramDeckApp {
             &self.workloads.calibration,
         );
         let mut action = None;
-        egui::Panel::right("advisor")
-            .default_size(340.0)
-            .min_size(260.0)
-            .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| {
-                    let view = advisor_panel::AdvisorView {
-                        gpu_index: gpu.index,
-                        budget: &budget,
-                        workloads: &self.workloads.catalogue.workloads,
-                        advice: &advice,
-                        recorder: self.workloads.recorder.as_ref(),
-                        user_ids: &self.workloads.catalogue.user_ids,
-                    };
-                    action = advisor_panel::show(
-                        ui,
-                        &view,
-                        unit,
-                        &mut self.settings.margin_percent,
-                        &mut self.workloads.form,
-                    );
+        if layout != Layout::OneColumn {
+            egui::Panel::left("gpu_cards")
+                .default_size(330.0)
+                .min_size(270.0)
+                .max_size(420.0)
+                .show(ui, |ui| self.side(ui, snapshot, slot));
+        }
+        if layout == Layout::ThreeColumns {
+            egui::Panel::right("advisor")
+                .default_size(450.0)
+                .min_size(320.0)
+                .max_size(600.0)
+                .show(ui, |ui| {
+                    action = self.advisor(ui, gpu.index, &budget, &advice);
                 });
-            });
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            layout::tab_bar(ui, layout.tabs(), &mut self.tab);
+            match layout.shown(self.tab) {
+                Tab::Gpus => self.side(ui, snapshot, slot),
+                Tab::WhatFits => action = self.advisor(ui, gpu.index, &budget, &advice),
+                Tab::History => self.history(ui, snapshot, slot),
+            }
+        });
         if let Some(action) = action {
             self.on_advisor_action(action, gpu);
         }
-        egui::CentralPanel::default().show(ui, |ui| {
-            // Plots share the height left after the header and the process table's rows.
-            let table_rows = gpu.processes.len().max(1) as f32;
-            let plot_space = (ui.available_height() - 110.0 - 22.0 * table_rows).max(300.0);
-            if self.logs.imported.is_some() {
-                self.show_imported(ui, unit, plot_space);
-                return;
-            }
-            egui::ScrollArea::vertical().show(ui, |ui| {
+    }
+
+    /// Charts of the selected GPU and the processes holding its memory.
+    fn history(&mut self, ui: &mut Ui, snapshot: &Snapshot, slot: usize) {
+        let Some(gpu) = snapshot.gpus.get(slot) else {
+            return;
+        };
+        let unit = self.settings.memory_unit;
+        let height = ui.available_height();
+        egui::ScrollArea::vertical()
+            .id_salt("history")
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
                 ui.horizontal_wrapped(|ui| {
                     ui.label(RichText::new(format!("History of GPU {}", gpu.index)).heading());
                     ui.separator();
@@ -434,7 +507,8 @@ impl VramDeckApp {
                         ui.selectable_value(&mut self.settings.plot_window, window, window.label());
                     }
                 });
-                let columns = ui.available_width().max(100.0) as usize;
+                let charts_height = charts_height(height, gpu.processes.len());
+                let columns = plot_columns(ui.available_width());
                 let window = self.settings.plot_window;
                 self.last_plot = {
                     let t = sampler::lock(&self.telemetry);
@@ -457,20 +531,20 @@ impl VramDeckApp {
                 charts(
                     ui,
                     &self.last_plot,
-                    window,
                     unit,
                     total_mib,
                     &markers,
-                    plot_space,
+                    charts_height,
+                    ViewControl::default(),
                 );
                 ui.add_space(8.0);
                 process_table::show(ui, gpu.index, &gpu.processes, unit);
             });
-        });
     }
 
-    /// An imported CSV log in the plots, instead of live data.
-    fn show_imported(&mut self, ui: &mut Ui, unit: crate::units::MemoryUnit, plot_space: f32) {
+    /// An imported CSV log: its panel (file, dates, GPUs, back to live) and its zoomable
+    /// charts, in place of every live panel.
+    fn show_imported(&mut self, ui: &mut Ui, unit: crate::units::MemoryUnit, layout: Layout) {
         let Some(log) = &self.logs.imported else {
             return;
         };
@@ -478,32 +552,65 @@ impl VramDeckApp {
             .logs
             .imported_slot
             .min(log.gpus.len().saturating_sub(1));
-        let back = logs_view::imported_header(ui, log, &mut slot);
-        let (mut t0, mut t1) = log.span;
-        if t1 - t0 < 60.0 {
-            // A log of a few rows still gets a readable minute of axis.
-            let mid = (t0 + t1) / 2.0;
-            (t0, t1) = (mid - 30.0, mid + 30.0);
+        let mut back = false;
+        if layout != Layout::OneColumn {
+            egui::Panel::left("log_panel")
+                .default_size(330.0)
+                .min_size(270.0)
+                .max_size(420.0)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical()
+                        .id_salt("log_panel")
+                        .show(ui, |ui| {
+                            back = logs_view::log_panel(ui, log, &mut slot, unit)
+                        });
+                });
         }
-        let columns = ui.available_width().max(100.0) as usize;
-        self.last_plot = PlotData::collect_range(&log.history, slot, t0, t1, columns);
-        let window = plots::window_for_span(t1 - t0);
-        let total_mib = log.gpus[slot]
-            .total_mib
-            .or(self.last_plot.vram_stats.map(|s| s.max))
-            .unwrap_or(0.0);
-        charts(
-            ui,
-            &self.last_plot,
-            window,
-            unit,
-            total_mib,
-            &[],
-            plot_space,
-        );
+        egui::CentralPanel::default().show(ui, |ui| {
+            if layout == Layout::OneColumn {
+                back = logs_view::log_header(ui, log, &mut slot);
+            }
+            let (t0, t1) = logs_view::full_span(log);
+            let (v0, v1) = self.logs.view.unwrap_or((t0, t1));
+            let columns = plot_columns(ui.available_width());
+            let mut data = PlotData::collect_range(&log.history, slot, v0.max(t0), v1.min(t1), columns);
+            // The charts' home view is the whole log, whatever part is drawn.
+            (data.t0, data.t1) = (t0, t1);
+            ui.horizontal(|ui| {
+                ui.label(RichText::new(logs_view::visible_range_text(v0.max(t0), v1.min(t1))).strong());
+                let zoomed = self.logs.view.is_some();
+                if ui
+                    .add_enabled(zoomed, egui::Button::new("Whole log"))
+                    .on_hover_text("Scroll or drag a box to zoom, drag to pan, double-click to see the whole log")
+                    .clicked()
+                {
+                    self.logs.reset = true;
+                }
+            });
+            let total_mib = log.gpus[slot]
+                .total_mib
+                .or(data.vram_stats.map(|s| s.max))
+                .unwrap_or(0.0);
+            let height = (ui.available_height() - 30.0).max(MIN_CHARTS_HEIGHT);
+            let view = ViewControl {
+                interactive: true,
+                reset: std::mem::take(&mut self.logs.reset),
+            };
+            let visible = charts(ui, &data, unit, total_mib, &[], height, view);
+            let span = t1 - t0;
+            let zoomed = visible.0 > t0 + span * 1e-3 || visible.1 < t1 - span * 1e-3;
+            self.logs.view = (zoomed && !view.reset).then_some(visible);
+            self.last_plot = data;
+        });
+        if slot != self.logs.imported_slot {
+            // Another GPU of the log: start from the whole log again.
+            self.logs.view = None;
+            self.logs.reset = true;
+        }
         self.logs.imported_slot = slot;
         if back {
             self.logs.imported = None;
+            self.logs.view = None;
         }
     }
 
@@ -791,40 +898,58 @@ impl VramDeckApp {
     }
 }
 
-/// The VRAM chart, its statistics line and the utilisation chart, sharing `height`.
+/// Columns for a chart `width` points wide: one per two points, so each column's mean is
+/// steady (a one-point column of a day-long window flickers between neighbouring readings)
+/// while its min..max band still keeps every peak.
+fn plot_columns(width: f32) -> usize {
+    (width / 2.0).max(50.0) as usize
+}
+
+/// Least height the charts get (below it, the history scrolls instead), points.
+const MIN_CHARTS_HEIGHT: f32 = 260.0;
+
+/// Height for the charts out of `available` points: what the header, the statistics line and
+/// a process table of `processes` rows (up to 6; more scroll) leave over.
+fn charts_height(available: f32, processes: usize) -> f32 {
+    let table = 56.0 + 24.0 * processes.clamp(1, 6) as f32;
+    (available - 40.0 - 24.0 - table).max(MIN_CHARTS_HEIGHT)
+}
+
+/// The VRAM chart, its statistics line and the utilisation chart, sharing `height`. Returns
+/// the time range on screen.
 fn charts(
     ui: &mut Ui,
     data: &PlotData,
-    window: PlotWindow,
     unit: crate::units::MemoryUnit,
     total_mib: f64,
     markers: &[PlotMarker],
     height: f32,
-) {
-    plots::vram(ui, data, window, unit, total_mib, markers, height * 0.58);
+    view: ViewControl,
+) -> (f64, f64) {
+    let visible = plots::vram(ui, data, unit, total_mib, markers, height * 0.58, view);
     stats_line(ui, data, unit);
-    plots::utilisation(ui, data, window, height * 0.36);
+    plots::utilisation(ui, data, height * 0.36, view);
+    visible
 }
 
+/// One line of statistics under the VRAM chart; always there, so the charts never move.
 fn stats_line(ui: &mut Ui, data: &PlotData, unit: crate::units::MemoryUnit) {
-    let mut parts = Vec::new();
-    if let Some(s) = data.vram_stats {
-        parts.push(format!(
+    let vram = match data.vram_stats {
+        Some(s) => format!(
             "VRAM min {} · mean {} · peak {}",
             unit.format_mib(s.min),
             unit.format_mib(s.mean),
             unit.format_mib(s.max)
-        ));
-    }
-    if let Some(s) = data.util_stats {
-        parts.push(format!(
-            "GPU utilisation mean {:.0} % · peak {:.0} %",
-            s.mean, s.max
-        ));
-    }
-    if !parts.is_empty() {
-        ui.label(RichText::new(parts.join("   |   ")).weak());
-    }
+        ),
+        None => "VRAM: no readings in this range".into(),
+    };
+    let util = match data.util_stats {
+        Some(s) => format!("GPU utilisation mean {:.0} % · peak {:.0} %", s.mean, s.max),
+        None => "GPU utilisation: n/a".into(),
+    };
+    let text = format!("{vram}   |   {util}");
+    ui.add(egui::Label::new(RichText::new(&text).weak()).truncate())
+        .on_hover_text(text);
 }
 
 impl eframe::App for VramDeckApp {

@@ -12,18 +12,126 @@ pub struct LogsState {
     pub imported_slot: usize,
     /// An OOM analysis on screen: (file, result).
     pub analysis: Option<(String, Analysis)>,
+    /// The part of the log zoomed into (UNIX seconds); `None` shows all of it.
+    pub view: Option<(f64, f64)>,
+    /// Go back to the whole log on the next frame.
+    pub reset: bool,
 }
 
-/// The strip above an imported log's plots. Returns true when the user goes back to live data.
-pub fn imported_header(ui: &mut Ui, log: &ImportedLog, slot: &mut usize) -> bool {
+/// The span the charts show for `log`: at least a minute (a log of a few rows still gets a
+/// readable axis).
+pub fn full_span(log: &ImportedLog) -> (f64, f64) {
+    let (t0, t1) = log.span;
+    if t1 - t0 < 60.0 {
+        let mid = (t0 + t1) / 2.0;
+        (mid - 30.0, mid + 30.0)
+    } else {
+        (t0, t1)
+    }
+}
+
+/// "Nov 22 14:00:03 – Nov 23 14:00:02 (24 h)": the dates always shown, so a day-long log never
+/// reads 00:00 … 00:00.
+pub fn visible_range_text(t0: f64, t1: f64) -> String {
+    use super::plots::time_text;
+    let span = t1 - t0;
+    let length = if span >= 2.0 * 3_600.0 {
+        format!("{:.0} h", span / 3_600.0)
+    } else if span >= 120.0 {
+        format!("{:.0} min", span / 60.0)
+    } else {
+        format!("{span:.0} s")
+    };
+    format!(
+        "{} – {} ({length})",
+        time_text(t0, 1.0, true),
+        time_text(t1, 1.0, true)
+    )
+}
+
+/// The log's column: its file, dates, GPUs (one selected) with their peaks, and the way back
+/// to live data. Returns true when the user goes back.
+pub fn log_panel(
+    ui: &mut Ui,
+    log: &ImportedLog,
+    slot: &mut usize,
+    unit: crate::units::MemoryUnit,
+) -> bool {
+    use crate::telemetry::history::Metric;
+    ui.label(RichText::new("Log").heading());
+    ui.add(egui::Label::new(RichText::new(&log.origin).strong()).truncate())
+        .on_hover_text(&log.origin);
+    ui.label(visible_range_text(log.span.0, log.span.1));
+    ui.label(RichText::new(log.summary()).weak());
+    let back = ui
+        .button("Back to live")
+        .on_hover_text("Close the log and show this machine's GPUs again")
+        .clicked();
+    ui.separator();
+    for (i, g) in log.gpus.iter().enumerate() {
+        let peak = log
+            .history
+            .stats(i, Metric::VramUsedMib, log.span.0, log.span.1);
+        let util = log
+            .history
+            .stats(i, Metric::GpuUtil, log.span.0, log.span.1);
+        let mut lines = vec![crate::units::count(g.rows as u64, "row", "rows")];
+        if let Some(p) = peak {
+            lines.push(match g.total_mib {
+                Some(total) => format!(
+                    "VRAM peak {} of {}",
+                    unit.format_mib(p.max),
+                    unit.format_mib(total)
+                ),
+                None => format!("VRAM peak {}", unit.format_mib(p.max)),
+            });
+        } else {
+            lines.push("VRAM not logged".into());
+        }
+        if let Some(u) = util {
+            lines.push(format!("GPU utilisation mean {:.0} %", u.mean));
+        }
+        let selected = *slot == i;
+        let frame = egui::Frame::group(ui.style()).stroke(egui::Stroke::new(
+            if selected { 2.0 } else { 1.0 },
+            if selected {
+                ui.visuals().selection.stroke.color
+            } else {
+                ui.visuals().widgets.noninteractive.bg_stroke.color
+            },
+        ));
+        let response = frame
+            .show(ui, |ui| {
+                ui.set_width(ui.available_width());
+                ui.add(egui::Label::new(RichText::new(g.label()).strong()).truncate());
+                for l in &lines {
+                    ui.label(l);
+                }
+            })
+            .response;
+        let id = ui.scope_id().with(("log_gpu", i));
+        if ui
+            .interact(response.rect, id, egui::Sense::click())
+            .on_hover_text("Show this GPU's charts")
+            .clicked()
+        {
+            *slot = i;
+        }
+        ui.add_space(4.0);
+    }
+    back
+}
+
+/// The log's header where there is no room for its column. Returns true on "Back to live".
+pub fn log_header(ui: &mut Ui, log: &ImportedLog, slot: &mut usize) -> bool {
     let mut back = false;
-    ui.horizontal_wrapped(|ui| {
-        ui.label(RichText::new(format!("Log: {}", log.origin)).heading());
+    ui.horizontal(|ui| {
         if ui.button("Back to live").clicked() {
             back = true;
         }
+        ui.add(egui::Label::new(RichText::new(format!("Log: {}", log.origin)).strong()).truncate())
+            .on_hover_text(log.summary());
     });
-    ui.label(RichText::new(log.summary()).weak());
     if log.gpus.len() > 1 {
         ui.horizontal_wrapped(|ui| {
             for (i, g) in log.gpus.iter().enumerate() {

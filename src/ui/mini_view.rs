@@ -1,13 +1,16 @@
 //! The compact always-on-top view to sit beside the WebUI: a VRAM bar per GPU and Free VRAM.
+//! The result of Free VRAM is a line of its own, coloured by outcome: a toast would be wider
+//! than this window and cover it.
 
 use super::pressure_color;
-use crate::telemetry::Snapshot;
+use super::release_panel::{TOAST_FOR, Toast, Tone};
+use crate::telemetry::{Snapshot, SourceKind};
 use crate::units::MemoryUnit;
 use egui::{RichText, Ui};
 
-/// Window size for the mini view with `gpus` GPUs.
+/// Window size for the mini view with `gpus` GPUs: a row per GPU, the buttons, the result line.
 pub fn size(gpus: usize) -> egui::Vec2 {
-    egui::vec2(420.0, 46.0 + 26.0 * gpus.max(1) as f32)
+    egui::vec2(440.0, 74.0 + 26.0 * gpus.max(1) as f32)
 }
 
 /// What the user asked for.
@@ -19,16 +22,34 @@ pub enum MiniAction {
     Expand,
 }
 
+/// What the mini view shows.
+pub struct MiniView<'a> {
+    /// The newest reading.
+    pub snapshot: Option<&'a Snapshot>,
+    /// Where readings come from (demo mode is labelled here too).
+    pub source: &'a SourceKind,
+    /// Memory unit.
+    pub unit: MemoryUnit,
+    /// A release is running.
+    pub freeing: bool,
+    /// The latest result, shown while fresh.
+    pub result: Option<&'a Toast>,
+}
+
+/// Text colour for a result of `tone` (success green, nothing-happened grey, failure red).
+fn tone_color(ui: &Ui, tone: Tone) -> egui::Color32 {
+    match tone {
+        Tone::Good => pressure_color(0.0),
+        Tone::Neutral => ui.visuals().weak_text_color(),
+        Tone::Bad => ui.visuals().error_fg_color,
+    }
+}
+
 /// Draws the mini view.
-pub fn show(
-    ui: &mut Ui,
-    snapshot: Option<&Snapshot>,
-    unit: MemoryUnit,
-    freeing: bool,
-) -> Option<MiniAction> {
+pub fn show(ui: &mut Ui, view: &MiniView<'_>) -> Option<MiniAction> {
     let mut action = None;
     egui::CentralPanel::default().show(ui, |ui| {
-        for g in snapshot.map(|s| s.gpus.as_slice()).unwrap_or_default() {
+        for g in view.snapshot.map(|s| s.gpus.as_slice()).unwrap_or_default() {
             let fraction = g.memory.used_fraction();
             ui.horizontal(|ui| {
                 ui.label(RichText::new(format!("GPU {}", g.index)).strong());
@@ -39,8 +60,8 @@ pub fn show(
                         .text(
                             RichText::new(format!(
                                 "{} / {}",
-                                unit.format(g.memory.used),
-                                unit.format(g.memory.total)
+                                view.unit.format(g.memory.used),
+                                view.unit.format(g.memory.total)
                             ))
                             .color(super::bar_text_color(ui.visuals())),
                         ),
@@ -52,18 +73,41 @@ pub fn show(
         }
         ui.horizontal(|ui| {
             if ui
-                .add_enabled(!freeing, egui::Button::new("Free VRAM"))
+                .add_enabled(!view.freeing, egui::Button::new("Free VRAM"))
                 .clicked()
             {
                 action = Some(MiniAction::Free);
             }
-            if freeing {
+            if view.freeing {
                 ui.spinner();
             }
             if ui.button("Full view").clicked() {
                 action = Some(MiniAction::Expand);
             }
+            if view.source.is_simulated() {
+                ui.label(
+                    RichText::new("DEMO · simulated GPUs")
+                        .color(egui::Color32::from_rgb(0xe0, 0x9b, 0x22)),
+                )
+                .on_hover_text("Demo mode: these are not your GPUs");
+            }
         });
+        // Always one row, empty or not: the window never changes size.
+        let fresh = view.result.filter(|t| t.shown_at.elapsed() < TOAST_FOR);
+        match fresh {
+            Some(t) => {
+                ui.ctx()
+                    .request_repaint_after(TOAST_FOR.saturating_sub(t.shown_at.elapsed()));
+                ui.add(
+                    egui::Label::new(RichText::new(&t.text).color(tone_color(ui, t.tone)))
+                        .truncate(),
+                )
+                .on_hover_text(&t.text);
+            }
+            None => {
+                ui.label("");
+            }
+        }
     });
     action
 }

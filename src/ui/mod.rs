@@ -7,6 +7,7 @@ pub mod banners;
 pub mod file_picker;
 pub mod files;
 pub mod gpu_card;
+pub mod layout;
 pub mod logs_view;
 pub mod mini_view;
 pub mod plots;

@@ -1,11 +1,12 @@
-//! Live VRAM and utilisation charts over the chosen time window.
+//! VRAM and utilisation charts: live over the chosen window, or an imported log (zoomable).
 
-use super::clock_time;
 use crate::settings::PlotWindow;
-use crate::telemetry::history::{History, Metric, WindowStats};
+use crate::telemetry::history::{Column, History, Metric, WindowStats};
 use crate::units::MemoryUnit;
 use egui::{Color32, Ui};
-use egui_plot::{GridInput, GridMark, HoverPosition, Legend, Line, Plot, PlotPoints, VLine};
+use egui_plot::{
+    FilledArea, GridInput, GridMark, HoverPosition, Legend, Line, Plot, PlotPoints, Points, VLine,
+};
 
 /// A vertical line on the VRAM plot: a Free VRAM action or an alert.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,22 +19,22 @@ pub struct PlotMarker {
     pub alert: bool,
 }
 
-/// Decimated series for one GPU and window, gathered under the telemetry lock.
+/// Plot columns for one GPU and time range, gathered under the telemetry lock.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PlotData {
-    /// Window start (UNIX seconds).
+    /// Range start (UNIX seconds).
     pub t0: f64,
-    /// Window end (UNIX seconds).
+    /// Range end (UNIX seconds).
     pub t1: f64,
     /// VRAM used, MiB.
-    pub vram_mib: Vec<[f64; 2]>,
+    pub vram: Vec<Column>,
     /// GPU utilisation, %.
-    pub gpu_util: Vec<[f64; 2]>,
+    pub gpu_util: Vec<Column>,
     /// Memory-controller utilisation, %.
-    pub memory_util: Vec<[f64; 2]>,
-    /// VRAM min / mean / max over the window.
+    pub memory_util: Vec<Column>,
+    /// VRAM min / mean / max over the range.
     pub vram_stats: Option<WindowStats>,
-    /// GPU utilisation min / mean / max over the window.
+    /// GPU utilisation min / mean / max over the range.
     pub util_stats: Option<WindowStats>,
 }
 
@@ -49,30 +50,38 @@ impl PlotData {
         Self::collect_range(history, slot, now - window.seconds(), now, columns)
     }
 
-    /// Reads `[t0, now]` from history (an imported log's whole span, say).
-    pub fn collect_range(
-        history: &History,
-        slot: usize,
-        t0: f64,
-        now: f64,
-        columns: usize,
-    ) -> Self {
-        let series = |m| history.series(slot, m, t0, now, columns);
+    /// Reads `[t0, t1]` from history (an imported log's whole span, or the part zoomed into).
+    pub fn collect_range(history: &History, slot: usize, t0: f64, t1: f64, columns: usize) -> Self {
+        let columns_of = |m| history.columns(slot, m, t0, t1, columns);
         PlotData {
             t0,
-            t1: now,
-            vram_mib: series(Metric::VramUsedMib),
-            gpu_util: series(Metric::GpuUtil),
-            memory_util: series(Metric::MemoryUtil),
-            vram_stats: history.stats(slot, Metric::VramUsedMib, t0, now),
-            util_stats: history.stats(slot, Metric::GpuUtil, t0, now),
+            t1,
+            vram: columns_of(Metric::VramUsedMib),
+            gpu_util: columns_of(Metric::GpuUtil),
+            memory_util: columns_of(Metric::MemoryUtil),
+            vram_stats: history.stats(slot, Metric::VramUsedMib, t0, t1),
+            util_stats: history.stats(slot, Metric::GpuUtil, t0, t1),
         }
     }
 
-    /// Time span actually covered by the VRAM points, if any.
+    /// Time span actually covered by the VRAM columns, if any.
     pub fn plotted_span(&self) -> Option<(f64, f64)> {
-        Some((self.vram_mib.first()?[0], self.vram_mib.last()?[0]))
+        Some((self.vram.first()?.t, self.vram.last()?.t))
     }
+
+    /// The VRAM line: one point per column, at its mean.
+    pub fn vram_line(&self) -> Vec<[f64; 2]> {
+        self.vram.iter().map(|c| [c.t, c.mean]).collect()
+    }
+}
+
+/// How a chart may be moved: live charts follow the clock; a log's can be zoomed and panned.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ViewControl {
+    /// Zoom (scroll / pinch / box), pan (drag) and double-click reset along time.
+    pub interactive: bool,
+    /// Go back to the whole range this frame.
+    pub reset: bool,
 }
 
 /// The window whose grid suits a span of `seconds` (for imported logs of any length).
@@ -83,47 +92,99 @@ pub fn window_for_span(seconds: f64) -> PlotWindow {
         .unwrap_or(PlotWindow::OneDay)
 }
 
-/// Grid steps (small, medium, large) in seconds that read well as clock times.
-fn time_steps(window: PlotWindow) -> [f64; 3] {
-    match window {
-        PlotWindow::OneMinute => [5.0, 15.0, 60.0],
-        PlotWindow::TenMinutes => [30.0, 60.0, 300.0],
-        PlotWindow::OneHour => [300.0, 600.0, 1_800.0],
-        PlotWindow::OneDay => [1_800.0, 3_600.0, 6.0 * 3_600.0],
+/// Grid steps that read well as times, seconds.
+const NICE_STEPS: [f64; 20] = [
+    1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1_800.0, 3_600.0, 7_200.0,
+    10_800.0, 21_600.0, 43_200.0, 86_400.0, 172_800.0, 604_800.0,
+];
+
+/// Grid steps (small, medium, large) for `span` seconds across `width` points, with labels
+/// `label_width` points wide: the largest step is the smallest that leaves room for its labels.
+pub fn time_steps(span: f64, width: f32, label_width: f32) -> [f64; 3] {
+    let most_labels = (width / label_width).max(1.0) as f64;
+    let i = NICE_STEPS
+        .iter()
+        .position(|step| span / step <= most_labels)
+        .unwrap_or(NICE_STEPS.len() - 1);
+    [
+        NICE_STEPS[i.saturating_sub(2)],
+        NICE_STEPS[i.saturating_sub(1)],
+        NICE_STEPS[i],
+    ]
+}
+
+/// True when `[t0, t1]` is not all within today (local time): its labels then carry the date.
+pub fn needs_date(t0: f64, t1: f64) -> bool {
+    use chrono::{Local, TimeZone};
+    let day = |t: f64| {
+        Local
+            .timestamp_opt(t.floor() as i64, 0)
+            .single()
+            .map(|d| d.date_naive())
+    };
+    let today = Some(Local::now().date_naive());
+    day(t0) != today || day(t1) != today
+}
+
+/// A time in the format a grid step calls for: dates for days, minutes for minutes.
+pub fn time_text(t: f64, step: f64, dated: bool) -> String {
+    use chrono::{Local, TimeZone};
+    let format = match (step >= 86_400.0, dated, step >= 60.0) {
+        (true, _, _) => "%b %d",
+        (false, true, true) => "%b %d %H:%M",
+        (false, true, false) => "%b %d %H:%M:%S",
+        (false, false, true) => "%H:%M",
+        (false, false, false) => "%H:%M:%S",
+    };
+    match Local.timestamp_opt(t.floor() as i64, 0) {
+        chrono::LocalResult::Single(d) | chrono::LocalResult::Ambiguous(d, _) => {
+            d.format(format).to_string()
+        }
+        chrono::LocalResult::None => String::new(),
     }
 }
 
 /// Width of the value axis, the same on both charts so their time axes line up.
 const Y_AXIS_WIDTH: f32 = 52.0;
 
-/// A time label is centred on its grid line: one closer to the right edge than half a label's
-/// width (in points) would be cut off by the plot's edge, so it is not drawn.
-const HALF_TIME_LABEL: f32 = 30.0;
+/// Width of a time label without a date, points; with one, [`DATED_LABEL`].
+const TIME_LABEL: f32 = 64.0;
+/// Width of a time label with a date, points.
+const DATED_LABEL: f32 = 96.0;
 
-/// `HH:MM:SS` under a grid line, or nothing where the label would be cut off at the right edge.
-fn time_label(mark: GridMark, range: &std::ops::RangeInclusive<f64>, width: f32) -> String {
+/// A time under a grid line, or nothing where the label (centred on its line) would be cut
+/// off at the right edge.
+fn time_label(
+    mark: GridMark,
+    range: &std::ops::RangeInclusive<f64>,
+    width: f32,
+    dated: bool,
+) -> String {
     let span = range.end() - range.start();
     let room = (range.end() - mark.value) / span * width as f64;
-    if room < HALF_TIME_LABEL as f64 {
+    let label_width = if dated { DATED_LABEL } else { TIME_LABEL };
+    // Only the widest-spaced lines are labelled: the finer ones would overlap their labels.
+    let labelled = time_steps(span, width, label_width)[2];
+    if room < (label_width / 2.0) as f64 || mark.step_size < labelled {
         return String::new();
     }
-    clock_time(mark.value)
+    time_text(mark.value, mark.step_size, dated)
 }
 
 /// The plot both charts share, for a chart about to be placed in `ui`.
-fn base_plot(ui: &Ui, id: &str, window: PlotWindow, data: &PlotData, height: f32) -> Plot<'static> {
+fn base_plot(ui: &Ui, id: &str, data: &PlotData, height: f32, view: ViewControl) -> Plot<'static> {
     // The data area: what the chart leaves beside its value axis.
     let width = ui.available_width() - Y_AXIS_WIDTH;
-    let steps = time_steps(window);
-    Plot::new(id.to_string())
+    let dated = needs_date(data.t0, data.t1);
+    let label_width = if dated { DATED_LABEL } else { TIME_LABEL };
+    let plot = Plot::new(id.to_string())
         .height(height)
         .legend(Legend::default())
-        // The view follows the live edge; zooming would fight the next repaint.
-        .allow_zoom(false)
-        .allow_drag(false)
-        .allow_scroll(false)
-        .allow_boxed_zoom(false)
-        .allow_double_click_reset(false)
+        .allow_zoom([view.interactive, false])
+        .allow_drag([view.interactive, false])
+        .allow_scroll([view.interactive, false])
+        .allow_boxed_zoom(view.interactive)
+        .allow_double_click_reset(view.interactive)
         .include_x(data.t0)
         .include_x(data.t1)
         .include_y(0.0)
@@ -132,9 +193,19 @@ fn base_plot(ui: &Ui, id: &str, window: PlotWindow, data: &PlotData, height: f32
         .show_background(false)
         // Same axis width on both charts so their time axes line up.
         .y_axis_min_width(Y_AXIS_WIDTH)
-        .x_axis_formatter(move |mark, range| time_label(mark, range, width))
-        .x_grid_spacer(egui_plot::uniform_grid_spacer(move |_: GridInput| steps))
+        .x_axis_formatter(move |mark, range| time_label(mark, range, width, dated))
+        .x_grid_spacer(egui_plot::uniform_grid_spacer(move |input: GridInput| {
+            time_steps(input.bounds.1 - input.bounds.0, width, label_width)
+        }))
         .link_cursor(egui::Id::unique("vramdeck_plots"), [true, false])
+        // Zooming one chart zooms the other: they share the time axis.
+        .link_axis(egui::Id::unique("vramdeck_plot_axes"), [true, false]);
+    if view.reset { plot.reset() } else { plot }
+}
+
+/// A hovered time: to the second, with the date when it is not today.
+fn hover_time(t: f64) -> String {
+    time_text(t, 1.0, needs_date(t, t))
 }
 
 fn hover_text(pos: &HoverPosition<'_>, value_text: &dyn Fn(f64) -> String) -> Option<String> {
@@ -145,10 +216,10 @@ fn hover_text(pos: &HoverPosition<'_>, value_text: &dyn Fn(f64) -> String) -> Op
             ..
         } => Some(format!(
             "{plot_name}\n{}  {}",
-            clock_time(position.x),
+            hover_time(position.x),
             value_text(position.y)
         )),
-        HoverPosition::Elsewhere { position } => Some(clock_time(position.x)),
+        HoverPosition::Elsewhere { position } => Some(hover_time(position.x)),
     }
 }
 
@@ -165,34 +236,74 @@ const GPU_UTIL_COLOR: Color32 = Color32::from_rgb(0x3b, 0xa5, 0x5c);
 /// Colour of memory-controller utilisation.
 const MEMORY_UTIL_COLOR: Color32 = Color32::from_rgb(0xa8, 0x7b, 0xe8);
 
-/// The VRAM chart, in the user's unit, with the card's total as the ceiling.
+/// Series with this few columns also get a dot per reading: a lone reading draws no line.
+const DOTS_BELOW: usize = 64;
+
+/// Adds a column series: the mean line, the min..max band where readings spread within a
+/// column, and dots where readings are few. `scale` converts to the shown unit.
+fn add_series(
+    plot: &mut egui_plot::PlotUi<'_>,
+    name: &str,
+    columns: &[Column],
+    scale: impl Fn(f64) -> f64,
+    color: Color32,
+    width: f32,
+) {
+    if columns.iter().any(|c| c.max > c.min) {
+        let xs: Vec<f64> = columns.iter().map(|c| c.t).collect();
+        let lo: Vec<f64> = columns.iter().map(|c| scale(c.min)).collect();
+        let hi: Vec<f64> = columns.iter().map(|c| scale(c.max)).collect();
+        plot.add(
+            // Named like its line: one legend entry shows and hides both.
+            FilledArea::new(name.to_string(), &xs, &lo, &hi)
+                .fill_color(color.gamma_multiply(0.25))
+                .allow_hover(false),
+        );
+    }
+    let line: Vec<[f64; 2]> = columns.iter().map(|c| [c.t, scale(c.mean)]).collect();
+    if columns.len() < DOTS_BELOW {
+        plot.add(
+            Points::new(name.to_string(), PlotPoints::from(line.clone()))
+                .color(color)
+                .radius(2.5)
+                .filled(true),
+        );
+    }
+    plot.line(
+        Line::new(name.to_string(), PlotPoints::from(line))
+            .color(color)
+            .width(width),
+    );
+}
+
+/// The VRAM chart, in the user's unit, with the card's total as the ceiling. Returns the time
+/// range on screen (changed by zooming or panning an interactive chart).
 pub fn vram(
     ui: &mut Ui,
     data: &PlotData,
-    window: PlotWindow,
     unit: MemoryUnit,
     total_mib: f64,
     markers: &[PlotMarker],
     height: f32,
-) {
-    let scaled: Vec<[f64; 2]> = data
-        .vram_mib
-        .iter()
-        .map(|p| [p[0], unit.from_mib(p[1])])
-        .collect();
+    view: ViewControl,
+) -> (f64, f64) {
     let value_text = move |y: f64| match unit {
-        MemoryUnit::MiB => format!("{:.0} MiB", y),
+        MemoryUnit::MiB => format!("{} MiB", crate::units::group_thousands(y.round() as u64)),
         MemoryUnit::GiB => format!("{:.2} GiB", y),
     };
-    let shown = base_plot(ui, "vram_plot", window, data, height)
+    let shown = base_plot(ui, "vram_plot", data, height, view)
         .include_y(unit.from_mib(total_mib))
         .y_axis_label(format!("VRAM used ({})", unit.symbol()))
+        .y_axis_formatter(move |mark, _| axis_value(mark, unit))
         .label_formatter(move |pos| hover_text(pos, &value_text))
         .show(ui, |plot| {
-            plot.line(
-                Line::new("VRAM used", PlotPoints::from(scaled))
-                    .color(VRAM_COLOR)
-                    .width(1.5),
+            add_series(
+                plot,
+                "VRAM used",
+                &data.vram,
+                |mib| unit.from_mib(mib),
+                VRAM_COLOR,
+                1.5,
             );
             plot.line(
                 Line::new(
@@ -214,27 +325,38 @@ pub fn vram(
             }
         });
     outline(ui, shown.response.rect);
+    let b = shown.transform.bounds();
+    (b.min()[0], b.max()[0])
+}
+
+/// A value-axis label in the chart's unit: "40,000" MiB, "39" or "0.5" GiB.
+fn axis_value(mark: GridMark, unit: MemoryUnit) -> String {
+    if mark.value < 0.0 {
+        return String::new();
+    }
+    match unit {
+        MemoryUnit::MiB => crate::units::group_thousands(mark.value.round() as u64),
+        MemoryUnit::GiB if mark.step_size >= 1.0 => format!("{:.0}", mark.value),
+        MemoryUnit::GiB => format!("{:.1}", mark.value),
+    }
 }
 
 /// The utilisation chart: GPU (kernels running) and memory controller, 0–100 %.
-pub fn utilisation(ui: &mut Ui, data: &PlotData, window: PlotWindow, height: f32) {
+pub fn utilisation(ui: &mut Ui, data: &PlotData, height: f32, view: ViewControl) {
     let value_text = |y: f64| format!("{y:.0} %");
-    let gpu = data.gpu_util.clone();
-    let memory = data.memory_util.clone();
-    let shown = base_plot(ui, "util_plot", window, data, height)
+    let shown = base_plot(ui, "util_plot", data, height, view)
         .include_y(100.0)
         .y_axis_label("Utilisation (%)")
         .label_formatter(move |pos| hover_text(pos, &value_text))
         .show(ui, |plot| {
-            plot.line(
-                Line::new("GPU", PlotPoints::from(gpu))
-                    .color(GPU_UTIL_COLOR)
-                    .width(1.5),
-            );
-            plot.line(
-                Line::new("Memory", PlotPoints::from(memory))
-                    .color(MEMORY_UTIL_COLOR)
-                    .width(1.0),
+            add_series(plot, "GPU", &data.gpu_util, |v| v, GPU_UTIL_COLOR, 1.5);
+            add_series(
+                plot,
+                "Memory",
+                &data.memory_util,
+                |v| v,
+                MEMORY_UTIL_COLOR,
+                1.0,
             );
         });
     outline(ui, shown.response.rect);
@@ -257,21 +379,55 @@ mod tests {
         let range = 1_000.0..=1_600.0;
         let mark = |value| GridMark {
             value,
-            step_size: 60.0,
+            step_size: 120.0,
         };
         assert_eq!(
-            time_label(mark(1_560.0), &range, 600.0),
-            clock_time(1_560.0)
+            time_label(mark(1_560.0), &range, 600.0, false),
+            time_text(1_560.0, 120.0, false)
         );
         assert_eq!(
-            time_label(mark(1_580.0), &range, 600.0),
+            time_label(mark(1_580.0), &range, 600.0, false),
             "",
             "20 px from the edge"
         );
+        // Finer lines are not labelled (their labels would overlap).
+        let fine = GridMark {
+            value: 1_530.0,
+            step_size: 30.0,
+        };
+        assert_eq!(time_label(fine, &range, 600.0, false), "");
         // The same mark has room on a wider plot.
         assert_eq!(
-            time_label(mark(1_580.0), &range, 1_200.0),
-            clock_time(1_580.0)
+            time_label(mark(1_580.0), &range, 1_200.0, false),
+            time_text(1_580.0, 120.0, false)
         );
+    }
+
+    #[test]
+    fn grid_steps_leave_room_for_their_labels() {
+        // A day on 1,000 points with 96-point labels: at most 10 labels, so 3 h steps.
+        assert_eq!(
+            time_steps(86_400.0, 1_000.0, 96.0),
+            [3_600.0, 7_200.0, 10_800.0]
+        );
+        // A minute on 600 points: 10 s steps.
+        assert_eq!(time_steps(60.0, 600.0, 64.0), [2.0, 5.0, 10.0]);
+        // A narrow chart never asks for zero labels.
+        assert_eq!(time_steps(10.0, 10.0, 64.0)[2], 10.0);
+    }
+
+    #[test]
+    fn labels_carry_the_date_when_the_range_is_not_today() {
+        let now = crate::telemetry::unix_seconds(std::time::SystemTime::now());
+        assert!(
+            !needs_date(now - 1.0, now) || needs_date(now, now),
+            "midnight"
+        );
+        assert!(needs_date(now - 3.0 * 86_400.0, now));
+        let t = now - 3.0 * 86_400.0;
+        let with_date = time_text(t, 3_600.0, true);
+        assert_eq!(with_date.len(), "Nov 20 14:00".len(), "{with_date}");
+        assert_eq!(time_text(t, 5.0, false).len(), "14:00:05".len());
+        assert_eq!(time_text(t, 86_400.0, true).len(), "Nov 20".len());
     }
 }

@@ -1,8 +1,28 @@
-//! Which processes hold VRAM on the selected GPU.
+//! Which processes hold VRAM on the selected GPU. The name comes last and is cut to the room
+//! left, so a long command line can never push the VRAM column out of the window.
 
 use crate::telemetry::ProcessInfo;
 use crate::units::MemoryUnit;
 use egui::{RichText, Ui};
+
+/// Widths of the fixed columns (PID, VRAM, type), points; the name takes the rest.
+const COLUMNS: [f32; 3] = [72.0, 110.0, 44.0];
+
+fn row(ui: &mut Ui, cells: [RichText; 3], name: RichText, hover: Option<&str>) {
+    ui.horizontal(|ui| {
+        let height = ui.spacing().interact_size.y;
+        for (cell, width) in cells.into_iter().zip(COLUMNS) {
+            ui.add_sized(
+                [width, height],
+                egui::Label::new(cell).truncate().halign(egui::Align::Min),
+            );
+        }
+        let name = ui.add(egui::Label::new(name).truncate());
+        if let Some(full) = hover {
+            name.on_hover_text(full);
+        }
+    });
+}
 
 /// Draws the table, largest first.
 pub fn show(ui: &mut Ui, gpu_index: u32, processes: &[ProcessInfo], unit: MemoryUnit) {
@@ -11,27 +31,45 @@ pub fn show(ui: &mut Ui, gpu_index: u32, processes: &[ProcessInfo], unit: Memory
         ui.label("No process holds memory on this GPU.");
         return;
     }
-    egui::Grid::new(("process_table", gpu_index))
-        .striped(true)
-        .num_columns(4)
-        // Wide enough for the changing VRAM figures: a resizing grid costs extra passes.
-        .min_col_width(96.0)
-        .spacing([16.0, 4.0])
-        .show(ui, |ui| {
-            for header in ["PID", "Process", "Type", "VRAM"] {
-                ui.label(RichText::new(header).strong());
-            }
-            ui.end_row();
-            for p in processes {
-                ui.label(p.pid.to_string());
-                ui.label(&p.name);
-                ui.label(p.kind.letters());
-                ui.label(match p.used {
-                    Some(b) => unit.format(b),
-                    // Windows (WDDM) and some containers hide per-process usage.
-                    None => "not reported".into(),
-                });
-                ui.end_row();
-            }
-        });
+    row(
+        ui,
+        [
+            RichText::new("PID").strong(),
+            RichText::new("VRAM").strong(),
+            RichText::new("Type").strong(),
+        ],
+        RichText::new("Process").strong(),
+        None,
+    );
+    for (i, p) in processes.iter().enumerate() {
+        let vram = match p.used {
+            Some(b) => unit.format(b),
+            // Windows (WDDM) and some containers hide per-process usage.
+            None => "n/a".into(),
+        };
+        let start = ui.cursor().min;
+        // Stripes go behind the row: a placeholder now, filled once the row's height is known.
+        let stripe = ui.painter().add(egui::Shape::Noop);
+        row(
+            ui,
+            [
+                RichText::new(p.pid.to_string()),
+                RichText::new(vram),
+                RichText::new(p.kind.letters()),
+            ],
+            RichText::new(&p.name),
+            Some(&p.name),
+        );
+        if i % 2 == 0 {
+            let end = egui::pos2(ui.max_rect().right(), ui.cursor().min.y);
+            ui.painter().set(
+                stripe,
+                egui::Shape::rect_filled(
+                    egui::Rect::from_min_max(start, end),
+                    2,
+                    ui.visuals().faint_bg_color,
+                ),
+            );
+        }
+    }
 }

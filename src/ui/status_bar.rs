@@ -1,6 +1,5 @@
 //! The bottom line: how sampling is going.
 
-use crate::units::group_thousands;
 use egui::Ui;
 use std::time::Duration;
 
@@ -18,25 +17,28 @@ pub struct Status {
     pub save_error: Option<String>,
     /// CSV recording.
     pub recording: crate::logs::recorder::RecordingStatus,
+    /// Alerts firing now, as sentences.
+    pub alerts: Vec<String>,
 }
 
-/// Draws the status line.
+/// Draws the status line: always one row (long parts are cut, whole on hover), so nothing
+/// above it moves when an alert starts or stops.
 pub fn show(ui: &mut Ui, status: &Status) {
-    ui.horizontal_wrapped(|ui| {
-        ui.label(format!(
-            "Sampling every {} ms · last read {:.2} ms · {} readings",
-            status.interval.as_millis(),
+    ui.horizontal(|ui| {
+        let mut text = format!(
+            "Sampling every {} · last read {:.2} ms · {}",
+            super::top_bar::interval_label(status.interval.as_millis() as u64),
             status.last_read_cost.as_secs_f64() * 1_000.0,
-            group_thousands(status.samples)
-        ));
+            crate::units::count(status.samples, "reading", "readings")
+        );
         if let Some(since) = status.since {
-            ui.label(format!("· history since {}", super::clock_time(since)));
+            text.push_str(&format!(" · history since {}", super::clock_time(since)));
         }
         if status.recording.active
             && let Some(path) = &status.recording.path
         {
-            ui.label(format!(
-                "· recording to {} ({})",
+            text.push_str(&format!(
+                " · recording to {} ({})",
                 path.display(),
                 crate::units::MemoryUnit::MiB.format(crate::units::Bytes(status.recording.bytes))
             ));
@@ -44,5 +46,17 @@ pub fn show(ui: &mut Ui, status: &Status) {
         if let Some(error) = &status.save_error {
             ui.colored_label(ui.visuals().error_fg_color, error);
         }
+        if !status.alerts.is_empty() {
+            let alert = match status.alerts.len() {
+                1 => format!("ALERT: {}", status.alerts[0]),
+                n => format!("ALERT: {} (and {} more)", status.alerts[0], n - 1),
+            };
+            let red = egui::Color32::from_rgb(0xd9, 0x48, 0x3b);
+            ui.add(egui::Label::new(egui::RichText::new(alert).color(red).strong()).truncate())
+                .on_hover_text(status.alerts.join("\n"));
+            ui.separator();
+        }
+        ui.add(egui::Label::new(&text).truncate())
+            .on_hover_text(text.clone());
     });
 }

@@ -8,7 +8,8 @@ use egui::{RichText, Ui};
 /// Sampling intervals offered in the menu, in milliseconds.
 pub const INTERVAL_CHOICES_MS: [u64; 6] = [100, 250, 500, 1_000, 2_000, 5_000];
 
-fn interval_label(ms: u64) -> String {
+/// "500 ms", "1 s": how the menu and the status bar write an interval.
+pub fn interval_label(ms: u64) -> String {
     if ms < 1_000 {
         format!("{ms} ms")
     } else {
@@ -29,50 +30,62 @@ pub enum TopBarAction {
     MiniView,
 }
 
-/// Draws the bar; edits `settings` in place and returns a clicked action.
+/// The interval, units and theme choices.
+fn view_settings(ui: &mut Ui, settings: &mut Settings) {
+    egui::ComboBox::from_label("sampling interval")
+        .selected_text(interval_label(settings.sample_interval_ms))
+        .show_ui(ui, |ui| {
+            for ms in INTERVAL_CHOICES_MS {
+                ui.selectable_value(&mut settings.sample_interval_ms, ms, interval_label(ms));
+            }
+        });
+    ui.horizontal(|ui| {
+        for unit in MemoryUnit::ALL {
+            ui.selectable_value(&mut settings.memory_unit, unit, unit.symbol());
+        }
+    });
+    egui::ComboBox::from_label("theme")
+        .selected_text(settings.theme.label())
+        .show_ui(ui, |ui| {
+            for theme in Theme::ALL {
+                ui.selectable_value(&mut settings.theme, theme, theme.label());
+            }
+        });
+}
+
+/// Draws the bar; edits `settings` in place and returns a clicked action. `compact` (a narrow
+/// window) puts the view settings in a menu so the bar stays one row.
 pub fn show(
     ui: &mut Ui,
     settings: &mut Settings,
     source: &SourceKind,
     recording: bool,
+    compact: bool,
 ) -> Option<TopBarAction> {
     let mut action = None;
     ui.horizontal_wrapped(|ui| {
         ui.heading("vramdeck");
         match source {
             SourceKind::Nvml { driver_version } => {
-                ui.label(
-                    RichText::new(format!("LIVE · NVIDIA driver {driver_version}"))
-                        .color(egui::Color32::from_rgb(0x3b, 0xa5, 0x5c)),
-                );
+                let text = if compact {
+                    "LIVE".to_string()
+                } else {
+                    format!("LIVE · NVIDIA driver {driver_version}")
+                };
+                ui.label(RichText::new(text).color(egui::Color32::from_rgb(0x3b, 0xa5, 0x5c)))
+                    .on_hover_text(format!("NVIDIA driver {driver_version}"));
             }
             SourceKind::Simulated { .. } => {
-                ui.label(
-                    RichText::new("DEMO · simulated GPU")
-                        .color(egui::Color32::from_rgb(0xe0, 0x9b, 0x22)),
-                );
+                let text = if compact { "DEMO" } else { "DEMO · simulated GPU" };
+                ui.label(RichText::new(text).color(egui::Color32::from_rgb(0xe0, 0x9b, 0x22)));
             }
         }
         ui.separator();
-        egui::ComboBox::from_label("sampling interval")
-            .selected_text(interval_label(settings.sample_interval_ms))
-            .show_ui(ui, |ui| {
-                for ms in INTERVAL_CHOICES_MS {
-                    ui.selectable_value(&mut settings.sample_interval_ms, ms, interval_label(ms));
-                }
-            });
-        ui.separator();
-        for unit in MemoryUnit::ALL {
-            ui.selectable_value(&mut settings.memory_unit, unit, unit.symbol());
+        if compact {
+            ui.menu_button("View", |ui| view_settings(ui, settings));
+        } else {
+            view_settings(ui, settings);
         }
-        ui.separator();
-        egui::ComboBox::from_label("theme")
-            .selected_text(settings.theme.label())
-            .show_ui(ui, |ui| {
-                for theme in Theme::ALL {
-                    ui.selectable_value(&mut settings.theme, theme, theme.label());
-                }
-            });
         ui.separator();
         if ui
             .selectable_label(recording, if recording { "Recording" } else { "Record to CSV" })

@@ -163,8 +163,8 @@ pub struct Advice {
 }
 
 impl Advice {
-    /// The reasoning in one line, in `unit`: "needs 16,128 MiB (peak 12,200 + 28 % + 512) of
-    /// 46,702 MiB free · 2 at once".
+    /// The reasoning in one line, in `unit`: "needs 16,128 MiB (peak 12,200 MiB + 28 % +
+    /// 512 MiB) · 2 at once". The free memory it is held against heads the panel.
     pub fn reasoning(&self, budget: &Budget, unit: crate::units::MemoryUnit) -> String {
         let f = |mib: u64| unit.format_mib(mib as f64);
         let needs = format!(
@@ -174,14 +174,17 @@ impl Advice {
             budget.margin_percent,
             FIXED_ALLOWANCE_MIB
         );
-        let free = unit.format(budget.free);
         match self.fit {
             Fit::Fits if self.max_concurrent > 1 => {
-                format!("{needs} of {free} free · {} at once", self.max_concurrent)
+                format!("{needs} · {} at once", self.max_concurrent)
             }
-            Fit::Fits => format!("{needs} of {free} free · one at a time"),
-            Fit::Tight => format!("{needs}, {free} free: runs only if nothing spikes"),
-            Fit::WontFit => format!("peak {} is more than the {free} free", f(self.peak_mib)),
+            Fit::Fits => format!("{needs} · one at a time"),
+            Fit::Tight => format!("{needs}: runs only if nothing spikes"),
+            Fit::WontFit => format!(
+                "peak {} is more than the {} free",
+                f(self.peak_mib),
+                unit.format(budget.free)
+            ),
         }
     }
 

@@ -1,0 +1,130 @@
+//! The window at the sizes people use, from the declared minimum to a full-HD monitor: every
+//! size shows the charts and a process table whose VRAM column is whole, narrower windows move
+//! panels into tabs, and readings never move what is on screen.
+
+mod common;
+
+use common::open_window;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use std::time::{Duration, SystemTime};
+use vramdeck::telemetry::history::HistoryConfig;
+use vramdeck::telemetry::sampler::{SharedTelemetry, Telemetry, lock};
+use vramdeck::telemetry::sim::SimulatedGpus;
+use vramdeck::telemetry::{GpuSource, Snapshot};
+use vramdeck::ui::VramDeckApp;
+
+const START: f64 = 1_800_000_000.0;
+
+/// Two minutes of demo readings at 1 Hz (one full demo cycle: both peaks and the release).
+fn demo() -> (SharedTelemetry, SimulatedGpus) {
+    let mut sim = SimulatedGpus::demo("test");
+    let mut t = Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default());
+    for s in 0..120 {
+        t.record(Snapshot {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs_f64(START + s as f64),
+            gpus: sim.sample_at(Duration::from_secs(s)),
+        });
+    }
+    (t.shared(), sim)
+}
+
+fn window(width: f32, height: f32) -> Harness<'static, VramDeckApp> {
+    let (t, _) = demo();
+    // A real-world command line: long enough to push any column after it off screen.
+    if let Some(latest) = lock(&t).latest.as_mut() {
+        latest.gpus[0].processes[0].name = format!(
+            "python3 wan_i2v_webui.py --listen 0.0.0.0 --port 7860 --model {} --offload",
+            "/home/user/models/Wan2.2-I2V-A14B/".repeat(4)
+        );
+    }
+    let app = VramDeckApp::new(t, None, Default::default(), None, vec![]);
+    let mut h = open_window(app, width, height);
+    h.run_steps(3);
+    h
+}
+
+/// The process table's VRAM cell for the demo's Wan I2V process, whole inside the window.
+fn assert_vram_column_whole(h: &Harness<'static, VramDeckApp>, width: f32) {
+    let header = h.get_by_label("VRAM").rect();
+    assert!(
+        header.max.x <= width,
+        "VRAM header ends at {} of {width}",
+        header.max.x
+    );
+    let row = h
+        .get_by_label_contains("python3 wan_i2v_webui.py --listen")
+        .rect();
+    assert!(row.min.x < width, "the process name starts on screen");
+}
+
+#[test]
+fn full_hd_shows_three_columns_without_tabs() {
+    let h = window(1_920.0, 1_080.0);
+    h.get_by_label("GPU 0 · Simulated 48 GB GPU");
+    h.get_by_label("History of GPU 0");
+    h.get_by_label("What fits on GPU 0 now");
+    assert!(h.query_by_label("What fits").is_none(), "no tabs");
+    assert_vram_column_whole(&h, 1_920.0);
+    assert!(!h.state().last_plot().vram.is_empty());
+}
+
+#[test]
+fn a_laptop_screen_keeps_the_gpus_beside_history_and_what_fits_tabs() {
+    let mut h = window(1_280.0, 720.0);
+    h.get_by_label("GPU 0 · Simulated 48 GB GPU");
+    h.get_by_label("History of GPU 0");
+    assert!(h.query_by_label("What fits on GPU 0 now").is_none());
+    assert!(
+        h.query_by_label("GPUs").is_none(),
+        "the GPUs have their column"
+    );
+    assert_vram_column_whole(&h, 1_280.0);
+    h.get_by_label("What fits").click();
+    h.run_steps(2);
+    h.get_by_label("What fits on GPU 0 now");
+    assert!(h.query_by_label("History of GPU 0").is_none());
+}
+
+#[test]
+fn at_1024_by_640_the_process_table_keeps_its_vram_column() {
+    let h = window(1_024.0, 640.0);
+    assert_vram_column_whole(&h, 1_024.0);
+}
+
+#[test]
+fn the_declared_minimum_still_shows_charts_and_processes_through_tabs() {
+    let mut h = window(640.0, 420.0);
+    h.get_by_label("History of GPU 0");
+    assert!(
+        !h.state().last_plot().vram.is_empty(),
+        "the charts are drawn"
+    );
+    assert_vram_column_whole(&h, 640.0);
+    h.get_by_label("GPUs").click();
+    h.run_steps(2);
+    h.get_by_label("GPU 0 · Simulated 48 GB GPU");
+    h.get_by_label("What fits").click();
+    h.run_steps(2);
+    h.get_by_label("What fits on GPU 0 now");
+}
+
+#[test]
+fn readings_never_move_the_advisor_or_the_panels() {
+    let (t, mut sim) = demo();
+    let app = VramDeckApp::new(t.clone(), None, Default::default(), None, vec![]);
+    let mut h = open_window(app, 1_920.0, 1_080.0);
+    h.run_steps(3);
+    let anchors = ["Your own presets", "History of GPU 0", "Alerts"];
+    let before: Vec<_> = anchors.iter().map(|a| h.get_by_label(a).rect()).collect();
+    // A whole demo cycle: free VRAM swings from 46 GB to 9 GB, verdicts and fallbacks change.
+    for s in 120..240 {
+        lock(&t).record(Snapshot {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs_f64(START + s as f64),
+            gpus: sim.sample_at(Duration::from_secs(s)),
+        });
+        h.run_steps(1);
+        let now: Vec<_> = anchors.iter().map(|a| h.get_by_label(a).rect()).collect();
+        assert_eq!(now, before, "after reading {s}");
+    }
+}

@@ -169,7 +169,10 @@ pub fn run_all(args: &BenchArgs, source: &mut dyn GpuSource) -> Vec<Measurement>
     for (process_refresh, what) in [
         (
             Duration::MAX,
-            format!("read every GPU field of {gpus} GPU(s)"),
+            format!(
+                "read every GPU field of {}",
+                crate::units::count(gpus as u64, "GPU", "GPUs")
+            ),
         ),
         (Duration::ZERO, "the same plus process lists".to_string()),
     ] {
@@ -186,7 +189,10 @@ pub fn run_all(args: &BenchArgs, source: &mut dyn GpuSource) -> Vec<Measurement>
     // What the sampler does at 10 Hz: process lists refreshed once a second.
     source.set_process_refresh(crate::telemetry::nvml::PROCESS_REFRESH);
     results.push(measure_at_10_hz(
-        &format!("{TEN_HZ} sample of {gpus} GPU(s), processes refreshed each second ({label})"),
+        &format!(
+            "{TEN_HZ} sample of {}, processes refreshed each second ({label})",
+            crate::units::count(gpus as u64, "GPU", "GPUs")
+        ),
         args.cadence_samples,
         || {
             let _ = black_box(source.sample());

@@ -83,12 +83,19 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
     } else {
         "vramdeck"
     };
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title(title)
+        .with_inner_size([1480.0, 900.0])
+        .with_min_inner_size([640.0, 420.0]);
+    match eframe::icon_data::from_png_bytes(include_bytes!("../assets/vramdeck-128.png")) {
+        Ok(icon) => viewport = viewport.with_icon(icon),
+        Err(e) => eprintln!("vramdeck: the window icon could not be decoded: {e}"),
+    }
+    // Wayland's app id and X11's window class (completed in `window_class`): what the
+    // .desktop file's StartupWMClass and the taskbar match the window by.
+    viewport = viewport.with_app_id("vramdeck");
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title(title)
-            .with_app_id("vramdeck")
-            .with_inner_size([1480.0, 900.0])
-            .with_min_inner_size([640.0, 420.0]),
+        viewport,
         dithering: false,
         ..Default::default()
     };
@@ -108,6 +115,9 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
         title,
         options,
         Box::new(move |cc| {
+            if let Err(e) = vramdeck::ui::window_class::set(cc) {
+                eprintln!("vramdeck: could not set the window class: {e}");
+            }
             let ctx = cc.egui_ctx.clone();
             let sampler = Sampler::spawn(source, interval, HistoryConfig::default(), move || {
                 vramdeck::ui::wake(&ctx)

@@ -324,7 +324,8 @@ impl VramDeckApp {
         if let Some(action) = bar_action {
             self.on_top_bar(action, ui.ctx(), status.recording.active, latest.as_ref());
         }
-        logs_view::analysis_window(ui.ctx(), &mut self.logs.analysis);
+        let content = ui.available_rect_before_wrap();
+        logs_view::analysis_window(ui.ctx(), &mut self.logs.analysis, content);
 
         if alerts.total > self.alerts_seen {
             self.alerts_seen = alerts.total;

@@ -142,17 +142,22 @@ pub fn log_header(ui: &mut Ui, log: &ImportedLog, slot: &mut usize) -> bool {
     back
 }
 
-/// The analysis window; closing it clears `analysis`.
-pub fn analysis_window(ctx: &egui::Context, analysis: &mut Option<(String, Analysis)>) {
+/// The analysis window, kept inside `area` (below the top bar, above the status bar); closing
+/// it clears `analysis`.
+pub fn analysis_window(
+    ctx: &egui::Context,
+    analysis: &mut Option<(String, Analysis)>,
+    area: egui::Rect,
+) {
     let Some((origin, result)) = analysis.as_ref() else {
         return;
     };
     let mut open = true;
     egui::Window::new("Out-of-memory analysis")
         .open(&mut open)
-        .default_size([640.0, 460.0])
-        // Below the top bar, never over it.
-        .default_pos(ctx.content_rect().left_top() + egui::vec2(40.0, 90.0))
+        .default_size([720.0, 480.0])
+        .default_pos(area.left_top() + egui::vec2(24.0, 24.0))
+        .constrain_to(area)
         .vscroll(true)
         .show(ctx, |ui| {
             ui.label(RichText::new(origin).strong());
@@ -167,7 +172,19 @@ pub fn analysis_window(ctx: &egui::Context, analysis: &mut Option<(String, Analy
                 ui.label(
                     RichText::new(format!("line {}: {}{repeats}", e.line, e.kind.label())).strong(),
                 );
-                ui.label(RichText::new(&e.text).monospace());
+                // The line as the log printed it, readable: a code block at the body's size.
+                egui::Frame::new()
+                    .fill(ui.visuals().extreme_bg_color)
+                    .inner_margin(6)
+                    .corner_radius(4)
+                    .show(ui, |ui| {
+                        ui.set_width(ui.available_width());
+                        ui.label(
+                            RichText::new(&e.text)
+                                .monospace()
+                                .color(ui.visuals().strong_text_color()),
+                        );
+                    });
                 if let Some(numbers) = e.numbers_line() {
                     ui.label(numbers);
                 }

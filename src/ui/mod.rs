@@ -15,6 +15,7 @@ pub mod process_table;
 pub mod release_panel;
 pub mod status_bar;
 pub mod top_bar;
+pub mod window_class;
 
 pub use app::VramDeckApp;
 

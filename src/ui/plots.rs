@@ -5,7 +5,8 @@ use crate::telemetry::history::{Column, History, Metric, WindowStats};
 use crate::units::MemoryUnit;
 use egui::{Color32, Ui};
 use egui_plot::{
-    FilledArea, GridInput, GridMark, HoverPosition, Legend, Line, Plot, PlotPoints, Points, VLine,
+    ColorConflictHandling, FilledArea, GridInput, GridMark, HoverPosition, Legend, Line, Plot,
+    PlotPoints, Points, VLine,
 };
 
 /// A vertical line on the VRAM plot: a Free VRAM action or an alert.
@@ -179,7 +180,8 @@ fn base_plot(ui: &Ui, id: &str, data: &PlotData, height: f32, view: ViewControl)
     let label_width = if dated { DATED_LABEL } else { TIME_LABEL };
     let plot = Plot::new(id.to_string())
         .height(height)
-        .legend(Legend::default())
+        // A line and its band share a name (one entry); the entry shows the line's colour.
+        .legend(Legend::default().color_conflict_handling(ColorConflictHandling::PickFirst))
         .allow_zoom([view.interactive, false])
         .allow_drag([view.interactive, false])
         .allow_scroll([view.interactive, false])
@@ -249,6 +251,21 @@ fn add_series(
     color: Color32,
     width: f32,
 ) {
+    let line: Vec<[f64; 2]> = columns.iter().map(|c| [c.t, scale(c.mean)]).collect();
+    // The line first: the legend takes the colour of the first item of a name.
+    plot.line(
+        Line::new(name.to_string(), PlotPoints::from(line.clone()))
+            .color(color)
+            .width(width),
+    );
+    if columns.len() < DOTS_BELOW {
+        plot.add(
+            Points::new(name.to_string(), PlotPoints::from(line))
+                .color(color)
+                .radius(2.5)
+                .filled(true),
+        );
+    }
     if columns.iter().any(|c| c.max > c.min) {
         let xs: Vec<f64> = columns.iter().map(|c| c.t).collect();
         let lo: Vec<f64> = columns.iter().map(|c| scale(c.min)).collect();
@@ -260,20 +277,6 @@ fn add_series(
                 .allow_hover(false),
         );
     }
-    let line: Vec<[f64; 2]> = columns.iter().map(|c| [c.t, scale(c.mean)]).collect();
-    if columns.len() < DOTS_BELOW {
-        plot.add(
-            Points::new(name.to_string(), PlotPoints::from(line.clone()))
-                .color(color)
-                .radius(2.5)
-                .filled(true),
-        );
-    }
-    plot.line(
-        Line::new(name.to_string(), PlotPoints::from(line))
-            .color(color)
-            .width(width),
-    );
 }
 
 /// The VRAM chart, in the user's unit, with the card's total as the ceiling. Returns the time

@@ -12,9 +12,14 @@ fn row(ui: &mut Ui, cells: [RichText; 3], name: RichText, hover: Option<&str>) {
     ui.horizontal(|ui| {
         let height = ui.spacing().interact_size.y;
         for (cell, width) in cells.into_iter().zip(COLUMNS) {
-            ui.add_sized(
-                [width, height],
-                egui::Label::new(cell).truncate().halign(egui::Align::Min),
+            // Left-aligned in a fixed width (`add_sized` would centre it).
+            ui.allocate_ui_with_layout(
+                egui::vec2(width, height),
+                egui::Layout::left_to_right(egui::Align::Center),
+                |ui| {
+                    ui.set_min_width(width);
+                    ui.add(egui::Label::new(cell).truncate());
+                },
             );
         }
         let name = ui.add(egui::Label::new(name).truncate());

@@ -230,3 +230,17 @@ fn user_presets_and_calibration_survive_a_restart() {
     assert!(warning.is_none());
     assert_eq!(cal.peak_mib(&key("ddcolor", Some(1280))), Some(8_000));
 }
+
+#[test]
+fn the_advisor_speaks_the_unit_the_user_chose() {
+    let mut h = window(telemetry_at(2_000));
+    h.run();
+    h.get_by_label_contains("needs 16,128 MiB (peak 12,200 MiB + 28 % + 512 MiB)");
+    h.get_by_label("GiB").click();
+    h.run();
+    h.get_by_label_contains("needs 15.8 GiB (peak 11.9 GiB + 28 % + 512 MiB)");
+    assert!(
+        h.query_by_label_contains("needs 16,128 MiB")
+            .is_none()
+    );
+}

@@ -184,7 +184,8 @@ impl AlertEngine {
         }
         let t = snapshot.unix_seconds();
         let mut events = Vec::new();
-        for g in &snapshot.gpus {
+        // A sleeping GPU was not read: its empty readings are not news.
+        for g in snapshot.gpus.iter().filter(|g| !g.asleep) {
             let percent = g.memory.used_fraction() * 100.0;
             let vram_key = (g.index, AlertKind::VramHigh);
             if percent >= rules.vram_percent {
@@ -336,6 +337,7 @@ mod tests {
                 name: format!("proc{pid}"),
                 used: Some(Bytes::from_mib(1_024)),
                 kind: ProcessKind::Compute,
+                ..Default::default()
             })
             .collect();
         Snapshot {

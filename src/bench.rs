@@ -70,7 +70,12 @@ pub fn measure(name: &str, rounds: usize, calls: u32, mut f: impl FnMut()) -> Me
 
 /// Times `samples` calls of `f` spaced 100 ms apart, like the sampler at 10 Hz: each call finds
 /// the CPU and the driver cold, which is what a user pays (back to back calls are cheaper).
-pub fn measure_at_10_hz(name: &str, samples: u32, mut f: impl FnMut()) -> Measurement {
+pub fn measure_at_10_hz(name: &str, samples: u32, f: impl FnMut()) -> Measurement {
+    measure_spaced(name, samples, Duration::from_millis(100), f)
+}
+
+/// Times `samples` calls of `f`, `gap` apart (the sampler's interval).
+pub fn measure_spaced(name: &str, samples: u32, gap: Duration, mut f: impl FnMut()) -> Measurement {
     let (mut wall, mut cpu) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..samples {
         let clock = CpuClock::start();
@@ -78,7 +83,7 @@ pub fn measure_at_10_hz(name: &str, samples: u32, mut f: impl FnMut()) -> Measur
         f();
         wall += started.elapsed();
         cpu += clock.elapsed();
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(gap);
     }
     Measurement {
         name: name.to_string(),
@@ -194,6 +199,18 @@ pub fn run_all(args: &BenchArgs, source: &mut dyn GpuSource) -> Vec<Measurement>
             crate::units::count(gpus as u64, "GPU", "GPUs")
         ),
         args.cadence_samples,
+        || {
+            let _ = black_box(source.sample());
+        },
+    ));
+    // The default interval: processes and engines are re-read every other sample.
+    results.push(measure_spaced(
+        &format!(
+            "mean sample at the default 500 ms of {}, processes each second ({label})",
+            crate::units::count(gpus as u64, "GPU", "GPUs")
+        ),
+        (args.cadence_samples / 2).max(4),
+        Duration::from_millis(500),
         || {
             let _ = black_box(source.sample());
         },
@@ -434,6 +451,11 @@ pub fn command(args: &BenchArgs, demo: bool) -> anyhow::Result<()> {
             );
         }
     }
+    println!("What is read how often (per GPU):");
+    for (what, when) in crate::telemetry::nvml::REFRESH_TIERS {
+        println!("  {what:<88} {when}");
+    }
+    println!();
     let mut source = crate::telemetry::open_source(demo);
     if let crate::telemetry::SourceKind::Simulated { reason } = source.kind() {
         eprintln!("vramdeck: GPU read timed on the simulation ({reason})");

@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod bench;
 pub mod cli;
+pub mod diagnosis;
 pub mod logs;
 pub mod persist;
 pub mod release;

@@ -23,6 +23,9 @@ fn main() -> ExitCode {
             vramdeck::cli::advise_command(args, cli.demo || args.demo.demo)
         }
         Some(Command::Analyze(args)) => vramdeck::cli::analyze_command(args),
+        Some(Command::Diagnose(args)) => {
+            vramdeck::cli::diagnose_command(args, cli.demo || args.demo.demo)
+        }
         None => run_window_guarded(&cli),
     };
     match result {

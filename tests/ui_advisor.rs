@@ -239,8 +239,5 @@ fn the_advisor_speaks_the_unit_the_user_chose() {
     h.get_by_label("GiB").click();
     h.run();
     h.get_by_label_contains("needs 15.8 GiB (peak 11.9 GiB + 28 % + 512 MiB)");
-    assert!(
-        h.query_by_label_contains("needs 16,128 MiB")
-            .is_none()
-    );
+    assert!(h.query_by_label_contains("needs 16,128 MiB").is_none());
 }

@@ -44,6 +44,18 @@ fn window(width: f32, height: f32) -> Harness<'static, VramDeckApp> {
     h
 }
 
+/// The process table on screen without scrolling: its last row ends above the status bar.
+fn assert_table_visible(h: &Harness<'static, VramDeckApp>, height: f32) {
+    let row = h
+        .get_by_label_contains("python3 wan_i2v_webui.py --listen")
+        .rect();
+    assert!(
+        row.max.y <= height - 20.0,
+        "the process row ends at {} of {height}",
+        row.max.y
+    );
+}
+
 /// The process table's VRAM cell for the demo's Wan I2V process, whole inside the window.
 fn assert_vram_column_whole(h: &Harness<'static, VramDeckApp>, width: f32) {
     let header = h.get_by_label("VRAM").rect();
@@ -66,6 +78,7 @@ fn full_hd_shows_three_columns_without_tabs() {
     h.get_by_label("What fits on GPU 0 now");
     assert!(h.query_by_label("What fits").is_none(), "no tabs");
     assert_vram_column_whole(&h, 1_920.0);
+    assert_table_visible(&h, 1_080.0);
     assert!(!h.state().last_plot().vram.is_empty());
 }
 
@@ -80,6 +93,7 @@ fn a_laptop_screen_keeps_the_gpus_beside_history_and_what_fits_tabs() {
         "the GPUs have their column"
     );
     assert_vram_column_whole(&h, 1_280.0);
+    assert_table_visible(&h, 720.0);
     h.get_by_label("What fits").click();
     h.run_steps(2);
     h.get_by_label("What fits on GPU 0 now");

@@ -4,11 +4,13 @@
 mod advise;
 mod agents;
 mod analyze;
+pub mod diagnose;
 mod log;
 
 pub use advise::{advise_command, advise_text};
 pub use agents::{agents_command, free_command};
 pub use analyze::{analysis_report, analyze_command};
+pub use diagnose::diagnose_command;
 pub use log::{log_command, run_log};
 
 use clap::{Args, Parser, Subcommand};
@@ -80,6 +82,36 @@ pub enum Command {
     Advise(AdviseArgs),
     /// List the CUDA out-of-memory events in a log and what to change, or summarise a CSV log.
     Analyze(AnalyzeArgs),
+    /// Watch every GPU for a while and say why it is busy but slow: GPU-bound, starved by the
+    /// CPU side, throttled, streaming over PCIe, or held by the video encoder.
+    Diagnose(DiagnoseArgs),
+}
+
+/// Options of `vramdeck diagnose`.
+#[derive(Debug, Args, Clone)]
+pub struct DiagnoseArgs {
+    /// How long to watch, seconds (2 to 600).
+    #[arg(long, default_value_t = 10.0, value_parser = seconds_2_to_600)]
+    pub seconds: f64,
+    /// Only this GPU index.
+    #[arg(long)]
+    pub gpu: Option<u32>,
+    /// Print JSON (schema `vramdeck.diagnose/1`, described in README) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub demo: DemoArg,
+}
+
+fn seconds_2_to_600(text: &str) -> Result<f64, String> {
+    let s: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if (2.0..=600.0).contains(&s) {
+        Ok(s)
+    } else {
+        Err(format!("{text} is not in 2..=600 seconds"))
+    }
 }
 
 /// Options of `vramdeck analyze`.

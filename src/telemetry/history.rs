@@ -210,7 +210,10 @@ impl History {
     /// Records one reading of every GPU taken at `t` (seconds since the UNIX epoch).
     pub fn push(&mut self, t: f64, gpus: &[GpuSample]) {
         for (slot, sample) in gpus.iter().enumerate() {
-            self.push_values(slot, t, Values::from_sample(sample));
+            // A sleeping GPU was not read: a gap, not a drop to zero.
+            if !sample.asleep {
+                self.push_values(slot, t, Values::from_sample(sample));
+            }
         }
         self.samples_total += 1;
     }

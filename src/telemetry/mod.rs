@@ -3,9 +3,11 @@
 //! Data flows one way: a [`GpuSource`] (NVML or simulated) is read by the sampler thread, which
 //! pushes each [`Snapshot`] into the bounded [`history::History`] that the UI reads.
 
+pub mod activity;
 pub mod history;
 pub mod nvml;
 pub mod procfs;
+pub mod runtime_pm;
 pub mod sampler;
 pub mod sim;
 
@@ -37,9 +39,10 @@ impl MemoryReading {
 }
 
 /// Whether a process uses the GPU for compute (CUDA), graphics, or both.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ProcessKind {
     /// A CUDA / compute context.
+    #[default]
     Compute,
     /// A graphics context (a desktop, a game).
     Graphics,
@@ -59,9 +62,9 @@ impl ProcessKind {
 }
 
 /// One process holding memory on a GPU.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProcessInfo {
-    /// Operating-system process id.
+    /// Process id as the driver reports it (the host's pid, also inside a container).
     pub pid: u32,
     /// Process name, from /proc (or what the source knows).
     pub name: String,
@@ -69,10 +72,111 @@ pub struct ProcessInfo {
     pub used: Option<Bytes>,
     /// Compute, graphics or both.
     pub kind: ProcessKind,
+    /// Its share of the GPU's SM (kernel) time over the last second, when the driver says.
+    pub sm_util: Option<Percent>,
+    /// Its CPU use over the last second, percent of one core (100 = one core busy).
+    pub cpu_percent: Option<f32>,
+    /// Its resident host memory.
+    pub host_rss: Option<Bytes>,
+    /// False when the pid is not in this process's pid namespace (we run in a container and
+    /// the driver reports a host pid): no name, CPU or memory can be read for it.
+    pub visible: bool,
+}
+
+/// NVML's clock-event ("throttle") reasons: why the SM clock is below its maximum. The bits
+/// are NVML's own (`nvmlClocksEventReason*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClockEvents(pub u64);
+
+impl ClockEvents {
+    /// Nothing runs.
+    pub const IDLE: u64 = 0x1;
+    /// Application clocks were set below the maximum.
+    pub const APPLICATIONS_CLOCKS: u64 = 0x2;
+    /// The software power cap (the power limit) holds the clock down.
+    pub const SW_POWER_CAP: u64 = 0x4;
+    /// Hardware slowdown (high temperature or power supply).
+    pub const HW_SLOWDOWN: u64 = 0x8;
+    /// Boost synchronised with other GPUs.
+    pub const SYNC_BOOST: u64 = 0x10;
+    /// The driver slows the clock for temperature.
+    pub const SW_THERMAL: u64 = 0x20;
+    /// The hardware slows the clock for temperature.
+    pub const HW_THERMAL: u64 = 0x40;
+    /// An external power brake.
+    pub const HW_POWER_BRAKE: u64 = 0x80;
+    /// The display clock setting.
+    pub const DISPLAY_CLOCKS: u64 = 0x100;
+
+    /// Reasons that slow a busy GPU down (idle and clock settings do not).
+    pub const SLOWING: u64 = Self::SW_POWER_CAP
+        | Self::HW_SLOWDOWN
+        | Self::SW_THERMAL
+        | Self::HW_THERMAL
+        | Self::HW_POWER_BRAKE;
+
+    const NAMES: [(u64, &'static str); 9] = [
+        (Self::SW_POWER_CAP, "power cap"),
+        (Self::SW_THERMAL, "thermal (driver)"),
+        (Self::HW_THERMAL, "thermal (hardware)"),
+        (Self::HW_SLOWDOWN, "hardware slowdown"),
+        (Self::HW_POWER_BRAKE, "power brake"),
+        (Self::APPLICATIONS_CLOCKS, "application clocks"),
+        (Self::SYNC_BOOST, "sync boost"),
+        (Self::DISPLAY_CLOCKS, "display clocks"),
+        (Self::IDLE, "idle"),
+    ];
+
+    /// True when a reason that slows a busy GPU is active.
+    pub fn slowing(self) -> bool {
+        self.0 & Self::SLOWING != 0
+    }
+
+    /// The active reasons in words, slowing ones first ("power cap, idle"); "none" if none.
+    pub fn describe(self) -> String {
+        let names: Vec<&str> = Self::NAMES
+            .iter()
+            .filter(|(bit, _)| self.0 & bit != 0)
+            .map(|(_, name)| *name)
+            .collect();
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    /// The name of one reason bit.
+    pub fn name_of(bit: u64) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(b, _)| *b == bit)
+            .map(|(_, n)| *n)
+            .unwrap_or("unknown")
+    }
+}
+
+/// What says whether a busy GPU is held back: video engines, the PCIe link, clock events.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Activity {
+    /// NVENC utilisation.
+    pub encoder_util: Option<Percent>,
+    /// NVDEC utilisation.
+    pub decoder_util: Option<Percent>,
+    /// PCIe traffic into the GPU (host to device), MB/s (10^6 bytes).
+    pub pcie_rx_mbs: Option<f32>,
+    /// PCIe traffic out of the GPU, MB/s.
+    pub pcie_tx_mbs: Option<f32>,
+    /// The link's maximum bandwidth per direction, MB/s (from its generation and width).
+    pub pcie_max_mbs: Option<f32>,
+    /// Why the SM clock is held below its maximum.
+    pub clock_events: Option<ClockEvents>,
+    /// The highest SM clock the GPU supports.
+    pub sm_clock_max: Option<MegaHertz>,
 }
 
 /// Everything read from one GPU at one moment. Optional fields are ones the GPU does not report.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct GpuSample {
     /// NVML index (nvidia-smi's `index`).
     pub index: u32,
@@ -98,6 +202,11 @@ pub struct GpuSample {
     pub fan: Option<Percent>,
     /// Processes holding memory on this GPU, largest first.
     pub processes: Vec<ProcessInfo>,
+    /// Video engines, PCIe and clock events.
+    pub activity: Activity,
+    /// The GPU is runtime-suspended (a laptop's idle discrete GPU) and was not woken to be read:
+    /// every reading but the name is absent.
+    pub asleep: bool,
 }
 
 /// All GPUs read at one moment.

@@ -1,11 +1,13 @@
 //! The real GPU, read through NVML (the library nvidia-smi itself uses).
 
+use super::runtime_pm::{Sysfs, sysfs_address};
 use super::{
-    GpuSample, GpuSource, MemoryReading, ProcessInfo, ProcessKind, SourceError, SourceKind, procfs,
+    Activity, ClockEvents, GpuSample, GpuSource, MemoryReading, ProcessInfo, ProcessKind,
+    SourceError, SourceKind, procfs,
 };
 use crate::units::{Bytes, Celsius, MegaHertz, Percent, Watts};
 use nvml_wrapper::Nvml;
-use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
+use nvml_wrapper::enum_wrappers::device::{Clock, PcieUtilCounter, TemperatureSensor};
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 use std::collections::HashMap;
@@ -15,17 +17,55 @@ use std::time::{Duration, Instant};
 /// name only where the -dev package added the symlink.
 const LIBRARY_NAMES: &[&str] = &["libnvidia-ml.so.1", "libnvidia-ml.so", "nvml.dll"];
 
+/// How often each reading is taken: the one table `vramdeck bench` prints. Every NVML call is a
+/// round trip to the driver, so only what changes at the sampling rate is read every sample.
+pub const REFRESH_TIERS: &[(&str, &str)] = &[
+    (
+        "runtime PM status (sysfs; a suspended GPU is not touched)",
+        "every sample, before any NVML call",
+    ),
+    (
+        "memory (v2), utilisation, temperature, power, SM and memory clocks, clock events",
+        "every sample",
+    ),
+    ("fan", "every sample, until the GPU says it has none"),
+    (
+        "process lists, per-process SM utilisation, per-process CPU and host memory (/proc)",
+        "every second",
+    ),
+    (
+        "encoder and decoder utilisation, PCIe rx / tx (the driver's byte counters)",
+        "every second",
+    ),
+    (
+        "PCIe rx / tx where the driver has no byte counters (two 20 ms sampling calls)",
+        "every 5 s",
+    ),
+    ("power limit", "every 10 s"),
+    (
+        "name, PCI address, PCIe link maximum, maximum SM clock",
+        "once",
+    ),
+];
+
 /// Reads every NVIDIA GPU through NVML.
 pub struct NvmlSource {
-    nvml: Nvml,
+    /// `None` while every GPU sleeps: an open handle alone keeps a laptop's GPU awake.
+    nvml: Option<Nvml>,
     device_count: u32,
     driver_version: String,
     /// Names cached by pid: /proc reads are the slowest part of a sample.
     process_names: HashMap<u32, String>,
-    /// How often process lists are read.
+    /// How often process lists (and the per-second readings) are read.
     process_refresh: Duration,
     /// What is not read every sample, per GPU.
     devices: HashMap<u32, DeviceState>,
+    /// CPU time seen per pid, for CPU % between two reads.
+    cpu_seen: HashMap<u32, (f64, Instant)>,
+    /// Where runtime PM status is read.
+    sysfs: Sysfs,
+    /// PCI addresses in index order, as sysfs names them (known before NVML is opened).
+    addresses: Vec<String>,
 }
 
 /// Readings of one GPU that a sample reuses instead of asking the driver again. Every NVML call
@@ -39,6 +79,37 @@ struct DeviceState {
     power_limit: Refreshed<Option<Watts>>,
     /// Re-read every `process_refresh`.
     processes: Refreshed<Vec<ProcessInfo>>,
+    /// Encoder, decoder and PCIe, re-read every `process_refresh`.
+    engines: Refreshed<Engines>,
+    /// Read once.
+    pcie_max_mbs: Option<f32>,
+    /// Read once.
+    sm_clock_max: Option<MegaHertz>,
+    /// The newest per-process utilisation sample seen (NVML's µs timestamp).
+    process_util_seen: u64,
+    /// PCIe byte counters at the last read: (rx, tx, NVML's µs timestamp).
+    pcie_counted: Option<(u64, u64, i64)>,
+    /// `false` once the driver said it has no PCIe byte counters: the 20 ms sampling call is
+    /// used instead, less often.
+    pcie_counters: bool,
+    /// When the 20 ms sampling call last ran.
+    pcie_sampled_at: Option<Instant>,
+}
+
+/// NVML field ids of the cumulative PCIe byte counters (`NVML_FI_DEV_PCIE_COUNT_TX_BYTES`, `_RX_`).
+const PCIE_TX_BYTES: u32 = 197;
+const PCIE_RX_BYTES: u32 = 198;
+
+/// Without byte counters, PCIe throughput costs two 20 ms calls: this often at most.
+pub const PCIE_FALLBACK_REFRESH: Duration = Duration::from_secs(5);
+
+/// The per-second readings of the video engines and the PCIe link.
+#[derive(Clone, Copy, Default)]
+struct Engines {
+    encoder: Option<Percent>,
+    decoder: Option<Percent>,
+    pcie_rx_mbs: Option<f32>,
+    pcie_tx_mbs: Option<f32>,
 }
 
 /// A value read from the driver, read again once it is older than the age the caller allows.
@@ -65,8 +136,37 @@ pub const POWER_LIMIT_REFRESH: Duration = Duration::from_secs(10);
 pub const PROCESS_REFRESH: Duration = Duration::from_secs(1);
 
 impl NvmlSource {
-    /// Loads and initialises NVML. Fails with a sentence a user can act on.
+    /// Loads and initialises NVML. Fails with a sentence a user can act on. When every NVIDIA
+    /// GPU is runtime-suspended, NVML is not opened at all (that would wake them).
     pub fn open() -> Result<Self, SourceError> {
+        Self::open_with(Sysfs::default())
+    }
+
+    /// [`open`](Self::open) with sysfs at another place.
+    pub fn open_with(sysfs: Sysfs) -> Result<Self, SourceError> {
+        let addresses: Vec<String> = sysfs.nvidia_gpus().into_iter().map(|g| g.address).collect();
+        if !addresses.is_empty() && addresses.iter().all(|a| sysfs.is_suspended(a)) {
+            return Ok(NvmlSource {
+                nvml: None,
+                device_count: addresses.len() as u32,
+                driver_version: "not loaded: every GPU is asleep".into(),
+                process_names: HashMap::new(),
+                process_refresh: PROCESS_REFRESH,
+                devices: HashMap::new(),
+                cpu_seen: HashMap::new(),
+                sysfs,
+                addresses,
+            });
+        }
+        let mut source = Self::init_nvml()?;
+        source.sysfs = sysfs;
+        if source.addresses.is_empty() {
+            source.addresses = addresses;
+        }
+        Ok(source)
+    }
+
+    fn init_nvml() -> Result<Self, SourceError> {
         let mut last_error = None;
         for name in LIBRARY_NAMES {
             match Nvml::builder().lib_path(name.as_ref()).init() {
@@ -99,19 +199,73 @@ impl NvmlSource {
         let driver_version = nvml
             .sys_driver_version()
             .unwrap_or_else(|_| "unknown".into());
+        // NVML's own addresses, in its index order (sysfs may be absent in a container).
+        let addresses = (0..device_count)
+            .map(|i| {
+                nvml.device_by_index(i)
+                    .and_then(|d| d.pci_info())
+                    .map(|p| sysfs_address(&p.bus_id))
+                    .unwrap_or_default()
+            })
+            .collect();
         Ok(NvmlSource {
-            nvml,
+            nvml: Some(nvml),
             device_count,
             driver_version,
             process_names: HashMap::new(),
             process_refresh: PROCESS_REFRESH,
             devices: HashMap::new(),
+            cpu_seen: HashMap::new(),
+            sysfs: Sysfs::default(),
+            addresses,
         })
     }
 
+    /// True when GPU `index` is runtime-suspended (read from sysfs, which does not wake it).
+    fn asleep(&self, index: u32) -> bool {
+        self.addresses
+            .get(index as usize)
+            .is_some_and(|a| !a.is_empty() && self.sysfs.is_suspended(a))
+    }
+
+    /// A GPU that sleeps: its name if known, no readings.
+    fn asleep_sample(&self, index: u32) -> GpuSample {
+        GpuSample {
+            index,
+            name: self
+                .devices
+                .get(&index)
+                .map(|d| d.name.clone())
+                .unwrap_or_else(|| format!("NVIDIA GPU {index}")),
+            asleep: true,
+            ..Default::default()
+        }
+    }
+
+    /// CPU % of `pid` since its last read, and its resident memory.
+    fn host_use(
+        cpu_seen: &mut HashMap<u32, (f64, Instant)>,
+        pid: u32,
+    ) -> (Option<f32>, Option<Bytes>) {
+        let Some(used) = procfs::host_use(pid) else {
+            return (None, None);
+        };
+        let now = Instant::now();
+        let cpu = cpu_seen
+            .insert(pid, (used.cpu_seconds, now))
+            .and_then(|(before, at)| {
+                let elapsed = now.duration_since(at).as_secs_f64();
+                (elapsed > 0.05)
+                    .then(|| ((used.cpu_seconds - before).max(0.0) / elapsed * 100.0) as f32)
+            });
+        (cpu, Some(used.rss))
+    }
+
     fn sample_device(&mut self, index: u32) -> Result<GpuSample, SourceError> {
-        let device = self
-            .nvml
+        let Some(nvml) = &self.nvml else {
+            return Ok(self.asleep_sample(index));
+        };
+        let device = nvml
             .device_by_index(index)
             .map_err(|e| device_error(index, e))?;
         // Memory is the one reading we cannot do without; every other field is optional.
@@ -128,8 +282,20 @@ impl NvmlSource {
             has_fan: true,
             power_limit: Refreshed::default(),
             processes: Refreshed::default(),
+            engines: Refreshed::default(),
+            pcie_max_mbs: pcie_max_mbs(
+                device.max_pcie_link_gen().ok(),
+                device.max_pcie_link_width().ok(),
+            ),
+            sm_clock_max: device.max_clock_info(Clock::SM).ok().map(MegaHertz),
+            process_util_seen: 0,
+            pcie_counted: None,
+            pcie_counters: true,
+            pcie_sampled_at: None,
         });
         let process_names = &mut self.process_names;
+        let cpu_seen = &mut self.cpu_seen;
+        let util_seen = &mut state.process_util_seen;
         let processes = state
             .processes
             .get(self.process_refresh, || {
@@ -137,17 +303,79 @@ impl NvmlSource {
                     device.running_compute_processes().unwrap_or_default(),
                     device.running_graphics_processes().unwrap_or_default(),
                 );
+                // Samples since the last read; a listed process without one used no SM time.
+                // 2.4 ms on an H100: asked only when some process holds the GPU.
+                let sm = if list.is_empty() {
+                    None
+                } else {
+                    device.process_utilization_stats(*util_seen).ok()
+                };
+                if let Some(samples) = &sm {
+                    *util_seen = samples
+                        .iter()
+                        .map(|s| s.timestamp)
+                        .max()
+                        .unwrap_or(*util_seen);
+                }
                 for p in &mut list {
+                    p.visible = procfs::is_visible(p.pid);
                     p.name = process_names
                         .entry(p.pid)
-                        .or_insert_with(|| {
-                            procfs::process_name(p.pid).unwrap_or_else(|| format!("pid {}", p.pid))
+                        .or_insert_with(|| match procfs::process_name(p.pid) {
+                            Some(name) => name,
+                            None if !p.visible => {
+                                format!("pid {} (not in this container's pid namespace)", p.pid)
+                            }
+                            None => format!("pid {}", p.pid),
                         })
                         .clone();
+                    p.sm_util = sm.as_ref().map(|samples| {
+                        let newest = samples
+                            .iter()
+                            .filter(|s| s.pid == p.pid)
+                            .max_by_key(|s| s.timestamp);
+                        Percent(newest.map_or(0, |s| s.sm_util) as f32)
+                    });
+                    if p.visible {
+                        (p.cpu_percent, p.host_rss) = Self::host_use(cpu_seen, p.pid);
+                    }
                 }
                 list
             })
             .clone();
+        let previous = state.engines.value;
+        let pcie_counted = &mut state.pcie_counted;
+        let pcie_counters = &mut state.pcie_counters;
+        let pcie_sampled_at = &mut state.pcie_sampled_at;
+        let engines = *state.engines.get(self.process_refresh, || {
+            let (pcie_rx_mbs, pcie_tx_mbs) =
+                pcie_rates(&device, pcie_counted, pcie_counters, pcie_sampled_at)
+                    .unwrap_or((previous.pcie_rx_mbs, previous.pcie_tx_mbs));
+            Engines {
+                encoder: device
+                    .encoder_utilization()
+                    .ok()
+                    .map(|u| Percent(u.utilization as f32)),
+                decoder: device
+                    .decoder_utilization()
+                    .ok()
+                    .map(|u| Percent(u.utilization as f32)),
+                pcie_rx_mbs,
+                pcie_tx_mbs,
+            }
+        });
+        let activity = Activity {
+            encoder_util: engines.encoder,
+            decoder_util: engines.decoder,
+            pcie_rx_mbs: engines.pcie_rx_mbs,
+            pcie_tx_mbs: engines.pcie_tx_mbs,
+            pcie_max_mbs: state.pcie_max_mbs,
+            clock_events: device
+                .current_throttle_reasons()
+                .ok()
+                .map(|r| ClockEvents(r.bits())),
+            sm_clock_max: state.sm_clock_max,
+        };
         let power_limit = *state.power_limit.get(POWER_LIMIT_REFRESH, || {
             device.enforced_power_limit().ok().map(milliwatts)
         });
@@ -179,8 +407,81 @@ impl NvmlSource {
             memory_clock: device.clock_info(Clock::Memory).ok().map(MegaHertz),
             fan,
             processes,
+            activity,
+            asleep: false,
         })
     }
+}
+
+/// PCIe traffic since the last read, (rx, tx) MB/s, from the driver's cumulative byte counters
+/// (a cheap read); where the driver has none, from NVML's 20 ms sampling call, at most every
+/// [`PCIE_FALLBACK_REFRESH`]. `None` when nothing new was measured (keep the last figures).
+fn pcie_rates(
+    device: &nvml_wrapper::Device<'_>,
+    counted: &mut Option<(u64, u64, i64)>,
+    counters: &mut bool,
+    sampled_at: &mut Option<Instant>,
+) -> Option<(Option<f32>, Option<f32>)> {
+    use nvml_wrapper::enums::device::SampleValue;
+    use nvml_wrapper::structs::device::FieldId;
+    if *counters {
+        let read = device
+            .field_values_for(&[FieldId(PCIE_RX_BYTES), FieldId(PCIE_TX_BYTES)])
+            .ok()
+            .and_then(|values| {
+                let value = |i: usize| match values.get(i)?.as_ref().ok()?.value {
+                    Ok(SampleValue::U64(v)) => Some(v),
+                    Ok(SampleValue::U32(v)) => Some(v as u64),
+                    Ok(SampleValue::I64(v)) => u64::try_from(v).ok(),
+                    _ => None,
+                };
+                let at = values.first()?.as_ref().ok()?.timestamp;
+                Some((value(0)?, value(1)?, at))
+            });
+        match read {
+            Some(now) => {
+                let rates = counted.and_then(|(rx, tx, at)| {
+                    let seconds = (now.2 - at) as f64 / 1e6;
+                    (seconds > 0.0).then(|| {
+                        let mbs = |a: u64, b: u64| {
+                            Some((b.saturating_sub(a) as f64 / seconds / 1e6) as f32)
+                        };
+                        (mbs(rx, now.0), mbs(tx, now.1))
+                    })
+                });
+                *counted = Some(now);
+                return rates;
+            }
+            None => *counters = false,
+        }
+    }
+    if sampled_at.is_some_and(|at| at.elapsed() < PCIE_FALLBACK_REFRESH) {
+        return None;
+    }
+    *sampled_at = Some(Instant::now());
+    // KB/s over a 20 ms window (NVML's KB is 1,024 bytes).
+    let kbs = |c| {
+        device
+            .pcie_throughput(c)
+            .ok()
+            .map(|kb| kb as f32 * 1.024 / 1_000.0)
+    };
+    Some((kbs(PcieUtilCounter::Receive), kbs(PcieUtilCounter::Send)))
+}
+
+/// A PCIe link's maximum bandwidth per direction, MB/s, from its generation and lane count
+/// (after line coding: 8b/10b up to gen 2, 128b/130b from gen 3).
+pub fn pcie_max_mbs(generation: Option<u32>, width: Option<u32>) -> Option<f32> {
+    let per_lane = match generation? {
+        1 => 250.0,
+        2 => 500.0,
+        3 => 984.6,
+        4 => 1_969.2,
+        5 => 3_938.5,
+        6 => 7_563.0,
+        _ => return None,
+    };
+    Some(per_lane * width?.max(1) as f32)
 }
 
 impl NvmlSource {
@@ -192,7 +493,10 @@ impl NvmlSource {
         calls: u32,
         cold_calls: u32,
     ) -> Vec<(&'static str, Duration, Duration)> {
-        let Ok(device) = self.nvml.device_by_index(0) else {
+        let Some(nvml) = &self.nvml else {
+            return Vec::new();
+        };
+        let Ok(device) = nvml.device_by_index(0) else {
             return Vec::new();
         };
         let median = |mut samples: Vec<Duration>| {
@@ -222,10 +526,7 @@ impl NvmlSource {
             (warm, cold)
         };
         let costs: Vec<(&'static str, (Duration, Duration))> = vec![
-            (
-                "device_by_index",
-                time(&|| drop(self.nvml.device_by_index(0))),
-            ),
+            ("device_by_index", time(&|| drop(nvml.device_by_index(0)))),
             ("memory_info (v2)", time(&|| drop(device.memory_info()))),
             (
                 "utilization_rates",
@@ -258,6 +559,39 @@ impl NvmlSource {
                 "running_graphics_processes",
                 time(&|| drop(device.running_graphics_processes())),
             ),
+            (
+                "process_utilization_stats",
+                time(&|| drop(device.process_utilization_stats(None))),
+            ),
+            (
+                "current_throttle_reasons",
+                time(&|| drop(device.current_throttle_reasons())),
+            ),
+            (
+                "encoder_utilization",
+                time(&|| drop(device.encoder_utilization())),
+            ),
+            (
+                "decoder_utilization",
+                time(&|| drop(device.decoder_utilization())),
+            ),
+            (
+                "field_values PCIe byte counters",
+                time(&|| {
+                    drop(device.field_values_for(&[
+                        nvml_wrapper::structs::device::FieldId(PCIE_RX_BYTES),
+                        nvml_wrapper::structs::device::FieldId(PCIE_TX_BYTES),
+                    ]))
+                }),
+            ),
+            (
+                "pcie_throughput rx",
+                time(&|| drop(device.pcie_throughput(PcieUtilCounter::Receive))),
+            ),
+            (
+                "pcie_throughput tx",
+                time(&|| drop(device.pcie_throughput(PcieUtilCounter::Send))),
+            ),
         ];
         costs
             .into_iter()
@@ -274,8 +608,24 @@ impl GpuSource for NvmlSource {
     }
 
     fn sample(&mut self) -> Result<Vec<GpuSample>, SourceError> {
+        let asleep: Vec<bool> = (0..self.device_count).map(|i| self.asleep(i)).collect();
+        if asleep.iter().all(|a| *a) {
+            // Every GPU sleeps: let go of NVML so the open handle does not keep them awake.
+            self.nvml = None;
+        } else if self.nvml.is_none() {
+            let woken = Self::init_nvml()?;
+            self.nvml = woken.nvml;
+            self.driver_version = woken.driver_version;
+            self.device_count = woken.device_count;
+        }
         let gpus = (0..self.device_count)
-            .map(|i| self.sample_device(i))
+            .map(|i| {
+                if asleep.get(i as usize).copied().unwrap_or(false) {
+                    Ok(self.asleep_sample(i))
+                } else {
+                    self.sample_device(i)
+                }
+            })
             .collect::<Result<Vec<_>, _>>()?;
         // Forget names of processes that left, so a reused pid gets its new name.
         let live: std::collections::HashSet<u32> = gpus
@@ -283,6 +633,7 @@ impl GpuSource for NvmlSource {
             .flat_map(|g| g.processes.iter().map(|p| p.pid))
             .collect();
         self.process_names.retain(|pid, _| live.contains(pid));
+        self.cpu_seen.retain(|pid, _| live.contains(pid));
         Ok(gpus)
     }
 
@@ -332,9 +683,10 @@ fn merge_processes(
         } else {
             rows.push(ProcessInfo {
                 pid: p.pid,
-                name: String::new(),
                 used,
                 kind,
+                visible: true,
+                ..Default::default()
             });
         }
     }
@@ -359,6 +711,33 @@ mod tests {
         assert_eq!(get(Duration::MAX), 1, "the first use reads");
         assert_eq!(get(Duration::MAX), 1, "young enough: no second read");
         assert_eq!(get(Duration::ZERO), 2, "any age is too old");
+    }
+
+    #[test]
+    fn pcie_link_maximum_follows_generation_and_width() {
+        assert_eq!(pcie_max_mbs(Some(4), Some(16)), Some(1_969.2 * 16.0));
+        assert_eq!(
+            pcie_max_mbs(Some(5), Some(16)).map(|m| m.round()),
+            Some(63_016.0)
+        );
+        assert_eq!(pcie_max_mbs(None, Some(16)), None);
+        assert_eq!(pcie_max_mbs(Some(9), Some(16)), None);
+    }
+
+    #[test]
+    fn every_gpu_asleep_means_nvml_is_never_opened() {
+        // This machine may have no NVIDIA driver at all: a source comes back anyway, because
+        // NVML is not loaded while every GPU sleeps, and every GPU reads as asleep.
+        let dir = super::super::runtime_pm::tests::fake_sysfs(&[
+            ("0000:01:00.0", "suspended"),
+            ("0000:02:00.0", "suspended"),
+        ]);
+        let mut source = NvmlSource::open_with(Sysfs::at(dir.path())).unwrap();
+        assert!(source.nvml.is_none());
+        let gpus = source.sample().unwrap();
+        assert_eq!(gpus.len(), 2);
+        assert!(gpus.iter().all(|g| g.asleep && g.memory.total.0 == 0));
+        assert!(source.nvml.is_none(), "still not opened");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Process names from /proc, because NVML only gives pids.
+//! What /proc says of the processes NVML lists by pid: names, CPU time, resident memory, and
+//! whether the pid is in our pid namespace at all.
 
 /// The name of a running process: the executable's file name from `cmdline`, falling back to
 /// `comm` (which the kernel truncates to 15 bytes). `None` when the process is gone or hidden.
@@ -25,6 +26,65 @@ fn raw_process_name(pid: u32) -> Option<String> {
         let _ = pid;
         None
     }
+}
+
+/// What a process costs the host: CPU time used so far and resident memory.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HostUse {
+    /// User + system CPU time since it started, seconds.
+    pub cpu_seconds: f64,
+    /// Resident memory.
+    pub rss: crate::units::Bytes,
+}
+
+/// CPU time and resident memory of `pid` from `/proc/<pid>/stat` and `statm`; `None` when it
+/// is gone or not in our pid namespace.
+pub fn host_use(pid: u32) -> Option<HostUse> {
+    #[cfg(target_os = "linux")]
+    {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+        parse_host_use(&stat, &statm, clock_ticks(), page_size())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
+/// True when `pid` is a process of this pid namespace. Inside a container the driver reports
+/// host pids, which are not (or are another process) here.
+pub fn is_visible(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(target_os = "linux")]
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf reads a constant of the running system.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+#[cfg(target_os = "linux")]
+fn page_size() -> u64 {
+    // SAFETY: as above.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 { p as u64 } else { 4_096 }
+}
+
+/// Reads utime + stime (fields 14 and 15 of `stat`; the name before them may hold spaces and
+/// parentheses, so fields are counted from the last ')') and the resident pages of `statm`.
+pub fn parse_host_use(stat: &str, statm: &str, ticks: f64, page: u64) -> Option<HostUse> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(HostUse {
+        cpu_seconds: utime.saturating_add(stime) as f64 / ticks,
+        rss: crate::units::Bytes(resident.saturating_mul(page)),
+    })
 }
 
 /// "python3 app.py --port 7860" → "python3 app.py": the program, plus the script for interpreters,
@@ -71,6 +131,23 @@ mod tests {
         let raw = "/tmp/\u{1b}]0;owned\u{7}x\0".as_bytes();
         let name = name_from_cmdline(raw).unwrap();
         assert_eq!(crate::text::sanitized(&name), "\\u{1b}]0;owned\\u{7}x");
+    }
+
+    #[test]
+    fn host_use_is_read_past_a_name_with_spaces_and_parentheses() {
+        let stat = "4242 (python3 (a) b) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0";
+        let u = parse_host_use(stat, "123456 2048 500 1 0 900 0", 100.0, 4_096).unwrap();
+        assert_eq!(u.cpu_seconds, 3.0);
+        assert_eq!(u.rss, crate::units::Bytes(2_048 * 4_096));
+        assert_eq!(parse_host_use("garbage", "1 2", 100.0, 4_096), None);
+    }
+
+    #[test]
+    fn this_process_is_visible_with_its_host_use() {
+        assert!(is_visible(std::process::id()));
+        assert!(!is_visible(u32::MAX - 1));
+        let u = host_use(std::process::id()).unwrap();
+        assert!(u.rss.0 > 0);
     }
 
     #[test]

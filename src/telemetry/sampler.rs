@@ -42,6 +42,9 @@ pub struct Telemetry {
     pub memory_unit: crate::units::MemoryUnit,
     /// Alert state, fed by every reading.
     pub alerts: AlertEngine,
+    /// The last ten minutes at full rate, for the "busy but slow?" diagnosis, and each
+    /// process's VRAM.
+    pub activity: super::activity::ActivityLog,
 }
 
 impl Telemetry {
@@ -58,6 +61,7 @@ impl Telemetry {
             alert_rules: AlertRules::default(),
             memory_unit: crate::units::MemoryUnit::default(),
             alerts: AlertEngine::default(),
+            activity: super::activity::ActivityLog::default(),
         }
     }
 
@@ -65,6 +69,7 @@ impl Telemetry {
     /// snapshot, clearing errors. Returns the alerts it raised.
     pub fn record(&mut self, snapshot: Snapshot) -> Vec<AlertEvent> {
         self.history.push(snapshot.unix_seconds(), &snapshot.gpus);
+        self.activity.record(&snapshot);
         let raised = self.alerts.observe(&snapshot, &self.alert_rules);
         self.latest = Some(snapshot);
         self.last_error = None;

@@ -5,7 +5,8 @@
 //! GPU 1 replays FaceFusion FP16 on a 24 GB RTX 3090: ~7.8 GB peak, 65–85 % utilisation.
 
 use super::{
-    GpuSample, GpuSource, MemoryReading, ProcessInfo, ProcessKind, SourceError, SourceKind,
+    Activity, ClockEvents, GpuSample, GpuSource, MemoryReading, ProcessInfo, ProcessKind,
+    SourceError, SourceKind,
 };
 use crate::units::{Bytes, Celsius, MegaHertz, Percent, Watts};
 use std::time::{Duration, Instant};
@@ -19,6 +20,26 @@ pub struct Keyframe {
     pub used_mib: f64,
     /// GPU utilisation, percent.
     pub util: f64,
+}
+
+/// How a workload uses the GPU beyond its VRAM curve: each is a "busy but slow?" case the
+/// diagnosis must tell apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pattern {
+    /// Kernels back to back: utilisation follows the keyframes (the GPU is the limit).
+    #[default]
+    Steady,
+    /// Batch-1 work fed by one busy CPU thread: the GPU runs in short bursts with idle gaps
+    /// while the host process uses a whole core.
+    CpuStarved,
+    /// Weights streamed over PCIe every step (ComfyUI's low-VRAM offload): heavy host-to-device
+    /// traffic, little SM time.
+    PcieOffload,
+    /// Held at the power limit: the clock-event reason "power cap", the SM clock below its
+    /// maximum.
+    PowerCapped,
+    /// A video export: NVENC saturated, the SMs lightly used.
+    EncoderBound,
 }
 
 /// A repeating workload on one simulated GPU.
@@ -36,6 +57,12 @@ pub struct Scenario {
     pub baseline_mib: f64,
     /// Keyframes of one cycle; VRAM and utilisation are interpolated linearly between them.
     pub keyframes: Vec<Keyframe>,
+    /// How the work uses the GPU.
+    pub pattern: Pattern,
+    /// The link's maximum per direction, MB/s.
+    pub pcie_max_mbs: f32,
+    /// The highest SM clock, MHz.
+    pub sm_clock_max: u32,
 }
 
 impl Scenario {
@@ -62,10 +89,13 @@ impl Scenario {
                 k(102.0, 2_000.0, 5.0), // models released
                 k(120.0, 2_000.0, 1.0),
             ],
+            pattern: Pattern::Steady,
+            pcie_max_mbs: 63_016.0,
+            sm_clock_max: 2_610,
         }
     }
 
-    /// FaceFusion FP16 batches on a 24 GB RTX 3090, from seed 001.
+    /// FaceFusion FP16 batches on a 24 GB RTX 3090, from the FaceFusion article.
     pub fn facefusion_fp16() -> Self {
         let k = |t, used_mib, util| Keyframe { t, used_mib, util };
         Scenario {
@@ -86,7 +116,87 @@ impl Scenario {
                 k(64.0, 1_200.0, 2.0),
                 k(75.0, 1_200.0, 1.0),
             ],
+            pattern: Pattern::Steady,
+            pcie_max_mbs: 31_508.0,
+            sm_clock_max: 2_100,
         }
+    }
+
+    /// The FaceFusion article's question: batch 1 with one execution thread. The GPU idles
+    /// between frames while the host decodes and preprocesses on one core.
+    pub fn facefusion_cpu_starved() -> Self {
+        let k = |t, used_mib, util| Keyframe { t, used_mib, util };
+        Scenario {
+            gpu_name: "Simulated RTX 3090 24 GB (batch 1)",
+            total_mib: 24_576,
+            power_limit: 350.0,
+            process_name: "python3 facefusion.py",
+            baseline_mib: 300.0,
+            keyframes: vec![k(0.0, 5_900.0, 85.0), k(60.0, 5_900.0, 85.0)],
+            pattern: Pattern::CpuStarved,
+            pcie_max_mbs: 31_508.0,
+            sm_clock_max: 2_100,
+        }
+    }
+
+    /// ComfyUI streaming a model that does not fit (`--lowvram`) over a PCIe 4.0 x8 link.
+    pub fn comfyui_lowvram_offload() -> Self {
+        let k = |t, used_mib, util| Keyframe { t, used_mib, util };
+        Scenario {
+            gpu_name: "Simulated RTX 4060 8 GB (low-VRAM offload)",
+            total_mib: 8_188,
+            power_limit: 115.0,
+            process_name: "python3 main.py",
+            baseline_mib: 250.0,
+            keyframes: vec![k(0.0, 7_300.0, 22.0), k(60.0, 7_300.0, 22.0)],
+            pattern: Pattern::PcieOffload,
+            pcie_max_mbs: 15_754.0,
+            sm_clock_max: 2_460,
+        }
+    }
+
+    /// A 4090 whose power limit was lowered to 300 W, running flat out.
+    pub fn power_capped() -> Self {
+        let k = |t, used_mib, util| Keyframe { t, used_mib, util };
+        Scenario {
+            gpu_name: "Simulated RTX 4090 24 GB (power-limited)",
+            total_mib: 24_564,
+            power_limit: 300.0,
+            process_name: "python3 main.py",
+            baseline_mib: 400.0,
+            keyframes: vec![k(0.0, 14_000.0, 99.0), k(60.0, 14_000.0, 99.0)],
+            pattern: Pattern::PowerCapped,
+            pcie_max_mbs: 31_508.0,
+            sm_clock_max: 2_790,
+        }
+    }
+
+    /// A finished video being encoded with NVENC.
+    pub fn nvenc_export() -> Self {
+        let k = |t, used_mib, util| Keyframe { t, used_mib, util };
+        Scenario {
+            gpu_name: "Simulated RTX 4070 12 GB (video export)",
+            total_mib: 12_282,
+            power_limit: 200.0,
+            process_name: "ffmpeg",
+            baseline_mib: 300.0,
+            keyframes: vec![k(0.0, 900.0, 18.0), k(60.0, 900.0, 18.0)],
+            pattern: Pattern::EncoderBound,
+            pcie_max_mbs: 31_508.0,
+            sm_clock_max: 2_475,
+        }
+    }
+
+    /// Every scenario, one per "busy but slow?" verdict, in demo order.
+    pub fn all() -> Vec<Scenario> {
+        vec![
+            Scenario::wan22_i2v_double_peak(),
+            Scenario::facefusion_fp16(),
+            Scenario::facefusion_cpu_starved(),
+            Scenario::comfyui_lowvram_offload(),
+            Scenario::power_capped(),
+            Scenario::nvenc_export(),
+        ]
     }
 
     /// Length of one cycle in seconds.
@@ -112,6 +222,52 @@ impl Scenario {
             a.used_mib + (b.used_mib - a.used_mib) * f,
             a.util + (b.util - a.util) * f,
         )
+    }
+}
+
+/// What a pattern makes of the keyframes' utilisation `util` at `t` seconds.
+struct Shape {
+    util: f64,
+    host_cpu: f32,
+    pcie_rx: f32,
+    pcie_tx: f32,
+    encoder: f32,
+    decoder: f32,
+}
+
+fn shape(pattern: Pattern, t: f64, util: f64) -> Shape {
+    let busy = util > 10.0;
+    let base = Shape {
+        util,
+        host_cpu: if busy { 35.0 } else { 2.0 },
+        pcie_rx: if busy { 60.0 } else { 2.0 },
+        pcie_tx: if busy { 20.0 } else { 1.0 },
+        encoder: 0.0,
+        decoder: 0.0,
+    };
+    match pattern {
+        Pattern::Steady | Pattern::PowerCapped => base,
+        Pattern::CpuStarved => {
+            // 0.3 s of kernels in every 0.8 s: a frame, then the host prepares the next one.
+            let in_burst = t.rem_euclid(0.8) < 0.3;
+            Shape {
+                util: if in_burst { util } else { 0.0 },
+                host_cpu: 99.0,
+                ..base
+            }
+        }
+        Pattern::PcieOffload => Shape {
+            pcie_rx: 11_200.0,
+            pcie_tx: 450.0,
+            host_cpu: 60.0,
+            ..base
+        },
+        Pattern::EncoderBound => Shape {
+            encoder: 96.0,
+            decoder: 38.0,
+            host_cpu: 45.0,
+            ..base
+        },
     }
 }
 
@@ -143,16 +299,12 @@ impl SimulatedGpus {
         )
     }
 
-    /// `count` demo GPUs, the two scenarios alternating (for measuring many-GPU machines).
+    /// `count` demo GPUs cycling through every scenario ([`Scenario::all`]): 6 GPUs show
+    /// each "busy but slow?" case once.
     pub fn demo_many(reason: &str, count: usize) -> Self {
+        let all = Scenario::all();
         let scenarios = (0..count.max(1))
-            .map(|i| {
-                if i % 2 == 0 {
-                    Scenario::wan22_i2v_double_peak()
-                } else {
-                    Scenario::facefusion_fp16()
-                }
-            })
+            .map(|i| all[i % all.len()].clone())
             .collect();
         Self::new(scenarios, reason)
     }
@@ -198,7 +350,24 @@ impl SimulatedGpus {
                 process_used.0 + (gpu.scenario.baseline_mib * crate::units::MIB as f64) as u64,
             )
             .min(total);
+            let shape = shape(gpu.scenario.pattern, t, util);
+            let util = shape.util;
             let limit = gpu.scenario.power_limit;
+            let busy = util > 10.0;
+            let clock_max = gpu.scenario.sm_clock_max;
+            let sm_clock = match (gpu.scenario.pattern, busy) {
+                (Pattern::PowerCapped, _) => (clock_max as f64 * 0.76) as u32,
+                (_, true) => clock_max,
+                (_, false) => 210,
+            };
+            let power = match gpu.scenario.pattern {
+                Pattern::PowerCapped => limit,
+                _ => 25.0 + (limit - 25.0) * (util as f32 / 100.0) * 0.9,
+            };
+            let mut events = if busy { 0 } else { ClockEvents::IDLE };
+            if gpu.scenario.pattern == Pattern::PowerCapped {
+                events |= ClockEvents::SW_POWER_CAP;
+            }
             out.push(GpuSample {
                 index: index as u32,
                 name: gpu.scenario.gpu_name.to_string(),
@@ -211,17 +380,31 @@ impl SimulatedGpus {
                 gpu_util: Some(Percent(util as f32)),
                 memory_util: Some(Percent((util * 0.45) as f32)),
                 temperature: Some(Celsius(gpu.temperature as f32)),
-                power: Some(Watts(25.0 + (limit - 25.0) * (util as f32 / 100.0) * 0.9)),
+                power: Some(Watts(power)),
                 power_limit: Some(Watts(limit)),
-                sm_clock: Some(MegaHertz(if util > 10.0 { 2_610 } else { 210 })),
-                memory_clock: Some(MegaHertz(if util > 10.0 { 14_001 } else { 405 })),
+                sm_clock: Some(MegaHertz(sm_clock)),
+                memory_clock: Some(MegaHertz(if busy { 14_001 } else { 405 })),
                 fan: Some(Percent((30.0 + util * 0.4) as f32)),
                 processes: vec![ProcessInfo {
                     pid: 4_242 + index as u32,
                     name: gpu.scenario.process_name.to_string(),
                     used: Some(process_used),
                     kind: ProcessKind::Compute,
+                    sm_util: Some(Percent(util as f32)),
+                    cpu_percent: Some(shape.host_cpu),
+                    host_rss: Some(Bytes::from_mib(6_144)),
+                    visible: true,
                 }],
+                activity: Activity {
+                    encoder_util: Some(Percent(shape.encoder)),
+                    decoder_util: Some(Percent(shape.decoder)),
+                    pcie_rx_mbs: Some(shape.pcie_rx),
+                    pcie_tx_mbs: Some(shape.pcie_tx),
+                    pcie_max_mbs: Some(gpu.scenario.pcie_max_mbs),
+                    clock_events: Some(ClockEvents(events)),
+                    sm_clock_max: Some(MegaHertz(clock_max)),
+                },
+                asleep: false,
             });
         }
         out

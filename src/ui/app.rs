@@ -44,6 +44,8 @@ pub struct VramDeckApp {
     files: Files,
     /// The centre tab, where the window is too narrow for every column.
     tab: Tab,
+    /// The process whose VRAM history is shown under the table.
+    selected_process: Option<u32>,
     recorder_config: Option<RecorderConfig>,
 }
 
@@ -85,6 +87,7 @@ impl VramDeckApp {
             logs: LogsState::default(),
             files: Files::new(Chooser::from_env(), None),
             tab: Tab::default(),
+            selected_process: None,
             recorder_config: None,
             telemetry,
             sampler,
@@ -511,11 +514,22 @@ impl VramDeckApp {
                 let charts_height = charts_height(height, gpu.processes.len());
                 let columns = plot_columns(ui.available_width());
                 let window = self.settings.plot_window;
-                self.last_plot = {
+                let (plot, diagnosis, process_vram) = {
                     let t = sampler::lock(&self.telemetry);
                     let now = t.history.newest(slot).unwrap_or(snapshot.unix_seconds());
-                    PlotData::collect(&t.history, slot, window, now, columns)
+                    let recent = t.activity.window(
+                        slot,
+                        t.activity.newest(slot).unwrap_or(now),
+                        super::diagnosis_panel::WINDOW_SECONDS,
+                    );
+                    (
+                        PlotData::collect(&t.history, slot, window, now, columns),
+                        crate::diagnosis::diagnose(&recent),
+                        self.selected_process
+                            .map(|pid| t.activity.process_vram(pid)),
+                    )
                 };
+                self.last_plot = plot;
                 let total_mib = gpu.memory.total.mib();
                 let markers: Vec<PlotMarker> = self
                     .release_view
@@ -538,9 +552,55 @@ impl VramDeckApp {
                     charts_height,
                     ViewControl::default(),
                 );
+                super::diagnosis_panel::show(ui, &diagnosis);
                 ui.add_space(8.0);
-                process_table::show(ui, gpu.index, &gpu.processes, unit);
+                process_table::show(
+                    ui,
+                    gpu.index,
+                    &gpu.processes,
+                    unit,
+                    &mut self.selected_process,
+                );
+                let selected = self
+                    .selected_process
+                    .and_then(|pid| gpu.processes.iter().find(|p| p.pid == pid));
+                if let (Some(p), Some(points)) = (selected, process_vram) {
+                    self.process_detail(ui, p, &points);
+                }
             });
+    }
+
+    /// The selected process: its VRAM over time, and what torch holds in it when it runs a
+    /// vramdeck agent.
+    fn process_detail(&self, ui: &mut Ui, p: &crate::telemetry::ProcessInfo, points: &[[f64; 2]]) {
+        let unit = self.settings.memory_unit;
+        ui.add_space(6.0);
+        let agent = self
+            .release_view
+            .agents
+            .iter()
+            .find(|a| agent_is_process(a, p));
+        let torch = agent.map(|a| match (a.info.allocated, a.info.reserved) {
+            (Some(al), Some(re)) => format!(
+                " · its vramdeck agent: torch allocated {}, reserved {}",
+                unit.format(crate::units::Bytes(al)),
+                unit.format(crate::units::Bytes(re))
+            ),
+            _ => " · its vramdeck agent reports no torch memory".into(),
+        });
+        ui.label(
+            RichText::new(format!(
+                "VRAM of {} (pid {}){}",
+                p.name,
+                p.pid,
+                torch.unwrap_or_default()
+            ))
+            .strong(),
+        );
+        let reserved = agent
+            .and_then(|a| a.info.reserved)
+            .map(|r| crate::units::Bytes(r).mib());
+        plots::process_vram(ui, points, unit, reserved, 140.0);
     }
 
     /// An imported CSV log: its panel (file, dates, GPUs, back to live) and its zoomable
@@ -777,9 +837,9 @@ impl VramDeckApp {
                 .gpus
                 .iter()
                 .flat_map(|g| g.processes.iter().map(move |p| (g, p)))
-                // The socket's peer credentials vouch for this pid; what an agent says of
-                // itself could name any process.
-                .find(|(_, p)| p.pid == agent.endpoint.pid)
+                // The socket's peer credentials vouch for the pid; inside a container, where
+                // the driver reports host pids, the memory it holds identifies it.
+                .find(|(_, p)| agent_is_process(agent, p))
                 .and_then(|(g, p)| Some((g.name.clone(), p.used?.whole_mib())));
             let Some((gpu_name, used)) = used else {
                 continue;
@@ -899,6 +959,25 @@ impl VramDeckApp {
     }
 }
 
+/// True when `agent` runs in process `p`: the same pid, or — inside a container, where the
+/// driver reports host pids the agent cannot know — the only process we cannot see whose VRAM
+/// is at least what torch reserved in the agent, within 2 GiB (a CUDA context and other
+/// libraries' memory come on top).
+fn agent_is_process(
+    agent: &crate::release::discovery::LiveAgent,
+    p: &crate::telemetry::ProcessInfo,
+) -> bool {
+    if agent.endpoint.pid == p.pid {
+        return true;
+    }
+    match (p.visible, p.used, agent.info.reserved) {
+        (false, Some(used), Some(reserved)) => {
+            used.0 >= reserved && used.0 - reserved <= 2 * crate::units::GIB
+        }
+        _ => false,
+    }
+}
+
 /// Columns for a chart `width` points wide: one per two points, so each column's mean is
 /// steady (a one-point column of a day-long window flickers between neighbouring readings)
 /// while its min..max band still keeps every peak.
@@ -909,11 +988,14 @@ fn plot_columns(width: f32) -> usize {
 /// Least height the charts get (below it, the history scrolls instead), points.
 const MIN_CHARTS_HEIGHT: f32 = 260.0;
 
-/// Height for the charts out of `available` points: what the header, the statistics line and
-/// a process table of `processes` rows (up to 6; more scroll) leave over.
+/// Height of the "Busy but slow?" box under the charts, points.
+const DIAGNOSIS_HEIGHT: f32 = 124.0;
+
+/// Height for the charts out of `available` points: what the header, the statistics line, the
+/// diagnosis and a process table of `processes` rows (up to 6; more scroll) leave over.
 fn charts_height(available: f32, processes: usize) -> f32 {
     let table = 56.0 + 24.0 * processes.clamp(1, 6) as f32;
-    (available - 40.0 - 24.0 - table).max(MIN_CHARTS_HEIGHT)
+    (available - 40.0 - 24.0 - DIAGNOSIS_HEIGHT - table).max(MIN_CHARTS_HEIGHT)
 }
 
 /// The VRAM chart, its statistics line and the utilisation chart, sharing `height`. Returns

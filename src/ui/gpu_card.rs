@@ -5,6 +5,15 @@ use crate::telemetry::GpuSample;
 use crate::units::{MemoryUnit, format_used_total};
 use egui::{RichText, Ui};
 
+/// "1.2 GB/s", "340 MB/s" (decimal units, as PCIe is specified).
+fn rate(mbs: f32) -> String {
+    if mbs >= 1_000.0 {
+        format!("{:.1} GB/s", mbs / 1_000.0)
+    } else {
+        format!("{mbs:.0} MB/s")
+    }
+}
+
 fn or_na<T: std::fmt::Display>(value: Option<T>) -> String {
     value.map(|v| v.to_string()).unwrap_or_else(|| "n/a".into())
 }
@@ -24,6 +33,17 @@ pub fn show(ui: &mut Ui, gpu: &GpuSample, unit: MemoryUnit, selected: bool) -> b
         .show(ui, |ui| {
             ui.set_width(ui.available_width());
             ui.label(RichText::new(format!("GPU {} · {}", gpu.index, gpu.name)).strong());
+            if gpu.asleep {
+                ui.label("Asleep (runtime power management)");
+                ui.label(
+                    RichText::new(
+                        "Not read, so as not to wake it: reading it would keep a laptop's GPU \
+                         powered. It is shown again as soon as something uses it.",
+                    )
+                    .weak(),
+                );
+                return;
+            }
             let memory = &gpu.memory;
             let fraction = memory.used_fraction();
             ui.label(format_used_total(memory.used, memory.total, unit));
@@ -74,6 +94,37 @@ pub fn show(ui: &mut Ui, gpu: &GpuSample, unit: MemoryUnit, selected: bool) -> b
                     ui.end_row();
                     ui.label("Fan");
                     ui.label(or_na(gpu.fan));
+                    ui.end_row();
+                    let a = &gpu.activity;
+                    ui.label("Encoder / decoder");
+                    ui.label(format!(
+                        "{} / {}",
+                        or_na(a.encoder_util),
+                        or_na(a.decoder_util)
+                    ));
+                    ui.end_row();
+                    ui.label("PCIe rx / tx");
+                    ui.label(match (a.pcie_rx_mbs, a.pcie_tx_mbs) {
+                        (Some(rx), Some(tx)) => format!("{} / {}", rate(rx), rate(tx)),
+                        _ => "n/a".into(),
+                    });
+                    ui.end_row();
+                    ui.label("Clock held by");
+                    let events = a.clock_events.map(|e| e.describe());
+                    let slowing = a.clock_events.is_some_and(|e| e.slowing());
+                    let text = RichText::new(events.unwrap_or_else(|| "n/a".into()));
+                    ui.add(
+                        egui::Label::new(if slowing {
+                            text.color(super::pressure_color(0.8))
+                        } else {
+                            text
+                        })
+                        .truncate(),
+                    )
+                    .on_hover_text(
+                        "NVML's clock-event reasons: why the SM clock is below its maximum \
+                         (power cap and thermal reasons slow a busy GPU; idle does not)",
+                    );
                     ui.end_row();
                 });
         })

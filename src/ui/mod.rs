@@ -4,6 +4,7 @@ pub mod advisor_panel;
 pub mod alerts_panel;
 pub mod app;
 pub mod banners;
+pub mod diagnosis_panel;
 pub mod file_picker;
 pub mod files;
 pub mod gpu_card;

@@ -365,6 +365,64 @@ pub fn utilisation(ui: &mut Ui, data: &PlotData, height: f32, view: ViewControl)
     outline(ui, shown.response.rect);
 }
 
+/// One process's VRAM over the last minutes (points are (UNIX seconds, MiB)), with the memory
+/// its vramdeck agent says torch holds, when it has one.
+pub fn process_vram(
+    ui: &mut Ui,
+    points: &[[f64; 2]],
+    unit: MemoryUnit,
+    torch_reserved_mib: Option<f64>,
+    height: f32,
+) {
+    let scaled: Vec<[f64; 2]> = points.iter().map(|p| [p[0], unit.from_mib(p[1])]).collect();
+    let (t0, t1) = match (points.first(), points.last()) {
+        (Some(a), Some(b)) => (a[0], b[0].max(a[0] + 60.0)),
+        _ => (0.0, 60.0),
+    };
+    let data = PlotData {
+        t0,
+        t1,
+        ..Default::default()
+    };
+    let value_text = move |y: f64| match unit {
+        MemoryUnit::MiB => format!("{} MiB", crate::units::group_thousands(y.round() as u64)),
+        MemoryUnit::GiB => format!("{:.2} GiB", y),
+    };
+    let shown = base_plot(
+        ui,
+        "process_vram_plot",
+        &data,
+        height,
+        ViewControl::default(),
+    )
+    .link_cursor(egui::Id::unique("vramdeck_process_plot"), [false, false])
+    .link_axis(egui::Id::unique("vramdeck_process_axes"), [false, false])
+    .y_axis_label(format!("VRAM ({})", unit.symbol()))
+    .y_axis_formatter(move |mark, _| axis_value(mark, unit))
+    .label_formatter(move |pos| hover_text(pos, &value_text))
+    .show(ui, |plot| {
+        if scaled.len() < DOTS_BELOW {
+            plot.add(
+                Points::new("VRAM (NVML)", PlotPoints::from(scaled.clone()))
+                    .color(VRAM_COLOR)
+                    .radius(2.0),
+            );
+        }
+        plot.line(
+            Line::new("VRAM (NVML)", PlotPoints::from(scaled))
+                .color(VRAM_COLOR)
+                .width(1.5),
+        );
+        if let Some(r) = torch_reserved_mib {
+            plot.add(
+                egui_plot::HLine::new("reserved by torch (agent)", unit.from_mib(r))
+                    .color(MARKER_COLOR),
+            );
+        }
+    });
+    outline(ui, shown.response.rect);
+}
+
 /// The plot area's frame, drawn as a stroke (the background fill is off, see `base_plot`).
 fn outline(ui: &Ui, plot_area: egui::Rect) {
     let stroke = ui.visuals().widgets.noninteractive.bg_stroke;

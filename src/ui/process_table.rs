@@ -1,80 +1,108 @@
-//! Which processes hold VRAM on the selected GPU. The name comes last and is cut to the room
-//! left, so a long command line can never push the VRAM column out of the window.
+//! Which processes hold VRAM on the selected GPU, with what each costs the GPU (SM time) and the
+//! host (CPU, resident memory). The name comes last and is cut to the room left, so a long
+//! command line never pushes a number out of the window. Clicking a row selects the process.
 
 use crate::telemetry::ProcessInfo;
 use crate::units::MemoryUnit;
 use egui::{RichText, Ui};
 
-/// Widths of the fixed columns (PID, VRAM, type), points; the name takes the rest.
-const COLUMNS: [f32; 3] = [72.0, 110.0, 44.0];
+/// Widths of the fixed columns (PID, VRAM, SM, CPU, host memory, type), points; the name takes
+/// the rest.
+const COLUMNS: [f32; 6] = [72.0, 100.0, 52.0, 60.0, 92.0, 40.0];
+const HEADERS: [&str; 6] = ["PID", "VRAM", "SM", "CPU", "Host RAM", "Type"];
+const HINTS: [&str; 6] = [
+    "Process id as the driver reports it (the host's pid, also inside a container)",
+    "GPU memory it holds",
+    "Its share of the GPU's kernel time over the last second",
+    "Its CPU use over the last second, % of one core (more than 100 % is several cores)",
+    "Its resident memory on the host",
+    "C: compute (CUDA), G: graphics, C+G: both",
+];
 
-fn row(ui: &mut Ui, cells: [RichText; 3], name: RichText, hover: Option<&str>) {
-    ui.horizontal(|ui| {
-        let height = ui.spacing().interact_size.y;
-        for (cell, width) in cells.into_iter().zip(COLUMNS) {
-            // Left-aligned in a fixed width (`add_sized` would centre it).
-            ui.allocate_ui_with_layout(
-                egui::vec2(width, height),
-                egui::Layout::left_to_right(egui::Align::Center),
-                |ui| {
-                    ui.set_min_width(width);
-                    ui.add(egui::Label::new(cell).truncate());
-                },
-            );
-        }
-        let name = ui.add(egui::Label::new(name).truncate());
-        if let Some(full) = hover {
-            name.on_hover_text(full);
-        }
-    });
+fn cell(ui: &mut Ui, text: RichText, width: f32, height: f32, hint: Option<&str>) {
+    // Left-aligned in a fixed width (`add_sized` would centre it).
+    ui.allocate_ui_with_layout(
+        egui::vec2(width, height),
+        egui::Layout::left_to_right(egui::Align::Center),
+        |ui| {
+            ui.set_min_width(width);
+            let r = ui.add(egui::Label::new(text).truncate().selectable(false));
+            if let Some(hint) = hint {
+                r.on_hover_text(hint);
+            }
+        },
+    );
 }
 
-/// Draws the table, largest first.
-pub fn show(ui: &mut Ui, gpu_index: u32, processes: &[ProcessInfo], unit: MemoryUnit) {
+fn or_na<T>(value: Option<T>, f: impl Fn(T) -> String) -> String {
+    value.map(f).unwrap_or_else(|| "n/a".into())
+}
+
+/// Draws the table, largest first; a click on a row selects its pid in `selected` (again:
+/// unselects).
+pub fn show(
+    ui: &mut Ui,
+    gpu_index: u32,
+    processes: &[ProcessInfo],
+    unit: MemoryUnit,
+    selected: &mut Option<u32>,
+) {
     ui.label(RichText::new(format!("Processes on GPU {gpu_index}")).strong());
     if processes.is_empty() {
         ui.label("No process holds memory on this GPU.");
         return;
     }
-    row(
-        ui,
-        [
-            RichText::new("PID").strong(),
-            RichText::new("VRAM").strong(),
-            RichText::new("Type").strong(),
-        ],
-        RichText::new("Process").strong(),
-        None,
-    );
+    let height = ui.spacing().interact_size.y;
+    ui.horizontal(|ui| {
+        for ((h, w), hint) in HEADERS.iter().zip(COLUMNS).zip(HINTS) {
+            cell(ui, RichText::new(*h).strong(), w, height, Some(hint));
+        }
+        ui.label(RichText::new("Process").strong());
+    });
     for (i, p) in processes.iter().enumerate() {
-        let vram = match p.used {
-            Some(b) => unit.format(b),
-            // Windows (WDDM) and some containers hide per-process usage.
-            None => "n/a".into(),
-        };
         let start = ui.cursor().min;
-        // Stripes go behind the row: a placeholder now, filled once the row's height is known.
-        let stripe = ui.painter().add(egui::Shape::Noop);
-        row(
-            ui,
-            [
-                RichText::new(p.pid.to_string()),
-                RichText::new(vram),
-                RichText::new(p.kind.letters()),
-            ],
-            RichText::new(&p.name),
-            Some(&p.name),
-        );
-        if i % 2 == 0 {
-            let end = egui::pos2(ui.max_rect().right(), ui.cursor().min.y);
-            ui.painter().set(
-                stripe,
-                egui::Shape::rect_filled(
-                    egui::Rect::from_min_max(start, end),
-                    2,
-                    ui.visuals().faint_bg_color,
-                ),
-            );
+        // The row's background goes behind it: a placeholder now, filled once its size is known.
+        let background = ui.painter().add(egui::Shape::Noop);
+        let cells = [
+            p.pid.to_string(),
+            or_na(p.used, |b| unit.format(b)),
+            or_na(p.sm_util, |u| format!("{:.0} %", u.0)),
+            or_na(p.cpu_percent, |c| format!("{c:.0} %")),
+            or_na(p.host_rss, |b| unit.format(b)),
+            p.kind.letters().to_string(),
+        ];
+        let row = ui
+            .horizontal(|ui| {
+                for (text, width) in cells.into_iter().zip(COLUMNS) {
+                    cell(ui, RichText::new(text), width, height, None);
+                }
+                ui.add(egui::Label::new(&p.name).truncate().selectable(false))
+                    .on_hover_text(&p.name);
+            })
+            .response;
+        let rect =
+            egui::Rect::from_min_max(start, egui::pos2(ui.max_rect().right(), row.rect.bottom()));
+        let id = ui.scope_id().with(("process_row", p.pid));
+        let click = ui
+            .interact(rect, id, egui::Sense::click())
+            .on_hover_text("Show this process's VRAM over time");
+        if click.clicked() {
+            *selected = if *selected == Some(p.pid) {
+                None
+            } else {
+                Some(p.pid)
+            };
+        }
+        let fill = if *selected == Some(p.pid) {
+            Some(ui.visuals().selection.bg_fill.gamma_multiply(0.5))
+        } else if click.hovered() {
+            Some(ui.visuals().widgets.hovered.weak_bg_fill)
+        } else {
+            (i % 2 == 0).then_some(ui.visuals().faint_bg_color)
+        };
+        if let Some(fill) = fill {
+            ui.painter()
+                .set(background, egui::Shape::rect_filled(rect, 2, fill));
         }
     }
 }

@@ -1,0 +1,588 @@
+//! "Why is my GPU busy but slow?" — over a window of recent samples: how much of the time the
+//! GPU ran kernels, the idle gaps between its bursts, and a verdict resting on named numbers:
+//! held back by its clocks (power or temperature), streaming over PCIe, saturating the video
+//! encoder or decoder, starved by the CPU side, or simply the limit itself.
+
+use crate::telemetry::ClockEvents;
+use crate::telemetry::activity::ActivitySample;
+
+/// Utilisation at or above this counts as busy, %.
+pub const BUSY_UTIL: f32 = 10.0;
+/// Mean utilisation from which the GPU itself is the limit, %.
+pub const GPU_BOUND_UTIL: f32 = 85.0;
+/// Share of busy samples with a slowing clock event that makes it "throttled".
+pub const THROTTLED_SHARE: f32 = 0.3;
+/// A throttled GPU runs its SM clock below this share of the maximum while busy.
+pub const THROTTLED_CLOCK: f32 = 0.9;
+/// PCIe traffic (either direction) that counts as streaming: this share of the link's maximum.
+pub const PCIE_SHARE: f32 = 0.25;
+/// ... or this many MB/s where the link's maximum is unknown.
+pub const PCIE_MBS: f32 = 6_000.0;
+/// A video engine this busy is the bottleneck, %.
+pub const ENGINE_BOUND: f32 = 80.0;
+/// A host process this busy (% of one core) is feeding the GPU as fast as one thread can.
+pub const HOST_BUSY: f32 = 80.0;
+
+/// The answer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Fewer than a handful of samples.
+    NotEnoughData,
+    /// Nothing runs.
+    Idle,
+    /// Kernels run nearly all the time: the GPU is the limit.
+    GpuBound,
+    /// The GPU waits for the CPU side (decode, preprocessing, batch 1).
+    CpuStarved,
+    /// Clock events hold the SM clock down; the most frequent reason.
+    Throttled(&'static str),
+    /// The model streams over PCIe: it does not fit in VRAM.
+    PcieBound,
+    /// NVENC is saturated.
+    EncoderBound,
+    /// NVDEC is saturated.
+    DecoderBound,
+    /// Partly busy with no bottleneck in view.
+    PartlyBusy,
+}
+
+impl Verdict {
+    /// A few words.
+    pub fn headline(&self) -> String {
+        match self {
+            Verdict::NotEnoughData => "not enough readings yet".into(),
+            Verdict::Idle => "idle".into(),
+            Verdict::GpuBound => "GPU-bound: the GPU itself is the limit".into(),
+            Verdict::CpuStarved => "CPU/data-starved: the GPU waits for its input".into(),
+            Verdict::Throttled(reason) => format!("throttled: {reason} holds the clock down"),
+            Verdict::PcieBound => "PCIe-bound: the model streams over PCIe".into(),
+            Verdict::EncoderBound => "encoder-bound: NVENC is saturated".into(),
+            Verdict::DecoderBound => "decoder-bound: NVDEC is saturated".into(),
+            Verdict::PartlyBusy => "partly busy, no bottleneck in view".into(),
+        }
+    }
+
+    /// A stable name for scripts (`vramdeck diagnose --json`).
+    pub fn id(&self) -> &'static str {
+        match self {
+            Verdict::NotEnoughData => "not_enough_data",
+            Verdict::Idle => "idle",
+            Verdict::GpuBound => "gpu_bound",
+            Verdict::CpuStarved => "cpu_starved",
+            Verdict::Throttled(_) => "throttled",
+            Verdict::PcieBound => "pcie_bound",
+            Verdict::EncoderBound => "encoder_bound",
+            Verdict::DecoderBound => "decoder_bound",
+            Verdict::PartlyBusy => "partly_busy",
+        }
+    }
+}
+
+/// Idle stretches between two bursts of work.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Gaps {
+    /// How many.
+    pub count: usize,
+    /// Their mean length, seconds.
+    pub mean_seconds: f64,
+    /// The longest, seconds.
+    pub longest_seconds: f64,
+    /// Mean time from one burst's start to the next, seconds (the rhythm), with 2+ bursts.
+    pub period_seconds: Option<f64>,
+}
+
+/// Means over the window of the readings a verdict can rest on (`None`: not reported).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Means {
+    /// PCIe into the GPU, MB/s.
+    pub pcie_rx_mbs: Option<f32>,
+    /// PCIe out of the GPU, MB/s.
+    pub pcie_tx_mbs: Option<f32>,
+    /// NVENC utilisation, %.
+    pub encoder: Option<f32>,
+    /// NVDEC utilisation, %.
+    pub decoder: Option<f32>,
+    /// SM clock while busy, MHz.
+    pub sm_clock_mhz: Option<f32>,
+    /// The busiest GPU process's CPU use, % of one core.
+    pub host_cpu_percent: Option<f32>,
+    /// Power while busy, W.
+    pub power_w: Option<f32>,
+}
+
+impl Means {
+    /// One line: "PCIe rx 1,570 / tx 20 MB/s · SM clock 1,305 MHz · ...".
+    pub fn line(&self) -> String {
+        let mut parts = Vec::new();
+        if let (Some(rx), Some(tx)) = (self.pcie_rx_mbs, self.pcie_tx_mbs) {
+            parts.push(format!("PCIe rx {} / tx {} MB/s", n(rx), n(tx)));
+        }
+        if let Some(c) = self.sm_clock_mhz {
+            parts.push(format!("SM clock {} MHz", n(c)));
+        }
+        if let Some(p) = self.power_w {
+            parts.push(format!("power {} W", n(p)));
+        }
+        if let (Some(e), Some(d)) = (self.encoder, self.decoder) {
+            parts.push(format!("NVENC {e:.0} % / NVDEC {d:.0} %"));
+        }
+        if let Some(c) = self.host_cpu_percent {
+            parts.push(format!("busiest host process {c:.0} % of a core"));
+        }
+        parts.join(" · ")
+    }
+}
+
+/// A diagnosis of one GPU over a window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnosis {
+    /// Seconds covered.
+    pub seconds: f64,
+    /// Samples read.
+    pub samples: usize,
+    /// Share of samples with the GPU busy (utilisation ≥ [`BUSY_UTIL`]).
+    pub busy_share: f32,
+    /// Mean GPU utilisation, %.
+    pub mean_util: f32,
+    /// Idle gaps between bursts.
+    pub gaps: Gaps,
+    /// What was measured.
+    pub means: Means,
+    /// The answer.
+    pub verdict: Verdict,
+    /// The numbers it rests on.
+    pub evidence: Vec<String>,
+    /// What to change.
+    pub advice: Vec<String>,
+}
+
+/// A rounded figure with thousands separators: 11,200.
+fn n(x: f32) -> String {
+    crate::units::group_thousands(x.max(0.0).round() as u64)
+}
+
+/// Mean of the reported (non-NaN) values, if any.
+fn mean(values: impl Iterator<Item = f32>) -> Option<f32> {
+    let (sum, n) = values
+        .filter(|v| !v.is_nan())
+        .fold((0.0f64, 0usize), |(s, n), v| (s + v as f64, n + 1));
+    (n > 0).then(|| (sum / n as f64) as f32)
+}
+
+fn gaps(samples: &[ActivitySample]) -> Gaps {
+    let mut bursts: Vec<(f64, f64)> = Vec::new(); // (start, end) of busy runs
+    for s in samples.iter().filter(|s| !s.gpu_util.is_nan()) {
+        let busy = s.gpu_util >= BUSY_UTIL;
+        match bursts.last_mut() {
+            Some(last) if busy && last.1.is_nan() => {}
+            _ if busy => bursts.push((s.t, f64::NAN)),
+            Some(last) if last.1.is_nan() => last.1 = s.t,
+            _ => {}
+        }
+    }
+    let lengths: Vec<f64> = bursts
+        .windows(2)
+        .filter(|w| !w[0].1.is_nan())
+        .map(|w| w[1].0 - w[0].1)
+        .collect();
+    let starts: Vec<f64> = bursts.iter().map(|b| b.0).collect();
+    Gaps {
+        count: lengths.len(),
+        mean_seconds: if lengths.is_empty() {
+            0.0
+        } else {
+            lengths.iter().sum::<f64>() / lengths.len() as f64
+        },
+        longest_seconds: lengths.iter().copied().fold(0.0, f64::max),
+        period_seconds: (starts.len() >= 2)
+            .then(|| (starts[starts.len() - 1] - starts[0]) / (starts.len() - 1) as f64),
+    }
+}
+
+/// The most frequent slowing reason among `busy` samples, with its share of them.
+fn throttling(busy: &[&ActivitySample]) -> Option<(&'static str, f32)> {
+    if busy.is_empty() {
+        return None;
+    }
+    [
+        ClockEvents::SW_POWER_CAP,
+        ClockEvents::SW_THERMAL,
+        ClockEvents::HW_THERMAL,
+        ClockEvents::HW_SLOWDOWN,
+        ClockEvents::HW_POWER_BRAKE,
+    ]
+    .into_iter()
+    .map(|bit| {
+        let n = busy.iter().filter(|s| s.clock_events & bit != 0).count();
+        (ClockEvents::name_of(bit), n as f32 / busy.len() as f32)
+    })
+    .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// Diagnoses one GPU from its samples (oldest first).
+pub fn diagnose(samples: &[ActivitySample]) -> Diagnosis {
+    let seconds = match (samples.first(), samples.last()) {
+        (Some(a), Some(b)) => b.t - a.t,
+        _ => 0.0,
+    };
+    let reported: Vec<&ActivitySample> = samples.iter().filter(|s| !s.gpu_util.is_nan()).collect();
+    let busy: Vec<&ActivitySample> = reported
+        .iter()
+        .copied()
+        .filter(|s| s.gpu_util >= BUSY_UTIL)
+        .collect();
+    let busy_share = if reported.is_empty() {
+        0.0
+    } else {
+        busy.len() as f32 / reported.len() as f32
+    };
+    let mean_util = mean(reported.iter().map(|s| s.gpu_util)).unwrap_or(0.0);
+    let gaps = gaps(samples);
+    let mut d = Diagnosis {
+        seconds,
+        samples: samples.len(),
+        busy_share,
+        mean_util,
+        gaps,
+        means: Means::default(),
+        verdict: Verdict::NotEnoughData,
+        evidence: Vec::new(),
+        advice: Vec::new(),
+    };
+    if reported.len() < 5 {
+        return d;
+    }
+    let peak_util = reported.iter().map(|s| s.gpu_util).fold(0.0, f32::max);
+    let host_cpu = mean(samples.iter().map(|s| s.host_cpu));
+    let encoder = mean(samples.iter().map(|s| s.encoder));
+    let decoder = mean(samples.iter().map(|s| s.decoder));
+    let rx = mean(samples.iter().map(|s| s.pcie_rx));
+    let tx = mean(samples.iter().map(|s| s.pcie_tx));
+    let link = mean(samples.iter().map(|s| s.pcie_max));
+    let clock = mean(busy.iter().map(|s| s.sm_clock));
+    let clock_max = mean(samples.iter().map(|s| s.sm_clock_max));
+    let power = mean(busy.iter().map(|s| s.power));
+    let power_limit = mean(samples.iter().map(|s| s.power_limit));
+    // A clock event is a cost only when it holds the clock down: at 99 % of the maximum, a
+    // power cap that is "active" (seen on an H100 with fp32 matmuls) changes nothing.
+    let clock_share = clock.zip(clock_max).map(|(c, m)| c / m);
+    d.means = Means {
+        pcie_rx_mbs: rx,
+        pcie_tx_mbs: tx,
+        encoder,
+        decoder,
+        sm_clock_mhz: clock,
+        host_cpu_percent: host_cpu,
+        power_w: power,
+    };
+
+    // NVML's utilisation is already the share of time a kernel ran.
+    let util_line = format!(
+        "kernels ran {:.0} % of the time over {:.0} s (peak reading {:.0} %)",
+        mean_util, seconds, peak_util
+    );
+    d.evidence.push(util_line);
+    if gaps.count > 0 {
+        d.evidence.push(format!(
+            "{} idle gaps between bursts, {:.2} s on average (longest {:.2} s){}",
+            gaps.count,
+            gaps.mean_seconds,
+            gaps.longest_seconds,
+            gaps.period_seconds
+                .map(|p| format!(", a burst every {p:.2} s"))
+                .unwrap_or_default()
+        ));
+    }
+
+    let pcie_heavy = |mbs: f32| match link {
+        Some(max) => mbs >= max * PCIE_SHARE,
+        None => mbs >= PCIE_MBS,
+    };
+    let pcie_peak = rx.unwrap_or(0.0).max(tx.unwrap_or(0.0));
+    let throttled = throttling(&busy);
+
+    // A busy host process beside a nearly idle GPU is the extreme of starvation (measured on
+    // an H100: small kernels between 25 ms of Python read 1 %), not idleness.
+    let host_busy = host_cpu.is_some_and(|c| c >= HOST_BUSY);
+    if peak_util < BUSY_UTIL && mean_util < 5.0 && !host_busy && encoder.unwrap_or(0.0) < BUSY_UTIL
+    {
+        d.verdict = Verdict::Idle;
+        d.advice
+            .push("nothing to speed up: no kernels ran in this window".into());
+    } else if let Some((reason, share)) = throttled
+        .filter(|(_, s)| *s >= THROTTLED_SHARE)
+        .filter(|_| clock_share.is_none_or(|c| c < THROTTLED_CLOCK))
+    {
+        d.verdict = Verdict::Throttled(reason);
+        d.evidence.push(format!(
+            "clock event \"{reason}\" active in {:.0} % of busy readings",
+            share * 100.0
+        ));
+        if let (Some(c), Some(m)) = (clock, clock_max) {
+            d.evidence.push(format!(
+                "SM clock {} MHz while busy, {:.0} % of its {} MHz maximum",
+                n(c),
+                c / m * 100.0,
+                n(m)
+            ));
+        }
+        if let (Some(p), Some(l)) = (power, power_limit) {
+            d.evidence
+                .push(format!("power {p:.0} W while busy, limit {l:.0} W"));
+        }
+        d.advice.push(match reason {
+            "power cap" => "the power limit holds it back: raise it (nvidia-smi -pl, up to the \
+                            card's default) or accept the lower speed"
+                .into(),
+            "thermal (driver)" | "thermal (hardware)" => {
+                "it runs too hot: improve airflow, clean the fans, or lower the power limit to \
+                 run cooler and steadier"
+                    .into()
+            }
+            _ => "the hardware slows itself (power supply or temperature): check cooling and \
+                  the power connectors"
+                .into(),
+        });
+    } else if encoder.is_some_and(|e| e >= ENGINE_BOUND) && mean_util < 90.0 {
+        d.verdict = Verdict::EncoderBound;
+        d.evidence.push(format!(
+            "NVENC busy {:.0} % while the SMs average {mean_util:.0} %",
+            encoder.unwrap_or(0.0)
+        ));
+        d.advice.push(
+            "the video encoder is the limit: a faster preset, lower output resolution or frame \
+             rate, or split the encode across GPUs"
+                .into(),
+        );
+    } else if decoder.is_some_and(|e| e >= ENGINE_BOUND) && mean_util < 90.0 {
+        d.verdict = Verdict::DecoderBound;
+        d.evidence.push(format!(
+            "NVDEC busy {:.0} % while the SMs average {mean_util:.0} %",
+            decoder.unwrap_or(0.0)
+        ));
+        d.advice.push(
+            "video decoding is the limit: lower the input resolution, or decode on the CPU in \
+             parallel"
+                .into(),
+        );
+    } else if pcie_heavy(pcie_peak) && mean_util < 80.0 {
+        d.verdict = Verdict::PcieBound;
+        d.evidence.push(match link {
+            Some(max) => format!(
+                "PCIe {} MB/s into the GPU and {} MB/s out, {:.0} % of the link's {} MB/s",
+                n(rx.unwrap_or(0.0)),
+                n(tx.unwrap_or(0.0)),
+                pcie_peak / max * 100.0,
+                n(max)
+            ),
+            None => format!(
+                "PCIe {} MB/s into the GPU and {} MB/s out",
+                n(rx.unwrap_or(0.0)),
+                n(tx.unwrap_or(0.0))
+            ),
+        });
+        d.evidence
+            .push(format!("SMs busy only {mean_util:.0} % on average"));
+        d.advice.push(
+            "the model does not fit in VRAM and is streamed over PCIe every step (ComfyUI's \
+             --lowvram offload does this): lower the resolution, use a quantised (fp8 / GGUF) \
+             model, or free VRAM so it fits"
+                .into(),
+        );
+    } else if mean_util >= GPU_BOUND_UTIL {
+        d.verdict = Verdict::GpuBound;
+        if let (Some(c), Some(m)) = (clock, clock_max) {
+            let note = match throttled.filter(|(_, s)| *s >= THROTTLED_SHARE) {
+                Some((reason, _)) => format!("{reason} reached, but the clock holds"),
+                None => "not throttled".into(),
+            };
+            d.evidence
+                .push(format!("SM clock {} MHz of {} MHz: {note}", n(c), n(m)));
+        }
+        d.advice.push(
+            "the GPU itself is the limit: fewer steps or a lower resolution, FP16 / quantised \
+             models, or a faster GPU"
+                .into(),
+        );
+    } else if mean_util < 70.0 && (host_busy || (gaps.count >= 3 && busy_share < 0.8)) {
+        d.verdict = Verdict::CpuStarved;
+        if let Some(c) = host_cpu {
+            d.evidence.push(format!(
+                "its busiest host process used {c:.0} % of a CPU core"
+            ));
+        }
+        d.advice.push(
+            "feed the GPU more per call: raise the batch size or the number of execution \
+             threads (FaceFusion: --execution-thread-count, --execution-queue-count), use FP16 or \
+             TensorRT, and decode / preprocess on other threads"
+                .into(),
+        );
+    } else {
+        d.verdict = Verdict::PartlyBusy;
+        if let Some(c) = host_cpu {
+            d.evidence
+                .push(format!("busiest host process: {c:.0} % of a CPU core"));
+        }
+        d.advice
+            .push("the GPU has room to spare: a larger batch or a second job would use it".into());
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(t: f64, util: f32) -> ActivitySample {
+        ActivitySample {
+            t,
+            gpu_util: util,
+            sm_clock: 1_980.0,
+            sm_clock_max: 1_980.0,
+            clock_events: 0,
+            pcie_rx: 100.0,
+            pcie_tx: 50.0,
+            pcie_max: 63_000.0,
+            encoder: 0.0,
+            decoder: 0.0,
+            host_cpu: 30.0,
+            power: 300.0,
+            power_limit: 700.0,
+        }
+    }
+
+    fn run(n: usize, f: impl Fn(usize, &mut ActivitySample)) -> Diagnosis {
+        let samples: Vec<ActivitySample> = (0..n)
+            .map(|i| {
+                let mut s = sample(i as f64 * 0.1, 99.0);
+                f(i, &mut s);
+                s
+            })
+            .collect();
+        diagnose(&samples)
+    }
+
+    #[test]
+    fn big_matmuls_back_to_back_are_gpu_bound() {
+        let d = run(100, |_, _| {});
+        assert_eq!(d.verdict, Verdict::GpuBound);
+        assert_eq!(d.busy_share, 1.0);
+        assert!(
+            d.evidence[0].starts_with("kernels ran 99 % of the time over 10 s"),
+            "{:?}",
+            d.evidence
+        );
+    }
+
+    #[test]
+    fn bursts_with_gaps_and_a_full_core_are_cpu_starved() {
+        let d = run(100, |i, s| {
+            s.gpu_util = if i % 8 < 3 { 80.0 } else { 0.0 };
+            s.host_cpu = 99.0;
+        });
+        assert_eq!(d.verdict, Verdict::CpuStarved);
+        assert!(d.gaps.count >= 10, "{:?}", d.gaps);
+        assert!((d.gaps.period_seconds.unwrap() - 0.8).abs() < 0.05);
+        assert!(d.evidence.iter().any(|e| e.contains("99 % of a CPU core")));
+    }
+
+    #[test]
+    fn smoothed_low_utilisation_with_a_busy_host_thread_is_starved_too() {
+        // NVML averages utilisation over up to a second: bursts may read as a steady 35 %.
+        let d = run(100, |_, s| {
+            s.gpu_util = 35.0;
+            s.host_cpu = 100.0;
+        });
+        assert_eq!(d.verdict, Verdict::CpuStarved);
+    }
+
+    #[test]
+    fn a_power_cap_in_most_busy_readings_is_throttling_named_with_its_numbers() {
+        let d = run(100, |_, s| {
+            s.clock_events = ClockEvents::SW_POWER_CAP;
+            s.sm_clock = 1_500.0;
+            s.power = 700.0;
+        });
+        assert_eq!(d.verdict, Verdict::Throttled("power cap"));
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.contains("76 % of its 1,980 MHz")),
+            "{:?}",
+            d.evidence
+        );
+        assert!(d.evidence.iter().any(|e| e.contains("limit 700 W")));
+    }
+
+    #[test]
+    fn a_power_cap_that_leaves_the_clock_at_its_maximum_is_not_throttling() {
+        // The H100 proof, fp32 matmuls: "power cap" active, SM clock 1,956 of 1,980 MHz.
+        let d = run(100, |_, s| {
+            s.clock_events = ClockEvents::SW_POWER_CAP;
+            s.sm_clock = 1_956.0;
+        });
+        assert_eq!(d.verdict, Verdict::GpuBound);
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.contains("power cap reached, but the clock holds"))
+        );
+    }
+
+    #[test]
+    fn heavy_host_to_device_traffic_with_idle_sms_is_pcie_bound() {
+        let d = run(100, |_, s| {
+            s.gpu_util = 20.0;
+            s.pcie_rx = 20_000.0;
+        });
+        assert_eq!(d.verdict, Verdict::PcieBound);
+        assert!(
+            d.evidence.iter().any(|e| e.contains("32 % of the link")),
+            "{:?}",
+            d.evidence
+        );
+        // Unknown link: an absolute threshold.
+        let d = run(100, |_, s| {
+            s.gpu_util = 20.0;
+            s.pcie_rx = 7_000.0;
+            s.pcie_max = f32::NAN;
+        });
+        assert_eq!(d.verdict, Verdict::PcieBound);
+    }
+
+    #[test]
+    fn a_saturated_encoder_is_named() {
+        let d = run(100, |_, s| {
+            s.gpu_util = 18.0;
+            s.encoder = 96.0;
+        });
+        assert_eq!(d.verdict, Verdict::EncoderBound);
+        let d = run(100, |_, s| {
+            s.gpu_util = 18.0;
+            s.decoder = 90.0;
+        });
+        assert_eq!(d.verdict, Verdict::DecoderBound);
+    }
+
+    #[test]
+    fn a_nearly_idle_gpu_beside_a_full_core_is_starved_not_idle() {
+        // The H100 proof's numbers: 1 % utilisation, the Python thread at 100 %.
+        let d = run(100, |_, s| {
+            s.gpu_util = 1.0;
+            s.host_cpu = 100.0;
+        });
+        assert_eq!(d.verdict, Verdict::CpuStarved);
+    }
+
+    #[test]
+    fn idle_and_too_few_readings_are_said_as_such() {
+        assert_eq!(run(100, |_, s| s.gpu_util = 0.0).verdict, Verdict::Idle);
+        assert_eq!(run(3, |_, _| {}).verdict, Verdict::NotEnoughData);
+        assert_eq!(diagnose(&[]).verdict, Verdict::NotEnoughData);
+        // Unreported utilisation is not "idle".
+        assert_eq!(
+            run(100, |_, s| s.gpu_util = f32::NAN).verdict,
+            Verdict::NotEnoughData
+        );
+    }
+}

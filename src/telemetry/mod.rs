@@ -6,6 +6,7 @@
 pub mod activity;
 pub mod history;
 pub mod nvml;
+pub mod pcie;
 pub mod procfs;
 pub mod runtime_pm;
 pub mod sampler;

@@ -1,5 +1,6 @@
 //! The real GPU, read through NVML (the library nvidia-smi itself uses).
 
+use super::pcie::PcieReader;
 use super::runtime_pm::{Sysfs, sysfs_address};
 use super::{
     Activity, ClockEvents, GpuSample, GpuSource, MemoryReading, ProcessInfo, ProcessKind,
@@ -11,6 +12,7 @@ use nvml_wrapper::enum_wrappers::device::{Clock, PcieUtilCounter, TemperatureSen
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Library names tried in order: the versioned name exists on every driver install, the bare
@@ -30,16 +32,17 @@ pub const REFRESH_TIERS: &[(&str, &str)] = &[
     ),
     ("fan", "every sample, until the GPU says it has none"),
     (
-        "process lists, per-process SM utilisation, per-process CPU and host memory (/proc)",
+        "process lists, per-process CPU and host memory (/proc)",
         "every second",
     ),
     (
-        "encoder and decoder utilisation, PCIe rx / tx (the driver's byte counters)",
-        "every second",
-    ),
-    (
-        "PCIe rx / tx where the driver has no byte counters (two 20 ms sampling calls)",
+        "per-process SM utilisation (2.4 ms a call on an H100; only with processes)",
         "every 5 s",
+    ),
+    ("encoder and decoder utilisation", "every second"),
+    (
+        "PCIe rx / tx (NVML's 20 ms measurement, on a thread of its own: no reading waits)",
+        "every 2 s",
     ),
     ("power limit", "every 10 s"),
     (
@@ -51,7 +54,9 @@ pub const REFRESH_TIERS: &[(&str, &str)] = &[
 /// Reads every NVIDIA GPU through NVML.
 pub struct NvmlSource {
     /// `None` while every GPU sleeps: an open handle alone keeps a laptop's GPU awake.
-    nvml: Option<Nvml>,
+    nvml: Option<Arc<Nvml>>,
+    /// Measures PCIe throughput beside the sampler; stopped with NVML.
+    pcie: Option<PcieReader>,
     device_count: u32,
     driver_version: String,
     /// Names cached by pid: /proc reads are the slowest part of a sample.
@@ -87,29 +92,18 @@ struct DeviceState {
     sm_clock_max: Option<MegaHertz>,
     /// The newest per-process utilisation sample seen (NVML's µs timestamp).
     process_util_seen: u64,
-    /// PCIe byte counters at the last read: (rx, tx, NVML's µs timestamp).
-    pcie_counted: Option<(u64, u64, i64)>,
-    /// `false` once the driver said it has no PCIe byte counters: the 20 ms sampling call is
-    /// used instead, less often.
-    pcie_counters: bool,
-    /// When the 20 ms sampling call last ran.
-    pcie_sampled_at: Option<Instant>,
+    /// Per-process SM utilisation by pid, re-read every [`PROCESS_SM_REFRESH`].
+    process_sm: Refreshed<Option<HashMap<u32, Percent>>>,
 }
 
-/// NVML field ids of the cumulative PCIe byte counters (`NVML_FI_DEV_PCIE_COUNT_TX_BYTES`, `_RX_`).
-const PCIE_TX_BYTES: u32 = 197;
-const PCIE_RX_BYTES: u32 = 198;
+/// How often per-process SM utilisation is re-read: the call costs 2.4 ms on an H100.
+pub const PROCESS_SM_REFRESH: Duration = Duration::from_secs(5);
 
-/// Without byte counters, PCIe throughput costs two 20 ms calls: this often at most.
-pub const PCIE_FALLBACK_REFRESH: Duration = Duration::from_secs(5);
-
-/// The per-second readings of the video engines and the PCIe link.
+/// The per-second readings of the video engines.
 #[derive(Clone, Copy, Default)]
 struct Engines {
     encoder: Option<Percent>,
     decoder: Option<Percent>,
-    pcie_rx_mbs: Option<f32>,
-    pcie_tx_mbs: Option<f32>,
 }
 
 /// A value read from the driver, read again once it is older than the age the caller allows.
@@ -148,6 +142,7 @@ impl NvmlSource {
         if !addresses.is_empty() && addresses.iter().all(|a| sysfs.is_suspended(a)) {
             return Ok(NvmlSource {
                 nvml: None,
+                pcie: None,
                 device_count: addresses.len() as u32,
                 driver_version: "not loaded: every GPU is asleep".into(),
                 process_names: HashMap::new(),
@@ -163,6 +158,7 @@ impl NvmlSource {
         if source.addresses.is_empty() {
             source.addresses = addresses;
         }
+        source.start_pcie();
         Ok(source)
     }
 
@@ -209,7 +205,8 @@ impl NvmlSource {
             })
             .collect();
         Ok(NvmlSource {
-            nvml: Some(nvml),
+            nvml: Some(Arc::new(nvml)),
+            pcie: None,
             device_count,
             driver_version,
             process_names: HashMap::new(),
@@ -219,6 +216,17 @@ impl NvmlSource {
             sysfs: Sysfs::default(),
             addresses,
         })
+    }
+
+    fn start_pcie(&mut self) {
+        self.pcie = self.nvml.as_ref().map(|nvml| {
+            PcieReader::spawn(
+                Arc::clone(nvml),
+                self.device_count,
+                self.sysfs.clone(),
+                self.addresses.clone(),
+            )
+        });
     }
 
     /// True when GPU `index` is runtime-suspended (read from sysfs, which does not wake it).
@@ -289,13 +297,12 @@ impl NvmlSource {
             ),
             sm_clock_max: device.max_clock_info(Clock::SM).ok().map(MegaHertz),
             process_util_seen: 0,
-            pcie_counted: None,
-            pcie_counters: true,
-            pcie_sampled_at: None,
+            process_sm: Refreshed::default(),
         });
         let process_names = &mut self.process_names;
         let cpu_seen = &mut self.cpu_seen;
         let util_seen = &mut state.process_util_seen;
+        let process_sm = &mut state.process_sm;
         let processes = state
             .processes
             .get(self.process_refresh, || {
@@ -304,19 +311,29 @@ impl NvmlSource {
                     device.running_graphics_processes().unwrap_or_default(),
                 );
                 // Samples since the last read; a listed process without one used no SM time.
-                // 2.4 ms on an H100: asked only when some process holds the GPU.
+                // Asked only when some process holds the GPU.
                 let sm = if list.is_empty() {
                     None
                 } else {
-                    device.process_utilization_stats(*util_seen).ok()
+                    process_sm
+                        .get(PROCESS_SM_REFRESH, || {
+                            let samples = device.process_utilization_stats(*util_seen).ok()?;
+                            *util_seen = samples
+                                .iter()
+                                .map(|s| s.timestamp)
+                                .max()
+                                .unwrap_or(*util_seen);
+                            let mut newest: HashMap<u32, (u64, Percent)> = HashMap::new();
+                            for s in samples {
+                                let e = newest.entry(s.pid).or_insert((0, Percent(0.0)));
+                                if s.timestamp >= e.0 {
+                                    *e = (s.timestamp, Percent(s.sm_util as f32));
+                                }
+                            }
+                            Some(newest.into_iter().map(|(pid, (_, u))| (pid, u)).collect())
+                        })
+                        .clone()
                 };
-                if let Some(samples) = &sm {
-                    *util_seen = samples
-                        .iter()
-                        .map(|s| s.timestamp)
-                        .max()
-                        .unwrap_or(*util_seen);
-                }
                 for p in &mut list {
                     p.visible = procfs::is_visible(p.pid);
                     p.name = process_names
@@ -329,13 +346,9 @@ impl NvmlSource {
                             None => format!("pid {}", p.pid),
                         })
                         .clone();
-                    p.sm_util = sm.as_ref().map(|samples| {
-                        let newest = samples
-                            .iter()
-                            .filter(|s| s.pid == p.pid)
-                            .max_by_key(|s| s.timestamp);
-                        Percent(newest.map_or(0, |s| s.sm_util) as f32)
-                    });
+                    p.sm_util = sm
+                        .as_ref()
+                        .map(|by_pid| by_pid.get(&p.pid).copied().unwrap_or(Percent(0.0)));
                     if p.visible {
                         (p.cpu_percent, p.host_rss) = Self::host_use(cpu_seen, p.pid);
                     }
@@ -343,32 +356,26 @@ impl NvmlSource {
                 list
             })
             .clone();
-        let previous = state.engines.value;
-        let pcie_counted = &mut state.pcie_counted;
-        let pcie_counters = &mut state.pcie_counters;
-        let pcie_sampled_at = &mut state.pcie_sampled_at;
-        let engines = *state.engines.get(self.process_refresh, || {
-            let (pcie_rx_mbs, pcie_tx_mbs) =
-                pcie_rates(&device, pcie_counted, pcie_counters, pcie_sampled_at)
-                    .unwrap_or((previous.pcie_rx_mbs, previous.pcie_tx_mbs));
-            Engines {
-                encoder: device
-                    .encoder_utilization()
-                    .ok()
-                    .map(|u| Percent(u.utilization as f32)),
-                decoder: device
-                    .decoder_utilization()
-                    .ok()
-                    .map(|u| Percent(u.utilization as f32)),
-                pcie_rx_mbs,
-                pcie_tx_mbs,
-            }
+        let (pcie_rx_mbs, pcie_tx_mbs) = self
+            .pcie
+            .as_ref()
+            .map(|p| p.latest(index))
+            .unwrap_or((None, None));
+        let engines = *state.engines.get(self.process_refresh, || Engines {
+            encoder: device
+                .encoder_utilization()
+                .ok()
+                .map(|u| Percent(u.utilization as f32)),
+            decoder: device
+                .decoder_utilization()
+                .ok()
+                .map(|u| Percent(u.utilization as f32)),
         });
         let activity = Activity {
             encoder_util: engines.encoder,
             decoder_util: engines.decoder,
-            pcie_rx_mbs: engines.pcie_rx_mbs,
-            pcie_tx_mbs: engines.pcie_tx_mbs,
+            pcie_rx_mbs,
+            pcie_tx_mbs,
             pcie_max_mbs: state.pcie_max_mbs,
             clock_events: device
                 .current_throttle_reasons()
@@ -411,62 +418,6 @@ impl NvmlSource {
             asleep: false,
         })
     }
-}
-
-/// PCIe traffic since the last read, (rx, tx) MB/s, from the driver's cumulative byte counters
-/// (a cheap read); where the driver has none, from NVML's 20 ms sampling call, at most every
-/// [`PCIE_FALLBACK_REFRESH`]. `None` when nothing new was measured (keep the last figures).
-fn pcie_rates(
-    device: &nvml_wrapper::Device<'_>,
-    counted: &mut Option<(u64, u64, i64)>,
-    counters: &mut bool,
-    sampled_at: &mut Option<Instant>,
-) -> Option<(Option<f32>, Option<f32>)> {
-    use nvml_wrapper::enums::device::SampleValue;
-    use nvml_wrapper::structs::device::FieldId;
-    if *counters {
-        let read = device
-            .field_values_for(&[FieldId(PCIE_RX_BYTES), FieldId(PCIE_TX_BYTES)])
-            .ok()
-            .and_then(|values| {
-                let value = |i: usize| match values.get(i)?.as_ref().ok()?.value {
-                    Ok(SampleValue::U64(v)) => Some(v),
-                    Ok(SampleValue::U32(v)) => Some(v as u64),
-                    Ok(SampleValue::I64(v)) => u64::try_from(v).ok(),
-                    _ => None,
-                };
-                let at = values.first()?.as_ref().ok()?.timestamp;
-                Some((value(0)?, value(1)?, at))
-            });
-        match read {
-            Some(now) => {
-                let rates = counted.and_then(|(rx, tx, at)| {
-                    let seconds = (now.2 - at) as f64 / 1e6;
-                    (seconds > 0.0).then(|| {
-                        let mbs = |a: u64, b: u64| {
-                            Some((b.saturating_sub(a) as f64 / seconds / 1e6) as f32)
-                        };
-                        (mbs(rx, now.0), mbs(tx, now.1))
-                    })
-                });
-                *counted = Some(now);
-                return rates;
-            }
-            None => *counters = false,
-        }
-    }
-    if sampled_at.is_some_and(|at| at.elapsed() < PCIE_FALLBACK_REFRESH) {
-        return None;
-    }
-    *sampled_at = Some(Instant::now());
-    // KB/s over a 20 ms window (NVML's KB is 1,024 bytes).
-    let kbs = |c| {
-        device
-            .pcie_throughput(c)
-            .ok()
-            .map(|kb| kb as f32 * 1.024 / 1_000.0)
-    };
-    Some((kbs(PcieUtilCounter::Receive), kbs(PcieUtilCounter::Send)))
 }
 
 /// A PCIe link's maximum bandwidth per direction, MB/s, from its generation and lane count
@@ -576,15 +527,6 @@ impl NvmlSource {
                 time(&|| drop(device.decoder_utilization())),
             ),
             (
-                "field_values PCIe byte counters",
-                time(&|| {
-                    drop(device.field_values_for(&[
-                        nvml_wrapper::structs::device::FieldId(PCIE_RX_BYTES),
-                        nvml_wrapper::structs::device::FieldId(PCIE_TX_BYTES),
-                    ]))
-                }),
-            ),
-            (
                 "pcie_throughput rx",
                 time(&|| drop(device.pcie_throughput(PcieUtilCounter::Receive))),
             ),
@@ -610,13 +552,16 @@ impl GpuSource for NvmlSource {
     fn sample(&mut self) -> Result<Vec<GpuSample>, SourceError> {
         let asleep: Vec<bool> = (0..self.device_count).map(|i| self.asleep(i)).collect();
         if asleep.iter().all(|a| *a) {
-            // Every GPU sleeps: let go of NVML so the open handle does not keep them awake.
+            // Every GPU sleeps: let go of NVML (the PCIe thread's handle first) so no open
+            // handle keeps them awake.
+            self.pcie = None;
             self.nvml = None;
         } else if self.nvml.is_none() {
-            let woken = Self::init_nvml()?;
-            self.nvml = woken.nvml;
-            self.driver_version = woken.driver_version;
+            let mut woken = Self::init_nvml()?;
+            self.nvml = woken.nvml.take();
+            self.driver_version = woken.driver_version.clone();
             self.device_count = woken.device_count;
+            self.start_pcie();
         }
         let gpus = (0..self.device_count)
             .map(|i| {

@@ -14,12 +14,8 @@ use vramdeck::telemetry::sim::SimulatedGpus;
 use vramdeck::telemetry::{GpuSource, Snapshot};
 use vramdeck::ui::VramDeckApp;
 
-/// The window with demo telemetry and a real release worker for `agent_dir` and `comfy_address`.
-fn window(
-    agent_dir: &std::path::Path,
-    comfy_address: String,
-    probe_dir: &std::path::Path,
-) -> Harness<'static, VramDeckApp> {
+/// Demo telemetry with one reading, 30 s into the demo.
+fn demo_telemetry() -> Telemetry {
     let mut sim = SimulatedGpus::demo("test");
     let mut telemetry =
         Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default());
@@ -27,6 +23,16 @@ fn window(
         time: SystemTime::now(),
         gpus: sim.sample_at(Duration::from_secs(30)),
     });
+    telemetry
+}
+
+/// The window with demo telemetry and a real release worker for `agent_dir` and `comfy_address`.
+fn window(
+    agent_dir: &std::path::Path,
+    comfy_address: String,
+    probe_dir: &std::path::Path,
+) -> Harness<'static, VramDeckApp> {
+    let telemetry = demo_telemetry();
     let worker = ReleaseWorker::spawn(
         vramdeck::release::discovery::AgentDir::at(agent_dir),
         comfy_address,
@@ -136,13 +142,7 @@ fn an_unload_while_comfyui_runs_a_prompt_shows_waiting_then_the_measured_result(
     std::thread::sleep(Duration::from_millis(300));
 
     let comfy = vramdeck::release::comfyui::ComfyUi::parse(&format!("127.0.0.1:{port}")).unwrap();
-    let mut sim = SimulatedGpus::demo("test");
-    let mut telemetry =
-        Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default());
-    telemetry.record(Snapshot {
-        time: SystemTime::now(),
-        gpus: sim.sample_at(Duration::from_secs(30)),
-    });
+    let telemetry = demo_telemetry();
     let worker = ReleaseWorker::spawn(
         vramdeck::release::discovery::AgentDir::at(&dir.path().join("none")),
         format!("127.0.0.1:{port}"),
@@ -182,13 +182,7 @@ fn the_mini_view_says_demo_and_shows_the_result_inside_its_own_width() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut sim = SimulatedGpus::demo("test");
-    let mut telemetry =
-        Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default());
-    telemetry.record(Snapshot {
-        time: SystemTime::now(),
-        gpus: sim.sample_at(Duration::from_secs(30)),
-    });
+    let telemetry = demo_telemetry();
     let worker = ReleaseWorker::spawn(
         vramdeck::release::discovery::AgentDir::at(&dir.path().join("agents")),
         closed.to_string(),

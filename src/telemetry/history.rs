@@ -309,35 +309,63 @@ impl History {
         columns: usize,
     ) -> Vec<[f64; 2]> {
         let mut out = Vec::with_capacity(columns * 2);
-        let Some(gpu) = self.gpus.get(slot) else {
-            return out;
-        };
+        if let Some(items) = self.aggregates(slot, metric, t0, t1) {
+            decimate(
+                items.map(|a| (a.t, a.min, a.max)),
+                t0,
+                t1,
+                columns,
+                &mut out,
+            );
+        }
+        out
+    }
+
+    /// `metric` of GPU `slot` within `[t0, t1]` from the finest store that covers it, in time
+    /// order: one [`Aggregate`] per raw reading, or one per bucket (at its middle) with a
+    /// reported value. `None` for an unknown GPU.
+    fn aggregates(&self, slot: usize, metric: Metric, t0: f64, t1: f64) -> Option<Aggregates<'_>> {
+        let gpu = self.gpus.get(slot)?;
         let m = metric.slot();
-        match choose_source(gpu, t0) {
+        Some(match choose_source(gpu, t0) {
             Source::Raw => {
                 let from = gpu.raw.partition_point(|p| p.t < t0);
-                let items = gpu.raw.range(from..).take_while(|p| p.t <= t1);
-                decimate(
-                    items.map(|p| (p.t, p.values.0[m], p.values.0[m])),
-                    t0,
-                    t1,
-                    columns,
-                    &mut out,
-                );
+                Box::new(
+                    gpu.raw
+                        .range(from..)
+                        .take_while(move |p| p.t <= t1)
+                        .filter(move |p| !p.values.0[m].is_nan())
+                        .map(move |p| {
+                            let v = p.values.0[m];
+                            Aggregate {
+                                t: p.t,
+                                min: v,
+                                max: v,
+                                sum: f64::from(v),
+                                count: 1,
+                            }
+                        }),
+                )
             }
             Source::Tier(i) => {
                 let tier = &gpu.tiers[i];
                 let from = tier.buckets.partition_point(|b| b.start + tier.width <= t0);
-                let items = tier.buckets.range(from..).take_while(|b| b.start <= t1);
-                // A bucket is drawn at its middle; an empty metric in it is skipped.
                 let half = tier.width / 2.0;
-                let items = items
-                    .filter(|b| b.count[m] > 0)
-                    .map(|b| (b.start + half, b.min[m], b.max[m]));
-                decimate(items, t0, t1, columns, &mut out);
+                Box::new(
+                    tier.buckets
+                        .range(from..)
+                        .take_while(move |b| b.start <= t1)
+                        .filter(move |b| b.count[m] > 0)
+                        .map(move |b| Aggregate {
+                            t: b.start + half,
+                            min: b.min[m],
+                            max: b.max[m],
+                            sum: f64::from(b.sum[m]),
+                            count: u32::from(b.count[m]),
+                        }),
+                )
             }
-        }
-        out
+        })
     }
 
     /// `metric` for GPU `slot` within `[t0, t1]` as at most one [`Column`] per plot column:
@@ -352,34 +380,8 @@ impl History {
         columns: usize,
     ) -> Vec<Column> {
         let mut out = Vec::new();
-        let Some(gpu) = self.gpus.get(slot) else {
-            return out;
-        };
-        let m = metric.slot();
-        match choose_source(gpu, t0) {
-            Source::Raw => {
-                let from = gpu.raw.partition_point(|p| p.t < t0);
-                let items = gpu.raw.range(from..).take_while(|p| p.t <= t1).map(|p| {
-                    let v = p.values.0[m];
-                    (p.t, v, v, v as f64, 1)
-                });
-                columns_of(items, t0, t1, columns, &mut out);
-            }
-            Source::Tier(i) => {
-                let tier = &gpu.tiers[i];
-                let from = tier.buckets.partition_point(|b| b.start + tier.width <= t0);
-                let half = tier.width / 2.0;
-                let items = tier
-                    .buckets
-                    .range(from..)
-                    .take_while(|b| b.start <= t1)
-                    .filter(|b| b.count[m] > 0)
-                    .map(|b| {
-                        let n = u32::from(b.count[m]);
-                        (b.start + half, b.min[m], b.max[m], b.sum[m] as f64, n)
-                    });
-                columns_of(items, t0, t1, columns, &mut out);
-            }
+        if let Some(items) = self.aggregates(slot, metric, t0, t1) {
+            columns_of(items, t0, t1, columns, &mut out);
         }
         out
     }
@@ -422,32 +424,24 @@ impl History {
 
     /// min / mean / max of `metric` over `[t0, t1]` for GPU `slot`; `None` with no data.
     pub fn stats(&self, slot: usize, metric: Metric, t0: f64, t1: f64) -> Option<WindowStats> {
-        let gpu = self.gpus.get(slot)?;
-        let m = metric.slot();
         let mut acc = StatsAccumulator::default();
-        match choose_source(gpu, t0) {
-            Source::Raw => {
-                let from = gpu.raw.partition_point(|p| p.t < t0);
-                for p in gpu.raw.range(from..).take_while(|p| p.t <= t1) {
-                    let v = p.values.0[m];
-                    if !v.is_nan() {
-                        acc.add(v, v, v as f64, 1);
-                    }
-                }
-            }
-            Source::Tier(i) => {
-                let tier = &gpu.tiers[i];
-                let from = tier.buckets.partition_point(|b| b.start + tier.width <= t0);
-                for b in tier.buckets.range(from..).take_while(|b| b.start <= t1) {
-                    if b.count[m] > 0 {
-                        acc.add(b.min[m], b.max[m], b.sum[m] as f64, b.count[m].into());
-                    }
-                }
-            }
+        for a in self.aggregates(slot, metric, t0, t1)? {
+            acc.add(a.min, a.max, a.sum, a.count);
         }
         acc.finish()
     }
 }
+
+/// One raw reading or one bucket of a metric: where it sits and what it holds.
+struct Aggregate {
+    t: f64,
+    min: f32,
+    max: f32,
+    sum: f64,
+    count: u32,
+}
+
+type Aggregates<'a> = Box<dyn Iterator<Item = Aggregate> + 'a>;
 
 enum Source {
     Raw,
@@ -531,10 +525,10 @@ impl ColumnSums {
     }
 }
 
-/// Folds time-ordered `(t, min, max, sum, count)` items inside `[t0, t1]` into at most one
-/// [`Column`] per column. Items outside the range, empty or `NaN`, are skipped.
+/// Folds time-ordered aggregates inside `[t0, t1]` into at most one [`Column`] per column.
+/// Items outside the range, empty or `NaN`, are skipped.
 fn columns_of(
-    items: impl Iterator<Item = (f64, f32, f32, f64, u32)>,
+    items: impl Iterator<Item = Aggregate>,
     t0: f64,
     t1: f64,
     columns: usize,
@@ -547,7 +541,14 @@ fn columns_of(
     }
     let scale = columns as f64 / span;
     let mut current: Option<ColumnSums> = None;
-    for (t, lo, hi, sum, count) in items {
+    for Aggregate {
+        t,
+        min: lo,
+        max: hi,
+        sum,
+        count,
+    } in items
+    {
         if !(t0..=t1).contains(&t) || lo.is_nan() || hi.is_nan() || count == 0 || sum.is_nan() {
             continue;
         }

@@ -125,14 +125,13 @@ impl Scenario {
     /// The FaceFusion article's question: batch 1 with one execution thread. The GPU idles
     /// between frames while the host decodes and preprocesses on one core.
     pub fn facefusion_cpu_starved() -> Self {
-        let k = |t, used_mib, util| Keyframe { t, used_mib, util };
         Scenario {
             gpu_name: "Simulated RTX 3090 24 GB (batch 1)",
             total_mib: 24_576,
             power_limit: 350.0,
             process_name: "python3 facefusion.py",
             baseline_mib: 300.0,
-            keyframes: vec![k(0.0, 5_900.0, 85.0), k(60.0, 5_900.0, 85.0)],
+            keyframes: flat(5_900.0, 85.0),
             pattern: Pattern::CpuStarved,
             pcie_max_mbs: 31_508.0,
             sm_clock_max: 2_100,
@@ -141,14 +140,13 @@ impl Scenario {
 
     /// ComfyUI streaming a model that does not fit (`--lowvram`) over a PCIe 4.0 x8 link.
     pub fn comfyui_lowvram_offload() -> Self {
-        let k = |t, used_mib, util| Keyframe { t, used_mib, util };
         Scenario {
             gpu_name: "Simulated RTX 4060 8 GB (low-VRAM offload)",
             total_mib: 8_188,
             power_limit: 115.0,
             process_name: "python3 main.py",
             baseline_mib: 250.0,
-            keyframes: vec![k(0.0, 7_300.0, 22.0), k(60.0, 7_300.0, 22.0)],
+            keyframes: flat(7_300.0, 22.0),
             pattern: Pattern::PcieOffload,
             pcie_max_mbs: 15_754.0,
             sm_clock_max: 2_460,
@@ -157,14 +155,13 @@ impl Scenario {
 
     /// A 4090 whose power limit was lowered to 300 W, running flat out.
     pub fn power_capped() -> Self {
-        let k = |t, used_mib, util| Keyframe { t, used_mib, util };
         Scenario {
             gpu_name: "Simulated RTX 4090 24 GB (power-limited)",
             total_mib: 24_564,
             power_limit: 300.0,
             process_name: "python3 main.py",
             baseline_mib: 400.0,
-            keyframes: vec![k(0.0, 14_000.0, 99.0), k(60.0, 14_000.0, 99.0)],
+            keyframes: flat(14_000.0, 99.0),
             pattern: Pattern::PowerCapped,
             pcie_max_mbs: 31_508.0,
             sm_clock_max: 2_790,
@@ -173,14 +170,13 @@ impl Scenario {
 
     /// A finished video being encoded with NVENC.
     pub fn nvenc_export() -> Self {
-        let k = |t, used_mib, util| Keyframe { t, used_mib, util };
         Scenario {
             gpu_name: "Simulated RTX 4070 12 GB (video export)",
             total_mib: 12_282,
             power_limit: 200.0,
             process_name: "ffmpeg",
             baseline_mib: 300.0,
-            keyframes: vec![k(0.0, 900.0, 18.0), k(60.0, 900.0, 18.0)],
+            keyframes: flat(900.0, 18.0),
             pattern: Pattern::EncoderBound,
             pcie_max_mbs: 31_508.0,
             sm_clock_max: 2_475,
@@ -223,6 +219,12 @@ impl Scenario {
             a.util + (b.util - a.util) * f,
         )
     }
+}
+
+/// A minute-long cycle at one VRAM level and utilisation (the patterns supply the rhythm).
+fn flat(used_mib: f64, util: f64) -> Vec<Keyframe> {
+    let k = |t| Keyframe { t, used_mib, util };
+    vec![k(0.0), k(60.0)]
 }
 
 /// What a pattern makes of the keyframes' utilisation `util` at `t` seconds.

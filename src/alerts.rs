@@ -185,7 +185,7 @@ impl AlertEngine {
         let t = snapshot.unix_seconds();
         let mut events = Vec::new();
         // A sleeping GPU was not read: its empty readings are not news.
-        for g in snapshot.gpus.iter().filter(|g| !g.asleep) {
+        for g in snapshot.gpus.iter().filter(|g| g.is_current()) {
             let percent = g.memory.used_fraction() * 100.0;
             let vram_key = (g.index, AlertKind::VramHigh);
             if percent >= rules.vram_percent {

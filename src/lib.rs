@@ -11,6 +11,8 @@ pub mod diagnosis;
 pub mod logs;
 pub mod persist;
 pub mod release;
+pub mod remote;
+pub mod serve;
 pub mod settings;
 pub mod telemetry;
 pub mod text;

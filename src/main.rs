@@ -26,6 +26,9 @@ fn main() -> ExitCode {
         Some(Command::Diagnose(args)) => {
             vramdeck::cli::diagnose_command(args, cli.demo || args.demo.demo)
         }
+        Some(Command::Serve(args)) => {
+            vramdeck::serve::serve_command(args, cli.demo || args.demo.demo)
+        }
         None => run_window_guarded(&cli),
     };
     match result {

@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A number of bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
 pub struct Bytes(pub u64);
 
 /// Bytes in one mebibyte.
@@ -120,7 +123,8 @@ pub fn group_thousands(n: u64) -> String {
 }
 
 /// A temperature in degrees Celsius.
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Celsius(pub f32);
 
 impl fmt::Display for Celsius {
@@ -130,7 +134,8 @@ impl fmt::Display for Celsius {
 }
 
 /// Electrical power in watts.
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Watts(pub f32);
 
 impl fmt::Display for Watts {
@@ -140,7 +145,8 @@ impl fmt::Display for Watts {
 }
 
 /// A percentage, 0–100.
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Percent(pub f32);
 
 impl fmt::Display for Percent {
@@ -150,7 +156,8 @@ impl fmt::Display for Percent {
 }
 
 /// A clock frequency in megahertz.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct MegaHertz(pub u32);
 
 impl fmt::Display for MegaHertz {

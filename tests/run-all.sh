@@ -14,6 +14,21 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
     || { echo "pytest is missing: install it with 'apt-get install -y python3-pytest'"; exit 1; }
 fi
 
+# Real servers the tests start on loopback: Prometheus scrapes `vramdeck serve`, and an sshd
+# serves the SSH source. Debian packages; installed as root (or through sudo) when missing.
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]} (real servers the tests run on loopback)"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+    || { echo "could not install ${missing[*]}: install them with apt-get and run again"; exit 1; }
+fi
+
 echo "== cargo test"
 cargo test --locked
 echo "== pytest packaging/python/tests"

@@ -85,6 +85,9 @@ pub enum Command {
     /// Watch every GPU for a while and say why it is busy but slow: GPU-bound, starved by the
     /// CPU side, throttled, streaming over PCIe, or held by the video encoder.
     Diagnose(DiagnoseArgs),
+    /// Serve this box's GPUs to Prometheus (/metrics, dcgm-exporter's names) and to vramdeck
+    /// windows elsewhere (/api/v1), on 127.0.0.1:9401 unless told otherwise.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// Options of `vramdeck diagnose`.

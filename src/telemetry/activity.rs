@@ -87,7 +87,7 @@ impl ActivityLog {
             if self.gpus.len() <= slot {
                 self.gpus.resize_with(slot + 1, VecDeque::new);
             }
-            if g.asleep {
+            if !g.is_current() {
                 continue;
             }
             let ring = &mut self.gpus[slot];

@@ -210,8 +210,8 @@ impl History {
     /// Records one reading of every GPU taken at `t` (seconds since the UNIX epoch).
     pub fn push(&mut self, t: f64, gpus: &[GpuSample]) {
         for (slot, sample) in gpus.iter().enumerate() {
-            // A sleeping GPU was not read: a gap, not a drop to zero.
-            if !sample.asleep {
+            // A sleeping GPU or a silent remote host was not read: a gap, not a drop to zero.
+            if sample.is_current() {
                 self.push_values(slot, t, Values::from_sample(sample));
             }
         }

@@ -13,10 +13,11 @@ pub mod sampler;
 pub mod sim;
 
 use crate::units::{Bytes, Celsius, MegaHertz, Percent, Watts};
+use serde::{Deserialize, Serialize};
 use std::time::SystemTime;
 
 /// Memory of one GPU with nvidia-smi's meaning of "used" (driver-reserved memory not counted).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemoryReading {
     /// Memory allocated by processes and contexts (nvidia-smi's `memory.used`).
     pub used: Bytes,
@@ -40,7 +41,7 @@ impl MemoryReading {
 }
 
 /// Whether a process uses the GPU for compute (CUDA), graphics, or both.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProcessKind {
     /// A CUDA / compute context.
     #[default]
@@ -63,7 +64,7 @@ impl ProcessKind {
 }
 
 /// One process holding memory on a GPU.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessInfo {
     /// Process id as the driver reports it (the host's pid, also inside a container).
     pub pid: u32,
@@ -86,7 +87,7 @@ pub struct ProcessInfo {
 
 /// NVML's clock-event ("throttle") reasons: why the SM clock is below its maximum. The bits
 /// are NVML's own (`nvmlClocksEventReason*`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClockEvents(pub u64);
 
 impl ClockEvents {
@@ -158,7 +159,7 @@ impl ClockEvents {
 }
 
 /// What says whether a busy GPU is held back: video engines, the PCIe link, clock events.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Activity {
     /// NVENC utilisation.
     pub encoder_util: Option<Percent>,
@@ -177,7 +178,7 @@ pub struct Activity {
 }
 
 /// Everything read from one GPU at one moment. Optional fields are ones the GPU does not report.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GpuSample {
     /// NVML index (nvidia-smi's `index`).
     pub index: u32,
@@ -208,6 +209,37 @@ pub struct GpuSample {
     /// The GPU is runtime-suspended (a laptop's idle discrete GPU) and was not woken to be read:
     /// every reading but the name is absent.
     pub asleep: bool,
+    /// The GPU's UUID ("GPU-5b2f…"), which names it across reboots and hosts.
+    #[serde(default)]
+    pub uuid: Option<String>,
+    /// Its PCI address as NVML prints it ("00000000:3B:00.0").
+    #[serde(default)]
+    pub pci_bus_id: Option<String>,
+    /// Set when the GPU is on another machine (a remote host), `None` for this machine's.
+    #[serde(skip)]
+    pub remote: Option<RemoteOrigin>,
+}
+
+/// Where a remote GPU's readings come from and how fresh they are.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RemoteOrigin {
+    /// The host's name as the user knows it ("gpu-box", "runpod-a100").
+    pub host: String,
+    /// Set when no reading arrived for three intervals: the values shown are the last ones,
+    /// this many seconds old.
+    pub stale_seconds: Option<f64>,
+}
+
+impl GpuSample {
+    /// True when the values are not a current reading (asleep, or a remote host gone quiet):
+    /// history keeps a gap instead of repeating them.
+    pub fn is_current(&self) -> bool {
+        !self.asleep
+            && self
+                .remote
+                .as_ref()
+                .is_none_or(|r| r.stale_seconds.is_none())
+    }
 }
 
 /// All GPUs read at one moment.

@@ -78,6 +78,10 @@ pub struct NvmlSource {
 /// asks only for what changes that fast.
 struct DeviceState {
     name: String,
+    /// Read once.
+    uuid: Option<String>,
+    /// Read once.
+    pci_bus_id: Option<String>,
     /// `false` once the GPU said it has no fan (data-centre cards): never asked again.
     has_fan: bool,
     /// An admin may change it with `nvidia-smi -pl`: re-read every [`POWER_LIMIT_REFRESH`].
@@ -287,6 +291,8 @@ impl NvmlSource {
         let utilization = device.utilization_rates().ok();
         let state = self.devices.entry(index).or_insert_with(|| DeviceState {
             name: device.name().unwrap_or_else(|_| format!("GPU {index}")),
+            uuid: device.uuid().ok(),
+            pci_bus_id: device.pci_info().ok().map(|p| p.bus_id),
             has_fan: true,
             power_limit: Refreshed::default(),
             processes: Refreshed::default(),
@@ -416,6 +422,9 @@ impl NvmlSource {
             processes,
             activity,
             asleep: false,
+            uuid: state.uuid.clone(),
+            pci_bus_id: state.pci_bus_id.clone(),
+            remote: None,
         })
     }
 }

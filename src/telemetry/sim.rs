@@ -407,6 +407,10 @@ impl SimulatedGpus {
                     sm_clock_max: Some(MegaHertz(clock_max)),
                 },
                 asleep: false,
+                // Shaped like NVML's, marked as made up.
+                uuid: Some(format!("GPU-00000000-0000-4000-8000-demo0000000{index}")),
+                pci_bus_id: Some(format!("00000000:{:02X}:00.0", 0x10 + index)),
+                remote: None,
             });
         }
         out

@@ -1,0 +1,515 @@
+//! What the server knows and how it answers a request, apart from HTTP itself: routing,
+//! the token, read-only mode, rate limits, and the release worker's news.
+
+use super::Policy;
+use super::metrics::{self, FreeTotals, ScrapeInput};
+use crate::release::FreeLevel;
+use crate::release::discovery::LiveAgent;
+use crate::release::free::{FreeTarget, Outcome};
+use crate::release::worker::{ComfyStatus, ReleaseWorker, WorkerCommand, WorkerEvent};
+use crate::remote::wire::{self, SCHEMA};
+use crate::telemetry::sampler::{self, SharedTelemetry};
+use crate::telemetry::unix_seconds;
+use crate::workloads::advisor::{self, Budget};
+use crate::workloads::calibration::Calibration;
+use crate::workloads::catalogue::Catalogue;
+use serde::Serialize;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Largest request body accepted (a Free VRAM request is about 40 bytes).
+pub const MAX_BODY_BYTES: usize = 4 * 1024;
+/// Requests per second the whole server answers; more get 429 (a scraper and a few desktops
+/// need a handful).
+pub const REQUESTS_PER_SECOND: f64 = 50.0;
+/// Burst allowance on top of the rate.
+pub const REQUEST_BURST: f64 = 100.0;
+/// The shortest time between two Free VRAM actions: each one makes every agent collect
+/// garbage, which costs the WebUI throughput.
+pub const FREE_EVERY: Duration = Duration::from_secs(2);
+/// How far back `/api/v1/history` reaches.
+pub const HISTORY_SECONDS: f64 = 24.0 * 3600.0;
+
+/// One answer.
+#[derive(Debug, PartialEq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Content-Type.
+    pub content_type: &'static str,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Extra headers (WWW-Authenticate, Retry-After).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    fn json(status: u16, body: &impl Serialize) -> Self {
+        Reply {
+            status,
+            content_type: "application/json",
+            body: serde_json::to_vec(body).unwrap_or_default(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn error(status: u16, error: impl Into<String>) -> Self {
+        Reply::json(
+            status,
+            &wire::ErrorBody {
+                schema: SCHEMA.into(),
+                error: error.into(),
+            },
+        )
+    }
+
+    fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// A request as the router needs it.
+#[derive(Debug, Default)]
+pub struct Request<'a> {
+    /// "GET", "POST", …
+    pub method: &'a str,
+    /// The path, without the query.
+    pub path: &'a str,
+    /// The query string, without '?'.
+    pub query: Option<&'a str>,
+    /// The Authorization header's value.
+    pub authorization: Option<&'a str>,
+    /// The body (already capped by the HTTP layer).
+    pub body: &'a [u8],
+}
+
+#[derive(Default)]
+struct ReleaseNews {
+    agents: Vec<LiveAgent>,
+    problems: Vec<String>,
+    comfyui: String,
+    free: wire::FreeStatusBody,
+    totals: FreeTotals,
+    last_free: Option<Instant>,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Everything a request may read or change.
+pub struct ServeState {
+    host: String,
+    telemetry: SharedTelemetry,
+    policy: Policy,
+    worker: Mutex<ReleaseWorker>,
+    news: Mutex<ReleaseNews>,
+    bucket: Mutex<Bucket>,
+    catalogue: Catalogue,
+    calibration: Calibration,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ServeState {
+    /// State for a server of `host` reading `telemetry`, relaying frees to `worker`.
+    pub fn new(
+        host: String,
+        telemetry: SharedTelemetry,
+        policy: Policy,
+        worker: ReleaseWorker,
+    ) -> Self {
+        let catalogue =
+            Catalogue::load(crate::workloads::catalogue::user_presets_path().as_deref());
+        let (calibration, _) = crate::workloads::calibration::default_path()
+            .map(|p| Calibration::load(&p))
+            .unwrap_or_default();
+        ServeState {
+            host,
+            telemetry,
+            policy,
+            worker: Mutex::new(worker),
+            news: Mutex::new(ReleaseNews {
+                comfyui: "not looked at yet".into(),
+                free: wire::FreeStatusBody {
+                    schema: SCHEMA.into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            bucket: Mutex::new(Bucket {
+                tokens: REQUEST_BURST,
+                at: Instant::now(),
+            }),
+            catalogue,
+            calibration,
+        }
+    }
+
+    /// Takes the release worker's events into the state (the pump thread calls it).
+    pub fn take_events(&self) {
+        let events = locked(&self.worker).poll();
+        let mut news = locked(&self.news);
+        for event in events {
+            match event {
+                WorkerEvent::Agents { discovery, comfyui } => {
+                    news.agents = discovery.agents;
+                    news.problems = discovery.problems;
+                    news.comfyui = match comfyui {
+                        ComfyStatus::BadAddress(e) => format!("not asked: {e}"),
+                        ComfyStatus::NotRunning(e) => format!("not running: {e}"),
+                        ComfyStatus::Running { at, .. } => format!("running at {at}"),
+                    };
+                }
+                WorkerEvent::Freed(report) => {
+                    let outcome = report.outcome();
+                    let measured = report.measured_release();
+                    news.free = wire::FreeStatusBody {
+                        schema: SCHEMA.into(),
+                        running: outcome == Outcome::Pending,
+                        summary: Some(crate::text::sanitized(&report.summary())),
+                        outcome: Some(
+                            match outcome {
+                                Outcome::Released => "released",
+                                Outcome::Nothing => "nothing",
+                                Outcome::Pending => "pending",
+                                Outcome::Failed => "failed",
+                            }
+                            .into(),
+                        ),
+                        measured_release: measured
+                            .map(|m| m.clamp(i64::MIN as i128, i64::MAX as i128) as i64),
+                        started: Some(unix_seconds(report.at)),
+                    };
+                    if outcome != Outcome::Pending {
+                        news.totals.actions += 1;
+                        if let Some(m) = measured.filter(|m| *m > 0) {
+                            news.totals.released_bytes = news
+                                .totals
+                                .released_bytes
+                                .saturating_add(m.min(u64::MAX as i128) as u64);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn admit(&self) -> bool {
+        let mut b = locked(&self.bucket);
+        let now = Instant::now();
+        let refill = now.duration_since(b.at).as_secs_f64() * REQUESTS_PER_SECOND;
+        b.tokens = (b.tokens + refill).min(REQUEST_BURST);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn authorized(&self, authorization: Option<&str>) -> bool {
+        let Some(token) = &self.policy.token else {
+            return false;
+        };
+        authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .is_some_and(|given| super::token::matches(given.trim(), token))
+    }
+
+    /// Answers one request.
+    pub fn respond(&self, request: &Request) -> Reply {
+        if !self.admit() {
+            return Reply::error(429, "too many requests; slow down")
+                .with_header("Retry-After", "1");
+        }
+        if let Some(q) = request.query
+            && q.split('&').any(|kv| {
+                let key = kv.split('=').next().unwrap_or("").to_ascii_lowercase();
+                key.contains("token") || key == "auth" || key == "key"
+            })
+        {
+            return Reply::error(
+                400,
+                "a token in the URL is refused: URLs end up in logs and shell history. Send it \
+                 as a header: Authorization: Bearer <token>",
+            );
+        }
+        let action = request.method != "GET" && request.method != "HEAD";
+        let authorized = self.authorized(request.authorization);
+        if self.policy.reads_need_token && !authorized {
+            return unauthorized(
+                "this server is reachable from the network; every request needs its token",
+            );
+        }
+        if action && self.policy.readonly {
+            return Reply::error(
+                403,
+                "this server is read-only (--readonly or --no-token): actions are off",
+            );
+        }
+        if action && !authorized {
+            return unauthorized(
+                "Free VRAM needs the token (`vramdeck serve --print-token` on the box)",
+            );
+        }
+        match (request.method, request.path) {
+            ("GET", "/metrics") => self.metrics(),
+            ("GET", "/api/v1") | ("GET", "/api/v1/") => Reply::json(
+                200,
+                &serde_json::json!({
+                    "schema": SCHEMA,
+                    "host": self.host,
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "endpoints": ["/api/v1/snapshot", "/api/v1/history?since=T", "/api/v1/agents",
+                                  "/api/v1/presets", "/api/v1/free", "/metrics"],
+                    "readonly": self.policy.readonly,
+                }),
+            ),
+            ("GET", "/api/v1/snapshot") => Reply::json(200, &self.snapshot()),
+            ("GET", "/api/v1/history") => match history_since(request.query) {
+                Ok(since) => Reply::json(200, &self.history(since)),
+                Err(e) => Reply::error(400, e),
+            },
+            ("GET", "/api/v1/agents") => Reply::json(200, &self.agents()),
+            ("GET", "/api/v1/presets") => Reply::json(200, &self.presets()),
+            ("GET", "/api/v1/free") => Reply::json(200, &locked(&self.news).free),
+            ("POST", "/api/v1/free") => self.free(request.body),
+            (
+                _,
+                "/metrics" | "/api/v1/snapshot" | "/api/v1/history" | "/api/v1/agents"
+                | "/api/v1/presets" | "/api/v1/free",
+            ) => Reply::error(
+                405,
+                format!(
+                    "{} is not allowed here",
+                    crate::text::sanitize(request.method)
+                ),
+            ),
+            _ => Reply::error(404, "no such endpoint; GET /api/v1 lists them"),
+        }
+    }
+
+    fn metrics(&self) -> Reply {
+        let (snapshot, read_seconds) = {
+            let t = sampler::lock(&self.telemetry);
+            (t.latest.clone(), t.last_read_cost.as_secs_f64())
+        };
+        let news = locked(&self.news);
+        let text = metrics::render(&ScrapeInput {
+            host: &self.host,
+            snapshot: snapshot.as_ref(),
+            agents: &news.agents,
+            free: news.totals,
+            read_seconds,
+        });
+        Reply {
+            status: 200,
+            content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            body: text.into_bytes(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The body of `/api/v1/snapshot`.
+    pub fn snapshot(&self) -> wire::SnapshotBody {
+        let t = sampler::lock(&self.telemetry);
+        wire::SnapshotBody {
+            schema: SCHEMA.into(),
+            host: self.host.clone(),
+            time: t.latest.as_ref().map(|s| s.unix_seconds()),
+            interval_ms: t.interval.as_millis() as u64,
+            source: match &t.source {
+                crate::telemetry::SourceKind::Nvml { driver_version } => {
+                    format!("NVML, driver {driver_version}")
+                }
+                crate::telemetry::SourceKind::Simulated { reason } => format!("demo: {reason}"),
+            },
+            simulated: t.source.is_simulated(),
+            error: t.last_error.clone(),
+            gpus: t
+                .latest
+                .as_ref()
+                .map(|s| s.gpus.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn history(&self, since: Option<f64>) -> wire::HistoryBody {
+        let t = sampler::lock(&self.telemetry);
+        let now = unix_seconds(SystemTime::now());
+        let since = since.unwrap_or(now - 600.0).max(now - HISTORY_SECONDS);
+        let number = |v: f32| (!v.is_nan()).then_some(f64::from(v));
+        let gpus = (0..t.history.gpu_count())
+            .map(|slot| wire::GpuHistoryBody {
+                slot,
+                points: t
+                    .history
+                    .readings(slot, since, now + 1.0)
+                    .into_iter()
+                    .filter(|(time, _)| *time > since)
+                    .map(|(time, v)| {
+                        let [a, b, c, d, e] = v.0;
+                        [
+                            Some(time),
+                            number(a),
+                            number(b),
+                            number(c),
+                            number(d),
+                            number(e),
+                        ]
+                    })
+                    .collect(),
+            })
+            .collect();
+        wire::HistoryBody {
+            schema: SCHEMA.into(),
+            gpus,
+        }
+    }
+
+    fn agents(&self) -> wire::AgentsBody {
+        let news = locked(&self.news);
+        wire::AgentsBody {
+            schema: SCHEMA.into(),
+            agents: news
+                .agents
+                .iter()
+                .map(|a| wire::AgentBody {
+                    pid: a.endpoint.pid,
+                    process_name: a.info.process_name.clone(),
+                    label: a.info.label.clone(),
+                    allocated: a.info.allocated,
+                    reserved: a.info.reserved,
+                    levels: a.info.levels.clone(),
+                })
+                .collect(),
+            problems: news.problems.clone(),
+            comfyui: news.comfyui.clone(),
+        }
+    }
+
+    fn presets(&self) -> wire::PresetsBody {
+        let gpus = sampler::lock(&self.telemetry)
+            .latest
+            .as_ref()
+            .map(|s| s.gpus.clone())
+            .unwrap_or_default();
+        wire::PresetsBody {
+            schema: SCHEMA.into(),
+            gpus: gpus
+                .iter()
+                .filter(|g| !g.asleep)
+                .map(|g| {
+                    let budget = Budget::new(
+                        g.memory.free,
+                        g.memory.total,
+                        advisor::DEFAULT_MARGIN_PERCENT,
+                    );
+                    wire::GpuPresetsBody {
+                        index: g.index,
+                        margin_percent: budget.margin_percent,
+                        verdicts: advisor::advise(&self.catalogue, &budget, &self.calibration)
+                            .into_iter()
+                            .map(|a| wire::VerdictBody {
+                                id: a.id,
+                                name: a.name,
+                                fit: a.fit.label().into(),
+                                peak_mib: a.peak_mib,
+                                needs_mib: a.needs_mib,
+                                max_concurrent: a.max_concurrent,
+                                fallback: a.fallback,
+                            })
+                            .collect(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn free(&self, body: &[u8]) -> Reply {
+        let request: wire::FreeRequestBody = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                return Reply::error(
+                    400,
+                    format!("expected {{\"level\": \"cache\" | \"unload\", \"pid\": N}}: {e}"),
+                );
+            }
+        };
+        let level = match request.level.as_str() {
+            "cache" => FreeLevel::Cache,
+            "unload" => FreeLevel::Unload,
+            _ => return Reply::error(400, "level is \"cache\" or \"unload\""),
+        };
+        let mut news = locked(&self.news);
+        if news.free.running {
+            return Reply::error(
+                409,
+                "a release is still running or waiting; GET /api/v1/free follows it",
+            );
+        }
+        if news.last_free.is_some_and(|t| t.elapsed() < FREE_EVERY) {
+            return Reply::error(429, "one Free VRAM every 2 seconds")
+                .with_header("Retry-After", "2");
+        }
+        news.last_free = Some(Instant::now());
+        news.free = wire::FreeStatusBody {
+            schema: SCHEMA.into(),
+            running: true,
+            summary: Some("Releasing…".into()),
+            outcome: None,
+            measured_release: None,
+            started: Some(unix_seconds(SystemTime::now())),
+        };
+        let status = news.free.clone();
+        drop(news);
+        let target = match request.pid {
+            Some(pid) => FreeTarget::Agent(pid),
+            None => FreeTarget::All,
+        };
+        locked(&self.worker).send(WorkerCommand::Free(target, level));
+        Reply::json(202, &status)
+    }
+}
+
+fn unauthorized(why: &str) -> Reply {
+    Reply::error(401, why).with_header("WWW-Authenticate", "Bearer realm=\"vramdeck\"")
+}
+
+fn history_since(query: Option<&str>) -> Result<Option<f64>, String> {
+    let Some(q) = query else { return Ok(None) };
+    for kv in q.split('&') {
+        if let Some(v) = kv.strip_prefix("since=") {
+            let since: f64 = v.parse().map_err(|_| {
+                "since is seconds since the UNIX epoch, e.g. since=1763860000.5".to_string()
+            })?;
+            if !since.is_finite() {
+                return Err("since must be a finite number".into());
+            }
+            return Ok(Some(since));
+        }
+    }
+    Ok(None)
+}
+
+/// Moves the release worker's events into the state every 200 ms, for as long as the state
+/// lives.
+pub fn spawn_event_pump(state: Arc<ServeState>) {
+    let weak = Arc::downgrade(&state);
+    drop(state);
+    let _ = std::thread::Builder::new()
+        .name("vramdeck-serve-events".into())
+        .spawn(move || {
+            while let Some(state) = weak.upgrade() {
+                state.take_events();
+                drop(state);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+}

@@ -154,7 +154,7 @@ fn assumed(count: usize) -> Option<&'static str> {
 }
 
 /// A cell as a number: units and percent signs dropped; `[N/A]`-style cells are `None`.
-fn number(cell: &str) -> Option<f64> {
+pub(crate) fn number(cell: &str) -> Option<f64> {
     let c = cell.trim();
     if c.starts_with('[') || c.eq_ignore_ascii_case("n/a") || c.is_empty() {
         return None;

@@ -153,11 +153,7 @@ pub fn serve_command(args: &ServeArgs, demo: bool) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     eprintln!(
         "vramdeck serve: {host} on http://{address} ({}) — /metrics, /api/v1/",
-        match &kind {
-            crate::telemetry::SourceKind::Nvml { driver_version } =>
-                format!("NVML, driver {driver_version}"),
-            crate::telemetry::SourceKind::Simulated { reason } => format!("demo GPUs: {reason}"),
-        }
+        kind.describe()
     );
     if policy.reads_need_token {
         eprintln!(

@@ -324,12 +324,7 @@ impl ServeState {
             host: self.host.clone(),
             time: t.latest.as_ref().map(|s| s.unix_seconds()),
             interval_ms: t.interval.as_millis() as u64,
-            source: match &t.source {
-                crate::telemetry::SourceKind::Nvml { driver_version } => {
-                    format!("NVML, driver {driver_version}")
-                }
-                crate::telemetry::SourceKind::Simulated { reason } => format!("demo: {reason}"),
-            },
+            source: t.source.describe(),
             simulated: t.source.is_simulated(),
             error: t.last_error.clone(),
             gpus: t

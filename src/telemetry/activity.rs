@@ -95,10 +95,18 @@ impl ActivityLog {
             while ring.len() > CAPACITY || ring.front().is_some_and(|s| s.t < t - KEEP_SECONDS) {
                 ring.pop_front();
             }
-            for p in &g.processes {
+            // Pids of another machine would mix with this one's: remote processes have none.
+            for p in g.processes.iter().filter(|_| g.remote.is_none()) {
                 let Some(used) = p.used else { continue };
                 self.record_process(p.pid, t, used.mib() as f32);
             }
+        }
+    }
+
+    /// Forgets the GPU at `slot`; the ones after it move up a place (a remote host left).
+    pub fn remove_gpu(&mut self, slot: usize) {
+        if slot < self.gpus.len() {
+            self.gpus.remove(slot);
         }
     }
 

@@ -259,6 +259,13 @@ impl History {
         }
     }
 
+    /// Forgets the GPU at `slot`; the ones after it move up a place (a remote host left).
+    pub fn remove_gpu(&mut self, slot: usize) {
+        if slot < self.gpus.len() {
+            self.gpus.remove(slot);
+        }
+    }
+
     /// Number of GPUs seen.
     pub fn gpu_count(&self) -> usize {
         self.gpus.len()

@@ -225,12 +225,22 @@ pub struct GpuSample {
 pub struct RemoteOrigin {
     /// The host's name as the user knows it ("gpu-box", "runpod-a100").
     pub host: String,
+    /// The GPU's index on its host (the sample's own `index` is its place in this window).
+    pub index: u32,
     /// Set when no reading arrived for three intervals: the values shown are the last ones,
     /// this many seconds old.
     pub stale_seconds: Option<f64>,
 }
 
 impl GpuSample {
+    /// How the window names the GPU: "GPU 0", or "gpu-box · GPU 0" for a remote one.
+    pub fn title(&self) -> String {
+        match &self.remote {
+            Some(r) => format!("{} · GPU {}", r.host, r.index),
+            None => format!("GPU {}", self.index),
+        }
+    }
+
     /// True when the values are not a current reading (asleep, or a remote host gone quiet):
     /// history keeps a gap instead of repeating them.
     pub fn is_current(&self) -> bool {
@@ -274,6 +284,11 @@ pub enum SourceKind {
         /// Driver version, e.g. "580.159.04".
         driver_version: String,
     },
+    /// No GPU here: only remote hosts are watched.
+    RemoteOnly {
+        /// Why this machine has none (NVML's words).
+        reason: String,
+    },
     /// A simulated GPU (demo mode).
     Simulated {
         /// Why demo mode is on, e.g. "NVML not available: libnvidia-ml.so.1 not found".
@@ -282,6 +297,15 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
+    /// In a few words: "NVML, driver 580.95.05", "demo: NVML not available: …".
+    pub fn describe(&self) -> String {
+        match self {
+            SourceKind::Nvml { driver_version } => format!("NVML, driver {driver_version}"),
+            SourceKind::Simulated { reason } => format!("demo: {reason}"),
+            SourceKind::RemoteOnly { reason } => format!("remote hosts only ({reason})"),
+        }
+    }
+
     /// True in demo mode.
     pub fn is_simulated(&self) -> bool {
         matches!(self, SourceKind::Simulated { .. })
@@ -321,6 +345,25 @@ pub trait GpuSource: Send {
     /// Reads process lists at most this often (they are the costliest NVML calls and change
     /// rarely); `Duration::ZERO` reads them every time. Sources without the cost ignore it.
     fn set_process_refresh(&mut self, _every: std::time::Duration) {}
+    /// Readings that arrived late (a remote host's gap, filled after a reconnect), to go into
+    /// history before the next snapshot.
+    fn take_backfill(&mut self) -> Vec<Backfilled> {
+        Vec::new()
+    }
+    /// Places of GPUs that left since the last call (a remote host removed), highest first:
+    /// the GPUs after them move up one place each.
+    fn take_removed(&mut self) -> Vec<usize> {
+        Vec::new()
+    }
+}
+
+/// One GPU's late readings, by its place in the snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Backfilled {
+    /// Its place in the snapshot.
+    pub slot: usize,
+    /// Time-ordered `(t, values)`.
+    pub points: Vec<(f64, history::Values)>,
 }
 
 /// Opens NVML, or the demo simulation when NVML is not there (or when `force_demo` is set).

@@ -128,6 +128,7 @@ impl Sampler {
                     let started = Instant::now();
                     let result = source.sample();
                     let cost = started.elapsed();
+                    let (removed, backfill) = (source.take_removed(), source.take_backfill());
                     let snapshot = result.map(|gpus| Snapshot {
                         time: SystemTime::now(),
                         gpus,
@@ -151,6 +152,15 @@ impl Sampler {
                     let (raised, notify) = {
                         let mut t = lock(&thread_shared);
                         t.last_read_cost = cost;
+                        for slot in removed {
+                            t.history.remove_gpu(slot);
+                            t.activity.remove_gpu(slot);
+                        }
+                        for late in backfill {
+                            for (time, values) in late.points {
+                                t.history.push_values(late.slot, time, values);
+                            }
+                        }
                         let raised = match snapshot {
                             Ok(s) => t.record(s),
                             Err(e) => {

@@ -79,6 +79,11 @@ pub fn show(
                 let text = if compact { "DEMO" } else { "DEMO · simulated GPU" };
                 ui.label(RichText::new(text).color(egui::Color32::from_rgb(0xe0, 0x9b, 0x22)));
             }
+            SourceKind::RemoteOnly { reason } => {
+                let text = if compact { "REMOTE" } else { "REMOTE · no GPU on this machine" };
+                ui.label(RichText::new(text).color(egui::Color32::from_rgb(0x3b, 0x8e, 0xd0)))
+                    .on_hover_text(format!("This machine: {reason}"));
+            }
         }
         ui.separator();
         if compact {

@@ -1,0 +1,204 @@
+//! Remote hosts in the window's source: a real `vramdeck serve` process read over its API
+//! (cards, back-fill after a reconnect, stale marking, Free VRAM with the token). The SSH
+//! source has its own test binary (tests/remote_ssh.rs).
+
+mod common;
+
+use common::Process;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use vramdeck::remote::fleet::{Fleet, FleetSource};
+use vramdeck::remote::{HostConfig, HostStatus};
+use vramdeck::telemetry::GpuSource;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn serve(dir: &Path, port: u16) -> Process {
+    let child = Command::new(env!("CARGO_BIN_EXE_vramdeck"))
+        .args(["serve", "--demo", "--name", "gpu-box", "--comfyui", "none"])
+        .args([
+            "--interval-ms",
+            "200",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--token-file")
+        .arg(dir.join("token"))
+        .env("VRAMDECK_AGENT_DIR", dir.join("agents"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Process(child)
+}
+
+/// Samples `source` until `done` holds for the samples (or panics after `seconds`).
+fn sample_until(
+    source: &mut FleetSource,
+    seconds: u64,
+    what: &str,
+    done: impl Fn(&[vramdeck::telemetry::GpuSample]) -> bool,
+) -> Vec<vramdeck::telemetry::GpuSample> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let gpus = source.sample().unwrap();
+        if done(&gpus) {
+            return gpus;
+        }
+        assert!(Instant::now() < deadline, "{what}: {gpus:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_serve_host_shows_its_gpus_goes_stale_when_it_stops_and_back_fills_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = serve(dir.path(), port);
+    // Let the box collect some history before the window connects.
+    std::thread::sleep(Duration::from_secs(2));
+    let token = std::fs::read_to_string(dir.path().join("token")).unwrap();
+    let fleet = Fleet::default();
+    fleet
+        .add(HostConfig {
+            address: format!("http://127.0.0.1:{port}"),
+            token: Some(token.trim().into()),
+        })
+        .unwrap();
+    let mut source = FleetSource::new(None, "no NVIDIA driver here", fleet.clone());
+    let gpus = sample_until(&mut source, 20, "two remote GPUs", |g| {
+        g.len() == 2 && g.iter().all(|g| g.is_current())
+    });
+    for (slot, g) in gpus.iter().enumerate() {
+        assert_eq!(g.index, slot as u32);
+        let r = g.remote.as_ref().unwrap();
+        assert_eq!(r.host, "gpu-box");
+        assert_eq!(g.title(), format!("gpu-box · GPU {}", r.index));
+        assert!(g.uuid.is_some());
+    }
+    // First contact fills history with what the box saw before.
+    let first = source.take_backfill();
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first.iter().all(|b| b.points.len() >= 5), "{first:?}");
+
+    // The box stops: after three intervals its cards say stale, and keep their place.
+    drop(server);
+    let stale = sample_until(&mut source, 20, "stale cards", |g| {
+        g.len() == 2
+            && g.iter()
+                .all(|g| g.remote.as_ref().unwrap().stale_seconds.is_some())
+    });
+    assert!(stale.iter().all(|g| !g.is_current()));
+    let (_, state) = fleet.hosts().remove(0);
+    assert!(
+        matches!(state.status, HostStatus::Retrying { .. }),
+        "{:?}",
+        state.status
+    );
+
+    // It comes back (same token file): live again, and the gap is back-filled.
+    server = serve(dir.path(), port);
+    std::thread::sleep(Duration::from_secs(2));
+    sample_until(&mut source, 40, "live again", |g| {
+        g.len() == 2 && g.iter().all(|g| g.is_current())
+    });
+    let refill = source.take_backfill();
+    assert!(!refill.is_empty(), "no back-fill after the reconnect");
+    assert!(refill.iter().all(|b| b.slot < 2));
+    drop(server);
+}
+
+#[test]
+fn free_vram_goes_to_the_host_with_its_token_and_a_wrong_token_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = serve(dir.path(), port);
+    let token = std::fs::read_to_string(dir.path().join("token")).unwrap();
+    let fleet = Fleet::default();
+    fleet
+        .add(HostConfig {
+            address: format!("http://127.0.0.1:{port}"),
+            token: Some(token.trim().into()),
+        })
+        .unwrap();
+    let mut source = FleetSource::new(None, "test", fleet.clone());
+    sample_until(&mut source, 20, "connected", |g| g.len() == 2);
+    fleet.free("gpu-box", vramdeck::release::FreeLevel::Cache);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let outcome = loop {
+        let (_, state) = fleet.hosts().remove(0);
+        if let Some(free) = state.free.filter(|f| !f.running) {
+            break free;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // No agent on the box: the box's own words come back.
+    assert_eq!(outcome.outcome.as_deref(), Some("nothing"), "{outcome:?}");
+    assert!(outcome.summary.unwrap().starts_with("Nothing to free"));
+
+    let wrong = Fleet::default();
+    wrong
+        .add(HostConfig {
+            address: format!("http://127.0.0.1:{port}"),
+            token: Some("0".repeat(64)),
+        })
+        .unwrap();
+    wrong.free("127.0.0.1", vramdeck::release::FreeLevel::Cache);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, state) = wrong.hosts().remove(0);
+        if let Some(free) = state.free.filter(|f| !f.running) {
+            assert_eq!(free.outcome.as_deref(), Some("failed"));
+            assert!(free.summary.unwrap().contains("the token was refused"));
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn removing_a_host_removes_its_cards_and_their_history_places() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = serve(dir.path(), port);
+    let fleet = Fleet::default();
+    let address = format!("http://127.0.0.1:{port}");
+    fleet
+        .add(HostConfig {
+            address: address.clone(),
+            token: None,
+        })
+        .unwrap();
+    assert!(
+        fleet
+            .add(HostConfig {
+                address: address.clone(),
+                token: None
+            })
+            .is_err()
+    );
+    let local = vramdeck::telemetry::sim::SimulatedGpus::demo("test");
+    let mut source = FleetSource::new(Some(Box::new(local)), "", fleet.clone());
+    let gpus = sample_until(&mut source, 20, "2 local + 2 remote", |g| g.len() == 4);
+    assert!(gpus[0].remote.is_none() && gpus[1].remote.is_none());
+    assert!(gpus[2].remote.is_some() && gpus[3].remote.is_some());
+    fleet.remove(&address);
+    let gpus = source.sample().unwrap();
+    assert_eq!(gpus.len(), 2);
+    assert_eq!(source.take_removed(), vec![3, 2]);
+}

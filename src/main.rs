@@ -75,7 +75,13 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
             warning: Some("No config directory found; settings will not be saved.".into()),
         },
     };
-    let source: Box<dyn vramdeck::telemetry::GpuSource> = if demo && cli.demo_gpus != 2 {
+    let fleet = vramdeck::remote::fleet::Fleet::default();
+    for host in &loaded.settings.remote_hosts {
+        if let Err(e) = fleet.add(host.clone()) {
+            eprintln!("vramdeck: remote host {}: {e}", host.address);
+        }
+    }
+    let local: Box<dyn vramdeck::telemetry::GpuSource> = if demo && cli.demo_gpus != 2 {
         Box::new(vramdeck::telemetry::sim::SimulatedGpus::demo_many(
             "demo mode was requested (--demo)",
             cli.demo_gpus,
@@ -83,6 +89,15 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
     } else {
         vramdeck::telemetry::open_source(demo)
     };
+    // Watching remote hosts from a machine without a GPU: no simulated GPUs beside the
+    // real ones (unless --demo asked for them).
+    let source = match local.kind() {
+        vramdeck::telemetry::SourceKind::Simulated { reason } if !demo && !fleet.is_empty() => {
+            vramdeck::remote::fleet::FleetSource::new(None, &reason, fleet.clone())
+        }
+        _ => vramdeck::remote::fleet::FleetSource::new(Some(local), "", fleet.clone()),
+    };
+    let source: Box<dyn vramdeck::telemetry::GpuSource> = Box::new(source);
     let (demo_gpus, prefill_hours, prefill_hz) = (cli.demo_gpus, cli.prefill_hours, cli.prefill_hz);
     let title = if source.kind().is_simulated() {
         "vramdeck — demo mode (simulated GPU)"
@@ -142,6 +157,7 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
             let writer = path.map(settings::SettingsWriter::spawn);
             let app = VramDeckApp::new(telemetry, Some(sampler), loaded.settings, writer, warnings)
                 .with_release_worker(release)
+                .with_fleet(fleet)
                 .with_workloads(catalogue, calibration, calibration_path, user_presets_path);
             let app = match vramdeck::logs::recorder::RecorderConfig::in_data_dir() {
                 Some(config) => app.with_recording(config),

@@ -108,6 +108,8 @@ pub struct Settings {
     pub alerts: crate::alerts::AlertRules,
     /// The compact always-on-top view is on.
     pub mini_view: bool,
+    /// Remote hosts watched beside this machine's GPUs (tokens included: this file is 0600).
+    pub remote_hosts: Vec<crate::remote::HostConfig>,
 }
 
 impl Default for Settings {
@@ -123,6 +125,7 @@ impl Default for Settings {
             comfyui_address: crate::release::comfyui::DEFAULT_ADDRESS.to_string(),
             alerts: crate::alerts::AlertRules::default(),
             mini_view: false,
+            remote_hosts: Vec::new(),
         }
     }
 }
@@ -290,8 +293,24 @@ mod tests {
                 ..crate::alerts::AlertRules::default()
             },
             mini_view: true,
+            remote_hosts: vec![
+                crate::remote::HostConfig {
+                    address: "http://gpu-box:9401".into(),
+                    token: Some("a".repeat(64)),
+                },
+                crate::remote::HostConfig {
+                    address: "ssh me@other-box".into(),
+                    token: None,
+                },
+            ],
         };
         save(&path, &chosen).unwrap();
+        // It holds tokens: only its owner may read it.
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let loaded = load(&path);
         assert_eq!(loaded.settings, chosen);
         assert!(loaded.warning.is_none());

@@ -178,10 +178,11 @@ fn read_once(target: &str, host: &str, shared: &Shared) -> Result<(), String> {
     if rows > 0 {
         return Ok(());
     }
+    // The host's address heads the line wherever this is shown; ssh's own words follow.
     Err(match (said.is_empty(), status) {
-        (false, _) => format!("ssh {target}: {said}"),
-        (true, Ok(s)) => format!("ssh {target} ended ({s}) without a reading"),
-        (true, Err(e)) => format!("ssh {target}: {e}"),
+        (false, _) => said,
+        (true, Ok(s)) => format!("ssh ended ({s}) without a reading"),
+        (true, Err(e)) => format!("ssh: {e}"),
     })
 }
 

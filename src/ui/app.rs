@@ -47,6 +47,9 @@ pub struct VramDeckApp {
     /// The process whose VRAM history is shown under the table.
     selected_process: Option<u32>,
     recorder_config: Option<RecorderConfig>,
+    /// Remote hosts read beside this machine's GPUs (the sampler reads the same fleet).
+    fleet: Option<crate::remote::fleet::Fleet>,
+    hosts_window: super::hosts_panel::HostsWindow,
 }
 
 /// Alerts as read under the telemetry lock.
@@ -89,6 +92,8 @@ impl VramDeckApp {
             tab: Tab::default(),
             selected_process: None,
             recorder_config: None,
+            fleet: None,
+            hosts_window: Default::default(),
             telemetry,
             sampler,
             settings,
@@ -169,6 +174,12 @@ impl VramDeckApp {
     /// The presets in use.
     pub fn catalogue(&self) -> &Catalogue {
         &self.workloads.catalogue
+    }
+
+    /// Lets the user add and remove remote hosts in `fleet` (which the sampler reads).
+    pub fn with_fleet(mut self, fleet: crate::remote::fleet::Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
     }
 
     /// Connects the Free VRAM panel to a release worker.
@@ -327,6 +338,7 @@ impl VramDeckApp {
         if let Some(action) = bar_action {
             self.on_top_bar(action, ui.ctx(), status.recording.active, latest.as_ref());
         }
+        self.hosts(ui.ctx());
         let content = ui.available_rect_before_wrap();
         logs_view::analysis_window(ui.ctx(), &mut self.logs.analysis, content);
 
@@ -351,9 +363,15 @@ impl VramDeckApp {
                     });
                 }
                 Some(snapshot) if snapshot.gpus.is_empty() => {
+                    let remote_only =
+                        matches!(source, crate::telemetry::SourceKind::RemoteOnly { .. });
                     egui::CentralPanel::default().show(ui, |ui| {
                         ui.centered_and_justified(|ui| {
-                            ui.label("The driver reports no GPU.");
+                            ui.label(if remote_only {
+                                "No GPU on this machine; waiting for the remote hosts (Hosts...)."
+                            } else {
+                                "The driver reports no GPU."
+                            });
                         });
                     });
                 }
@@ -387,13 +405,36 @@ impl VramDeckApp {
             .id_salt("side")
             .auto_shrink([false, false])
             .show(ui, |ui| {
+                if let Some(fleet) = &self.fleet {
+                    super::hosts_panel::troubles(ui, &fleet.hosts());
+                }
                 for (i, gpu) in snapshot.gpus.iter().enumerate() {
                     if gpu_card::show(ui, gpu, unit, i == slot) {
                         self.settings.selected_gpu = gpu.index;
                     }
                     ui.add_space(6.0);
                 }
-                if self.release.is_some() {
+                if let (Some(fleet), Some(host)) = (
+                    &self.fleet,
+                    snapshot
+                        .gpus
+                        .get(slot)
+                        .and_then(|g| g.remote.as_ref())
+                        .map(|r| r.host.clone()),
+                ) && let Some((_, state)) =
+                    fleet.hosts().into_iter().find(|(_, s)| s.name == host)
+                {
+                    ui.separator();
+                    if super::hosts_panel::remote_free(ui, &state, self.settings.free_level) {
+                        fleet.free(&host, self.settings.free_level);
+                    }
+                }
+                // Without a GPU here, this machine's agents hold no VRAM to release.
+                let remote_only = matches!(
+                    sampler::lock(&self.telemetry).source,
+                    crate::telemetry::SourceKind::RemoteOnly { .. }
+                );
+                if self.release.is_some() && !remote_only {
                     ui.separator();
                     let command = release_panel::show(
                         ui,
@@ -504,7 +545,7 @@ impl VramDeckApp {
             .auto_shrink([false, false])
             .show(ui, |ui| {
                 ui.horizontal_wrapped(|ui| {
-                    ui.label(RichText::new(format!("History of GPU {}", gpu.index)).heading());
+                    ui.label(RichText::new(format!("History of {}", gpu.title())).heading());
                     ui.separator();
                     ui.label("Show the last");
                     for window in PlotWindow::ALL {
@@ -556,7 +597,7 @@ impl VramDeckApp {
                 ui.add_space(8.0);
                 process_table::show(
                     ui,
-                    gpu.index,
+                    &gpu.title(),
                     &gpu.processes,
                     unit,
                     &mut self.selected_process,
@@ -763,6 +804,14 @@ impl VramDeckApp {
                 self.files.request(Purpose::ExportCsv(text, name));
             }
             TopBarAction::MiniView => self.set_mini_view(ctx, true),
+            TopBarAction::Hosts => {
+                if self.fleet.is_some() {
+                    self.hosts_window.open = true;
+                } else {
+                    self.warnings
+                        .push("Remote hosts are not available in this window.".into());
+                }
+            }
         }
     }
 
@@ -941,6 +990,31 @@ impl VramDeckApp {
                 let text = catalogue::to_toml(&self.workloads.catalogue.user_workloads());
                 self.files.request(Purpose::ExportPresets(text));
             }
+        }
+    }
+
+    /// The remote hosts window, when open.
+    fn hosts(&mut self, ctx: &egui::Context) {
+        let Some(fleet) = &self.fleet else { return };
+        if !self.hosts_window.open {
+            return;
+        }
+        let hosts = fleet.hosts();
+        match super::hosts_panel::show(ctx, &mut self.hosts_window, &hosts) {
+            Some(super::hosts_panel::HostsAction::Add(config)) => match fleet.add(config.clone()) {
+                Ok(()) => {
+                    self.settings.remote_hosts.push(config);
+                    self.hosts_window.address.clear();
+                    self.hosts_window.token.clear();
+                    self.hosts_window.error = None;
+                }
+                Err(e) => self.hosts_window.error = Some(e),
+            },
+            Some(super::hosts_panel::HostsAction::Remove(address)) => {
+                fleet.remove(&address);
+                self.settings.remote_hosts.retain(|h| h.address != address);
+            }
+            None => {}
         }
     }
 

@@ -32,7 +32,17 @@ pub fn show(ui: &mut Ui, gpu: &GpuSample, unit: MemoryUnit, selected: bool) -> b
         ))
         .show(ui, |ui| {
             ui.set_width(ui.available_width());
-            ui.label(RichText::new(format!("GPU {} · {}", gpu.index, gpu.name)).strong());
+            ui.label(RichText::new(format!("{} · {}", gpu.title(), gpu.name)).strong());
+            if let Some(seconds) = gpu.remote.as_ref().and_then(|r| r.stale_seconds) {
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    if seconds >= 1.0 {
+                        format!("No reading from the host for {seconds:.0} s: these are its last")
+                    } else {
+                        "Not heard from the host: these are its last readings".to_string()
+                    },
+                );
+            }
             if gpu.asleep {
                 ui.label("Asleep (runtime power management)");
                 ui.label(

@@ -52,7 +52,7 @@ pub fn show(ui: &mut Ui, view: &MiniView<'_>) -> Option<MiniAction> {
         for g in view.snapshot.map(|s| s.gpus.as_slice()).unwrap_or_default() {
             let fraction = g.memory.used_fraction();
             ui.horizontal(|ui| {
-                ui.label(RichText::new(format!("GPU {}", g.index)).strong());
+                ui.label(RichText::new(g.title()).strong());
                 ui.add(
                     egui::ProgressBar::new(fraction)
                         .desired_width(230.0)

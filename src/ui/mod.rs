@@ -8,6 +8,7 @@ pub mod diagnosis_panel;
 pub mod file_picker;
 pub mod files;
 pub mod gpu_card;
+pub mod hosts_panel;
 pub mod layout;
 pub mod logs_view;
 pub mod mini_view;

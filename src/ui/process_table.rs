@@ -42,12 +42,12 @@ fn or_na<T>(value: Option<T>, f: impl Fn(T) -> String) -> String {
 /// unselects).
 pub fn show(
     ui: &mut Ui,
-    gpu_index: u32,
+    gpu_title: &str,
     processes: &[ProcessInfo],
     unit: MemoryUnit,
     selected: &mut Option<u32>,
 ) {
-    ui.label(RichText::new(format!("Processes on GPU {gpu_index}")).strong());
+    ui.label(RichText::new(format!("Processes on {gpu_title}")).strong());
     if processes.is_empty() {
         ui.label("No process holds memory on this GPU.");
         return;

@@ -28,6 +28,8 @@ pub enum TopBarAction {
     Export,
     /// Switch to the compact view.
     MiniView,
+    /// Open the remote hosts window.
+    Hosts,
 }
 
 /// The interval, units and theme choices.
@@ -111,6 +113,13 @@ pub fn show(
         }
         if ui.button("Mini view").on_hover_text("A small always-on-top window").clicked() {
             action = Some(TopBarAction::MiniView);
+        }
+        if ui
+            .button("Hosts...")
+            .on_hover_text("Watch a remote GPU box (vramdeck serve, or nvidia-smi over SSH)")
+            .clicked()
+        {
+            action = Some(TopBarAction::Hosts);
         }
     });
     action

@@ -1,0 +1,126 @@
+//! Remote hosts in the window, as a user adds one: the Hosts window (a bad address refused
+//! with a sentence, a real `vramdeck serve` added with its token), the host's cards beside
+//! this machine's, Free VRAM on the host, and removing it again.
+
+mod common;
+
+use common::{Process, open_window, plain_app, until};
+use egui::accesskit::Role;
+use egui_kittest::kittest::Queryable;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use vramdeck::remote::fleet::{Fleet, FleetSource};
+use vramdeck::telemetry::history::HistoryConfig;
+use vramdeck::telemetry::sampler::Sampler;
+use vramdeck::telemetry::sim::SimulatedGpus;
+
+#[test]
+fn a_user_adds_a_serve_host_frees_its_vram_and_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _serve = Process(
+        Command::new(env!("CARGO_BIN_EXE_vramdeck"))
+            .args(["serve", "--demo", "--name", "gpu-box", "--comfyui", "none"])
+            .args([
+                "--interval-ms",
+                "200",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--token-file")
+            .arg(dir.path().join("token"))
+            .env("VRAMDECK_AGENT_DIR", dir.path().join("agents"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let token = std::fs::read_to_string(dir.path().join("token")).unwrap();
+
+    let fleet = Fleet::default();
+    let source = FleetSource::new(
+        Some(Box::new(SimulatedGpus::demo("test"))),
+        "",
+        fleet.clone(),
+    );
+    let sampler = Sampler::spawn(
+        Box::new(source),
+        Duration::from_millis(200),
+        HistoryConfig::default(),
+        || {},
+    );
+    let app = plain_app(sampler.telemetry()).with_fleet(fleet.clone());
+    // Tall enough for four cards and the Free VRAM sections without scrolling.
+    let mut h = open_window(app, 1600.0, 1600.0);
+    until(&mut h, "the local cards", |h| {
+        h.query_by_label_contains("GPU 1 · Simulated").is_some()
+    });
+
+    h.get_by_label("Hosts...").click();
+    h.run_steps(2);
+    h.get_by_label_contains("No remote host yet.");
+    h.get_by_role_and_label(Role::TextInput, "Address").focus();
+    h.get_by_role_and_label(Role::TextInput, "Address")
+        .type_text("gpu-box:9401");
+    h.run_steps(2);
+    h.get_by_label("Add host").click();
+    h.run_steps(2);
+    h.get_by_label_contains("use http://host:9401 (vramdeck serve) or ssh user@host");
+
+    let address = format!("http://127.0.0.1:{port}");
+    h.get_by_role_and_label(Role::TextInput, "Address").focus();
+    h.get_by_role_and_label(Role::TextInput, "Address")
+        .set_text_value_accesskit(&address);
+    h.get_by_role_and_label(Role::PasswordInput, "Token")
+        .focus();
+    h.get_by_role_and_label(Role::PasswordInput, "Token")
+        .type_text(token.trim());
+    h.run_steps(2);
+    h.get_by_label("Add host").click();
+    h.run_steps(2);
+    assert_eq!(h.state().settings().remote_hosts.len(), 1);
+    assert_eq!(h.state().settings().remote_hosts[0].address, address);
+    until(&mut h, "the host live in the list", |h| {
+        h.query_by_label_contains("live · 2 GPUs").is_some()
+    });
+    until(&mut h, "the host's cards", |h| {
+        h.query_by_label_contains("gpu-box · GPU 0 · Simulated 48 GB GPU")
+            .is_some()
+            && h.query_by_label_contains("gpu-box · GPU 1 · Simulated")
+                .is_some()
+    });
+
+    // Close the window, select the remote GPU: its host's Free VRAM appears, and answers.
+    h.get_by_label("Close window").click();
+    h.run_steps(2);
+    h.get_by_label_contains("gpu-box · GPU 0 · Simulated")
+        .click();
+    h.run_steps(2);
+    h.get_by_label("Free VRAM on gpu-box (cache)").click();
+    h.run_steps(2);
+    until(&mut h, "the host's answer", |h| {
+        h.query_by_label_contains("Nothing to free: no vramdeck agent is running")
+            .is_some()
+    });
+
+    h.get_by_label("Hosts...").click();
+    h.run_steps(2);
+    h.get_by_label("Remove").click();
+    h.run_steps(2);
+    assert!(h.state().settings().remote_hosts.is_empty());
+    until(&mut h, "the host's cards to go", |h| {
+        h.query_all_by_label_contains("gpu-box · GPU").count() == 0
+    });
+    drop(h);
+    drop(sampler);
+}

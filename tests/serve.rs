@@ -396,10 +396,11 @@ fn a_real_prometheus_scrapes_dcgm_series_with_the_token() {
     // scrape and a snapshot agree unless a reading lands between them: then ask again).
     let mut agreed = false;
     for _ in 0..5 {
-        let used = prometheus_query(web, "DCGM_FI_DEV_FB_USED%7Bgpu%3D%220%22%7D");
+        let stored = prometheus_query(web, "DCGM_FI_DEV_FB_USED%7Bgpu%3D%220%22%7D");
         let snapshot = json(&http(port, &bearer, "").1);
-        let expected = snapshot["gpus"][0]["memory"]["used"].as_u64().unwrap() / (1024 * 1024);
-        if used["data"]["result"][0]["value"][1].as_str() == Some(expected.to_string().as_str()) {
+        let used = snapshot["gpus"][0]["memory"]["used"].as_u64().unwrap();
+        let expected = (used as f64 / (1024.0 * 1024.0)).round() as u64;
+        if stored["data"]["result"][0]["value"][1].as_str() == Some(expected.to_string().as_str()) {
             agreed = true;
             break;
         }

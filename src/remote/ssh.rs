@@ -209,6 +209,21 @@ mod tests {
     }
 
     #[test]
+    fn real_output_of_the_query_reads_row_by_row() {
+        let text = include_str!("../../tests/fixtures/smi/query-h100-580.txt");
+        let rows: Vec<GpuSample> = text.lines().filter_map(|l| parse_row(l, "h100")).collect();
+        // Every line but the provenance comment is a reading.
+        assert_eq!(rows.len(), text.lines().count() - 1, "{text}");
+        let g = &rows[0];
+        assert_eq!(g.name, "NVIDIA H100 80GB HBM3");
+        assert_eq!(g.memory.total, Bytes(81_559 * MIB));
+        assert_eq!(g.memory.free, Bytes(81_079 * MIB));
+        assert_eq!(g.power_limit, Some(Watts(700.0)));
+        assert_eq!(g.memory_clock, Some(MegaHertz(2_619)));
+        assert_eq!(g.fan, None);
+    }
+
+    #[test]
     fn lines_that_are_not_rows_are_skipped() {
         assert!(parse_row("", "h").is_none());
         assert!(

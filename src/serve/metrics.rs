@@ -43,8 +43,15 @@ pub struct ScrapeInput<'a> {
 type GpuGauge = (&'static str, &'static str, fn(&GpuSample) -> Option<f64>);
 
 fn mib(bytes: u64) -> f64 {
-    // dcgm-exporter reports whole MiB.
-    (bytes / MIB) as f64
+    // Whole MiB, rounded as nvidia-smi rounds them: flooring read 11,634 where nvidia-smi
+    // printed 11,635 for the same GPU on an H100 (tests/gpu/serve_proof.sh).
+    ((bytes as f64) / MIB as f64).round()
+}
+
+/// A reading as the driver gave it: f32 values widened to f64 print as 671.2009887695313;
+/// three decimals is more than any of them carries.
+fn tidy(v: f64) -> f64 {
+    (v * 1_000.0).round() / 1_000.0
 }
 
 const GPU_GAUGES: &[GpuGauge] = &[
@@ -132,6 +139,20 @@ const GPU_GAUGES: &[GpuGauge] = &[
     ),
 ];
 
+/// Every series name `/metrics` can carry, counters with the `_total` the exposition adds.
+pub fn series_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = GPU_GAUGES.iter().map(|(name, _, _)| *name).collect();
+    names.extend([
+        "vramdeck_process_fb_used",
+        "vramdeck_agent_torch_allocated_bytes",
+        "vramdeck_agent_torch_reserved_bytes",
+        "vramdeck_free_actions_total",
+        "vramdeck_free_released_bytes_total",
+        "vramdeck_read_seconds",
+    ]);
+    names
+}
+
 /// dcgm-exporter's label set for one GPU.
 fn gpu_labels(host: &str, g: &GpuSample) -> Labels {
     vec![
@@ -165,7 +186,9 @@ pub fn render(input: &ScrapeInput) -> String {
                     continue;
                 }
                 if let Some(v) = read(g) {
-                    family.get_or_create(&gpu_labels(input.host, g)).set(v);
+                    family
+                        .get_or_create(&gpu_labels(input.host, g))
+                        .set(tidy(v));
                 }
             }
         }
@@ -283,11 +306,45 @@ mod tests {
         // A quote in a label value is escaped, not a broken line.
         assert!(line.contains("Hostname=\"box\\\"1\""), "{line}");
         let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-        assert_eq!(value, (g.memory.used.0 / MIB) as f64);
+        assert_eq!(value, (g.memory.used.0 as f64 / MIB as f64).round());
         assert!(text.contains("# TYPE DCGM_FI_DEV_GPU_UTIL gauge"));
         assert!(text.contains("vramdeck_free_released_bytes_total{Hostname=\"box\\\"1\"} 3145728"));
         assert!(text.contains("vramdeck_process_fb_used{"));
         assert!(text.trim_end().ends_with("# EOF"));
+    }
+
+    #[test]
+    fn every_series_listed_is_served_and_the_dashboard_asks_for_no_other() {
+        let (text, _) = demo_text();
+        for name in series_names() {
+            // Agents' series need an agent; the rest are always there.
+            if !name.starts_with("vramdeck_agent_") {
+                assert!(
+                    text.lines().any(|l| l.starts_with(&format!("{name}{{"))),
+                    "{name}"
+                );
+            }
+        }
+        let dashboard: serde_json::Value = serde_json::from_str(include_str!(
+            "../../packaging/grafana/vramdeck-dashboard.json"
+        ))
+        .unwrap();
+        let names = regex::Regex::new(r"\b(DCGM_FI_[A-Z_]+|vramdeck_[a-z_]+)").unwrap();
+        let mut asked = 0;
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                for m in names.find_iter(expr) {
+                    assert!(
+                        series_names().contains(&m.as_str()),
+                        "{} in {expr}",
+                        m.as_str()
+                    );
+                    asked += 1;
+                }
+            }
+        }
+        assert!(asked >= 15, "{asked}");
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! hysteresis), so a value hovering at the threshold does not spam.
 
 use crate::telemetry::Snapshot;
+use crate::telemetry::sampler::ReadingObserver;
 use crate::units::{Bytes, Celsius, MemoryUnit};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Events kept for markers and the log.
 pub const RECENT_EVENTS: usize = 200;
@@ -299,6 +301,66 @@ impl AlertEngine {
     /// Events raised since start.
     pub fn total(&self) -> u64 {
         self.total
+    }
+}
+
+/// Alert rules, the unit messages use, and the engine's state: what the window reads and
+/// edits, and what the sampler thread feeds (through [`AlertObserver`]).
+#[derive(Debug, Default)]
+pub struct AlertState {
+    /// Rules in force (the window edits them).
+    pub rules: AlertRules,
+    /// The unit the user reads memory in (notifications use it).
+    pub unit: MemoryUnit,
+    /// What fired and when.
+    pub engine: AlertEngine,
+}
+
+impl AlertState {
+    /// Runs the rules over one reading; returns what it raised.
+    pub fn observe(&mut self, snapshot: &Snapshot) -> Vec<AlertEvent> {
+        self.engine.observe(snapshot, &self.rules)
+    }
+}
+
+/// Alert state shared between the sampler thread and the window.
+#[derive(Clone, Debug, Default)]
+pub struct SharedAlerts(Arc<Mutex<AlertState>>);
+
+impl SharedAlerts {
+    /// Locks it; a panic elsewhere while holding the lock does not take the window down.
+    pub fn lock(&self) -> MutexGuard<'_, AlertState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The observer that feeds it every reading and sends desktop notifications.
+    pub fn observer(&self) -> Box<dyn ReadingObserver> {
+        Box::new(AlertObserver(self.clone()))
+    }
+}
+
+/// Feeds every reading through the alert rules on the sampler thread.
+struct AlertObserver(SharedAlerts);
+
+impl ReadingObserver for AlertObserver {
+    fn observe(&mut self, snapshot: &Snapshot) {
+        let (raised, notify) = {
+            let mut state = self.0.lock();
+            let raised = state.observe(snapshot);
+            (
+                raised,
+                state.rules.desktop_notifications.then_some(state.unit),
+            )
+        };
+        // Thresholds go to the desktop; process comings and goings stay in the app.
+        if let Some(unit) = notify {
+            for e in raised
+                .iter()
+                .filter(|e| matches!(e.kind, AlertKind::VramHigh | AlertKind::TemperatureHigh))
+            {
+                notify_desktop("vramdeck alert", &e.message(unit));
+            }
+        }
     }
 }
 

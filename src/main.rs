@@ -140,9 +140,15 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
                 eprintln!("vramdeck: could not set the window class: {e}");
             }
             let ctx = cc.egui_ctx.clone();
-            let sampler = Sampler::spawn(source, interval, HistoryConfig::default(), move || {
-                vramdeck::ui::wake(&ctx)
-            });
+            let alerts = vramdeck::alerts::SharedAlerts::default();
+            let recording = vramdeck::logs::recorder::Recording::default();
+            let sampler = Sampler::spawn_with(
+                source,
+                interval,
+                HistoryConfig::default(),
+                vec![alerts.observer(), recording.observer()],
+                move || vramdeck::ui::wake(&ctx),
+            );
             let telemetry = sampler.telemetry();
             if prefill_hours > 0.0 {
                 prefill(&telemetry, demo_gpus, prefill_hours, prefill_hz);
@@ -158,9 +164,10 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
             let app = VramDeckApp::new(telemetry, Some(sampler), loaded.settings, writer, warnings)
                 .with_release_worker(release)
                 .with_fleet(fleet)
+                .with_alerts(alerts)
                 .with_workloads(catalogue, calibration, calibration_path, user_presets_path);
             let app = match vramdeck::logs::recorder::RecorderConfig::in_data_dir() {
-                Some(config) => app.with_recording(config),
+                Some(config) => app.with_recording(recording, config),
                 None => app,
             };
             let mut app = app;

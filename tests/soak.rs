@@ -24,16 +24,20 @@ fn a_day_at_10_hz_keeps_memory_bounded() {
         Duration::from_millis(100),
         HistoryConfig::default(),
     );
+    let mut alerts = vramdeck::alerts::AlertState::default();
     let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     // Raw 6,000 + 3,600 one-second + 8,640 ten-second buckets per GPU, two GPUs.
     let bound = 2 * (6_000 + 3_600 + 8_640 + 2);
     let mut rss_after_first_hour = 0;
     for i in 0..864_000u64 {
         let elapsed = Duration::from_millis(i * 100);
-        t.record(Snapshot {
+        // What the sampler thread does with each reading: its observers, then history.
+        let snapshot = Snapshot {
             time: start + elapsed,
             gpus: sim.sample_at(elapsed),
-        });
+        };
+        alerts.observe(&snapshot);
+        t.record(snapshot);
         if i % 36_000 == 35_999 {
             assert!(
                 t.history.stored_entries() <= bound,
@@ -41,7 +45,7 @@ fn a_day_at_10_hz_keeps_memory_bounded() {
                 i / 36_000,
                 t.history.stored_entries()
             );
-            assert!(t.alerts.recent().len() <= vramdeck::alerts::RECENT_EVENTS);
+            assert!(alerts.engine.recent().len() <= vramdeck::alerts::RECENT_EVENTS);
             if i == 35_999 {
                 rss_after_first_hour = resident_kib();
             }

@@ -7,6 +7,7 @@ use common::{open_window, plain_app};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use std::time::{Duration, SystemTime};
+use vramdeck::alerts::SharedAlerts;
 use vramdeck::telemetry::history::HistoryConfig;
 use vramdeck::telemetry::sampler::{SharedTelemetry, Telemetry, lock};
 use vramdeck::telemetry::sim::SimulatedGpus;
@@ -14,17 +15,26 @@ use vramdeck::telemetry::{GpuSource, Snapshot};
 use vramdeck::ui::VramDeckApp;
 use vramdeck::units::Bytes;
 
-fn record(t: &SharedTelemetry, sim: &mut SimulatedGpus, second: u64, used_mib: u64) {
+/// One reading, as the sampler thread hands it on: into telemetry and through the alerts.
+fn record(
+    t: &SharedTelemetry,
+    alerts: &SharedAlerts,
+    sim: &mut SimulatedGpus,
+    second: u64,
+    used_mib: u64,
+) {
     let mut gpus = sim.sample_at(Duration::from_secs(second));
     gpus[0].memory.used = Bytes::from_mib(used_mib);
-    lock(t).record(Snapshot {
+    let snapshot = Snapshot {
         time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + second),
         gpus,
-    });
+    };
+    alerts.lock().observe(&snapshot);
+    lock(t).record(snapshot);
 }
 
-fn window(t: SharedTelemetry) -> Harness<'static, VramDeckApp> {
-    let app = plain_app(t);
+fn window(t: SharedTelemetry, alerts: &SharedAlerts) -> Harness<'static, VramDeckApp> {
+    let app = plain_app(t).with_alerts(alerts.clone());
     open_window(app, 1400.0, 1300.0)
 }
 
@@ -32,15 +42,16 @@ fn window(t: SharedTelemetry) -> Harness<'static, VramDeckApp> {
 fn vram_staying_high_shows_in_the_status_bar_without_moving_the_window() {
     let mut sim = SimulatedGpus::demo("test");
     let t = Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default()).shared();
-    record(&t, &mut sim, 0, 2_000);
-    let mut h = window(t.clone());
+    let alerts = SharedAlerts::default();
+    record(&t, &alerts, &mut sim, 0, 2_000);
+    let mut h = window(t.clone(), &alerts);
     h.run_steps(2);
     assert!(h.query_by_label_contains("ALERT").is_none());
     let alerts_header = h.get_by_label("Alerts").rect();
     let history = h.get_by_label("History of GPU 0").rect();
 
     for s in 1..=12 {
-        record(&t, &mut sim, s, 47_000); // 95.6 % of 48 GiB
+        record(&t, &alerts, &mut sim, s, 47_000); // 95.6 % of 48 GiB
         h.run_steps(1);
     }
     h.run_steps(2);
@@ -58,7 +69,7 @@ fn vram_staying_high_shows_in_the_status_bar_without_moving_the_window() {
     h.get_by_label("ALERT: GPU 0: VRAM above 90 % for 10 s (45.9 GiB of 48.0 GiB)");
 
     for s in 13..=15 {
-        record(&t, &mut sim, s, 3_000);
+        record(&t, &alerts, &mut sim, s, 3_000);
     }
     h.run_steps(2);
     assert!(h.query_by_label_contains("ALERT").is_none());
@@ -69,17 +80,18 @@ fn vram_staying_high_shows_in_the_status_bar_without_moving_the_window() {
 fn turning_alerts_off_in_the_window_reaches_the_sampler_side() {
     let mut sim = SimulatedGpus::demo("test");
     let t = Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default()).shared();
-    record(&t, &mut sim, 0, 2_000);
-    let mut h = window(t.clone());
+    let alerts = SharedAlerts::default();
+    record(&t, &alerts, &mut sim, 0, 2_000);
+    let mut h = window(t.clone(), &alerts);
     h.run_steps(2);
     h.get_by_label("Alerts").click();
     h.run_steps(2);
     h.get_by_label("Alerts on").click();
     h.run_steps(2);
     assert!(!h.state().settings().alerts.enabled);
-    assert!(!lock(&t).alert_rules.enabled);
+    assert!(!alerts.lock().rules.enabled);
     for s in 1..=20 {
-        record(&t, &mut sim, s, 48_000);
+        record(&t, &alerts, &mut sim, s, 48_000);
     }
     h.run_steps(2);
     assert!(h.query_by_label_contains("ALERT").is_none());

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use vramdeck::logs::recorder::RecorderConfig;
 use vramdeck::settings::Settings;
 use vramdeck::telemetry::history::HistoryConfig;
-use vramdeck::telemetry::sampler::{Sampler, SharedTelemetry, Telemetry, lock};
+use vramdeck::telemetry::sampler::{Sampler, SharedTelemetry, Telemetry};
 use vramdeck::telemetry::sim::SimulatedGpus;
 use vramdeck::telemetry::{GpuSource, Snapshot};
 use vramdeck::ui::VramDeckApp;
@@ -140,28 +140,33 @@ fn mini_view_shows_bars_and_free_and_goes_back() {
 #[test]
 fn record_to_csv_from_the_top_bar() {
     let dir = tempfile::tempdir().unwrap();
-    let sampler = Sampler::spawn(
+    let recording = vramdeck::logs::recorder::Recording::default();
+    let sampler = Sampler::spawn_with(
         Box::new(SimulatedGpus::demo("test")),
         Duration::from_millis(100),
         HistoryConfig::default(),
+        vec![recording.observer()],
         || {},
     );
     let t = sampler.telemetry();
     let app = VramDeckApp::new(t.clone(), Some(sampler), Settings::default(), None, vec![])
-        .with_recording(RecorderConfig {
-            dir: dir.path().to_path_buf(),
-            max_file_bytes: 1 << 20,
-            keep_files: 3,
-        });
+        .with_recording(
+            recording.clone(),
+            RecorderConfig {
+                dir: dir.path().to_path_buf(),
+                max_file_bytes: 1 << 20,
+                keep_files: 3,
+            },
+        );
     let mut h = window(app);
     until(&mut h, "the first reading", |h| {
         h.query_by_label("Record to CSV").is_some()
     });
     h.get_by_label("Record to CSV").click();
-    until(&mut h, "recording", |_| lock(&t).recording.bytes > 2_000);
+    until(&mut h, "recording", |_| recording.status().bytes > 2_000);
     h.get_by_label_contains("recording to ");
     h.get_by_label("Recording").click();
-    until(&mut h, "the stop", |_| !lock(&t).recording.active);
+    until(&mut h, "the stop", |_| !recording.status().active);
     let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(files.len(), 1);
 }

@@ -4,9 +4,11 @@
 
 use crate::logs::smi_csv;
 use crate::telemetry::Snapshot;
+use crate::telemetry::sampler::ReadingObserver;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The header of recordings.
@@ -154,6 +156,145 @@ impl CsvRecorder {
     }
 }
 
+/// What the window asked the recorder to do, carried out on the sampler thread at the next
+/// reading (opening a file is I/O the window never waits for).
+enum Request {
+    Start(RecorderConfig),
+    Into(Box<CsvRecorder>),
+    Stop,
+}
+
+#[derive(Default)]
+struct Slot {
+    request: Option<Request>,
+    status: RecordingStatus,
+}
+
+/// CSV recording as the window controls it: start, stop, and its status. The file is written
+/// by [`Recording::observer`] on the sampler thread, outside any lock the window takes.
+#[derive(Clone, Default)]
+pub struct Recording(Arc<Mutex<Slot>>);
+
+impl Recording {
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts recording every reading to CSV in `config.dir` (the file opens at the next one).
+    pub fn start(&self, config: RecorderConfig) {
+        self.lock().request = Some(Request::Start(config));
+    }
+
+    /// Records into a recorder opened by the caller (tests point one at a failing writer).
+    pub fn record_into(&self, recorder: CsvRecorder) {
+        self.lock().request = Some(Request::Into(Box::new(recorder)));
+    }
+
+    /// Stops recording; buffered rows are flushed at the next reading.
+    pub fn stop(&self) {
+        let mut slot = self.lock();
+        slot.request = Some(Request::Stop);
+        slot.status.active = false;
+    }
+
+    /// What the status bar shows.
+    pub fn status(&self) -> RecordingStatus {
+        self.lock().status.clone()
+    }
+
+    /// The observer that writes each reading.
+    pub fn observer(&self) -> Box<dyn ReadingObserver> {
+        Box::new(RecordingObserver {
+            shared: self.clone(),
+            recorder: None,
+        })
+    }
+}
+
+struct RecordingObserver {
+    shared: Recording,
+    recorder: Option<CsvRecorder>,
+}
+
+impl RecordingObserver {
+    fn apply(&mut self, request: Request) -> RecordingStatus {
+        match request {
+            Request::Start(config) => {
+                let dir = config.dir.clone();
+                match CsvRecorder::start(config) {
+                    Ok(r) => {
+                        let status = r.status();
+                        self.recorder = Some(r);
+                        status
+                    }
+                    Err(e) => RecordingStatus {
+                        error: Some(format!(
+                            "Could not start recording in {}: {e}",
+                            dir.display()
+                        )),
+                        ..RecordingStatus::default()
+                    },
+                }
+            }
+            Request::Into(r) => {
+                let status = r.status();
+                self.recorder = Some(*r);
+                status
+            }
+            Request::Stop => {
+                let mut status = self.shared.status();
+                status.active = false;
+                if let Some(r) = self.recorder.take()
+                    && let Err(e) = r.finish()
+                {
+                    status.error = Some(format!("Recording stopped: {e}"));
+                }
+                status
+            }
+        }
+    }
+}
+
+impl ReadingObserver for RecordingObserver {
+    fn observe(&mut self, snapshot: &Snapshot) {
+        let request = self.shared.lock().request.take();
+        let mut status = request.map(|r| self.apply(r));
+        // The file is written outside the lock: a slow disk must not stall the window.
+        if let Some(r) = &mut self.recorder {
+            status = Some(match r.write(snapshot) {
+                Ok(()) => r.status(),
+                Err(e) => {
+                    let stopped = RecordingStatus {
+                        active: false,
+                        path: r.status().path,
+                        bytes: r.status().bytes,
+                        error: Some(format!("Recording stopped: {e}")),
+                    };
+                    self.recorder = None;
+                    stopped
+                }
+            });
+        }
+        if let Some(status) = status {
+            let mut slot = self.shared.lock();
+            // A stop asked for while this reading was written wins over "active".
+            let stopping = matches!(slot.request, Some(Request::Stop));
+            slot.status = RecordingStatus {
+                active: status.active && !stopping,
+                ..status
+            };
+        }
+    }
+}
+
+impl Drop for RecordingObserver {
+    fn drop(&mut self) {
+        if let Some(r) = self.recorder.take() {
+            let _ = r.finish();
+        }
+    }
+}
+
 /// Deletes the oldest recordings beyond `keep`.
 fn prune(dir: &Path, keep: usize) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -179,7 +320,116 @@ fn prune(dir: &Path, keep: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::history::HistoryConfig;
+    use crate::telemetry::sampler::{MIN_INTERVAL, Sampler, lock};
     use crate::telemetry::sim::SimulatedGpus;
+
+    /// The demo GPUs sampled every 100 ms, recorded through the observer.
+    fn recording_sampler() -> (Sampler, Recording) {
+        let recording = Recording::default();
+        let sampler = Sampler::spawn_with(
+            Box::new(SimulatedGpus::demo("test")),
+            MIN_INTERVAL,
+            HistoryConfig::default(),
+            vec![recording.observer()],
+            || {},
+        );
+        (sampler, recording)
+    }
+
+    fn wait_for(r: &Recording, what: impl Fn(&RecordingStatus) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if what(&r.status()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn recording_writes_every_sample_and_stops_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_sampler, recording) = recording_sampler();
+        recording.start(RecorderConfig {
+            dir: dir.path().to_path_buf(),
+            max_file_bytes: 1 << 20,
+            keep_files: 2,
+        });
+        assert!(wait_for(&recording, |r| r.active && r.bytes > 1_000));
+        recording.stop();
+        assert!(
+            !recording.status().active,
+            "the window sees the stop at once"
+        );
+        // Flushed at the next reading.
+        let path = recording.status().path.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let text = loop {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if text.ends_with('\n') && text.lines().count() >= 5 || Instant::now() > deadline {
+                break text;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let log = crate::logs::import::import_csv(&text, "rec").unwrap();
+        assert_eq!(log.bad_rows, 0);
+        assert!(log.rows >= 4, "{}", log.rows);
+    }
+
+    #[test]
+    fn a_full_disk_stops_recording_with_a_message_and_sampling_goes_on() {
+        let (sampler, recording) = recording_sampler();
+        let shared = sampler.telemetry();
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        recording.record_into(CsvRecorder::with_writer(
+            RecorderConfig {
+                dir: std::env::temp_dir(),
+                // Small enough that the first rows already force a flush to the full disk.
+                max_file_bytes: 100,
+                keep_files: 1,
+            },
+            "/dev/full".into(),
+            Box::new(full),
+        ));
+        assert!(wait_for(&recording, |r| r.error.is_some()));
+        let status = recording.status();
+        assert!(!status.active);
+        let error = status.error.unwrap();
+        assert!(
+            error.starts_with("Recording stopped: No space left on device"),
+            "{error}"
+        );
+        let before = lock(&shared).history.samples_total();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lock(&shared).history.samples_total() <= before + 2 {
+            assert!(Instant::now() < deadline, "sampling stopped");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn an_unwritable_folder_is_refused_with_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "x").unwrap();
+        let (_sampler, recording) = recording_sampler();
+        recording.start(RecorderConfig {
+            dir: blocker.join("recordings"),
+            max_file_bytes: 1 << 20,
+            keep_files: 2,
+        });
+        assert!(wait_for(&recording, |r| r.error.is_some()));
+        let error = recording.status().error.unwrap();
+        assert!(
+            error.starts_with("Could not start recording in "),
+            "{error}"
+        );
+    }
 
     fn snapshot(sim: &mut SimulatedGpus, s: u64) -> Snapshot {
         Snapshot {

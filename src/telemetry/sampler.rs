@@ -1,9 +1,9 @@
-//! The sampler thread: reads the source at a fixed interval, feeds the history, wakes the UI.
+//! The sampler thread: reads the source at a fixed interval, feeds the history, hands each
+//! reading to its observers (alerts, the CSV recorder: whatever else wants readings plugs in
+//! here without this module knowing it), wakes the UI.
 
 use super::history::{History, HistoryConfig};
 use super::{GpuSource, Snapshot, SourceKind};
-use crate::alerts::{AlertEngine, AlertEvent, AlertKind, AlertRules, notify_desktop};
-use crate::logs::recorder::{CsvRecorder, RecorderConfig, RecordingStatus};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -34,14 +34,6 @@ pub struct Telemetry {
     pub interval: Duration,
     /// How long the last read took (shown in the status bar, and a cheap benchmark).
     pub last_read_cost: Duration,
-    /// CSV recording.
-    pub recording: RecordingStatus,
-    /// Alert rules in force (the UI edits them here).
-    pub alert_rules: AlertRules,
-    /// The unit the user reads memory in (alert notifications use it).
-    pub memory_unit: crate::units::MemoryUnit,
-    /// Alert state, fed by every reading.
-    pub alerts: AlertEngine,
     /// The last ten minutes at full rate, for the "busy but slow?" diagnosis, and each
     /// process's VRAM.
     pub activity: super::activity::ActivityLog,
@@ -57,23 +49,17 @@ impl Telemetry {
             source,
             interval,
             last_read_cost: Duration::ZERO,
-            recording: RecordingStatus::default(),
-            alert_rules: AlertRules::default(),
-            memory_unit: crate::units::MemoryUnit::default(),
-            alerts: AlertEngine::default(),
             activity: super::activity::ActivityLog::default(),
         }
     }
 
-    /// Records a successful reading: into history, through the alert rules, as the newest
-    /// snapshot, clearing errors. Returns the alerts it raised.
-    pub fn record(&mut self, snapshot: Snapshot) -> Vec<AlertEvent> {
+    /// Records a successful reading: into history and the activity log, as the newest
+    /// snapshot, clearing errors.
+    pub fn record(&mut self, snapshot: Snapshot) {
         self.history.push(snapshot.unix_seconds(), &snapshot.gpus);
         self.activity.record(&snapshot);
-        let raised = self.alerts.observe(&snapshot, &self.alert_rules);
         self.latest = Some(snapshot);
         self.last_error = None;
-        raised
     }
 
     /// Wraps telemetry for sharing with a UI.
@@ -92,11 +78,17 @@ pub fn lock(shared: &SharedTelemetry) -> MutexGuard<'_, Telemetry> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Something that wants every successful reading. Called on the sampler thread as each
+/// reading arrives, outside the telemetry lock, so a slow disk or a notification never
+/// holds up the window; each observer keeps its own state (and its own lock, if the window
+/// reads it).
+pub trait ReadingObserver: Send {
+    /// One reading.
+    fn observe(&mut self, snapshot: &Snapshot);
+}
+
 enum Command {
     SetInterval(Duration),
-    StartRecording(RecorderConfig),
-    RecordInto(Box<CsvRecorder>),
-    StopRecording,
     Stop,
 }
 
@@ -111,9 +103,20 @@ impl Sampler {
     /// Starts sampling `source` every `interval`, calling `on_update` after each read
     /// (the UI passes `ctx.request_repaint`).
     pub fn spawn(
+        source: Box<dyn GpuSource>,
+        interval: Duration,
+        history: HistoryConfig,
+        on_update: impl Fn() + Send + 'static,
+    ) -> Self {
+        Self::spawn_with(source, interval, history, Vec::new(), on_update)
+    }
+
+    /// [`Sampler::spawn`] handing every reading to `observers` as well, in order.
+    pub fn spawn_with(
         mut source: Box<dyn GpuSource>,
         interval: Duration,
         history: HistoryConfig,
+        mut observers: Vec<Box<dyn ReadingObserver>>,
         on_update: impl Fn() + Send + 'static,
     ) -> Self {
         let mut interval = clamp_interval(interval);
@@ -123,7 +126,6 @@ impl Sampler {
         let thread = std::thread::Builder::new()
             .name("vramdeck-sampler".into())
             .spawn(move || {
-                let mut recorder: Option<CsvRecorder> = None;
                 loop {
                     let started = Instant::now();
                     let result = source.sample();
@@ -133,23 +135,13 @@ impl Sampler {
                         time: SystemTime::now(),
                         gpus,
                     });
-                    // The file is written outside the lock: a slow disk must not stall the UI.
-                    let recording = match (&mut recorder, &snapshot) {
-                        (Some(r), Ok(s)) => Some(match r.write(s) {
-                            Ok(()) => r.status(),
-                            Err(e) => RecordingStatus {
-                                active: false,
-                                path: r.status().path,
-                                bytes: r.status().bytes,
-                                error: Some(format!("Recording stopped: {e}")),
-                            },
-                        }),
-                        _ => None,
-                    };
-                    if recording.as_ref().is_some_and(|r| !r.active) {
-                        recorder = None;
+                    // Observers first, outside the lock; then the reading moves into history.
+                    if let Ok(s) = &snapshot {
+                        for observer in &mut observers {
+                            observer.observe(s);
+                        }
                     }
-                    let (raised, notify) = {
+                    {
                         let mut t = lock(&thread_shared);
                         t.last_read_cost = cost;
                         for slot in removed {
@@ -161,27 +153,9 @@ impl Sampler {
                                 t.history.push_values(late.slot, time, values);
                             }
                         }
-                        let raised = match snapshot {
+                        match snapshot {
                             Ok(s) => t.record(s),
-                            Err(e) => {
-                                t.last_error = Some(e.to_string());
-                                Vec::new()
-                            }
-                        };
-                        if let Some(status) = recording {
-                            t.recording = status;
-                        }
-                        (
-                            raised,
-                            t.alert_rules.desktop_notifications.then_some(t.memory_unit),
-                        )
-                    };
-                    // Thresholds go to the desktop; process comings and goings stay in the app.
-                    if let Some(unit) = notify {
-                        for e in raised.iter().filter(|e| {
-                            matches!(e.kind, AlertKind::VramHigh | AlertKind::TemperatureHigh)
-                        }) {
-                            notify_desktop("vramdeck alert", &e.message(unit));
+                            Err(e) => t.last_error = Some(e.to_string()),
                         }
                     }
                     on_update();
@@ -191,43 +165,7 @@ impl Sampler {
                             interval = clamp_interval(new);
                             lock(&thread_shared).interval = interval;
                         }
-                        Ok(Command::StartRecording(config)) => {
-                            let dir = config.dir.clone();
-                            let status = match CsvRecorder::start(config) {
-                                Ok(r) => {
-                                    let status = r.status();
-                                    recorder = Some(r);
-                                    status
-                                }
-                                Err(e) => RecordingStatus {
-                                    error: Some(format!(
-                                        "Could not start recording in {}: {e}",
-                                        dir.display()
-                                    )),
-                                    ..RecordingStatus::default()
-                                },
-                            };
-                            lock(&thread_shared).recording = status;
-                        }
-                        Ok(Command::RecordInto(r)) => {
-                            lock(&thread_shared).recording = r.status();
-                            recorder = Some(*r);
-                        }
-                        Ok(Command::StopRecording) => {
-                            let mut t = lock(&thread_shared);
-                            t.recording.active = false;
-                            if let Some(r) = recorder.take()
-                                && let Err(e) = r.finish()
-                            {
-                                t.recording.error = Some(format!("Recording stopped: {e}"));
-                            }
-                        }
-                        Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => {
-                            if let Some(r) = recorder.take() {
-                                let _ = r.finish();
-                            }
-                            break;
-                        }
+                        Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                         Err(RecvTimeoutError::Timeout) => {}
                     }
                 }
@@ -246,21 +184,6 @@ impl Sampler {
     /// The telemetry this sampler fills.
     pub fn telemetry(&self) -> SharedTelemetry {
         Arc::clone(&self.shared)
-    }
-
-    /// Starts recording every sample to CSV in `config.dir` (the thread opens the file).
-    pub fn start_recording(&self, config: RecorderConfig) {
-        let _ = self.commands.send(Command::StartRecording(config));
-    }
-
-    /// Records into a recorder opened by the caller (tests point one at a failing writer).
-    pub fn record_into(&self, recorder: CsvRecorder) {
-        let _ = self.commands.send(Command::RecordInto(Box::new(recorder)));
-    }
-
-    /// Stops recording; buffered rows are flushed.
-    pub fn stop_recording(&self) {
-        let _ = self.commands.send(Command::StopRecording);
     }
 
     /// Changes the interval; takes effect at once (the thread samples again immediately).
@@ -285,16 +208,6 @@ mod tests {
     use crate::telemetry::sim::SimulatedGpus;
     use crate::telemetry::{GpuSample, SourceError};
     use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// The demo GPUs sampled every 100 ms.
-    fn demo_sampler() -> Sampler {
-        Sampler::spawn(
-            Box::new(SimulatedGpus::demo("test")),
-            MIN_INTERVAL,
-            HistoryConfig::default(),
-            || {},
-        )
-    }
 
     fn wait_for(shared: &SharedTelemetry, what: impl Fn(&Telemetry) -> bool) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -333,6 +246,40 @@ mod tests {
         );
         drop(t);
         assert!(wakes.load(Ordering::SeqCst) >= 3);
+    }
+
+    /// Counts readings and remembers the newest's time.
+    struct Counter(Arc<Mutex<(usize, Option<SystemTime>)>>);
+
+    impl ReadingObserver for Counter {
+        fn observe(&mut self, snapshot: &Snapshot) {
+            let mut c = self.0.lock().unwrap();
+            c.0 += 1;
+            c.1 = Some(snapshot.time);
+        }
+    }
+
+    #[test]
+    fn every_observer_sees_every_good_reading_and_none_of_the_errors() {
+        let first = Arc::new(Mutex::new((0, None)));
+        let second = Arc::new(Mutex::new((0, None)));
+        let sampler = Sampler::spawn_with(
+            Box::new(LosesGpuAfter(3)),
+            MIN_INTERVAL,
+            HistoryConfig::default(),
+            vec![
+                Box::new(Counter(Arc::clone(&first))),
+                Box::new(Counter(Arc::clone(&second))),
+            ],
+            || {},
+        );
+        let shared = sampler.telemetry();
+        assert!(wait_for(&shared, |t| t.last_error.is_some()));
+        std::thread::sleep(MIN_INTERVAL * 3);
+        let (seen, newest) = *first.lock().unwrap();
+        assert_eq!(seen, 3);
+        assert_eq!(*second.lock().unwrap(), (seen, newest));
+        assert_eq!(newest, lock(&shared).latest.as_ref().map(|s| s.time));
     }
 
     #[test]
@@ -390,77 +337,6 @@ mod tests {
         // The last good reading stays visible.
         assert!(t.latest.is_some());
         assert_eq!(t.history.samples_total(), 2);
-    }
-
-    #[test]
-    fn recording_writes_every_sample_and_stops_cleanly() {
-        let dir = tempfile::tempdir().unwrap();
-        let sampler = demo_sampler();
-        let shared = sampler.telemetry();
-        sampler.start_recording(RecorderConfig {
-            dir: dir.path().to_path_buf(),
-            max_file_bytes: 1 << 20,
-            keep_files: 2,
-        });
-        assert!(wait_for(&shared, |t| t.recording.active && t.recording.bytes > 1_000));
-        sampler.stop_recording();
-        assert!(wait_for(&shared, |t| !t.recording.active));
-        let path = lock(&shared).recording.path.clone().unwrap();
-        let text = std::fs::read_to_string(path).unwrap();
-        let log = crate::logs::import::import_csv(&text, "rec").unwrap();
-        assert_eq!(log.bad_rows, 0);
-        assert!(log.rows >= 4, "{}", log.rows);
-    }
-
-    #[test]
-    fn a_full_disk_stops_recording_with_a_message_and_sampling_goes_on() {
-        let sampler = demo_sampler();
-        let shared = sampler.telemetry();
-        let full = std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/full")
-            .unwrap();
-        sampler.record_into(CsvRecorder::with_writer(
-            RecorderConfig {
-                dir: std::env::temp_dir(),
-                // Small enough that the first rows already force a flush to the full disk.
-                max_file_bytes: 100,
-                keep_files: 1,
-            },
-            "/dev/full".into(),
-            Box::new(full),
-        ));
-        assert!(wait_for(&shared, |t| t.recording.error.is_some()));
-        let t = lock(&shared);
-        assert!(!t.recording.active);
-        let error = t.recording.error.clone().unwrap();
-        assert!(
-            error.starts_with("Recording stopped: No space left on device"),
-            "{error}"
-        );
-        let before = t.history.samples_total();
-        drop(t);
-        assert!(wait_for(&shared, |t| t.history.samples_total() > before + 2));
-    }
-
-    #[test]
-    fn an_unwritable_folder_is_refused_with_a_message() {
-        let dir = tempfile::tempdir().unwrap();
-        let blocker = dir.path().join("file");
-        std::fs::write(&blocker, "x").unwrap();
-        let sampler = demo_sampler();
-        let shared = sampler.telemetry();
-        sampler.start_recording(RecorderConfig {
-            dir: blocker.join("recordings"),
-            max_file_bytes: 1 << 20,
-            keep_files: 2,
-        });
-        assert!(wait_for(&shared, |t| t.recording.error.is_some()));
-        let error = lock(&shared).recording.error.clone().unwrap();
-        assert!(
-            error.starts_with("Could not start recording in "),
-            "{error}"
-        );
     }
 
     #[test]

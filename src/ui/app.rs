@@ -47,6 +47,10 @@ pub struct VramDeckApp {
     /// The process whose VRAM history is shown under the table.
     selected_process: Option<u32>,
     recorder_config: Option<RecorderConfig>,
+    /// CSV recording, written by its observer on the sampler thread.
+    recording: Option<crate::logs::recorder::Recording>,
+    /// Alert rules and state, fed by their observer on the sampler thread.
+    alerts: crate::alerts::SharedAlerts,
     /// Remote hosts read beside this machine's GPUs (the sampler reads the same fleet).
     fleet: Option<crate::remote::fleet::Fleet>,
     hosts_window: super::hosts_panel::HostsWindow,
@@ -82,10 +86,12 @@ impl VramDeckApp {
         settings_writer: Option<SettingsWriter>,
         warnings: Vec<String>,
     ) -> Self {
-        sampler::lock(&telemetry).alert_rules = settings.alerts.clone();
-        let alerts_seen = sampler::lock(&telemetry).alerts.total();
+        let alerts = crate::alerts::SharedAlerts::default();
+        alerts.lock().rules = settings.alerts.clone();
         VramDeckApp {
-            alerts_seen,
+            alerts_seen: 0,
+            alerts,
+            recording: None,
             alert_markers: Vec::new(),
             logs: LogsState::default(),
             files: Files::new(Chooser::from_env(), None),
@@ -131,10 +137,33 @@ impl VramDeckApp {
         self
     }
 
-    /// Records to CSV files as configured here when the user presses "Record to CSV".
-    pub fn with_recording(mut self, config: RecorderConfig) -> Self {
+    /// Records to CSV files as configured here when the user presses "Record to CSV", through
+    /// `recording` (whose observer the sampler runs).
+    pub fn with_recording(
+        mut self,
+        recording: crate::logs::recorder::Recording,
+        config: RecorderConfig,
+    ) -> Self {
+        self.recording = Some(recording);
         self.recorder_config = Some(config);
         self
+    }
+
+    /// Shows and edits `alerts` (whose observer the sampler runs) instead of a state of its
+    /// own; the window's alert rules are put in force there.
+    pub fn with_alerts(mut self, alerts: crate::alerts::SharedAlerts) -> Self {
+        {
+            let mut state = alerts.lock();
+            state.rules = self.settings.alerts.clone();
+            self.alerts_seen = state.engine.total();
+        }
+        self.alerts = alerts;
+        self
+    }
+
+    /// The alert state the window shows.
+    pub fn alerts(&self) -> crate::alerts::SharedAlerts {
+        self.alerts.clone()
     }
 
     /// The CSV log shown instead of live data, if any.
@@ -232,16 +261,15 @@ impl VramDeckApp {
 
         // One short lock for everything but the plot series.
         let unit = self.settings.memory_unit;
-        let (latest, source, error, alerts, status) = {
-            let mut t = sampler::lock(&self.telemetry);
-            t.memory_unit = unit;
-            let slot = self.selected_slot(t.latest.as_ref());
-            let alerts = AlertView {
-                active: t.alerts.active_messages(unit),
-                total: t.alerts.total(),
-                newest: t.alerts.recent().back().map(|e| e.message(unit)),
-                markers: t
-                    .alerts
+        let alerts = {
+            let mut a = self.alerts.lock();
+            a.unit = unit;
+            AlertView {
+                active: a.engine.active_messages(unit),
+                total: a.engine.total(),
+                newest: a.engine.recent().back().map(|e| e.message(unit)),
+                markers: a
+                    .engine
                     .recent()
                     .iter()
                     .map(|e| {
@@ -253,19 +281,27 @@ impl VramDeckApp {
                         (e.gpu, marker)
                     })
                     .collect(),
-            };
+            }
+        };
+        let recording = self
+            .recording
+            .as_ref()
+            .map(|r| r.status())
+            .unwrap_or_default();
+        let (latest, source, error, status) = {
+            let t = sampler::lock(&self.telemetry);
+            let slot = self.selected_slot(t.latest.as_ref());
             (
                 t.latest.clone(),
                 t.source.clone(),
                 t.last_error.clone(),
-                alerts,
                 status_bar::Status {
                     interval: t.interval,
                     last_read_cost: t.last_read_cost,
                     samples: t.history.samples_total(),
                     since: t.history.oldest(slot),
                     save_error: self.settings_writer.as_ref().and_then(|w| w.last_error()),
-                    recording: t.recording.clone(),
+                    recording,
                     alerts: Vec::new(),
                 },
             )
@@ -750,15 +786,12 @@ impl VramDeckApp {
         latest: Option<&Snapshot>,
     ) {
         match action {
-            TopBarAction::ToggleRecording => match (&self.sampler, recording) {
-                (Some(s), true) => s.stop_recording(),
-                (Some(s), false) => match &self.recorder_config {
-                    Some(config) => s.start_recording(config.clone()),
-                    None => self
-                        .warnings
-                        .push("No data folder: recording is unavailable.".into()),
-                },
-                (None, _) => {}
+            TopBarAction::ToggleRecording => match (&self.recording, &self.recorder_config) {
+                (Some(r), _) if recording => r.stop(),
+                (Some(r), Some(config)) => r.start(config.clone()),
+                _ => self
+                    .warnings
+                    .push("No data folder: recording is unavailable.".into()),
             },
             TopBarAction::OpenLog => {
                 let purpose = self.open_log_purpose();
@@ -1025,7 +1058,7 @@ impl VramDeckApp {
             sampler.set_interval(Duration::from_millis(self.settings.sample_interval_ms));
         }
         if self.settings.alerts != before.alerts {
-            sampler::lock(&self.telemetry).alert_rules = self.settings.alerts.clone();
+            self.alerts.lock().rules = self.settings.alerts.clone();
         }
         if let Some(writer) = &self.settings_writer {
             writer.save(&self.settings);

@@ -112,8 +112,10 @@ pub enum AlertDetail {
 pub struct AlertEvent {
     /// When (UNIX seconds).
     pub t: f64,
-    /// GPU index.
+    /// GPU index (its place in the window).
     pub gpu: u32,
+    /// How the window names the GPU ("GPU 0", "gpu-box · GPU 1").
+    pub gpu_title: String,
     /// What.
     pub kind: AlertKind,
     /// Its numbers.
@@ -121,7 +123,7 @@ pub struct AlertEvent {
 }
 
 impl AlertEvent {
-    fn new(t: f64, gpu: u32, detail: AlertDetail) -> Self {
+    fn new(t: f64, g: &crate::telemetry::GpuSample, detail: AlertDetail) -> Self {
         let kind = match detail {
             AlertDetail::VramHigh { .. } => AlertKind::VramHigh,
             AlertDetail::TemperatureHigh { .. } => AlertKind::TemperatureHigh,
@@ -130,7 +132,8 @@ impl AlertEvent {
         };
         AlertEvent {
             t,
-            gpu,
+            gpu: g.index,
+            gpu_title: g.title(),
             kind,
             detail,
         }
@@ -138,7 +141,7 @@ impl AlertEvent {
 
     /// The alert as a sentence, memory in `unit`.
     pub fn message(&self, unit: MemoryUnit) -> String {
-        let gpu = self.gpu;
+        let gpu = &self.gpu_title;
         match &self.detail {
             AlertDetail::VramHigh {
                 percent,
@@ -146,21 +149,21 @@ impl AlertEvent {
                 used,
                 total,
             } => format!(
-                "GPU {gpu}: VRAM above {percent:.0} % for {seconds:.0} s ({} of {})",
+                "{gpu}: VRAM above {percent:.0} % for {seconds:.0} s ({} of {})",
                 unit.format(*used),
                 unit.format(*total)
             ),
             AlertDetail::TemperatureHigh { now, limit } => {
-                format!("GPU {gpu}: temperature {now} (limit {limit:.0} °C)")
+                format!("{gpu}: temperature {now} (limit {limit:.0} °C)")
             }
             AlertDetail::ProcessStarted { name, pid, used } => {
                 let used = used
                     .map(|b| format!(" with {}", unit.format(b)))
                     .unwrap_or_default();
-                format!("GPU {gpu}: {name} (pid {pid}) started{used}")
+                format!("{gpu}: {name} (pid {pid}) started{used}")
             }
             AlertDetail::ProcessExited { name, pid } => {
-                format!("GPU {gpu}: {name} (pid {pid}) exited")
+                format!("{gpu}: {name} (pid {pid}) exited")
             }
         }
     }
@@ -193,9 +196,7 @@ impl AlertEngine {
             if percent >= rules.vram_percent {
                 let since = *self.vram_high_since.entry(g.index).or_insert(t);
                 if t - since >= rules.vram_seconds as f64 && self.firing.insert(vram_key) {
-                    events.push(AlertEvent::new(
-                        t,
-                        g.index,
+                    events.push(AlertEvent::new(t, g,
                         AlertDetail::VramHigh {
                             percent: rules.vram_percent,
                             seconds: rules.vram_seconds,
@@ -212,9 +213,7 @@ impl AlertEngine {
                 let key = (g.index, AlertKind::TemperatureHigh);
                 if temp.0 >= rules.temperature_c {
                     if self.firing.insert(key) {
-                        events.push(AlertEvent::new(
-                            t,
-                            g.index,
+                        events.push(AlertEvent::new(t, g,
                             AlertDetail::TemperatureHigh {
                                 now: temp,
                                 limit: rules.temperature_c,
@@ -240,9 +239,7 @@ impl AlertEngine {
                         .iter()
                         .find(|p| p.pid == *pid)
                         .and_then(|p| p.used);
-                    events.push(AlertEvent::new(
-                        t,
-                        g.index,
+                    events.push(AlertEvent::new(t, g,
                         AlertDetail::ProcessStarted {
                             name: name.clone(),
                             pid: *pid,
@@ -251,9 +248,7 @@ impl AlertEngine {
                     ));
                 }
                 for (pid, name) in before.iter().filter(|(pid, _)| !now.contains_key(pid)) {
-                    events.push(AlertEvent::new(
-                        t,
-                        g.index,
+                    events.push(AlertEvent::new(t, g,
                         AlertDetail::ProcessExited {
                             name: name.clone(),
                             pid: *pid,

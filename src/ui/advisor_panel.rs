@@ -113,7 +113,7 @@ pub fn run_key(w: &Workload, a: &Advice) -> (String, String) {
 /// What the panel shows.
 pub struct AdvisorView<'a> {
     /// The GPU advised for.
-    pub gpu_index: u32,
+    pub gpu_title: String,
     /// Its memory budget.
     pub budget: &'a Budget,
     /// Presets, in catalogue order.
@@ -142,7 +142,7 @@ pub fn show(
     form: &mut NewPresetForm,
 ) -> Option<AdvisorAction> {
     let AdvisorView {
-        gpu_index,
+        ref gpu_title,
         budget,
         workloads,
         advice,
@@ -150,7 +150,7 @@ pub fn show(
         user_ids,
     } = *view;
     let mut action = None;
-    ui.label(RichText::new(format!("What fits on GPU {gpu_index} now")).strong());
+    ui.label(RichText::new(format!("What fits on {gpu_title} now")).strong());
     let rule = format!(
         "{} free. Each job needs its peak + {:.0} % of it + {:.0} MiB.",
         unit.format(budget.free),

@@ -495,7 +495,7 @@ impl VramDeckApp {
     fn advisor(
         &mut self,
         ui: &mut Ui,
-        gpu_index: u32,
+        gpu_title: String,
         budget: &Budget,
         advice: &[advisor::Advice],
     ) -> Option<AdvisorAction> {
@@ -505,7 +505,7 @@ impl VramDeckApp {
             .auto_shrink([false, false])
             .show(ui, |ui| {
                 let view = advisor_panel::AdvisorView {
-                    gpu_index,
+                    gpu_title,
                     budget,
                     workloads: &self.workloads.catalogue.workloads,
                     advice,
@@ -553,14 +553,14 @@ impl VramDeckApp {
                 .min_size(320.0)
                 .max_size(600.0)
                 .show(ui, |ui| {
-                    action = self.advisor(ui, gpu.index, &budget, &advice);
+                    action = self.advisor(ui, gpu.title(), &budget, &advice);
                 });
         }
         egui::CentralPanel::default().show(ui, |ui| {
             layout::tab_bar(ui, layout.tabs(), &mut self.tab);
             match layout.shown(self.tab) {
                 Tab::Gpus => self.side(ui, snapshot, slot),
-                Tab::WhatFits => action = self.advisor(ui, gpu.index, &budget, &advice),
+                Tab::WhatFits => action = self.advisor(ui, gpu.title(), &budget, &advice),
                 Tab::History => self.history(ui, snapshot, slot),
             }
         });

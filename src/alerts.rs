@@ -196,7 +196,9 @@ impl AlertEngine {
             if percent >= rules.vram_percent {
                 let since = *self.vram_high_since.entry(g.index).or_insert(t);
                 if t - since >= rules.vram_seconds as f64 && self.firing.insert(vram_key) {
-                    events.push(AlertEvent::new(t, g,
+                    events.push(AlertEvent::new(
+                        t,
+                        g,
                         AlertDetail::VramHigh {
                             percent: rules.vram_percent,
                             seconds: rules.vram_seconds,
@@ -213,7 +215,9 @@ impl AlertEngine {
                 let key = (g.index, AlertKind::TemperatureHigh);
                 if temp.0 >= rules.temperature_c {
                     if self.firing.insert(key) {
-                        events.push(AlertEvent::new(t, g,
+                        events.push(AlertEvent::new(
+                            t,
+                            g,
                             AlertDetail::TemperatureHigh {
                                 now: temp,
                                 limit: rules.temperature_c,
@@ -239,7 +243,9 @@ impl AlertEngine {
                         .iter()
                         .find(|p| p.pid == *pid)
                         .and_then(|p| p.used);
-                    events.push(AlertEvent::new(t, g,
+                    events.push(AlertEvent::new(
+                        t,
+                        g,
                         AlertDetail::ProcessStarted {
                             name: name.clone(),
                             pid: *pid,
@@ -248,7 +254,9 @@ impl AlertEngine {
                     ));
                 }
                 for (pid, name) in before.iter().filter(|(pid, _)| !now.contains_key(pid)) {
-                    events.push(AlertEvent::new(t, g,
+                    events.push(AlertEvent::new(
+                        t,
+                        g,
                         AlertDetail::ProcessExited {
                             name: name.clone(),
                             pid: *pid,

@@ -19,6 +19,19 @@ pub struct BenchArgs {
     /// Readings taken 100 ms apart for the "at 10 Hz" figures (at least 1).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub cadence_samples: u32,
+    /// Instead: render the window's frames with no display through the GPU's EGL device and
+    /// report CPU per frame and memory with the GL driver loaded.
+    #[arg(long)]
+    pub offscreen: bool,
+    /// With --offscreen: frames to draw, one per sampling interval.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(3..=100_000))]
+    pub frames: u32,
+    /// With --offscreen: milliseconds between frames (the window draws once per reading).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(16..=5_000))]
+    pub frame_ms: u64,
+    /// With --offscreen: hours of history behind the live readings.
+    #[arg(long, default_value_t = 24.0)]
+    pub hours: f64,
     #[command(flatten)]
     pub demo: crate::cli::DemoArg,
 }
@@ -118,7 +131,7 @@ impl CpuClock {
 }
 
 #[cfg(unix)]
-fn thread_cpu_time() -> Duration {
+pub(crate) fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -138,13 +151,33 @@ fn children_cpu_time() -> Duration {
 }
 
 #[cfg(not(unix))]
-fn thread_cpu_time() -> Duration {
+pub(crate) fn thread_cpu_time() -> Duration {
     Duration::ZERO
 }
 
 #[cfg(not(unix))]
 fn children_cpu_time() -> Duration {
     Duration::ZERO
+}
+
+/// Fills history with `hours` of simulated readings of `gpus` GPUs, `hz` a second, ending now
+/// (measurements of the window with a day behind it).
+pub fn prefill(
+    telemetry: &crate::telemetry::sampler::SharedTelemetry,
+    gpus: usize,
+    hours: f64,
+    hz: f64,
+) {
+    let mut sim = crate::telemetry::sim::SimulatedGpus::demo_many("prefill", gpus);
+    let now = crate::telemetry::unix_seconds(std::time::SystemTime::now());
+    let hz = hz.clamp(0.01, 10.0);
+    let samples = (hours * 3_600.0 * hz) as u64;
+    let mut t = crate::telemetry::sampler::lock(telemetry);
+    for i in 0..samples {
+        let elapsed = i as f64 / hz;
+        let readings = sim.sample_at(Duration::from_secs_f64(elapsed));
+        t.history.push(now - hours * 3_600.0 + elapsed, &readings);
+    }
 }
 
 /// A history holding `hours` of `hz` readings of one GPU, ending at t = 10⁹ s.
@@ -440,6 +473,39 @@ fn format_duration(d: Duration) -> String {
 
 /// `vramdeck bench`.
 pub fn command(args: &BenchArgs, demo: bool) -> anyhow::Result<()> {
+    if args.offscreen {
+        let size = [1480, 900];
+        let r = crate::bench_offscreen::run(
+            args.frames,
+            size,
+            Duration::from_millis(args.frame_ms),
+            args.hours.clamp(0.0, 24.0),
+            demo,
+        )?;
+        println!("renderer: {}", r.renderer);
+        println!(
+            "{} frames of {}x{} one every {} ms with {:.0} h of history: CPU {} per frame \
+             (this thread), {} until the GPU finished; RSS {:.1} MiB (peak {:.1} MiB)",
+            r.frames,
+            size[0],
+            size[1],
+            args.frame_ms,
+            args.hours,
+            format_duration(r.cpu_per_frame),
+            format_duration(r.wall_per_frame),
+            r.rss_kib.0 as f64 / 1024.0,
+            r.rss_kib.1 as f64 / 1024.0
+        );
+        println!(
+            "the whole process (frames, sampler, driver threads): {:.2} % of a core",
+            r.process_core_share * 100.0
+        );
+        println!("resident memory by mapping:");
+        for (name, kib) in &r.rss_by_mapping {
+            println!("  {:>8.1} MiB  {name}", *kib as f64 / 1024.0);
+        }
+        return Ok(());
+    }
     if !demo && let Ok(nvml) = crate::telemetry::nvml::NvmlSource::open() {
         println!("NVML calls behind one read of GPU 0 (medians; cold = first call after 100 ms):");
         println!("  {:<28} {:>10} {:>10}", "", "warm", "cold");

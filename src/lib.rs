@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod bench;
+pub mod bench_offscreen;
 pub mod cli;
 pub mod diagnosis;
 pub mod logs;

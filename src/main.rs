@@ -151,7 +151,7 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
             );
             let telemetry = sampler.telemetry();
             if prefill_hours > 0.0 {
-                prefill(&telemetry, demo_gpus, prefill_hours, prefill_hz);
+                vramdeck::bench::prefill(&telemetry, demo_gpus, prefill_hours, prefill_hz);
             }
             let ctx = cc.egui_ctx.clone();
             let release = ReleaseWorker::spawn(
@@ -183,24 +183,4 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
              Without one, `vramdeck log` prints readings as CSV."
         )
     })
-}
-
-/// Fills history with `hours` of simulated readings, `hz` a second, ending now (measurements).
-fn prefill(
-    telemetry: &vramdeck::telemetry::sampler::SharedTelemetry,
-    gpus: usize,
-    hours: f64,
-    hz: f64,
-) {
-    use std::time::{Duration, SystemTime};
-    let mut sim = vramdeck::telemetry::sim::SimulatedGpus::demo_many("prefill", gpus);
-    let now = vramdeck::telemetry::unix_seconds(SystemTime::now());
-    let hz = hz.clamp(0.01, 10.0);
-    let samples = (hours * 3_600.0 * hz) as u64;
-    let mut t = vramdeck::telemetry::sampler::lock(telemetry);
-    for i in 0..samples {
-        let elapsed = i as f64 / hz;
-        let readings = sim.sample_at(Duration::from_secs_f64(elapsed));
-        t.history.push(now - hours * 3_600.0 + elapsed, &readings);
-    }
 }

@@ -107,6 +107,11 @@ pub fn log_command(args: &LogArgs, demo: bool) -> anyhow::Result<()> {
     if let crate::telemetry::SourceKind::Simulated { reason } = source.kind() {
         eprintln!("vramdeck: demo mode, these readings are simulated ({reason})");
     }
+    // Read what the log prints and no more: the window's extras (PCIe, video engines, clock
+    // events, per-process SM and CPU) made `log` cost five times nvidia-smi -lms on an H100.
+    source.set_detail(crate::telemetry::Detail::Basics {
+        processes: args.processes,
+    });
     if args.processes {
         // A process log is about processes: read them fresh every time.
         source.set_process_refresh(std::time::Duration::ZERO);

@@ -345,6 +345,9 @@ pub trait GpuSource: Send {
     /// Reads process lists at most this often (they are the costliest NVML calls and change
     /// rarely); `Duration::ZERO` reads them every time. Sources without the cost ignore it.
     fn set_process_refresh(&mut self, _every: std::time::Duration) {}
+    /// Reads only what a caller needs (`vramdeck log` prints a handful of fields); sources
+    /// whose reads cost nothing ignore it.
+    fn set_detail(&mut self, _detail: Detail) {}
     /// Readings that arrived late (a remote host's gap, filled after a reconnect), to go into
     /// history before the next snapshot.
     fn take_backfill(&mut self) -> Vec<Backfilled> {
@@ -355,6 +358,20 @@ pub trait GpuSource: Send {
     fn take_removed(&mut self) -> Vec<usize> {
         Vec::new()
     }
+}
+
+/// How much a source reads each sample.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Detail {
+    /// Everything the window shows (processes, video engines, PCIe, clock events …).
+    #[default]
+    Everything,
+    /// Memory, utilisation and temperature (what `vramdeck log` prints), and process lists
+    /// when `processes` is set.
+    Basics {
+        /// Read process lists (name and memory only).
+        processes: bool,
+    },
 }
 
 /// One GPU's late readings, by its place in the snapshot.

@@ -4,46 +4,11 @@
 
 mod common;
 
-use common::Process;
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use common::{demo_serve, free_port};
 use std::time::{Duration, Instant};
 use vramdeck::remote::fleet::{Fleet, FleetSource};
 use vramdeck::remote::{HostConfig, HostStatus};
 use vramdeck::telemetry::GpuSource;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn serve(dir: &Path, port: u16) -> Process {
-    let child = Command::new(env!("CARGO_BIN_EXE_vramdeck"))
-        .args(["serve", "--demo", "--name", "gpu-box", "--comfyui", "none"])
-        .args([
-            "--interval-ms",
-            "200",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--token-file")
-        .arg(dir.join("token"))
-        .env("VRAMDECK_AGENT_DIR", dir.join("agents"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Process(child)
-}
 
 /// Samples `source` until `done` holds for the samples (or panics after `seconds`).
 fn sample_until(
@@ -67,7 +32,7 @@ fn sample_until(
 fn a_serve_host_shows_its_gpus_goes_stale_when_it_stops_and_back_fills_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut server = serve(dir.path(), port);
+    let mut server = demo_serve(dir.path(), port);
     // Let the box collect some history before the window connects.
     std::thread::sleep(Duration::from_secs(2));
     let token = std::fs::read_to_string(dir.path().join("token")).unwrap();
@@ -110,7 +75,7 @@ fn a_serve_host_shows_its_gpus_goes_stale_when_it_stops_and_back_fills_after_a_r
     );
 
     // It comes back (same token file): live again, and the gap is back-filled.
-    server = serve(dir.path(), port);
+    server = demo_serve(dir.path(), port);
     std::thread::sleep(Duration::from_secs(2));
     sample_until(&mut source, 40, "live again", |g| {
         g.len() == 2 && g.iter().all(|g| g.is_current())
@@ -125,7 +90,7 @@ fn a_serve_host_shows_its_gpus_goes_stale_when_it_stops_and_back_fills_after_a_r
 fn free_vram_goes_to_the_host_with_its_token_and_a_wrong_token_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _server = serve(dir.path(), port);
+    let _server = demo_serve(dir.path(), port);
     let token = std::fs::read_to_string(dir.path().join("token")).unwrap();
     let fleet = Fleet::default();
     fleet
@@ -175,7 +140,7 @@ fn free_vram_goes_to_the_host_with_its_token_and_a_wrong_token_says_so() {
 fn removing_a_host_removes_its_cards_and_their_history_places() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _server = serve(dir.path(), port);
+    let _server = demo_serve(dir.path(), port);
     let fleet = Fleet::default();
     let address = format!("http://127.0.0.1:{port}");
     fleet

@@ -4,22 +4,13 @@
 
 mod common;
 
-use common::Process;
-use std::net::{TcpListener, TcpStream};
+use common::{Process, free_port};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use vramdeck::remote::fleet::{Fleet, FleetSource};
 use vramdeck::remote::{HostConfig, HostStatus};
 use vramdeck::telemetry::GpuSource;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A throwaway sshd on loopback, as root or as this user, with a fresh host key, one
 /// authorised key, and the stand-in nvidia-smi first on the PATH of its sessions.
@@ -72,11 +63,7 @@ fn sshd(dir: &Path) -> Sshd {
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "sshd did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_for_port(port, "sshd");
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
     let config = dir.join("ssh_config");
     std::fs::write(

@@ -4,20 +4,12 @@
 
 mod common;
 
-use common::Process;
+use common::{Process, free_port};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `vramdeck serve --demo` on `listen`, with its token in `dir`; waits until it answers.
 fn serve(dir: &Path, listen: &str, extra: &[&str]) -> (Process, String) {

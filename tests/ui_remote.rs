@@ -4,12 +4,10 @@
 
 mod common;
 
-use common::{Process, open_window, plain_app, until};
+use common::{open_window, plain_app, until};
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vramdeck::remote::fleet::{Fleet, FleetSource};
 use vramdeck::telemetry::history::HistoryConfig;
 use vramdeck::telemetry::sampler::Sampler;
@@ -18,33 +16,8 @@ use vramdeck::telemetry::sim::SimulatedGpus;
 #[test]
 fn a_user_adds_a_serve_host_frees_its_vram_and_removes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _serve = Process(
-        Command::new(env!("CARGO_BIN_EXE_vramdeck"))
-            .args(["serve", "--demo", "--name", "gpu-box", "--comfyui", "none"])
-            .args([
-                "--interval-ms",
-                "200",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .arg("--token-file")
-            .arg(dir.path().join("token"))
-            .env("VRAMDECK_AGENT_DIR", dir.path().join("agents"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let port = common::free_port();
+    let _serve = common::demo_serve(dir.path(), port);
     let token = std::fs::read_to_string(dir.path().join("token")).unwrap();
 
     let fleet = Fleet::default();

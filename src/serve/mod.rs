@@ -174,16 +174,6 @@ pub fn serve_command(args: &ServeArgs, demo: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs a server on `listener` for tests and benchmarks: returns once it listens; the
-/// server lives as long as the process.
-pub fn spawn_for_test(
-    listener: TcpListener,
-    state: Arc<ServeState>,
-) -> std::thread::JoinHandle<anyhow::Result<()>> {
-    state::spawn_event_pump(Arc::clone(&state));
-    std::thread::spawn(move || http::run(listener, state))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -322,12 +322,7 @@ impl NvmlSource {
                 );
                 for p in &mut list {
                     p.visible = procfs::is_visible(p.pid);
-                    p.name = names
-                        .entry(p.pid)
-                        .or_insert_with(|| {
-                            procfs::process_name(p.pid).unwrap_or_else(|| format!("pid {}", p.pid))
-                        })
-                        .clone();
+                    p.name = process_name(names, p.pid, p.visible);
                 }
                 list
             } else {
@@ -386,16 +381,7 @@ impl NvmlSource {
                 };
                 for p in &mut list {
                     p.visible = procfs::is_visible(p.pid);
-                    p.name = process_names
-                        .entry(p.pid)
-                        .or_insert_with(|| match procfs::process_name(p.pid) {
-                            Some(name) => name,
-                            None if !p.visible => {
-                                format!("pid {} (not in this container's pid namespace)", p.pid)
-                            }
-                            None => format!("pid {}", p.pid),
-                        })
-                        .clone();
+                    p.name = process_name(process_names, p.pid, p.visible);
                     p.sm_util = sm
                         .as_ref()
                         .map(|by_pid| by_pid.get(&p.pid).copied().unwrap_or(Percent(0.0)));
@@ -647,6 +633,19 @@ impl GpuSource for NvmlSource {
             self.start_pcie();
         }
     }
+}
+
+/// A process's name from /proc, read once per pid (the cache is pruned as processes leave);
+/// a pid outside our pid namespace says so instead of staying blank.
+fn process_name(cache: &mut HashMap<u32, String>, pid: u32, visible: bool) -> String {
+    cache
+        .entry(pid)
+        .or_insert_with(|| match procfs::process_name(pid) {
+            Some(name) => name,
+            None if !visible => format!("pid {pid} (not in this container's pid namespace)"),
+            None => format!("pid {pid}"),
+        })
+        .clone()
 }
 
 fn milliwatts(mw: u32) -> Watts {

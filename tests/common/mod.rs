@@ -156,3 +156,44 @@ pub fn vramdeck(args: &[&str], stdin: Option<&str>) -> (String, String, bool) {
         out.status.success(),
     )
 }
+
+/// A free TCP port on loopback (bound, then released for the server a test starts on it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts on 127.0.0.1:`port`; panics naming `what` after 20 s.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `vramdeck serve --demo` as the box "gpu-box" on 127.0.0.1:`port`, reading every 200 ms,
+/// its token in `dir`/token and its agents in `dir`/agents; returns once it listens.
+pub fn demo_serve(dir: &Path, port: u16) -> Process {
+    let child = Command::new(env!("CARGO_BIN_EXE_vramdeck"))
+        .args(["serve", "--demo", "--name", "gpu-box", "--comfyui", "none"])
+        .args([
+            "--interval-ms",
+            "200",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--token-file")
+        .arg(dir.join("token"))
+        .env("VRAMDECK_AGENT_DIR", dir.join("agents"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let process = Process(child);
+    wait_for_port(port, "vramdeck serve");
+    process
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{demo_serve, free_port};
+use common::{demo_serve, demo_serve_named, free_port};
 use std::time::{Duration, Instant};
 use vramdeck::remote::fleet::{Fleet, FleetSource};
 use vramdeck::remote::{HostConfig, HostStatus};
@@ -166,4 +166,52 @@ fn removing_a_host_removes_its_cards_and_their_history_places() {
     let gpus = source.sample().unwrap();
     assert_eq!(gpus.len(), 2);
     assert_eq!(source.take_removed(), vec![3, 2]);
+}
+
+#[test]
+fn two_hosts_side_by_side_keep_their_own_cards_and_one_leaves_cleanly() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (port_a, port_b) = (free_port(), free_port());
+    let _a = demo_serve_named(dir_a.path(), port_a, "box-a");
+    let _b = demo_serve_named(dir_b.path(), port_b, "box-b");
+    let fleet = Fleet::default();
+    for port in [port_a, port_b] {
+        fleet
+            .add(HostConfig {
+                address: format!("http://127.0.0.1:{port}"),
+                token: None,
+            })
+            .unwrap();
+    }
+    let local = vramdeck::telemetry::sim::SimulatedGpus::demo("test");
+    let mut source = FleetSource::new(Some(Box::new(local)), "", fleet.clone());
+    let gpus = sample_until(&mut source, 20, "2 local + 2 + 2 remote", |g| {
+        g.len() == 6 && g.iter().all(|g| g.is_current())
+    });
+    let titles: Vec<String> = gpus.iter().map(|g| g.title()).collect();
+    for expected in [
+        "GPU 0",
+        "GPU 1",
+        "box-a · GPU 0",
+        "box-a · GPU 1",
+        "box-b · GPU 0",
+        "box-b · GPU 1",
+    ] {
+        assert!(titles.iter().any(|t| t == expected), "{titles:?}");
+    }
+    // Each host's GPUs are where that host's cards are, whichever answered first.
+    let first_a = titles.iter().position(|t| t.starts_with("box-a")).unwrap();
+    fleet.remove(&format!("http://127.0.0.1:{port_a}"));
+    let gpus = source.sample().unwrap();
+    assert_eq!(gpus.len(), 4);
+    assert!(gpus.iter().all(|g| !g.title().starts_with("box-a")));
+    assert_eq!(
+        gpus.iter()
+            .filter(|g| g.title().starts_with("box-b"))
+            .count(),
+        2
+    );
+    // Places are renumbered from 0 with no gap, and the sampler is told which places went.
+    assert!(gpus.iter().enumerate().all(|(i, g)| g.index == i as u32));
+    assert_eq!(source.take_removed(), vec![first_a + 1, first_a]);
 }

@@ -178,8 +178,13 @@ pub fn wait_for_port(port: u16, what: &str) {
 /// `vramdeck serve --demo` as the box "gpu-box" on 127.0.0.1:`port`, reading every 200 ms,
 /// its token in `dir`/token and its agents in `dir`/agents; returns once it listens.
 pub fn demo_serve(dir: &Path, port: u16) -> Process {
+    demo_serve_named(dir, port, "gpu-box")
+}
+
+/// [`demo_serve`] for a box called `name`.
+pub fn demo_serve_named(dir: &Path, port: u16, name: &str) -> Process {
     let child = Command::new(env!("CARGO_BIN_EXE_vramdeck"))
-        .args(["serve", "--demo", "--name", "gpu-box", "--comfyui", "none"])
+        .args(["serve", "--demo", "--name", name, "--comfyui", "none"])
         .args([
             "--interval-ms",
             "200",

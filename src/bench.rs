@@ -29,6 +29,9 @@ pub struct BenchArgs {
     /// With --offscreen: milliseconds between frames (the window draws once per reading).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(16..=5_000))]
     pub frame_ms: u64,
+    /// With --offscreen: draw with Mesa's software renderer (llvmpipe) even beside a GPU.
+    #[arg(long)]
+    pub software: bool,
     /// With --offscreen: hours of history behind the live readings.
     #[arg(long, default_value_t = 24.0)]
     pub hours: f64,
@@ -481,6 +484,7 @@ pub fn command(args: &BenchArgs, demo: bool) -> anyhow::Result<()> {
             Duration::from_millis(args.frame_ms),
             args.hours.clamp(0.0, 24.0),
             demo,
+            args.software,
         )?;
         println!("renderer: {}", r.renderer);
         println!(

@@ -92,16 +92,26 @@ pub fn run(
     every: Duration,
     hours: f64,
     demo: bool,
+    software: bool,
 ) -> anyhow::Result<OffscreenReport> {
     let devices: Vec<Device> = Device::query_devices()
         .map_err(|e| anyhow::anyhow!("no EGL device (is libEGL.so.1 installed?): {e}"))?
         .collect();
-    // A GPU's own device first; Mesa's software device where there is no other.
-    let device = devices
-        .iter()
-        .find(|d| d.vendor().is_some_and(|v| !v.contains("Mesa")))
-        .or(devices.first())
-        .ok_or_else(|| anyhow::anyhow!("EGL lists no device"))?;
+    // A GPU's own device first (Mesa's software device where there is no other), or Mesa's
+    // software renderer when asked: what a desktop without a GPU driver draws with.
+    let is_mesa = |d: &&Device| d.extensions().contains("EGL_MESA_device_software");
+    let device = if software {
+        devices
+            .iter()
+            .find(is_mesa)
+            .ok_or_else(|| anyhow::anyhow!("no Mesa software EGL device (install libegl-mesa0)"))?
+    } else {
+        devices
+            .iter()
+            .find(|d| !is_mesa(d))
+            .or(devices.first())
+            .ok_or_else(|| anyhow::anyhow!("EGL lists no device"))?
+    };
     // SAFETY: no raw display is passed; the device comes from query_devices above.
     let display = unsafe { Display::with_device(device, None) }
         .map_err(|e| anyhow::anyhow!("cannot open the EGL device: {e}"))?;

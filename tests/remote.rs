@@ -10,6 +10,19 @@ use vramdeck::remote::fleet::{Fleet, FleetSource};
 use vramdeck::remote::{HostConfig, HostStatus};
 use vramdeck::telemetry::GpuSource;
 
+/// A fleet watching the demo serve on `port`, with the token it keeps in `dir`.
+fn fleet_with_box(dir: &std::path::Path, port: u16) -> Fleet {
+    let token = std::fs::read_to_string(dir.join("token")).unwrap();
+    let fleet = Fleet::default();
+    fleet
+        .add(HostConfig {
+            address: format!("http://127.0.0.1:{port}"),
+            token: Some(token.trim().into()),
+        })
+        .unwrap();
+    fleet
+}
+
 /// Samples `source` until `done` holds for the samples (or panics after `seconds`).
 fn sample_until(
     source: &mut FleetSource,
@@ -35,14 +48,7 @@ fn a_serve_host_shows_its_gpus_goes_stale_when_it_stops_and_back_fills_after_a_r
     let mut server = demo_serve(dir.path(), port);
     // Let the box collect some history before the window connects.
     std::thread::sleep(Duration::from_secs(2));
-    let token = std::fs::read_to_string(dir.path().join("token")).unwrap();
-    let fleet = Fleet::default();
-    fleet
-        .add(HostConfig {
-            address: format!("http://127.0.0.1:{port}"),
-            token: Some(token.trim().into()),
-        })
-        .unwrap();
+    let fleet = fleet_with_box(dir.path(), port);
     let mut source = FleetSource::new(None, "no NVIDIA driver here", fleet.clone());
     let gpus = sample_until(&mut source, 20, "two remote GPUs", |g| {
         g.len() == 2 && g.iter().all(|g| g.is_current())
@@ -91,14 +97,7 @@ fn free_vram_goes_to_the_host_with_its_token_and_a_wrong_token_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _server = demo_serve(dir.path(), port);
-    let token = std::fs::read_to_string(dir.path().join("token")).unwrap();
-    let fleet = Fleet::default();
-    fleet
-        .add(HostConfig {
-            address: format!("http://127.0.0.1:{port}"),
-            token: Some(token.trim().into()),
-        })
-        .unwrap();
+    let fleet = fleet_with_box(dir.path(), port);
     let mut source = FleetSource::new(None, "test", fleet.clone());
     sample_until(&mut source, 20, "connected", |g| g.len() == 2);
     fleet.free("gpu-box", vramdeck::release::FreeLevel::Cache);

@@ -47,7 +47,8 @@ impl Fleet {
 
     /// Asks the host named `host` (as its cards show it) to free memory.
     pub fn free(&self, host: &str, level: crate::release::FreeLevel) {
-        if let Some(h) = self.lock().iter().find(|h| h.state().name == host) {
+        // The name under the host's own lock: a whole state copy is not needed to compare it.
+        if let Some(h) = self.lock().iter().find(|h| h.shared().lock().name == host) {
             h.free(level);
         }
     }

@@ -14,6 +14,16 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
     || { echo "pytest is missing: install it with 'apt-get install -y python3-pytest'"; exit 1; }
 fi
 
+# onnxruntime (CPU) and onnx from PyPI: the agent's onnxruntime support and the FaceFusion
+# launcher are tested with real sessions of small models the tests build.
+if ! python3 -c "import onnxruntime, onnx, numpy" >/dev/null 2>&1; then
+  echo "== installing onnxruntime, onnx and numpy with pip (real ONNX sessions in the tests)"
+  python3 -m pip install --quiet --user onnxruntime onnx numpy 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages onnxruntime onnx numpy 2>/dev/null \
+    || python3 -m pip install --quiet onnxruntime onnx numpy \
+    || { echo "could not install onnxruntime, onnx and numpy with pip: install them and run again"; exit 1; }
+fi
+
 # Real servers the tests start on loopback: Prometheus scrapes `vramdeck serve`, and an sshd
 # serves the SSH source. Debian packages; installed as root (or through sudo) when missing.
 missing=()

@@ -2,6 +2,7 @@
 //! came from an agent or ComfyUI was sanitised when it was decoded (see `text`).
 
 use super::{ComfyArgs, FreeArgs};
+use crate::release::FreeLevel;
 use crate::release::comfyui::ComfyUi;
 use crate::release::discovery::{self, AgentDir};
 use crate::release::free::{self, FollowStep, Follower, FreeRequest, FreeTarget};
@@ -38,8 +39,11 @@ pub fn agents_command(args: &ComfyArgs) -> anyhow::Result<()> {
             bytes(i.reserved),
             bytes(i.allocated),
             i.levels.join(","),
+            // An onnxruntime process (FaceFusion) says what it holds on the next line; that
+            // it lacks torch is no news there.
             i.torch_missing_reason
                 .as_deref()
+                .filter(|_| i.onnxruntime.is_none())
                 .map(|r| format!("  ({r})"))
                 .unwrap_or_default(),
             i.pending
@@ -52,15 +56,29 @@ pub fn agents_command(args: &ComfyArgs) -> anyhow::Result<()> {
                 .port
                 .map(|p| format!(" on port {p}"))
                 .unwrap_or_default();
-            let models = match app.models_loaded {
-                Some(n) => format!(
+            let models = match (app.models_loaded, app.models_bytes) {
+                (Some(n), Some(b)) => format!(
                     ", {} loaded ({})",
                     crate::units::count(n.into(), "model", "models"),
-                    bytes(app.models_bytes)
+                    bytes(Some(b))
                 ),
-                None => String::new(),
+                (Some(n), None) => format!(
+                    ", {} loaded",
+                    crate::units::count(n.into(), "model", "models")
+                ),
+                (None, _) => String::new(),
             };
             println!("           inside {}{port}{models}", app.name);
+        }
+        if let Some(onnx) = &i.onnxruntime {
+            println!("           {}", onnx.summary());
+        }
+        if let Some(does) = &i.does {
+            for level in [FreeLevel::Cache, FreeLevel::Unload] {
+                if let Some(words) = does.get(level) {
+                    println!("           {}: {words}", level.as_str());
+                }
+            }
         }
     }
     for stale in &found.removed_stale {

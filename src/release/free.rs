@@ -105,6 +105,8 @@ pub struct TargetFreed {
     pub hook_errors: Vec<String>,
     /// Why the target was left alone, when it was (e.g. a level it cannot do).
     pub skipped: Option<String>,
+    /// What else it did, in words ("rebuilt 3 onnxruntime sessions").
+    pub notes: Vec<String>,
 }
 
 /// How a deferred release is followed to its end.
@@ -285,6 +287,7 @@ impl FreeReport {
                     if let Some(why) = &freed.skipped {
                         parts.push(format!("{}: {why}", r.target));
                     }
+                    parts.extend(freed.notes.iter().map(|n| format!("{}: {n}", r.target)));
                     parts.extend(
                         freed
                             .hook_errors
@@ -416,6 +419,7 @@ fn free_agent(agent: &LiveAgent, level: FreeLevel) -> (TargetResult, Option<Pend
                     target,
                     outcome: Ok(TargetFreed {
                         reported: freed.released_bytes.map(Bytes),
+                        notes: freed.onnx.as_ref().map(onnx_notes).unwrap_or_default(),
                         hook_errors: freed.hook_errors,
                         skipped: None,
                     }),
@@ -431,6 +435,25 @@ fn free_agent(agent: &LiveAgent, level: FreeLevel) -> (TargetResult, Option<Pend
             None,
         ),
     }
+}
+
+/// "rebuilt 2 onnxruntime sessions (their arenas went back)", "left b.onnx (running)".
+fn onnx_notes(onnx: &super::protocol::OnnxRebuilt) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !onnx.rebuilt.is_empty() {
+        notes.push(format!(
+            "rebuilt {} (their arenas went back)",
+            crate::units::count(
+                onnx.rebuilt.len() as u64,
+                "onnxruntime session",
+                "onnxruntime sessions"
+            )
+        ));
+    }
+    if !onnx.skipped.is_empty() {
+        notes.push(format!("left {}", onnx.skipped.join(", ")));
+    }
+    notes
 }
 
 /// Performs a free and measures it; a deferred release comes back in `pending`.

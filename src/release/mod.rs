@@ -37,7 +37,8 @@ pub fn each_in_parallel<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R +
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum FreeLevel {
-    /// gc.collect + torch.cuda.empty_cache + ipc_collect: models stay loaded.
+    /// gc.collect + torch.cuda.empty_cache + ipc_collect, idle onnxruntime GPU sessions rebuilt
+    /// (their arenas go back): models stay loaded.
     #[default]
     Cache,
     /// Also call the application's unload hooks (models must load again next run).

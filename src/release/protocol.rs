@@ -60,6 +60,91 @@ pub struct AppInfo {
     pub models_bytes: Option<u64>,
 }
 
+/// An onnxruntime session the agent can see in its process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OnnxSession {
+    /// The model file's name ("inswapper_128_fp16.onnx").
+    #[serde(deserialize_with = "text::safe_string")]
+    pub model: String,
+    /// Its execution providers, in precedence order.
+    #[serde(deserialize_with = "text::safe_strings")]
+    pub providers: Vec<String>,
+    /// The provider that puts it on a GPU, if one does.
+    #[serde(deserialize_with = "text::safe_opt_string")]
+    pub gpu_provider: Option<String>,
+    /// Runs under way in it now.
+    pub runs_in_flight: u32,
+    /// Whether `cache` can build it again (which returns its arena).
+    pub rebuildable: bool,
+}
+
+/// What onnxruntime holds in an agent's process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OnnxInfo {
+    /// onnxruntime's version.
+    #[serde(deserialize_with = "text::safe_opt_string")]
+    pub version: Option<String>,
+    /// The sessions it has built.
+    pub sessions: Vec<OnnxSession>,
+}
+
+impl OnnxInfo {
+    /// "onnxruntime 1.28.0: 3 sessions (3 on CUDA)".
+    pub fn summary(&self) -> String {
+        let on_gpu: Vec<&str> = self
+            .sessions
+            .iter()
+            .filter_map(|s| s.gpu_provider.as_deref())
+            .collect();
+        let mut text = format!(
+            "onnxruntime {}: {}",
+            self.version.as_deref().unwrap_or("?"),
+            crate::units::count(self.sessions.len() as u64, "session", "sessions")
+        );
+        if let Some(first) = on_gpu.first() {
+            let short = first.trim_end_matches("ExecutionProvider");
+            text.push_str(&format!(" ({} on {short})", on_gpu.len()));
+        }
+        text
+    }
+}
+
+/// What each level does in an agent's process, in its own words, shown before a click.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct LevelsSay {
+    /// What `cache` does there.
+    #[serde(deserialize_with = "text::safe_opt_string")]
+    pub cache: Option<String>,
+    /// What `unload` does there.
+    #[serde(deserialize_with = "text::safe_opt_string")]
+    pub unload: Option<String>,
+}
+
+impl LevelsSay {
+    /// The words for `level`, if the agent gave any.
+    pub fn get(&self, level: FreeLevel) -> Option<&str> {
+        match level {
+            FreeLevel::Cache => self.cache.as_deref(),
+            FreeLevel::Unload => self.unload.as_deref(),
+        }
+    }
+}
+
+/// What an agent's cache release did to onnxruntime sessions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OnnxRebuilt {
+    /// Sessions built again (their arenas went back).
+    #[serde(deserialize_with = "text::safe_strings")]
+    pub rebuilt: Vec<String>,
+    /// Sessions left alone, each with why ("swapper.onnx (running)").
+    #[serde(deserialize_with = "text::safe_strings")]
+    pub skipped: Vec<String>,
+}
+
 /// What an agent says about itself. Every text field is sanitised as it is decoded: it comes
 /// from another process and ends up on terminals and in the window.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -97,6 +182,10 @@ pub struct AgentInfo {
     pub pending: Option<String>,
     /// The application it lives in, when it says.
     pub app: Option<AppInfo>,
+    /// onnxruntime's sessions, when onnxruntime is loaded there.
+    pub onnxruntime: Option<OnnxInfo>,
+    /// What each level does there (agents from 0.3 on).
+    pub does: Option<LevelsSay>,
 }
 
 /// What a free did.
@@ -126,6 +215,8 @@ pub struct Freed {
     pub pending: Option<String>,
     /// How many requests this one run served (the agent coalesces frees).
     pub shared_by: Option<u32>,
+    /// onnxruntime sessions rebuilt or skipped, when the process has any.
+    pub onnx: Option<OnnxRebuilt>,
 }
 
 /// A reply line.
@@ -221,6 +312,23 @@ mod tests {
             decode_reply(refused, 1).unwrap().error.as_deref(),
             Some("\\u{1b}[31mred")
         );
+    }
+
+    #[test]
+    fn onnxruntime_sessions_and_level_words_decode_sanitised() {
+        // The shape vramdeck_agent 0.3 sends from FaceFusion (packaging/python/tests).
+        let line = br#"{"v":1,"id":1,"ok":true,"agent":{"pid":7,"process_name":"python3","onnxruntime":{"version":"1.28.0","available_providers":["CUDAExecutionProvider"],"sessions":[{"model":"inswapper_128_fp16.onnx","providers":["CUDAExecutionProvider","CPUExecutionProvider"],"gpu_provider":"CUDAExecutionProvider","arena":{"arena_extend_strategy":"kNextPowerOfTwo"},"runs_in_flight":0,"rebuildable":true},{"model":"x\u001b[2J.onnx","providers":["CPUExecutionProvider"],"gpu_provider":null}]},"does":{"cache":"2 sessions rebuilt","unload":"pools emptied\u0007"}}}"#;
+        let info = decode_reply(line, 1).unwrap().agent.unwrap();
+        let onnx = info.onnxruntime.unwrap();
+        assert_eq!(onnx.summary(), "onnxruntime 1.28.0: 2 sessions (1 on CUDA)");
+        assert_eq!(onnx.sessions[1].model, "x\\u{1b}[2J.onnx");
+        let does = info.does.unwrap();
+        assert_eq!(does.get(FreeLevel::Cache), Some("2 sessions rebuilt"));
+        assert_eq!(does.get(FreeLevel::Unload), Some("pools emptied\\u{7}"));
+        let freed = br#"{"v":1,"id":2,"ok":true,"freed":{"level":"cache","onnx":{"rebuilt":["a.onnx"],"skipped":["b.onnx (running)"],"errors":[]}}}"#;
+        let onnx = decode_reply(freed, 2).unwrap().freed.unwrap().onnx.unwrap();
+        assert_eq!(onnx.rebuilt, vec!["a.onnx".to_string()]);
+        assert_eq!(onnx.skipped, vec!["b.onnx (running)".to_string()]);
     }
 
     #[test]

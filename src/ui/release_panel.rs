@@ -116,12 +116,21 @@ fn marker(report: &FreeReport) -> PlotMarker {
     }
 }
 
+/// The level as the buttons name it.
+fn level_name(level: FreeLevel) -> &'static str {
+    match level {
+        FreeLevel::Cache => "empty cache here",
+        FreeLevel::Unload => "unload here",
+    }
+}
+
 /// What each level does, said before the user clicks.
 fn level_help(level: FreeLevel) -> &'static str {
     match level {
         FreeLevel::Cache => {
-            "Empty cache: returns memory no tensor uses (gc + torch.cuda.empty_cache). Models \
-             stay loaded; safe while a job runs."
+            "Empty cache: returns memory no tensor uses (gc + torch.cuda.empty_cache; idle \
+             onnxruntime GPU sessions are rebuilt, which returns their arenas). Models stay \
+             loaded; safe while a job runs."
         }
         FreeLevel::Unload => {
             "Unload models: the agents' unload hooks run, then the cache is emptied; the next \
@@ -195,14 +204,27 @@ pub fn show(
             if *level == FreeLevel::Unload && !info.levels.iter().any(|l| l == "unload") {
                 ui.label(RichText::new("(no unload hook: cache only)").weak());
             }
+            let says = info.does.as_ref().and_then(|d| d.get(*level));
+            let hover = match says {
+                Some(words) => format!("Free only pid {}: {words}", info.pid),
+                None => format!("Free only pid {}", info.pid),
+            };
             if ui
                 .add_enabled(!view.in_flight, egui::Button::new("Free").small())
-                .on_hover_text(format!("Free only pid {}", info.pid))
+                .on_hover_text(hover)
                 .clicked()
             {
                 command = Some(WorkerCommand::Free(FreeTarget::Agent(info.pid), *level));
             }
         });
+        // What the chosen level will do in this process, said before the click.
+        if let Some(words) = info.does.as_ref().and_then(|d| d.get(*level)) {
+            ui.label(
+                RichText::new(format!("{}: {words}", level_name(*level)))
+                    .weak()
+                    .small(),
+            );
+        }
     }
     for problem in &view.problems {
         ui.label(RichText::new(problem).color(ui.visuals().warn_fg_color));
@@ -283,19 +305,29 @@ pub fn show(
 
 /// "torch holds 3.0 GiB", the reason torch is missing, or what is pending.
 fn held(info: &crate::release::protocol::AgentInfo, unit: MemoryUnit) -> String {
-    let memory = match (info.reserved, &info.torch_missing_reason) {
-        (Some(r), _) => format!("torch holds {}", unit.format(Bytes(r))),
-        (None, Some(reason)) => reason.clone(),
-        (None, None) => "no torch".into(),
+    let memory = match (info.reserved, &info.onnxruntime, &info.torch_missing_reason) {
+        (Some(r), Some(onnx), _) => {
+            format!("torch holds {} · {}", unit.format(Bytes(r)), onnx.summary())
+        }
+        (Some(r), None, _) => format!("torch holds {}", unit.format(Bytes(r))),
+        // An onnxruntime process (FaceFusion) has no torch: what it has matters, not that.
+        (None, Some(onnx), _) => onnx.summary(),
+        (None, None, Some(reason)) => reason.clone(),
+        (None, None, None) => "no torch".into(),
     };
     let models = info
         .app
         .as_ref()
-        .and_then(|app| Some((app.models_loaded?, app.models_bytes.unwrap_or(0))))
-        .map(|(n, bytes)| match n {
-            0 => " · no model loaded".to_string(),
-            1 => format!(" · 1 model loaded ({})", unit.format(Bytes(bytes))),
-            n => format!(" · {n} models loaded ({})", unit.format(Bytes(bytes))),
+        .and_then(|app| Some((app.models_loaded?, app.models_bytes)))
+        .map(|(n, bytes)| {
+            let size = bytes
+                .map(|b| format!(" ({})", unit.format(Bytes(b))))
+                .unwrap_or_default();
+            match n {
+                0 => " · no model loaded".to_string(),
+                1 => format!(" · 1 model loaded{size}"),
+                n => format!(" · {n} models loaded{size}"),
+            }
         })
         .unwrap_or_default();
     match &info.pending {

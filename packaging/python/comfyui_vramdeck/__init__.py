@@ -111,6 +111,10 @@ def _comfy_identity():
     return identity
 
 
-agent_module.start(unload=_unload_comfy_models, cache=_soft_empty_cache, label="ComfyUI",
-                   app=_comfy_identity)
+agent_module.start(
+    unload=_unload_comfy_models, cache=_soft_empty_cache, label="ComfyUI", app=_comfy_identity,
+    cache_says="ComfyUI's soft_empty_cache returns memory no tensor uses; every model stays "
+               "loaded, safe during a prompt",
+    unload_says="ComfyUI unloads its models between prompts, as its own /free does; its node "
+                "cache stays, so they come back from RAM")
 log.info("vramdeck agent started for ComfyUI")

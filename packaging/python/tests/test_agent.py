@@ -170,3 +170,31 @@ def test_stale_socket_from_a_previous_process_is_replaced(tmp_path):
         assert stat.S_ISSOCK(os.stat(a.path).st_mode)
     finally:
         a.stop()
+
+
+def test_an_allocator_told_not_to_import_torch_waits_for_the_host_to_do_it(monkeypatch):
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    allocator = TorchAllocator(import_torch=False)
+    assert not allocator.available
+    assert allocator.reason == "torch is not loaded in this process"
+    assert "torch" not in sys.modules  # the agent did not import it for the host
+
+    class CudaTorch:  # what the host's `import torch` leaves in sys.modules
+        __version__ = "2.11.0"
+
+        class cuda:
+            @staticmethod
+            def is_available():
+                return True
+
+            @staticmethod
+            def memory_allocated():
+                return 1
+
+            @staticmethod
+            def memory_reserved():
+                return 2
+
+    monkeypatch.setitem(sys.modules, "torch", CudaTorch)
+    assert allocator.available
+    assert allocator.memory() == {"allocated": 1, "reserved": 2}

@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Callable, Iterable, List, Optional, Union
 
-from . import _dirs, _protocol
+from . import _dirs, _onnx, _protocol
 from ._dirs import UnsafeDirectory, agent_dir
 from ._freeing import FreeQueue
 from ._protocol import LEVELS, MAX_MESSAGE_BYTES, PROTOCOL_VERSION
@@ -31,7 +31,7 @@ from ._server import Server
 
 __all__ = ["start", "stop", "Agent", "Deferred", "TorchAllocator", "UnsafeDirectory",
            "agent_dir", "PROTOCOL_VERSION"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 log = logging.getLogger("vramdeck_agent")
 
@@ -50,14 +50,25 @@ class TorchAllocator:
     absent. Tests substitute an object with the same members (`available`, `device`,
     `torch_version`, `memory()`, `empty_cache()`, `ipc_collect()`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, import_torch: bool = True) -> None:
+        """`import_torch=False`: use torch only once the host has imported it (an onnxruntime
+        host such as FaceFusion would otherwise pay for a torch it never uses)."""
         self.torch = None
         self.reason = None
+        self.import_torch = import_torch
+        self._find_torch()
+
+    def _find_torch(self) -> None:
+        if self.torch is not None:
+            return
+        if not self.import_torch and sys.modules.get("torch") is None:
+            self.reason = "torch is not loaded in this process"
+            return
         try:
             import torch  # noqa: PLC0415 - optional, imported lazily on purpose
 
             if torch.cuda.is_available():
-                self.torch = torch
+                self.torch, self.reason = torch, None
             else:
                 self.reason = "torch runs without CUDA here (CPU or MPS): no VRAM to release"
         except Exception as e:  # ImportError, or a broken CUDA install
@@ -65,11 +76,13 @@ class TorchAllocator:
 
     @property
     def available(self) -> bool:
+        if self.torch is None and not self.import_torch:
+            self._find_torch()  # the host may have imported torch since
         return self.torch is not None
 
     @property
     def device(self) -> Optional[str]:
-        if not self.torch:
+        if not self.available:
             return None
         index = self.torch.cuda.current_device()
         return f"cuda:{index} ({self.torch.cuda.get_device_name(index)})"
@@ -79,7 +92,7 @@ class TorchAllocator:
         return getattr(self.torch, "__version__", None)
 
     def memory(self) -> Optional[dict]:
-        if not self.torch:
+        if not self.available:
             return None
         return {
             "allocated": int(self.torch.cuda.memory_allocated()),
@@ -87,7 +100,7 @@ class TorchAllocator:
         }
 
     def empty_cache(self) -> None:
-        if self.torch:
+        if self.available:
             self.torch.cuda.synchronize()
             self.torch.cuda.empty_cache()
 
@@ -109,6 +122,7 @@ def _hook_name(hook: Callable) -> str:
 
 
 AppInfo = Union[None, dict, Callable[[], Optional[dict]]]
+Label = Union[None, str, Callable[[], Optional[str]]]
 
 
 class Agent:
@@ -119,14 +133,22 @@ class Agent:
     it, so vramdeck recognises the host's own HTTP endpoint as the same process.
     """
 
-    def __init__(self, unload: Iterable[Callable[[], object]], label: Optional[str],
+    def __init__(self, unload: Iterable[Callable[[], object]], label: "Label",
                  allocator, directory: Optional[str] = None, *,
-                 cache: Optional[Callable[[], object]] = None, app: AppInfo = None) -> None:
+                 cache: Optional[Callable[[], object]] = None, app: AppInfo = None,
+                 onnx: Optional[bool] = None, unload_says: Optional[str] = None,
+                 cache_says: Optional[str] = None) -> None:
         self.unload_hooks = list(unload)
         self.label = label
         self.allocator = allocator
         self.cache_hook = cache
         self.app = app
+        # onnxruntime: True tracks it from now on; None tracks it once the host imports it;
+        # False leaves it alone.
+        self.onnx_mode = onnx
+        self.onnx: Optional[_onnx.OnnxSessions] = _onnx.tracker() if onnx else None
+        self.unload_says = unload_says
+        self.cache_says = cache_says
         if directory is None:
             self._base, self._levels = _dirs.levels()
         else:
@@ -237,16 +259,41 @@ class Agent:
             self._pending = still
             return "; ".join(d.reason for d in still) or None
 
+    def _label(self) -> Optional[str]:
+        label = self.label() if callable(self.label) else self.label
+        return label if isinstance(label, str) else None
+
     def _app_info(self) -> Optional[dict]:
         app = self.app() if callable(self.app) else self.app
         return app if isinstance(app, dict) else None
 
+    def _onnx_sessions(self) -> Optional[_onnx.OnnxSessions]:
+        if self.onnx is None and self.onnx_mode is None and "onnxruntime" in sys.modules:
+            self.onnx = _onnx.tracker()
+        return self.onnx if self.onnx is not None and self.onnx.available else None
+
+    def does(self) -> dict:
+        """What each level will do here, in words, before anyone asks for it."""
+        torch_part = self.cache_says
+        if torch_part is None and self.allocator.available:
+            torch_part = "PyTorch returns the cache no tensor uses (empty_cache); models stay"
+        cache = _onnx.describe_cache(self._onnx_sessions(), torch_part)
+        if not self.unload_hooks:
+            unload = "no unload hook registered: the same as cache"
+        elif self.unload_says:
+            unload = f"{self.unload_says}; then cache"
+        else:
+            names = ", ".join(_hook_name(h) for h in self.unload_hooks)
+            unload = f"the application's unload hook ({names}) runs, then cache"
+        return {"cache": cache, "unload": unload}
+
     def status(self) -> dict:
         memory = self.allocator.memory()
+        sessions = self._onnx_sessions()
         return {
             "pid": self.pid,
             "process_name": _process_name(self.pid),
-            "label": self.label,
+            "label": self._label(),
             "agent_version": __version__,
             "torch": self.allocator.torch_version,
             "torch_missing_reason": None if self.allocator.available
@@ -257,6 +304,8 @@ class Agent:
             "levels": list(LEVELS) if self.unload_hooks else ["cache"],
             "pending": self.pending(),
             "app": self._app_info(),
+            "onnxruntime": sessions.report() if sessions is not None else None,
+            "does": self.does(),
         }
 
     def free(self, level: str) -> dict:
@@ -284,6 +333,10 @@ class Agent:
         else:
             self.allocator.empty_cache()
             self.allocator.ipc_collect()
+        sessions = self._onnx_sessions()
+        onnx = sessions.rebuild_idle() if sessions is not None else None
+        if onnx is not None:
+            hook_errors.extend(f"onnxruntime {e}" for e in onnx["errors"])
         after = self.allocator.memory()
         released = None
         if before is not None and after is not None:
@@ -300,6 +353,7 @@ class Agent:
             "hooks_run": hooks_run,
             "hook_errors": hook_errors,
             "pending": "; ".join(d.reason for d in deferred) or None,
+            "onnx": onnx,
         }
 
 
@@ -307,15 +361,20 @@ _current: Optional[Agent] = None
 _current_lock = threading.Lock()
 
 
-def start(unload=None, label: Optional[str] = None, *, cache=None, app: AppInfo = None,
-          allocator=None, directory: Optional[str] = None) -> Optional[Agent]:
+def start(unload=None, label: Label = None, *, cache=None, app: AppInfo = None, allocator=None,
+          directory: Optional[str] = None, onnx: Optional[bool] = None,
+          unload_says: Optional[str] = None, cache_says: Optional[str] = None
+          ) -> Optional[Agent]:
     """Starts the agent (once per process) and returns it, or None if it could not start.
 
     `unload`: a callable or a list of callables that unload models (run at level "unload");
     one may return `Deferred` when the host unloads later. `label`: the workload, e.g.
-    "Wan2.1 T2V 14B", shown in vramdeck. `cache`: replaces the default cache release.
-    `app`: the host's identity (see `Agent`). Never raises for environment problems: it logs
-    a warning and the host carries on.
+    "Wan2.1 T2V 14B", shown in vramdeck; a preset's name or id makes vramdeck calibrate that
+    preset from this process's peak; a function returning it follows the host's settings. `cache`: replaces the default cache release.
+    `app`: the host's identity (see `Agent`). `onnx`: track onnxruntime sessions (True: from
+    now on; None, the default: once the host imports onnxruntime; False: never).
+    `unload_says` / `cache_says`: what the levels do in this host, in words for vramdeck's
+    window. Never raises for environment problems: it logs a warning and the host carries on.
     """
     global _current
     with _current_lock:
@@ -323,7 +382,8 @@ def start(unload=None, label: Optional[str] = None, *, cache=None, app: AppInfo 
             return _current
         hooks = [] if unload is None else ([unload] if callable(unload) else list(unload))
         agent = Agent(hooks, label, allocator or TorchAllocator(), directory,
-                      cache=cache, app=app)
+                      cache=cache, app=app, onnx=onnx, unload_says=unload_says,
+                      cache_says=cache_says)
         try:
             agent._bind()
         except OSError as e:  # UnsafeDirectory is one

@@ -53,7 +53,9 @@ class OnnxSessions:
         self.ort = None
         self.reason: Optional[str] = None
         self._live: "weakref.WeakSet" = weakref.WeakSet()
-        self._cond = threading.Condition()
+        # Runs take the lock itself (a C-level `with`); only waiting goes through the condition.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._in_flight: Dict[int, int] = {}
         self._rebuilding: set = set()
         self._bound: "weakref.WeakSet" = weakref.WeakSet()  # sessions with an IOBinding
@@ -114,21 +116,24 @@ class OnnxSessions:
     def _counted(self, original):
         tracker = self
 
+        lock, cond = tracker._lock, tracker._cond
+        in_flight, rebuilding = tracker._in_flight, tracker._rebuilding
+
         def run(session, *args, **kwargs):
             key = id(session)
-            with tracker._cond:
-                while key in tracker._rebuilding:
-                    tracker._cond.wait()
-                tracker._in_flight[key] = tracker._in_flight.get(key, 0) + 1
+            with lock:
+                while key in rebuilding:
+                    cond.wait()
+                in_flight[key] = in_flight.get(key, 0) + 1
             try:
                 return original(session, *args, **kwargs)
             finally:
-                with tracker._cond:
-                    left = tracker._in_flight.get(key, 1) - 1
+                with lock:
+                    left = in_flight[key] - 1
                     if left:
-                        tracker._in_flight[key] = left
+                        in_flight[key] = left
                     else:
-                        tracker._in_flight.pop(key, None)
+                        del in_flight[key]
 
         run.__name__ = getattr(original, "__name__", "run")
         run.__doc__ = getattr(original, "__doc__", None)

@@ -272,12 +272,19 @@ class Agent:
             self.onnx = _onnx.tracker()
         return self.onnx if self.onnx is not None and self.onnx.available else None
 
-    def does(self) -> dict:
-        """What each level will do here, in words, before anyone asks for it."""
+    def _onnx_report(self) -> Optional[dict]:
+        sessions = self._onnx_sessions()
+        return sessions.report() if sessions is not None else None
+
+    def does(self, onnx_report: Optional[dict] = None) -> dict:
+        """What each level will do here, in words, before anyone asks for it (`onnx_report`:
+        the sessions' report when the caller has one already)."""
         torch_part = self.cache_says
         if torch_part is None and self.allocator.available:
             torch_part = "PyTorch returns the cache no tensor uses (empty_cache); models stay"
-        cache = _onnx.describe_cache(self._onnx_sessions(), torch_part)
+        if onnx_report is None:
+            onnx_report = self._onnx_report()
+        cache = _onnx.describe_cache(onnx_report, torch_part)
         if not self.unload_hooks:
             unload = "no unload hook registered: the same as cache"
         elif self.unload_says:
@@ -289,7 +296,7 @@ class Agent:
 
     def status(self) -> dict:
         memory = self.allocator.memory()
-        sessions = self._onnx_sessions()
+        onnx_report = self._onnx_report()
         return {
             "pid": self.pid,
             "process_name": _process_name(self.pid),
@@ -304,8 +311,8 @@ class Agent:
             "levels": list(LEVELS) if self.unload_hooks else ["cache"],
             "pending": self.pending(),
             "app": self._app_info(),
-            "onnxruntime": sessions.report() if sessions is not None else None,
-            "does": self.does(),
+            "onnxruntime": onnx_report,
+            "does": self.does(onnx_report),
         }
 
     def free(self, level: str) -> dict:

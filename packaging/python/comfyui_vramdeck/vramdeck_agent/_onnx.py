@@ -186,10 +186,6 @@ class OnnxSessions:
         return (bool(providers) and providers[0] in self.rebuildable
                 and session not in self._bound)
 
-    def gpu_sessions(self) -> int:
-        report = self.report() or {"sessions": []}
-        return sum(1 for s in report["sessions"] if s["gpu_provider"])
-
     # -- giving back -----------------------------------------------------------------------
     def rebuild_idle(self, budget_s: float = REBUILD_BUDGET_S) -> dict:
         """Builds every idle GPU session again, which frees its arena; busy sessions and ones
@@ -229,16 +225,19 @@ class OnnxSessions:
         return {"rebuilt": rebuilt, "skipped": skipped, "errors": errors}
 
 
-def describe_cache(sessions: Optional[OnnxSessions], torch_part: Optional[str]) -> str:
-    """What `cache` does in this process, in words for vramdeck's window: `torch_part` says
-    what the PyTorch side does (None: there is none)."""
+def describe_cache(report: Optional[dict], torch_part: Optional[str]) -> str:
+    """What `cache` does in this process, in words for vramdeck's window: `report` is
+    `OnnxSessions.report()` (None: no onnxruntime), `torch_part` what the PyTorch side does
+    (None: there is none)."""
     parts = [torch_part] if torch_part else []
-    gpu = sessions.gpu_sessions() if sessions is not None and sessions.available else 0
-    if gpu:
-        parts.append(f"{gpu} onnxruntime GPU session{'s' if gpu != 1 else ''} rebuilt while "
-                     "idle: their arenas go back, models stay loaded, the next run is slower")
-    elif sessions is not None and sessions.available:
-        parts.append("no onnxruntime GPU session to rebuild")
+    if report is not None:
+        gpu = sum(1 for s in report["sessions"] if s["gpu_provider"])
+        if gpu:
+            parts.append(f"{gpu} onnxruntime GPU session{'s' if gpu != 1 else ''} rebuilt "
+                         "while idle: their arenas go back, models stay loaded, the next run "
+                         "is slower")
+        else:
+            parts.append("no onnxruntime GPU session to rebuild")
     if not parts:
         return "gc only: no PyTorch CUDA and no onnxruntime here"
     return "; ".join(parts)

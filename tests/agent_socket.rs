@@ -248,3 +248,36 @@ fn comfyui_not_running_is_a_sentence_not_a_hang() {
     let err = comfy.unload_models(Duration::from_secs(1)).unwrap_err();
     assert!(err.to_string().contains("is ComfyUI running?"), "{err}");
 }
+
+#[test]
+fn vramdeck_agents_lists_facefusions_sessions_and_what_each_level_does_there() {
+    let dir = common::agent_dir();
+    let (_facefusion, pid) = common::facefusion(dir.path());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vramdeck"))
+        .args(["agents", "--comfyui", "none"])
+        .env("VRAMDECK_AGENT_DIR", dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&format!("pid {pid:>7}")), "{text}");
+    assert!(text.contains("FaceFusion (FP16)"), "{text}");
+    assert!(
+        text.contains("inside FaceFusion, 1 model loaded\n"),
+        "{text}"
+    );
+    assert!(text.contains(": 1 session\n"), "{text}");
+    assert!(
+        text.contains("  inswapper_128_fp16.onnx on CPU\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cache: no onnxruntime GPU session to rebuild"),
+        "{text}"
+    );
+    assert!(
+        text.contains("unload: FaceFusion empties its inference pools"),
+        "{text}"
+    );
+    assert!(!text.contains("torch not"), "{text}");
+}

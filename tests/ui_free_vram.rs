@@ -216,54 +216,10 @@ fn the_mini_view_says_demo_and_shows_the_result_inside_its_own_width() {
     assert_eq!(h.get_by_label("Free VRAM").rect(), buttons);
 }
 
-/// FaceFusion's stand-in (packaging/python/tests/fake_facefusion, FaceFusion 3.8.1's shape)
-/// started through the real launcher, `python3 -m vramdeck_agent.facefusion`, with one real
-/// onnxruntime CPU session loaded.
-fn facefusion(agent_dir: &std::path::Path) -> (common::Process, u32) {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let model = agent_dir.join("inswapper_128_fp16.onnx");
-    let built = Command::new("python3")
-        .arg("-c")
-        .arg("import sys; sys.path.insert(0, sys.argv[1]); from onnx_models import matmul_chain; matmul_chain(sys.argv[2])")
-        .arg(root.join("packaging/python/tests"))
-        .arg(&model)
-        .status()
-        .unwrap();
-    assert!(
-        built.success(),
-        "onnx and onnxruntime must be installed (tests/run-all.sh)"
-    );
-    let mut child = Command::new("python3")
-        .args(["-m", "vramdeck_agent.facefusion"])
-        .arg(&model)
-        .arg("cpu")
-        .current_dir(root.join("packaging/python/tests/fake_facefusion"))
-        .env("PYTHONPATH", root.join("packaging/python/comfyui_vramdeck"))
-        .env("VRAMDECK_AGENT_DIR", agent_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    let stdin = child.stdin.as_mut().unwrap();
-    stdin.write_all(b"load\n").unwrap();
-    stdin.flush().unwrap();
-    line.clear();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ok load");
-    let pid = child.id();
-    (common::Process(child), pid)
-}
-
 #[test]
 fn facefusion_is_listed_with_its_onnx_sessions_and_what_each_level_does_there() {
     let dir = agent_dir();
-    let (_facefusion, pid) = facefusion(dir.path());
+    let (_facefusion, pid) = common::facefusion(dir.path());
     let mut h = window(dir.path(), "none".into(), dir.path());
     until(&mut h, "FaceFusion to be listed", |h| {
         h.query_by_label_contains(&format!("FaceFusion (FP16) · python3 (pid {pid})"))

@@ -72,6 +72,9 @@ pub fn agents_command(args: &ComfyArgs) -> anyhow::Result<()> {
         }
         if let Some(onnx) = &i.onnxruntime {
             println!("           {}", onnx.summary());
+            for session in &onnx.sessions {
+                println!("             {}", session.describe());
+            }
         }
         if let Some(does) = &i.does {
             for level in [FreeLevel::Cache, FreeLevel::Unload] {

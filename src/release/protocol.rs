@@ -73,10 +73,68 @@ pub struct OnnxSession {
     /// The provider that puts it on a GPU, if one does.
     #[serde(deserialize_with = "text::safe_opt_string")]
     pub gpu_provider: Option<String>,
+    /// Its GPU provider's memory options, as onnxruntime reports them.
+    pub arena: Option<OnnxArena>,
     /// Runs under way in it now.
     pub runs_in_flight: u32,
     /// Whether `cache` can build it again (which returns its arena).
     pub rebuildable: bool,
+}
+
+/// A GPU provider's memory options (strings, as onnxruntime's `get_provider_options` gives them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OnnxArena {
+    /// The device.
+    #[serde(deserialize_with = "text::safe_opt_string")]
+    pub device_id: Option<String>,
+    /// "kNextPowerOfTwo" (grows by doubling) or "kSameAsRequested".
+    #[serde(deserialize_with = "text::safe_opt_string")]
+    pub arena_extend_strategy: Option<String>,
+    /// The arena's cap in bytes (onnxruntime's "no limit" is u64::MAX).
+    #[serde(deserialize_with = "text::safe_opt_string")]
+    pub gpu_mem_limit: Option<String>,
+}
+
+impl OnnxSession {
+    /// "inswapper_128_fp16.onnx on CUDA (device 0, arena kNextPowerOfTwo, no limit)".
+    pub fn describe(&self) -> String {
+        let place = match &self.gpu_provider {
+            Some(p) => p.trim_end_matches("ExecutionProvider").to_string(),
+            None => self
+                .providers
+                .first()
+                .map(|p| p.trim_end_matches("ExecutionProvider").to_string())
+                .unwrap_or_else(|| "?".into()),
+        };
+        let mut details = Vec::new();
+        if let Some(a) = &self.arena {
+            if let Some(d) = &a.device_id {
+                details.push(format!("device {d}"));
+            }
+            if let Some(s) = &a.arena_extend_strategy {
+                details.push(format!("arena {s}"));
+            }
+            match a.gpu_mem_limit.as_deref().map(str::parse::<u64>) {
+                Some(Ok(u64::MAX)) => details.push("no limit".into()),
+                Some(Ok(limit)) => details.push(format!(
+                    "limit {}",
+                    crate::units::MemoryUnit::MiB.format(crate::units::Bytes(limit))
+                )),
+                Some(Err(_)) | None => {}
+            }
+        }
+        if self.runs_in_flight > 0 {
+            details.push(format!("{} running", self.runs_in_flight));
+        }
+        if self.gpu_provider.is_some() && !self.rebuildable {
+            details.push("not rebuilt at cache".into());
+        }
+        match details.is_empty() {
+            true => format!("{} on {place}", self.model),
+            false => format!("{} on {place} ({})", self.model, details.join(", ")),
+        }
+    }
 }
 
 /// What onnxruntime holds in an agent's process.
@@ -322,6 +380,11 @@ mod tests {
         let onnx = info.onnxruntime.unwrap();
         assert_eq!(onnx.summary(), "onnxruntime 1.28.0: 2 sessions (1 on CUDA)");
         assert_eq!(onnx.sessions[1].model, "x\\u{1b}[2J.onnx");
+        assert_eq!(
+            onnx.sessions[0].describe(),
+            "inswapper_128_fp16.onnx on CUDA (arena kNextPowerOfTwo)"
+        );
+        assert_eq!(onnx.sessions[1].describe(), "x\\u{1b}[2J.onnx on CPU");
         let does = info.does.unwrap();
         assert_eq!(does.get(FreeLevel::Cache), Some("2 sessions rebuilt"));
         assert_eq!(does.get(FreeLevel::Unload), Some("pools emptied\\u{7}"));

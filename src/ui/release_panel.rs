@@ -200,7 +200,11 @@ pub fn show(
                 None => format!("{} (pid {})", info.process_name, info.pid),
             };
             ui.label(name);
-            ui.label(RichText::new(held(info, unit)).weak());
+            let held_label = ui.label(RichText::new(held(info, unit)).weak());
+            if let Some(onnx) = &info.onnxruntime {
+                let sessions: Vec<String> = onnx.sessions.iter().map(|s| s.describe()).collect();
+                held_label.on_hover_text(sessions.join("\n"));
+            }
             if *level == FreeLevel::Unload && !info.levels.iter().any(|l| l == "unload") {
                 ui.label(RichText::new("(no unload hook: cache only)").weak());
             }

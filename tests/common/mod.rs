@@ -202,3 +202,46 @@ pub fn demo_serve_named(dir: &Path, port: u16, name: &str) -> Process {
     wait_for_port(port, "vramdeck serve");
     process
 }
+
+/// FaceFusion's stand-in (packaging/python/tests/fake_facefusion, FaceFusion 3.8.1's shape)
+/// started through the real launcher, `python3 -m vramdeck_agent.facefusion`, with one real
+/// onnxruntime CPU session loaded.
+pub fn facefusion(agent_dir: &Path) -> (Process, u32) {
+    use std::io::Write;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = agent_dir.join("inswapper_128_fp16.onnx");
+    let built = Command::new("python3")
+        .arg("-c")
+        .arg("import sys; sys.path.insert(0, sys.argv[1]); from onnx_models import matmul_chain; matmul_chain(sys.argv[2])")
+        .arg(root.join("packaging/python/tests"))
+        .arg(&model)
+        .status()
+        .unwrap();
+    assert!(
+        built.success(),
+        "onnx and onnxruntime must be installed (tests/run-all.sh)"
+    );
+    let mut child = Command::new("python3")
+        .args(["-m", "vramdeck_agent.facefusion"])
+        .arg(&model)
+        .arg("cpu")
+        .current_dir(root.join("packaging/python/tests/fake_facefusion"))
+        .env("PYTHONPATH", root.join("packaging/python/comfyui_vramdeck"))
+        .env("VRAMDECK_AGENT_DIR", agent_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let stdin = child.stdin.as_mut().unwrap();
+    stdin.write_all(b"load\n").unwrap();
+    stdin.flush().unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ok load");
+    let pid = child.id();
+    (Process(child), pid)
+}

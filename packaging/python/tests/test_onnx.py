@@ -81,13 +81,18 @@ def test_sessions_built_before_the_tracker_are_found_too(tmp_path):
     earlier = session(matmul_chain(tmp_path / "early.onnx"))
     cls = onnxruntime.InferenceSession
     owner = cls._vramdeck_tracker
+    wrapped = ("__init__", "io_binding") + _onnx.RUN_METHODS
+    saved = {name: cls.__dict__[name] for name in wrapped if name in cls.__dict__}
     try:  # let the fresh tracker own the class for a moment, as in a new process
         del cls._vramdeck_tracker
-        original_init = cls.__init__
         assert fresh.install()
         assert earlier in fresh.sessions()
     finally:
-        cls.__init__ = original_init
+        for name in wrapped:
+            if name in saved:
+                setattr(cls, name, saved[name])
+            elif name in cls.__dict__:  # wrapped here, inherited before
+                delattr(cls, name)
         cls._vramdeck_tracker = owner
     gc.collect()
 

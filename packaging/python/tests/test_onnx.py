@@ -79,8 +79,8 @@ def test_sessions_built_before_the_tracker_are_found_too(tmp_path):
 
     fresh = _onnx.OnnxSessions()
     earlier = session(matmul_chain(tmp_path / "early.onnx"))
+    owner = _onnx.tracker()  # the process's tracker, installed whatever ran before
     cls = onnxruntime.InferenceSession
-    owner = cls._vramdeck_tracker
     wrapped = ("__init__", "io_binding") + _onnx.RUN_METHODS
     saved = {name: cls.__dict__[name] for name in wrapped if name in cls.__dict__}
     try:  # let the fresh tracker own the class for a moment, as in a new process

@@ -312,36 +312,31 @@ impl NvmlSource {
             process_util_seen: 0,
             process_sm: Refreshed::default(),
         });
+        // The fields both read modes fill in.
+        let basics = GpuSample {
+            index,
+            name: state.name.clone(),
+            memory,
+            gpu_util: utilization.as_ref().map(|u| Percent(u.gpu as f32)),
+            memory_util: utilization.as_ref().map(|u| Percent(u.memory as f32)),
+            temperature: device
+                .temperature(TemperatureSensor::Gpu)
+                .ok()
+                .map(|t| Celsius(t as f32)),
+            uuid: state.uuid.clone(),
+            pci_bus_id: state.pci_bus_id.clone(),
+            ..Default::default()
+        };
         if let Detail::Basics { processes } = self.detail {
             // What `vramdeck log` prints, and nothing it does not: about a tenth of the calls.
             let processes = if processes {
-                let names = &mut self.process_names;
-                let mut list = merge_processes(
-                    device.running_compute_processes().unwrap_or_default(),
-                    device.running_graphics_processes().unwrap_or_default(),
-                );
-                for p in &mut list {
-                    p.visible = procfs::is_visible(p.pid);
-                    p.name = process_name(names, p.pid, p.visible);
-                }
-                list
+                listed_processes(&device, &mut self.process_names)
             } else {
                 Vec::new()
             };
             return Ok(GpuSample {
-                index,
-                name: state.name.clone(),
-                memory,
-                gpu_util: utilization.as_ref().map(|u| Percent(u.gpu as f32)),
-                memory_util: utilization.as_ref().map(|u| Percent(u.memory as f32)),
-                temperature: device
-                    .temperature(TemperatureSensor::Gpu)
-                    .ok()
-                    .map(|t| Celsius(t as f32)),
                 processes,
-                uuid: state.uuid.clone(),
-                pci_bus_id: state.pci_bus_id.clone(),
-                ..Default::default()
+                ..basics
             });
         }
         let process_names = &mut self.process_names;
@@ -351,10 +346,7 @@ impl NvmlSource {
         let processes = state
             .processes
             .get(self.process_refresh, || {
-                let mut list = merge_processes(
-                    device.running_compute_processes().unwrap_or_default(),
-                    device.running_graphics_processes().unwrap_or_default(),
-                );
+                let mut list = listed_processes(&device, process_names);
                 // Samples since the last read; a listed process without one used no SM time.
                 // Asked only when some process holds the GPU.
                 let sm = if list.is_empty() {
@@ -380,8 +372,6 @@ impl NvmlSource {
                         .clone()
                 };
                 for p in &mut list {
-                    p.visible = procfs::is_visible(p.pid);
-                    p.name = process_name(process_names, p.pid, p.visible);
                     p.sm_util = sm
                         .as_ref()
                         .map(|by_pid| by_pid.get(&p.pid).copied().unwrap_or(Percent(0.0)));
@@ -435,15 +425,6 @@ impl NvmlSource {
             None
         };
         Ok(GpuSample {
-            index,
-            name: state.name.clone(),
-            memory,
-            gpu_util: utilization.as_ref().map(|u| Percent(u.gpu as f32)),
-            memory_util: utilization.as_ref().map(|u| Percent(u.memory as f32)),
-            temperature: device
-                .temperature(TemperatureSensor::Gpu)
-                .ok()
-                .map(|t| Celsius(t as f32)),
             power: device.power_usage().ok().map(milliwatts),
             power_limit,
             sm_clock: device.clock_info(Clock::SM).ok().map(MegaHertz),
@@ -451,10 +432,7 @@ impl NvmlSource {
             fan,
             processes,
             activity,
-            asleep: false,
-            uuid: state.uuid.clone(),
-            pci_bus_id: state.pci_bus_id.clone(),
-            remote: None,
+            ..basics
         })
     }
 }
@@ -663,6 +641,22 @@ fn device_error(index: u32, e: NvmlError) -> SourceError {
             detail: other.to_string(),
         },
     }
+}
+
+/// The device's processes (compute and graphics merged), each named and marked visible or not.
+fn listed_processes(
+    device: &nvml_wrapper::Device<'_>,
+    names: &mut HashMap<u32, String>,
+) -> Vec<ProcessInfo> {
+    let mut list = merge_processes(
+        device.running_compute_processes().unwrap_or_default(),
+        device.running_graphics_processes().unwrap_or_default(),
+    );
+    for p in &mut list {
+        p.visible = procfs::is_visible(p.pid);
+        p.name = process_name(names, p.pid, p.visible);
+    }
+    list
 }
 
 /// One row per pid, compute and graphics lists combined, largest user first.

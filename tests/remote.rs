@@ -100,7 +100,11 @@ fn free_vram_goes_to_the_host_with_its_token_and_a_wrong_token_says_so() {
     let fleet = fleet_with_box(dir.path(), port);
     let mut source = FleetSource::new(None, "test", fleet.clone());
     sample_until(&mut source, 20, "connected", |g| g.len() == 2);
-    fleet.free("gpu-box", vramdeck::release::FreeLevel::Cache);
+    // Two hosts may call themselves the same: Free VRAM goes by the address added.
+    fleet.free(
+        &format!("http://127.0.0.1:{port}"),
+        vramdeck::release::FreeLevel::Cache,
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     let outcome = loop {
         let (_, state) = fleet.hosts().remove(0);
@@ -121,7 +125,10 @@ fn free_vram_goes_to_the_host_with_its_token_and_a_wrong_token_says_so() {
             token: Some("0".repeat(64)),
         })
         .unwrap();
-    wrong.free("127.0.0.1", vramdeck::release::FreeLevel::Cache);
+    wrong.free(
+        &format!("http://127.0.0.1:{port}"),
+        vramdeck::release::FreeLevel::Cache,
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, state) = wrong.hosts().remove(0);
@@ -140,14 +147,8 @@ fn removing_a_host_removes_its_cards_and_their_history_places() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _server = demo_serve(dir.path(), port);
-    let fleet = Fleet::default();
+    let fleet = fleet_with_box(dir.path(), port);
     let address = format!("http://127.0.0.1:{port}");
-    fleet
-        .add(HostConfig {
-            address: address.clone(),
-            token: None,
-        })
-        .unwrap();
     assert!(
         fleet
             .add(HostConfig {
@@ -173,15 +174,14 @@ fn two_hosts_side_by_side_keep_their_own_cards_and_one_leaves_cleanly() {
     let (port_a, port_b) = (free_port(), free_port());
     let _a = demo_serve_named(dir_a.path(), port_a, "box-a");
     let _b = demo_serve_named(dir_b.path(), port_b, "box-b");
-    let fleet = Fleet::default();
-    for port in [port_a, port_b] {
-        fleet
-            .add(HostConfig {
-                address: format!("http://127.0.0.1:{port}"),
-                token: None,
-            })
-            .unwrap();
-    }
+    let fleet = fleet_with_box(dir_a.path(), port_a);
+    let token_b = std::fs::read_to_string(dir_b.path().join("token")).unwrap();
+    fleet
+        .add(HostConfig {
+            address: format!("http://127.0.0.1:{port_b}"),
+            token: Some(token_b.trim().into()),
+        })
+        .unwrap();
     let local = vramdeck::telemetry::sim::SimulatedGpus::demo("test");
     let mut source = FleetSource::new(Some(Box::new(local)), "", fleet.clone());
     let gpus = sample_until(&mut source, 20, "2 local + 2 + 2 remote", |g| {
@@ -213,4 +213,45 @@ fn two_hosts_side_by_side_keep_their_own_cards_and_one_leaves_cleanly() {
     // Places are renumbered from 0 with no gap, and the sampler is told which places went.
     assert!(gpus.iter().enumerate().all(|(i, g)| g.index == i as u32));
     assert_eq!(source.take_removed(), vec![first_a + 1, first_a]);
+}
+
+#[test]
+fn two_hosts_of_one_name_each_get_only_their_own_free_vram() {
+    // The attack review: Free VRAM picked its host by display name, so two hosts calling
+    // themselves the same shared every click.
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (port_a, port_b) = (free_port(), free_port());
+    let _a = demo_serve_named(dir_a.path(), port_a, "gpu-box");
+    let _b = demo_serve_named(dir_b.path(), port_b, "gpu-box");
+    let fleet = fleet_with_box(dir_a.path(), port_a);
+    let token_b = std::fs::read_to_string(dir_b.path().join("token")).unwrap();
+    let address_b = format!("http://127.0.0.1:{port_b}");
+    fleet
+        .add(HostConfig {
+            address: address_b.clone(),
+            token: Some(token_b.trim().into()),
+        })
+        .unwrap();
+    let mut source = FleetSource::new(None, "test", fleet.clone());
+    let gpus = sample_until(&mut source, 20, "both hosts", |g| g.len() == 4);
+    // The card of B's first GPU names B's address: that is what its button frees.
+    let b_card = gpus
+        .iter()
+        .find(|g| g.remote.as_ref().unwrap().address == address_b)
+        .unwrap();
+    fleet.free(
+        &b_card.remote.as_ref().unwrap().address,
+        vramdeck::release::FreeLevel::Cache,
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let hosts = fleet.hosts();
+        let (a, b) = (&hosts[0].1, &hosts[1].1);
+        assert!(a.free.is_none(), "A was freed too: {:?}", a.free);
+        if b.free.as_ref().is_some_and(|f| !f.running) {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -49,7 +49,8 @@ fn sshd(dir: &Path) -> Sshd {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
              PidFile {d}/sshd.pid\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
-             SetEnv PATH={d}/bin:/usr/bin:/bin FAKE_SMI_ARGS={d}/smi-args\n",
+             SetEnv PATH={d}/bin:/usr/bin:/bin FAKE_SMI_ARGS={d}/smi-args\n\
+             AcceptEnv FAKE_SMI_MODE\n",
             d = dir.display()
         ),
     )
@@ -71,6 +72,9 @@ fn sshd(dir: &Path) -> Sshd {
         format!(
             "Host gpu-box\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {d}/user_key\n  \
              IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking accept-new\n\
+             Host hostile-box\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {d}/user_key\n  \
+             IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking accept-new\n  \
+             SetEnv FAKE_SMI_MODE=churn\n\
              Host wrong-key\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {d}/other_key\n  \
              IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking accept-new\n",
             d = dir.display()
@@ -122,6 +126,34 @@ fn a_box_with_only_nvidia_smi_is_read_over_a_real_ssh() {
         assert!(Instant::now() < deadline, "no newer reading");
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // A compromised box whose nvidia-smi names every GPU anew on every row: refused, its
+    // places never more than a box can have, nothing of it kept.
+    let hostile = Fleet::default();
+    hostile
+        .add(HostConfig {
+            address: "ssh hostile-box".into(),
+            token: None,
+        })
+        .unwrap();
+    let mut hostile_source = FleetSource::new(None, "test", hostile.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut most = 0;
+    loop {
+        most = most.max(hostile_source.sample().unwrap().len());
+        let (_, state) = hostile.hosts().remove(0);
+        if let HostStatus::Refused(why) = &state.status {
+            assert!(why.contains("named its GPUs anew"), "{why}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", state.status);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        most <= vramdeck::remote::bounds::MAX_GPUS_PER_HOST,
+        "{most}"
+    );
+    assert!(hostile_source.sample().unwrap().is_empty());
 
     // A host that refuses the key: the ssh client's own words, and no cards.
     let refused = Fleet::default();

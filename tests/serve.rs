@@ -54,11 +54,25 @@ fn serve_with_agents(dir: &Path, listen: &str, extra: &[&str], agents: &Path) ->
 
 /// One HTTP/1.1 exchange on a fresh connection: (status, body).
 fn http(port: u16, head: &str, body: &str) -> (u16, String) {
+    http_to(port, &format!("127.0.0.1:{port}"), head, body)
+}
+
+/// `GET path` with the token.
+fn get(port: u16, path: &str, token: &str) -> (u16, String) {
+    http(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nAuthorization: Bearer {token}"),
+        "",
+    )
+}
+
+/// [`http`] with `host` in the Host header.
+fn http_to(port: u16, host: &str, head: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "{head}\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -81,7 +95,7 @@ fn json(text: &str) -> serde_json::Value {
 }
 
 #[test]
-fn actions_need_the_token_and_reads_on_loopback_do_not() {
+fn the_api_needs_the_token_on_loopback_too_and_actions_always_do() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let (_serve, token) = serve(
@@ -90,11 +104,30 @@ fn actions_need_the_token_and_reads_on_loopback_do_not() {
         &["--interval-ms", "200"],
     );
     assert_eq!(token.len(), 64);
-    let (status, body) = http(port, "GET /api/v1/snapshot HTTP/1.1", "");
+    // The attack review: behind a reverse proxy to 127.0.0.1, or for another user of the box,
+    // every read (agents' labels and pids among them) went without the token.
+    for path in [
+        "/api/v1/snapshot",
+        "/api/v1/agents",
+        "/api/v1/presets",
+        "/api/v1/history",
+        "/metrics",
+    ] {
+        let (status, body) = http(port, &format!("GET {path} HTTP/1.1"), "");
+        assert_eq!(status, 401, "{path}: {body}");
+    }
+    let (status, body) = get(port, "/api/v1/snapshot", &token);
     assert_eq!(status, 200, "{body}");
     let snapshot = json(&body);
     assert_eq!(snapshot["schema"], "vramdeck.api/1");
     assert_eq!(snapshot["host"], "test-box");
+    // The scheme is case-insensitive (RFC 9110): a lower-case `bearer` is the same token.
+    let lower = format!("GET /api/v1/snapshot HTTP/1.1\r\nAuthorization: bearer {token}");
+    assert_eq!(http(port, &lower, "").0, 200);
+    // HEAD is GET without the body.
+    let head = format!("HEAD /api/v1/snapshot HTTP/1.1\r\nAuthorization: Bearer {token}");
+    let (status, body) = http(port, &head, "");
+    assert_eq!((status, body.as_str()), (200, ""));
     let free = r#"{"level":"cache"}"#;
     let (status, body) = http(port, "POST /api/v1/free HTTP/1.1", free);
     assert_eq!(status, 401, "{body}");
@@ -119,7 +152,7 @@ fn actions_need_the_token_and_reads_on_loopback_do_not() {
     assert!(again == 409 || again == 429, "{again}");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let status = json(&http(port, "GET /api/v1/free HTTP/1.1", "").1);
+        let status = json(&get(port, "/api/v1/free", &token).1);
         if status["running"] == false {
             assert_eq!(status["outcome"], "nothing", "{status}");
             break;
@@ -144,7 +177,7 @@ fn free_vram_is_relayed_to_a_real_agent_on_the_box() {
         agents.path(),
     );
     let reserved = || -> Option<u64> {
-        let body = json(&http(port, "GET /api/v1/agents HTTP/1.1", "").1);
+        let body = json(&get(port, "/api/v1/agents", &token).1);
         body["agents"]
             .as_array()?
             .iter()
@@ -159,7 +192,7 @@ fn free_vram_is_relayed_to_a_real_agent_on_the_box() {
         assert!(Instant::now() < deadline, "the agent never showed up");
         std::thread::sleep(Duration::from_millis(200));
     };
-    let metrics = http(port, "GET /metrics HTTP/1.1", "").1;
+    let metrics = get(port, "/metrics", &token).1;
     assert!(
         metrics.contains(&format!(
             "vramdeck_agent_torch_reserved_bytes{{pid=\"{webui_pid}\""
@@ -170,7 +203,7 @@ fn free_vram_is_relayed_to_a_real_agent_on_the_box() {
     assert_eq!(http(port, &right, r#"{"level":"cache"}"#).0, 202);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let status = json(&http(port, "GET /api/v1/free HTTP/1.1", "").1);
+        let status = json(&get(port, "/api/v1/free", &token).1);
         if status["running"] == false && status["summary"] != serde_json::Value::Null {
             assert_ne!(status["outcome"], "failed", "{status}");
             break;
@@ -276,15 +309,106 @@ fn oversized_bodies_slow_heads_idle_floods_and_bursts_are_bounded() {
         .count();
     assert!(fds < 64 + 40, "{fds} descriptors open");
     std::thread::sleep(Duration::from_secs(6));
-    assert_eq!(http(port, "GET /api/v1/snapshot HTTP/1.1", "").0, 200);
+    assert_eq!(get(port, "/api/v1/snapshot", &token).0, 200);
     drop(idle);
-    // A burst past the rate limit gets 429s, then the server serves again.
-    let statuses: Vec<u16> = (0..160)
+    // A burst past the rate limit gets 429s, then the server serves again; a burst without
+    // the token runs out sooner, on a budget of its own.
+    let statuses: Vec<u16> = (0..160).map(|_| get(port, "/api/v1", &token).0).collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let anonymous: Vec<u16> = (0..40)
         .map(|_| http(port, "GET /api/v1 HTTP/1.1", "").0)
         .collect();
-    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(anonymous.contains(&429), "{anonymous:?}");
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(http(port, "GET /api/v1 HTTP/1.1", "").0, 200);
+    assert_eq!(get(port, "/api/v1", &token).0, 200);
+}
+
+#[test]
+fn idle_connections_and_a_flood_without_the_token_never_lock_out_the_token_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (_serve, token) = serve(dir.path(), &format!("127.0.0.1:{port}"), &[]);
+    // The attack review: 80 idle connections let 5 of 50 legitimate requests through.
+    let idle: Vec<TcpStream> = (0..80)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    assert_eq!(idle.len(), 80);
+    let served = (0..50)
+        .filter(|_| get(port, "/api/v1/snapshot", &token).0 == 200)
+        .count();
+    assert_eq!(
+        served, 50,
+        "{served} of 50 served beside 80 idle connections"
+    );
+    drop(idle);
+    // A flood without the token (the review's was 290 requests a second and refused 36 of
+    // the holder's 40).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut sent = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = http(port, "GET /metrics HTTP/1.1", "");
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut holder = Vec::new();
+    for _ in 0..40 {
+        holder.push(get(port, "/metrics", &token).0);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let flood: u32 = flooders.into_iter().map(|f| f.join().unwrap()).sum();
+    assert!(flood > 300, "the flood sent only {flood} requests");
+    assert!(holder.iter().all(|s| *s == 200), "{holder:?}");
+}
+
+#[test]
+fn requests_for_another_host_name_are_refused_so_dns_rebinding_reads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (_serve, token) = serve(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &["--allow-host", "gpu.example.org"],
+    );
+    let head = format!("GET /api/v1/snapshot HTTP/1.1\r\nAuthorization: Bearer {token}");
+    // A page on attacker.example whose name now resolves to 127.0.0.1 still sends its name.
+    let (status, body) = http_to(port, &format!("attacker.example:{port}"), &head, "");
+    assert_eq!(status, 421, "{body}");
+    assert!(body.contains("--allow-host"), "{body}");
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        "gpu.example.org".to_string(),
+        "GPU.Example.Org.".to_string(),
+        "test-box".to_string(),
+    ] {
+        assert_eq!(http_to(port, &host, &head, "").0, 200, "{host}");
+    }
+}
+
+#[test]
+fn metrics_go_without_the_token_on_loopback_only_when_asked_and_the_api_never_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (_serve, token) = serve(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &["--metrics-without-token"],
+    );
+    let (status, body) = http(port, "GET /metrics HTTP/1.1", "");
+    assert_eq!(status, 200);
+    assert!(body.contains("DCGM_FI_DEV_FB_USED{"));
+    assert_eq!(http(port, "GET /api/v1/agents HTTP/1.1", "").0, 401);
+    assert_eq!(get(port, "/api/v1/agents", &token).0, 200);
 }
 
 /// Finds Prometheus; CI installs it (tests/run-all.sh), a developer's machine may need

@@ -6,6 +6,7 @@
 
 use super::{HostConfig, HostState, RemoteHost, gpu_key};
 use crate::telemetry::{Backfilled, GpuSample, GpuSource, RemoteOrigin, SourceError, SourceKind};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -45,10 +46,10 @@ impl Fleet {
             .collect()
     }
 
-    /// Asks the host named `host` (as its cards show it) to free memory.
-    pub fn free(&self, host: &str, level: crate::release::FreeLevel) {
-        // The name under the host's own lock: a whole state copy is not needed to compare it.
-        if let Some(h) = self.lock().iter().find(|h| h.shared().lock().name == host) {
+    /// Asks the host added as `address` to free memory. By address, not by the name the host
+    /// gives itself: two hosts may call themselves the same.
+    pub fn free(&self, address: &str, level: crate::release::FreeLevel) {
+        if let Some(h) = self.lock().iter().find(|h| h.config().address == address) {
             h.free(level);
         }
     }
@@ -60,7 +61,7 @@ impl Fleet {
 }
 
 /// Where one slot's GPU lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum SlotKey {
     Local(u32),
     Remote { address: String, gpu: String },
@@ -72,6 +73,8 @@ pub struct FleetSource {
     local_kind: SourceKind,
     fleet: Fleet,
     slots: Vec<SlotKey>,
+    /// Each key's place in `slots`: a lookup per GPU per reading must not scan.
+    places: HashMap<SlotKey, usize>,
     last: Vec<Option<GpuSample>>,
     backfill: Vec<Backfilled>,
     removed: Vec<usize>,
@@ -92,6 +95,7 @@ impl FleetSource {
             local_kind,
             fleet,
             slots: Vec::new(),
+            places: HashMap::new(),
             last: Vec::new(),
             backfill: Vec::new(),
             removed: Vec::new(),
@@ -99,13 +103,47 @@ impl FleetSource {
     }
 
     fn slot_of(&mut self, key: SlotKey) -> usize {
-        match self.slots.iter().position(|k| *k == key) {
-            Some(i) => i,
-            None => {
-                self.slots.push(key);
-                self.last.push(None);
-                self.slots.len() - 1
+        if let Some(&i) = self.places.get(&key) {
+            return i;
+        }
+        self.slots.push(key.clone());
+        self.last.push(None);
+        self.places.insert(key, self.slots.len() - 1);
+        self.slots.len() - 1
+    }
+
+    /// Drops the places of hosts no longer read (removed, or refused for what they sent),
+    /// highest first, so every other GPU keeps its own history.
+    fn drop_places_of_gone_hosts(&mut self, read: &[(String, HostState)]) {
+        let before = self.removed.len();
+        for slot in (0..self.slots.len()).rev() {
+            if let SlotKey::Remote { address, .. } = &self.slots[slot]
+                && !read.iter().any(|(a, s)| {
+                    a == address && !matches!(s.status, super::HostStatus::Refused(_))
+                })
+            {
+                self.slots.remove(slot);
+                self.last.remove(slot);
+                self.removed.push(slot);
             }
+        }
+        if self.removed.len() != before {
+            let gone = &self.removed[before..];
+            // Queued back-fill follows its GPU's new place, or goes with it.
+            self.backfill.retain_mut(|b| {
+                if gone.contains(&b.slot) {
+                    return false;
+                }
+                b.slot -= gone.iter().filter(|g| **g < b.slot).count();
+                true
+            });
+            self.places = self
+                .slots
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(|(i, k)| (k, i))
+                .collect();
         }
     }
 }
@@ -135,44 +173,34 @@ impl GpuSource for FleetSource {
                 })
                 .collect()
         };
-        // A removed host's GPUs leave; the sampler drops their history at the same places,
-        // highest first, so every other GPU keeps its own.
-        for slot in (0..self.slots.len()).rev() {
-            if let SlotKey::Remote { address, .. } = &self.slots[slot]
-                && !hosts.iter().any(|(a, _)| a == address)
-            {
-                self.slots.remove(slot);
-                self.last.remove(slot);
-                self.removed.push(slot);
-            }
-        }
+        self.drop_places_of_gone_hosts(&hosts);
         let mut fresh: Vec<Option<GpuSample>> = vec![None; self.slots.len()];
         for g in local {
             let slot = self.slot_of(SlotKey::Local(g.index));
             fresh.resize(self.slots.len(), None);
             fresh[slot] = Some(g);
         }
-        for (address, state) in &hosts {
+        for (address, state) in hosts {
             let stale = state.stale_seconds(now);
-            for b in &state.backfill {
+            for b in state.backfill {
                 let slot = self.slot_of(SlotKey::Remote {
                     address: address.clone(),
-                    gpu: b.key.clone(),
+                    gpu: b.key,
                 });
                 self.backfill.push(Backfilled {
                     slot,
-                    points: b.points.clone(),
+                    points: b.points,
                 });
             }
-            for g in &state.gpus {
+            for mut g in state.gpus {
                 let slot = self.slot_of(SlotKey::Remote {
                     address: address.clone(),
-                    gpu: gpu_key(g),
+                    gpu: gpu_key(&g),
                 });
                 fresh.resize(self.slots.len(), None);
-                let mut g = g.clone();
                 if let Some(r) = &mut g.remote {
                     r.stale_seconds = stale;
+                    r.address.clone_from(&address);
                 }
                 fresh[slot] = Some(g);
             }
@@ -196,9 +224,12 @@ impl GpuSource for FleetSource {
                     None => GpuSample {
                         name: "waiting for a reading".into(),
                         remote: Some(RemoteOrigin {
-                            host: String::new(),
-                            index: 0,
                             stale_seconds: Some(0.0),
+                            address: match &self.slots[slot] {
+                                SlotKey::Remote { address, .. } => address.clone(),
+                                SlotKey::Local(_) => String::new(),
+                            },
+                            ..Default::default()
                         }),
                         ..Default::default()
                     },
@@ -219,7 +250,10 @@ impl GpuSource for FleetSource {
     }
 
     fn take_backfill(&mut self) -> Vec<Backfilled> {
-        std::mem::take(&mut self.backfill)
+        // All of it at once: history files a reading older than its newest at the newest
+        // time, so a back-fill split across readings would land after the live ones. What a
+        // host can send is bounded instead (GPUs per host, points per GPU, bytes per gap).
+        self.backfill.drain(..).collect()
     }
 
     fn take_removed(&mut self) -> Vec<usize> {

@@ -3,6 +3,7 @@
 //! merged with this machine's GPUs by [`fleet::FleetSource`].
 
 mod api;
+pub mod bounds;
 pub mod fleet;
 mod ssh;
 pub mod wire;
@@ -85,6 +86,9 @@ pub enum HostStatus {
     Connecting,
     /// Readings arrive.
     Live,
+    /// The host sent what no real box sends (see [`bounds`]): nothing more is read from it
+    /// until it is removed and added again.
+    Refused(String),
     /// The last attempt failed; the next one is at `retry_at`.
     Retrying {
         /// What went wrong.
@@ -125,6 +129,8 @@ pub struct HostState {
     pub free: Option<wire::FreeStatusBody>,
     /// Something about the host worth a line (demo GPUs there, no process list over SSH).
     pub note: Option<String>,
+    /// What the host sent that was left out, and why (more GPUs than a box has).
+    pub problem: Option<String>,
 }
 
 impl HostState {
@@ -139,6 +145,7 @@ impl HostState {
             can_free: false,
             free: None,
             note: None,
+            problem: None,
         }
     }
 
@@ -171,6 +178,15 @@ impl Shared {
 
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Stops taking anything from the host: its GPUs leave the window (see [`bounds`]).
+    fn refuse(&self, why: &str) {
+        let mut state = self.lock();
+        state.gpus.clear();
+        state.backfill.clear();
+        state.problem = None;
+        state.status = HostStatus::Refused(why.to_string());
     }
 
     /// Records a failure and says how long to wait before the next attempt.

@@ -4,6 +4,7 @@
 //! cell rules. Field names are nvidia-smi's own (`nvidia-smi --help-query-gpu`), limited to
 //! ones every driver of the last years knows: an unknown field makes nvidia-smi print nothing.
 
+use super::bounds::GpuIds;
 use super::{HostStatus, Shared, nap};
 use crate::logs::import::number;
 use crate::telemetry::{GpuSample, MemoryReading, RemoteOrigin};
@@ -64,7 +65,7 @@ pub fn parse_row(line: &str, host: &str) -> Option<GpuSample> {
         remote: Some(RemoteOrigin {
             host: host.to_string(),
             index,
-            stale_seconds: None,
+            ..Default::default()
         }),
         ..Default::default()
     })
@@ -79,12 +80,14 @@ pub(super) fn run(target: &str, shared: &Shared) {
         state.note = Some("over SSH: nvidia-smi's readings, no process list".into());
     }
     let mut failures = 0u32;
+    // Kept across reconnects: a host that renames its GPUs is refused for good.
+    let mut ids = GpuIds::default();
     while !shared.stopped() {
-        let error = match read_once(target, &host, shared) {
+        let error = match read_once(target, &host, shared, &mut ids) {
             Ok(()) => "nvidia-smi on the host stopped".to_string(),
             Err(e) => e,
         };
-        if shared.stopped() {
+        if shared.stopped() || ids.refused().is_some() {
             break;
         }
         let heard = shared.lock().status == HostStatus::Live;
@@ -97,7 +100,7 @@ pub(super) fn run(target: &str, shared: &Shared) {
 }
 
 /// Runs ssh until it ends; Ok when it ran and then stopped, Err with its words otherwise.
-fn read_once(target: &str, host: &str, shared: &Shared) -> Result<(), String> {
+fn read_once(target: &str, host: &str, shared: &Shared, ids: &mut GpuIds) -> Result<(), String> {
     let mut command = Command::new("ssh");
     // An ssh config file to use instead of ~/.ssh/config (ssh finds that through the
     // password database, not $HOME, so tests and unusual set-ups name theirs here).
@@ -153,7 +156,19 @@ fn read_once(target: &str, host: &str, shared: &Shared) -> Result<(), String> {
             continue;
         };
         rows += 1;
+        // Each row is one GPU's reading: admitted one by one, as the API's readings are.
+        let admitted = ids.admit(vec![sample], false);
+        if let Some(why) = ids.refused() {
+            shared.refuse(why);
+            break;
+        }
         let mut state = shared.lock();
+        if admitted.problem.is_some() {
+            state.problem = admitted.problem;
+        }
+        let Some(sample) = admitted.gpus.into_iter().next() else {
+            continue;
+        };
         match state.gpus.iter_mut().find(|g| g.index == sample.index) {
             Some(slot) => *slot = sample,
             None => {

@@ -1,7 +1,9 @@
 //! The JSON that `vramdeck serve` sends and the desktop's remote source reads: one definition
 //! for both ends, versioned by [`SCHEMA`] so an old desktop refuses a newer box clearly.
 
+use super::bounds::{MAX_GPUS_PER_HOST, capped};
 use crate::telemetry::GpuSample;
+use crate::telemetry::history::Values;
 use serde::{Deserialize, Serialize};
 
 /// The API version every body carries. A change that an older reader would misread gets a
@@ -26,9 +28,15 @@ pub struct SnapshotBody {
     pub simulated: bool,
     /// The last read error, if the newest read failed.
     pub error: Option<String>,
-    /// One entry per GPU.
+    /// One entry per GPU. A reader keeps at most one more than [`MAX_GPUS_PER_HOST`] and
+    /// skips the rest unbuilt.
+    #[serde(deserialize_with = "capped::<_, _, MAX_GPUS_PER_HOST>")]
     pub gpus: Vec<GpuSample>,
 }
+
+/// Readings kept per GPU from one history answer: a day in 10 s buckets is 8,640, ten minutes
+/// at 10 Hz raw 6,000.
+pub const MAX_HISTORY_POINTS: usize = 20_000;
 
 /// `GET /api/v1/history?since=T`: each GPU's stored readings after `T`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,6 +44,7 @@ pub struct HistoryBody {
     /// [`SCHEMA`].
     pub schema: String,
     /// Per GPU, in snapshot order.
+    #[serde(deserialize_with = "capped::<_, _, MAX_GPUS_PER_HOST>")]
     pub gpus: Vec<GpuHistoryBody>,
 }
 
@@ -47,7 +56,47 @@ pub struct GpuHistoryBody {
     /// Position in the snapshot.
     pub slot: usize,
     /// Time-ordered points.
-    pub points: Vec<[Option<f64>; 6]>,
+    #[serde(deserialize_with = "capped::<_, _, MAX_HISTORY_POINTS>")]
+    pub points: Vec<HistoryPoint>,
+}
+
+/// One reading of the history: `[t, VRAM used MiB, GPU util %, memory util %, temperature °C,
+/// power W]` on the wire, `null` for a value not read; 28 bytes in memory (a long answer is
+/// read into these, never into generic JSON values).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HistoryPoint {
+    /// Seconds since the UNIX epoch.
+    pub time: f64,
+    /// The values, `NaN` where not read.
+    pub values: Values,
+}
+
+impl Serialize for HistoryPoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let number = |v: f32| (!v.is_nan()).then_some(f64::from(v));
+        let [a, b, c, d, e] = self.values.0;
+        [
+            Some(self.time),
+            number(a),
+            number(b),
+            number(c),
+            number(d),
+            number(e),
+        ]
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for HistoryPoint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <[Option<f64>; 6]>::deserialize(d)?;
+        let time = raw[0].ok_or_else(|| serde::de::Error::custom("a point without a time"))?;
+        let v = |i: usize| raw[i].map_or(f32::NAN, |x| x as f32);
+        Ok(HistoryPoint {
+            time,
+            values: Values([v(1), v(2), v(3), v(4), v(5)]),
+        })
+    }
 }
 
 /// `GET /api/v1/agents`: the box's cooperating processes and ComfyUI.

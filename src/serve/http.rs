@@ -8,13 +8,20 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio::sync::Notify;
 
-/// Connections served at once; more are closed as they arrive.
+/// Connections of token holders served at once; more are closed as they arrive.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Connections that have not shown the token yet. When they are all taken, a new one pushes
+/// the oldest out: idle connections cannot lock the token holder out, since the holder's
+/// connection sends its request at once and becomes a token holder's.
+pub const MAX_ANONYMOUS_CONNECTIONS: usize = 32;
 /// Time a client has to send its request headers.
 pub const HEADER_DEADLINE: Duration = Duration::from_secs(5);
 /// Time a request body has to arrive.
@@ -24,6 +31,65 @@ pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 /// Largest request head accepted.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
+/// One connection's standing: anonymous until a request on it carries the token.
+struct Connection {
+    id: u64,
+    authenticated: AtomicBool,
+    close: Notify,
+}
+
+/// Which connections are open, by standing.
+#[derive(Default)]
+struct Connections {
+    next_id: u64,
+    /// Anonymous connections, oldest first.
+    anonymous: VecDeque<Arc<Connection>>,
+    authenticated: usize,
+}
+
+impl Connections {
+    /// Admits a new connection, pushing the oldest anonymous one out when all are taken.
+    fn open(&mut self) -> Arc<Connection> {
+        if self.anonymous.len() >= MAX_ANONYMOUS_CONNECTIONS
+            && let Some(oldest) = self.anonymous.pop_front()
+        {
+            oldest.close.notify_one();
+        }
+        self.next_id += 1;
+        let c = Arc::new(Connection {
+            id: self.next_id,
+            authenticated: AtomicBool::new(false),
+            close: Notify::new(),
+        });
+        self.anonymous.push_back(Arc::clone(&c));
+        c
+    }
+
+    /// Moves a connection that showed the token to the token holders' places, if one is free.
+    fn promote(&mut self, c: &Connection) {
+        if c.authenticated.load(Ordering::Relaxed) || self.authenticated >= MAX_CONNECTIONS {
+            return;
+        }
+        if let Some(at) = self.anonymous.iter().position(|a| a.id == c.id) {
+            self.anonymous.remove(at);
+            self.authenticated += 1;
+            c.authenticated.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn closed(&mut self, c: &Connection) {
+        if c.authenticated.load(Ordering::Relaxed) {
+            self.authenticated -= 1;
+        } else if let Some(at) = self.anonymous.iter().position(|a| a.id == c.id) {
+            self.anonymous.remove(at);
+        }
+    }
+}
+
+fn lock(c: &Mutex<Connections>) -> MutexGuard<'_, Connections> {
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Serves `listener` until the process ends.
 pub fn run(listener: TcpListener, state: Arc<ServeState>) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
@@ -32,7 +98,7 @@ pub fn run(listener: TcpListener, state: Arc<ServeState>) -> anyhow::Result<()> 
         .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let connections = Arc::new(Mutex::new(Connections::default()));
         loop {
             let stream = match listener.accept().await {
                 Ok((stream, _)) => stream,
@@ -43,23 +109,29 @@ pub fn run(listener: TcpListener, state: Arc<ServeState>) -> anyhow::Result<()> 
                     continue;
                 }
             };
-            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                drop(stream);
-                continue;
-            };
+            let connection = lock(&connections).open();
             let state = Arc::clone(&state);
+            let connections = Arc::clone(&connections);
             tokio::spawn(async move {
+                let this = Arc::clone(&connection);
+                let all = Arc::clone(&connections);
                 let service = service_fn(move |request| {
                     let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(handle(request, &state).await) }
+                    let this = Arc::clone(&this);
+                    let all = Arc::clone(&all);
+                    async move { Ok::<_, Infallible>(handle(request, &state, &this, &all).await) }
                 });
-                let connection = http1::Builder::new()
+                let serving = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEADER_DEADLINE)
                     .max_buf_size(MAX_HEAD_BYTES)
                     .serve_connection(TokioIo::new(stream), service);
-                let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
-                drop(permit);
+                tokio::select! {
+                    _ = tokio::time::timeout(CONNECTION_LIFETIME, serving) => {}
+                    // Pushed out by a newer anonymous connection.
+                    _ = connection.close.notified() => {}
+                }
+                lock(&connections).closed(&connection);
             });
         }
     })
@@ -68,8 +140,14 @@ pub fn run(listener: TcpListener, state: Arc<ServeState>) -> anyhow::Result<()> 
 async fn handle(
     request: hyper::Request<Incoming>,
     state: &ServeState,
+    connection: &Connection,
+    connections: &Mutex<Connections>,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
+    let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    if state.authorized(header(hyper::header::AUTHORIZATION)) {
+        lock(connections).promote(connection);
+    }
     let declared = parts
         .headers
         .get(hyper::header::CONTENT_LENGTH)
@@ -87,10 +165,8 @@ async fn handle(
                     method: parts.method.as_str(),
                     path: parts.uri.path(),
                     query: parts.uri.query(),
-                    authorization: parts
-                        .headers
-                        .get(hyper::header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok()),
+                    authorization: header(hyper::header::AUTHORIZATION),
+                    host: header(hyper::header::HOST),
                     body: &body,
                 })
             }

@@ -37,9 +37,21 @@ pub struct ServeArgs {
     /// The token file (made, 0600, on first start).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
-    /// No token at all: reads only, every action off. Refused unless listening on loopback.
+    /// No token at all: /metrics only (the JSON API and every action are off). Refused
+    /// unless listening on loopback.
     #[arg(long)]
     pub no_token: bool,
+    /// Let /metrics be read without the token on loopback (Prometheus convention), so a
+    /// scraper needs no credentials; everyone on this machine can then read the metrics.
+    /// The JSON API keeps needing the token. Refused off loopback.
+    #[arg(long)]
+    pub metrics_without_token: bool,
+    /// Another name this server answers to (repeatable): the public name a reverse proxy
+    /// forwards in the Host header. Requests for any other name get 421, which keeps
+    /// DNS-rebinding web pages out. IP addresses, localhost and this box's hostname are
+    /// always answered.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_hosts: Vec<String>,
     /// Turn every action (Free VRAM) off; readings and metrics only.
     #[arg(long)]
     pub readonly: bool,
@@ -59,16 +71,19 @@ pub struct ServeArgs {
 /// How the server guards itself, decided from the arguments before anything listens.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
-    /// The bearer token; `None` with `--no-token`.
+    /// The bearer token; `None` with `--no-token` (then only /metrics is served).
     pub token: Option<String>,
-    /// Reads need the token too (any address but loopback).
-    pub reads_need_token: bool,
+    /// /metrics needs the token too (everywhere unless `--metrics-without-token` or
+    /// `--no-token` on loopback).
+    pub metrics_need_token: bool,
     /// Actions are off.
     pub readonly: bool,
+    /// Names (besides IP addresses and localhost) the Host header may carry.
+    pub host_names: Vec<String>,
 }
 
-/// Decides the policy: a token for actions always; for everything off loopback, where
-/// running without one is refused.
+/// Decides the policy: the token guards the JSON API and actions on every interface; /metrics
+/// may go without it on loopback only, when asked.
 pub fn policy(args: &ServeArgs) -> anyhow::Result<Policy> {
     let loopback = args.listen.ip().is_loopback();
     if args.no_token && !loopback {
@@ -77,6 +92,13 @@ pub fn policy(args: &ServeArgs) -> anyhow::Result<Policy> {
              would read the box and its processes. Drop --no-token (the token is then \
              required for every request), or listen on 127.0.0.1 and reach it over SSH \
              (ssh -L 9401:127.0.0.1:9401 box)",
+            args.listen
+        );
+    }
+    if args.metrics_without_token && !loopback {
+        anyhow::bail!(
+            "refusing --metrics-without-token on {}: off loopback every request needs the \
+             token (Prometheus sends it with `authorization: {{credentials_file: …}}`)",
             args.listen
         );
     }
@@ -92,10 +114,18 @@ pub fn policy(args: &ServeArgs) -> anyhow::Result<Policy> {
             })?;
         Some(token::load_or_create(&path)?)
     };
+    let mut host_names = vec![host_name(None)];
+    host_names.extend(args.name.iter().cloned());
+    host_names.extend(args.allow_hosts.iter().cloned());
     Ok(Policy {
-        reads_need_token: !loopback,
+        metrics_need_token: !(args.metrics_without_token || args.no_token),
         readonly: args.readonly || token.is_none(),
         token,
+        host_names: host_names
+            .iter()
+            .map(|n| n.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|n| !n.is_empty())
+            .collect(),
     })
 }
 
@@ -155,12 +185,17 @@ pub fn serve_command(args: &ServeArgs, demo: bool) -> anyhow::Result<()> {
         "vramdeck serve: {host} on http://{address} ({}) — /metrics, /api/v1/",
         kind.describe()
     );
-    if policy.reads_need_token {
+    if !args.listen.ip().is_loopback() {
         eprintln!(
             "WARNING: listening on {address}, which other machines can reach. Every request \
              needs the token (Authorization: Bearer …), but the traffic is plain HTTP: put a \
              TLS reverse proxy in front or use an SSH tunnel (see README)."
         );
+    }
+    if policy.token.is_none() {
+        eprintln!("--no-token: only /metrics is served; the JSON API needs a token");
+    } else if !policy.metrics_need_token {
+        eprintln!("/metrics is open to every user of this machine (--metrics-without-token)");
     }
     match (&policy.token, policy.readonly) {
         (_, true) => eprintln!("actions are off (read-only)"),
@@ -213,8 +248,37 @@ mod tests {
             file.to_str().unwrap(),
         ]))
         .unwrap();
-        assert!(p.reads_need_token && p.token.is_some() && !p.readonly);
+        assert!(p.metrics_need_token && p.token.is_some() && !p.readonly);
         let p = policy(&args(&["--no-token"])).unwrap();
-        assert!(!p.reads_need_token && p.token.is_none() && p.readonly);
+        assert!(!p.metrics_need_token && p.token.is_none() && p.readonly);
+    }
+
+    #[test]
+    fn metrics_go_without_the_token_only_on_loopback_and_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t");
+        let file = file.to_str().unwrap();
+        let p = policy(&args(&["--token-file", file])).unwrap();
+        assert!(p.metrics_need_token, "the default guards /metrics too");
+        let p = policy(&args(&["--token-file", file, "--metrics-without-token"])).unwrap();
+        assert!(!p.metrics_need_token && p.token.is_some());
+        let e = policy(&args(&[
+            "--token-file",
+            file,
+            "--listen",
+            "0.0.0.0:9401",
+            "--metrics-without-token",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("refusing --metrics-without-token"), "{e}");
+        let p = policy(&args(&[
+            "--token-file",
+            file,
+            "--allow-host",
+            "GPU.Example.org.",
+        ]))
+        .unwrap();
+        assert!(p.host_names.contains(&"gpu.example.org".to_string()));
     }
 }

@@ -19,11 +19,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Largest request body accepted (a Free VRAM request is about 40 bytes).
 pub const MAX_BODY_BYTES: usize = 4 * 1024;
-/// Requests per second the whole server answers; more get 429 (a scraper and a few desktops
+/// Requests per second answered to token holders; more get 429 (a scraper and a few desktops
 /// need a handful).
 pub const REQUESTS_PER_SECOND: f64 = 50.0;
 /// Burst allowance on top of the rate.
 pub const REQUEST_BURST: f64 = 100.0;
+/// Requests per second answered without the token (refusals, open /metrics): a budget of
+/// their own, so a flood without the token never spends the token holder's.
+pub const ANONYMOUS_PER_SECOND: f64 = 10.0;
+/// Burst allowance without the token.
+pub const ANONYMOUS_BURST: f64 = 20.0;
 /// The shortest time between two Free VRAM actions: each one makes every agent collect
 /// garbage, which costs the WebUI throughput.
 pub const FREE_EVERY: Duration = Duration::from_secs(2);
@@ -80,6 +85,8 @@ pub struct Request<'a> {
     pub query: Option<&'a str>,
     /// The Authorization header's value.
     pub authorization: Option<&'a str>,
+    /// The Host header's value.
+    pub host: Option<&'a str>,
     /// The body (already capped by the HTTP layer).
     pub body: &'a [u8],
 }
@@ -94,9 +101,36 @@ struct ReleaseNews {
     last_free: Option<Instant>,
 }
 
+/// A token bucket: `rate` requests a second, `burst` at once.
 struct Bucket {
     tokens: f64,
     at: Instant,
+    rate: f64,
+    burst: f64,
+}
+
+impl Bucket {
+    fn new(rate: f64, burst: f64) -> Self {
+        Bucket {
+            tokens: burst,
+            at: Instant::now(),
+            rate,
+            burst,
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Everything a request may read or change.
@@ -106,7 +140,10 @@ pub struct ServeState {
     policy: Policy,
     worker: Mutex<ReleaseWorker>,
     news: Mutex<ReleaseNews>,
+    /// Token holders' requests.
     bucket: Mutex<Bucket>,
+    /// Everyone else's.
+    anonymous: Mutex<Bucket>,
     catalogue: Catalogue,
     calibration: Calibration,
 }
@@ -141,10 +178,8 @@ impl ServeState {
                 },
                 ..Default::default()
             }),
-            bucket: Mutex::new(Bucket {
-                tokens: REQUEST_BURST,
-                at: Instant::now(),
-            }),
+            bucket: Mutex::new(Bucket::new(REQUESTS_PER_SECOND, REQUEST_BURST)),
+            anonymous: Mutex::new(Bucket::new(ANONYMOUS_PER_SECOND, ANONYMOUS_BURST)),
             catalogue,
             calibration,
         }
@@ -199,32 +234,63 @@ impl ServeState {
         }
     }
 
-    fn admit(&self) -> bool {
-        let mut b = locked(&self.bucket);
-        let now = Instant::now();
-        let refill = now.duration_since(b.at).as_secs_f64() * REQUESTS_PER_SECOND;
-        b.tokens = (b.tokens + refill).min(REQUEST_BURST);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn authorized(&self, authorization: Option<&str>) -> bool {
+    /// True when `authorization` carries this server's token (`Bearer`, any case).
+    pub fn authorized(&self, authorization: Option<&str>) -> bool {
         let Some(token) = &self.policy.token else {
             return false;
         };
         authorization
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .is_some_and(|given| super::token::matches(given.trim(), token))
+            .and_then(|h| h.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .is_some_and(|(_, given)| super::token::matches(given.trim(), token))
+    }
+
+    /// True when `host` (a Host header) names this server: an IP address, localhost, the box's
+    /// name or one given with `--allow-host`. A web page that rebinds its own name to this
+    /// box still sends its own name, and is refused.
+    fn answers_to(&self, host: Option<&str>) -> bool {
+        let Some(host) = host else {
+            return true; // HTTP/1.0 without Host: no browser sends that
+        };
+        let host = host.trim();
+        let name = if let Some(rest) = host.strip_prefix('[') {
+            // [v6]:port
+            return rest
+                .split_once(']')
+                .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+        } else {
+            host.rsplit_once(':')
+                .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+                .map_or(host, |(name, _)| name)
+        };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        name.parse::<std::net::Ipv4Addr>().is_ok()
+            || name == "localhost"
+            || self.policy.host_names.contains(&name)
     }
 
     /// Answers one request.
     pub fn respond(&self, request: &Request) -> Reply {
-        if !self.admit() {
+        if !self.answers_to(request.host) {
+            return Reply::error(
+                421,
+                format!(
+                    "this server does not answer to {:?}: ask for it by IP address, localhost or \
+                     its name; behind a proxy that forwards another name, start it with \
+                     --allow-host NAME",
+                    crate::text::sanitize(request.host.unwrap_or_default())
+                ),
+            );
+        }
+        // Who asks decides whose budget the request spends, so a flood without the token never
+        // starves the token holder (checking the token costs less than answering).
+        let authorized = self.authorized(request.authorization);
+        let admitted = if authorized {
+            locked(&self.bucket).take()
+        } else {
+            locked(&self.anonymous).take()
+        };
+        if !admitted {
             return Reply::error(429, "too many requests; slow down")
                 .with_header("Retry-After", "1");
         }
@@ -240,12 +306,31 @@ impl ServeState {
                  as a header: Authorization: Bearer <token>",
             );
         }
-        let action = request.method != "GET" && request.method != "HEAD";
-        let authorized = self.authorized(request.authorization);
-        if self.policy.reads_need_token && !authorized {
-            return unauthorized(
-                "this server is reachable from the network; every request needs its token",
-            );
+        // HEAD is GET without the body (hyper leaves the body out).
+        let method = match request.method {
+            "HEAD" => "GET",
+            m => m,
+        };
+        let action = method != "GET";
+        let metrics = request.path == "/metrics";
+        if !authorized && (!metrics || self.policy.metrics_need_token) {
+            return unauthorized(match (&self.policy.token, metrics, action) {
+                (None, _, _) => {
+                    "this server runs with --no-token: only /metrics is served; start it \
+                     without --no-token for the API"
+                }
+                (Some(_), _, true) => {
+                    "Free VRAM needs the token (`vramdeck serve --print-token` on the box)"
+                }
+                (Some(_), true, false) => {
+                    "/metrics needs the token (Authorization: Bearer …); on loopback, \
+                     --metrics-without-token opens it to this machine's users"
+                }
+                (Some(_), false, false) => {
+                    "the API needs the token on every address (`vramdeck serve --print-token` \
+                     on the box)"
+                }
+            });
         }
         if action && self.policy.readonly {
             return Reply::error(
@@ -253,12 +338,7 @@ impl ServeState {
                 "this server is read-only (--readonly or --no-token): actions are off",
             );
         }
-        if action && !authorized {
-            return unauthorized(
-                "Free VRAM needs the token (`vramdeck serve --print-token` on the box)",
-            );
-        }
-        match (request.method, request.path) {
+        match (method, request.path) {
             ("GET", "/metrics") => self.metrics(),
             ("GET", "/api/v1") | ("GET", "/api/v1/") => Reply::json(
                 200,
@@ -339,7 +419,6 @@ impl ServeState {
         let t = sampler::lock(&self.telemetry);
         let now = unix_seconds(SystemTime::now());
         let since = since.unwrap_or(now - 600.0).max(now - HISTORY_SECONDS);
-        let number = |v: f32| (!v.is_nan()).then_some(f64::from(v));
         let gpus = (0..t.history.gpu_count())
             .map(|slot| wire::GpuHistoryBody {
                 slot,
@@ -348,17 +427,7 @@ impl ServeState {
                     .readings(slot, since, now + 1.0)
                     .into_iter()
                     .filter(|(time, _)| *time > since)
-                    .map(|(time, v)| {
-                        let [a, b, c, d, e] = v.0;
-                        [
-                            Some(time),
-                            number(a),
-                            number(b),
-                            number(c),
-                            number(d),
-                            number(e),
-                        ]
-                    })
+                    .map(|(time, values)| wire::HistoryPoint { time, values })
                     .collect(),
             })
             .collect();

@@ -12,54 +12,86 @@ pub fn default_path() -> Option<PathBuf> {
 
 /// The token in `path`, made (0600, owner only) when there is none. A file that others can
 /// read, that another user owns, or that is a symlink is refused: a token anyone can read
-/// guards nothing.
+/// guards nothing. So is a folder others may change (unless sticky, as /tmp is): they could
+/// swap the file.
 pub fn load_or_create(path: &Path) -> anyhow::Result<String> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) => {
-            if meta.file_type().is_symlink() || !meta.is_file() {
-                anyhow::bail!(
-                    "{} is not a plain file; remove it (a new token is made on the next start)",
-                    path.display()
-                );
-            }
-            if meta.uid() != crate::release::discovery::current_uid() {
-                anyhow::bail!(
-                    "{} belongs to uid {}, not to you; remove it or pass --token-file",
-                    path.display(),
-                    meta.uid()
-                );
-            }
-            if meta.permissions().mode() & 0o077 != 0 {
-                anyhow::bail!(
-                    "{} can be read by other users (mode {:o}); run `chmod 600 {}`",
-                    path.display(),
-                    meta.permissions().mode() & 0o777,
-                    path.display()
-                );
-            }
-            let mut text = String::new();
-            std::fs::File::open(path)?
-                .take(1024)
-                .read_to_string(&mut text)?;
-            let token = text.trim().to_string();
-            if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-                anyhow::bail!(
-                    "{} does not hold a usable token (32 or more printable characters); remove \
-                     it and a new one is made",
-                    path.display()
-                );
-            }
-            Ok(token)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path),
-        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    if let Some(dir) = path.parent().filter(|d| d.exists()) {
+        check_folder(dir)?;
     }
+    // Opened once, without following a link and without blocking on a FIFO, and every check
+    // made on what was opened: a check by path and then an open by path can be raced.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return create(path),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => anyhow::bail!(
+            "{} is not a plain file; remove it (a new token is made on the next start)",
+            path.display()
+        ),
+        Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        anyhow::bail!(
+            "{} is not a plain file; remove it (a new token is made on the next start)",
+            path.display()
+        );
+    }
+    if meta.uid() != crate::release::discovery::current_uid() {
+        anyhow::bail!(
+            "{} belongs to uid {}, not to you; remove it or pass --token-file",
+            path.display(),
+            meta.uid()
+        );
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        anyhow::bail!(
+            "{} can be read by other users (mode {:o}); run `chmod 600 {}`",
+            path.display(),
+            meta.permissions().mode() & 0o777,
+            path.display()
+        );
+    }
+    let mut text = String::new();
+    file.take(1024).read_to_string(&mut text)?;
+    let token = text.trim().to_string();
+    if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        anyhow::bail!(
+            "{} does not hold a usable token (32 or more printable characters); remove \
+             it and a new one is made",
+            path.display()
+        );
+    }
+    Ok(token)
+}
+
+/// Refuses a folder that users other than its owner may change without the sticky bit (which
+/// keeps them from renaming or removing others' files).
+fn check_folder(dir: &Path) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))?;
+    let mode = meta.permissions().mode();
+    let sticky = mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && !sticky {
+        anyhow::bail!(
+            "{} can be changed by other users (mode {:o}), who could swap the token file: keep \
+             it in a private folder (--token-file), or `chmod go-w {}`",
+            dir.display(),
+            mode & 0o7777,
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn create(path: &Path) -> anyhow::Result<String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        check_folder(dir)?;
     }
     let token = random_token()?;
     // create_new: never follows or reuses what someone put there in the meantime.
@@ -132,6 +164,56 @@ mod tests {
         std::fs::write(&path, "short\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(load_or_create(&path).is_err());
+    }
+
+    #[test]
+    fn another_user_cannot_swap_the_token_in_a_folder_they_may_change() {
+        use std::os::unix::process::CommandExt;
+        if crate::release::discovery::current_uid() != 0 {
+            eprintln!("skipped: acting as a second user needs root (CI runs as root)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let path = shared.join("serve-token");
+        std::fs::write(&path, format!("{}\n", "a".repeat(64))).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // The attack review: nobody (uid 65534) renames its own token over ours in a loop;
+        // checks by path, then an open by path, read theirs in 95 of 400 starts.
+        let theirs = "b".repeat(64);
+        let mut swapper = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "while :; do printf '{theirs}\\n' > {d}/t.$$; chmod 600 {d}/t.$$; \
+                 mv -f {d}/t.$$ {d}/serve-token 2>/dev/null; done",
+                d = shared.display()
+            ))
+            .uid(65534)
+            .gid(65534)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        // The attack runs: their file stands where ours was.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_to_string(&path).unwrap_or_default().trim() != theirs {
+            assert!(std::time::Instant::now() < deadline, "the swapper never swapped");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let results: Vec<_> = (0..400).map(|_| load_or_create(&path)).collect();
+        // SAFETY: signalling the process group the swapper leads (its mv children too).
+        unsafe { libc::kill(-(swapper.id() as libc::pid_t), libc::SIGKILL) };
+        let _ = swapper.wait();
+        assert!(results.iter().all(|r| r.as_ref().ok() != Some(&theirs)));
+        let e = results[0].as_ref().unwrap_err().to_string();
+        assert!(e.contains("can be changed by other users"), "{e}");
+        // In a sticky folder (as /tmp) others cannot rename over our file: it loads.
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let ours = load_or_create(&path).unwrap();
+        assert_eq!(load_or_create(&path).unwrap(), ours);
     }
 
     #[test]

@@ -225,6 +225,8 @@ pub struct GpuSample {
 pub struct RemoteOrigin {
     /// The host's name as the user knows it ("gpu-box", "runpod-a100").
     pub host: String,
+    /// The address the host was added with: what tells two hosts of one name apart.
+    pub address: String,
     /// The GPU's index on its host (the sample's own `index` is its place in this window).
     pub index: u32,
     /// Set when no reading arrived for three intervals: the values shown are the last ones,

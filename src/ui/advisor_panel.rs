@@ -338,7 +338,8 @@ pub fn preset_from_form(form: &NewPresetForm) -> Result<Workload, String> {
         .to_lowercase()
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
+            // Any script's letters: 万象视频 and 混元视频 must not both become "user-----".
+            if c.is_alphanumeric() || c == '.' {
                 c
             } else {
                 '-'

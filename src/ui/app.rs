@@ -450,19 +450,21 @@ impl VramDeckApp {
                     }
                     ui.add_space(6.0);
                 }
-                if let (Some(fleet), Some(host)) = (
+                if let (Some(fleet), Some(address)) = (
                     &self.fleet,
                     snapshot
                         .gpus
                         .get(slot)
                         .and_then(|g| g.remote.as_ref())
-                        .map(|r| r.host.clone()),
-                ) && let Some((_, state)) =
-                    fleet.hosts().into_iter().find(|(_, s)| s.name == host)
+                        .map(|r| r.address.clone()),
+                ) && let Some((_, state)) = fleet
+                    .hosts()
+                    .into_iter()
+                    .find(|(c, _)| c.address == address)
                 {
                     ui.separator();
                     if super::hosts_panel::remote_free(ui, &state, self.settings.free_level) {
-                        fleet.free(&host, self.settings.free_level);
+                        fleet.free(&address, self.settings.free_level);
                     }
                 }
                 // Without a GPU here, this machine's agents hold no VRAM to release.
@@ -867,16 +869,21 @@ impl VramDeckApp {
             }
             FileOutcome::Exported(Err(e)) => self.warnings.push(format!("Export failed: {e}")),
             FileOutcome::PresetsImported(Ok(presets)) => {
-                let n = presets.len();
-                self.workloads.catalogue.merge_user(presets);
+                let report = self.workloads.catalogue.import(presets);
                 self.save_user_presets();
-                self.toast(
-                    format!(
-                        "Imported {}",
-                        crate::units::count(n as u64, "preset", "presets")
-                    ),
-                    true,
+                let mut text = format!(
+                    "Imported {}",
+                    crate::units::count(report.added as u64, "preset", "presets")
                 );
+                for (old, new) in &report.renamed {
+                    text.push_str(&format!(
+                        "; {old} is a built-in preset's id, so it was added as {new}"
+                    ));
+                }
+                if !report.replaced.is_empty() {
+                    text.push_str(&format!("; replaced your {}", report.replaced.join(", ")));
+                }
+                self.toast(text, true);
             }
             FileOutcome::PresetsImported(Err(e)) => self
                 .warnings

@@ -43,6 +43,7 @@ pub fn status_line(state: &HostState, now: Instant) -> (String, bool) {
                 false,
             ),
         },
+        HostStatus::Refused(why) => (format!("refused: {why}"), true),
         HostStatus::Retrying { error, retry_at } => {
             let wait = retry_at.saturating_duration_since(now).as_secs_f64().ceil();
             (format!("{error} · trying again in {wait:.0} s"), true)
@@ -65,7 +66,7 @@ pub fn show(
         .show(ctx, |ui| {
             ui.label(
                 "Watch a GPU box beside this machine's GPUs: a box running `vramdeck serve` \
-                 (http://box:9401, with its token for Free VRAM), or any box with the NVIDIA \
+                 (http://box:9401 and its token: `vramdeck serve --print-token` there), or any box with the NVIDIA \
                  driver over SSH (ssh user@box: your keys and ~/.ssh/config).",
             );
             ui.add_space(6.0);
@@ -81,6 +82,11 @@ pub fn show(
                         ui.label(RichText::new(&state.name).strong())
                             .on_hover_text(&config.address);
                         let (line, bad) = status_line(state, now);
+                        let bad = bad || state.problem.is_some();
+                        let line = match &state.problem {
+                            Some(problem) => format!("{line} · {problem}"),
+                            None => line,
+                        };
                         let text = RichText::new(line);
                         ui.label(if bad {
                             text.color(ui.visuals().warn_fg_color)
@@ -145,7 +151,11 @@ pub fn troubles(ui: &mut Ui, hosts: &[(HostConfig, HostState)]) {
     let now = Instant::now();
     for (config, state) in hosts {
         let (line, bad) = status_line(state, now);
-        if bad || state.gpus.is_empty() {
+        let line = match &state.problem {
+            Some(problem) if !bad => format!("{line} · {problem}"),
+            _ => line,
+        };
+        if bad || state.gpus.is_empty() || state.problem.is_some() {
             ui.add(
                 egui::Label::new(
                     RichText::new(format!("{}: {line}", config.address))
@@ -163,13 +173,7 @@ pub fn troubles(ui: &mut Ui, hosts: &[(HostConfig, HostState)]) {
 pub fn remote_free(ui: &mut Ui, state: &HostState, level: FreeLevel) -> bool {
     ui.label(RichText::new(format!("Release cached VRAM on {}", state.name)).strong());
     if !state.can_free {
-        ui.label(
-            RichText::new(
-                "Not from here: a host over SSH, or a vramdeck serve added without its token, \
-                 can only be watched.",
-            )
-            .weak(),
-        );
+        ui.label(RichText::new("Not from here: a host over SSH can only be watched.").weak());
         return false;
     }
     let running = state.free.as_ref().is_some_and(|f| f.running);

@@ -540,7 +540,7 @@ fn fitting_settings(
                 },
                 Detail::Batch(b),
             ) => {
-                for n in 1..=b.largest_safe.unwrap_or(0) {
+                for n in batch_steps(b.largest_safe.unwrap_or(0)) {
                     let peak = base_mib.saturating_add(per_item_mib.saturating_mul(u64::from(n)));
                     let frames = crate::units::count(u64::from(n), "frame", "frames");
                     out.push((peak, format!("{} {frames} at once", w.name)));
@@ -551,6 +551,20 @@ fn fitting_settings(
     }
     out.sort_by_key(|(peak, _)| *peak);
     out
+}
+
+/// Batches a template considers: every one up to 32, else 32 spread from 1 to `largest`
+/// (a preset may allow thousands; a template only needs the lightest, middle and heaviest).
+fn batch_steps(largest: u32) -> Vec<u32> {
+    const STEPS: u32 = 32;
+    if largest <= STEPS {
+        return (1..=largest).collect();
+    }
+    let mut steps: Vec<u32> = (0..STEPS)
+        .map(|i| 1 + ((u64::from(largest) - 1) * u64::from(i) / u64::from(STEPS - 1)) as u32)
+        .collect();
+    steps.dedup();
+    steps
 }
 
 /// Templates for 8, 12, 24, 48 and 80 GB cards, assuming the card is otherwise empty: for each

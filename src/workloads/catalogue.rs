@@ -136,9 +136,64 @@ pub struct PresetFile {
     pub workload: Vec<Workload>,
 }
 
-/// Parses a presets file; the error names the line and what is wrong with it.
+/// Presets one file may hold: a shared file is read by every part of the app, so its work
+/// must stay bounded (the built-in catalogue has a dozen).
+pub const MAX_PRESETS_PER_FILE: usize = 500;
+/// Largest batch a batched preset may name.
+pub const MAX_BATCH: u32 = 4_096;
+/// Measured sizes, phases or subjects one preset may list.
+pub const MAX_LIST: usize = 64;
+
+impl Workload {
+    /// Every text field made safe to show ([`crate::text::sanitize`]): a shared presets file
+    /// is text from outside, read into the window and printed by `vramdeck advise`.
+    fn sanitize(&mut self) {
+        let clean = |s: &mut String| *s = crate::text::sanitized(s);
+        clean(&mut self.id);
+        clean(&mut self.name);
+        clean(&mut self.settings);
+        clean(&mut self.measured_on);
+        clean(&mut self.source);
+        self.fallback.iter_mut().for_each(clean);
+        self.fallback_advice.iter_mut().for_each(clean);
+        match &mut self.shape {
+            Shape::Fixed { phases, .. } => phases.iter_mut().for_each(|p| clean(&mut p.name)),
+            Shape::Sized { guidance, .. } => {
+                guidance.iter_mut().for_each(|g| clean(&mut g.subject))
+            }
+            Shape::Batched { .. } => {}
+        }
+    }
+
+    /// Why the preset asks for more work than any real one, if it does.
+    fn too_big(&self) -> Option<String> {
+        let long = match &self.shape {
+            Shape::Fixed { phases, .. } => phases.len(),
+            Shape::Sized {
+                points, guidance, ..
+            } => points.len().max(guidance.len()),
+            Shape::Batched { max_batch, .. } if *max_batch > MAX_BATCH => {
+                return Some(format!(
+                    "preset {} allows batches up to {max_batch}; at most {MAX_BATCH}",
+                    self.id
+                ));
+            }
+            Shape::Batched { .. } => 0,
+        };
+        (long > MAX_LIST).then(|| {
+            format!(
+                "preset {} lists {long} sizes, phases or subjects; at most {MAX_LIST}",
+                self.id
+            )
+        })
+    }
+}
+
+/// Parses a presets file; the error names the line and what is wrong with it. Every text is
+/// sanitised, and a file asking for unbounded work (thousands of presets, batches of
+/// millions) is refused with a sentence.
 pub fn parse(text: &str, origin: &str) -> Result<Vec<Workload>, String> {
-    let file: PresetFile = toml::from_str(text).map_err(|e| {
+    let mut file: PresetFile = toml::from_str(text).map_err(|e| {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
@@ -146,11 +201,21 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Workload>, String> {
             .unwrap_or_default();
         format!("{origin}{line}: {}", e.message())
     })?;
-    for w in &file.workload {
+    if file.workload.len() > MAX_PRESETS_PER_FILE {
+        return Err(format!(
+            "{origin}: {} presets; a presets file holds at most {MAX_PRESETS_PER_FILE}",
+            file.workload.len()
+        ));
+    }
+    for w in &mut file.workload {
+        w.sanitize();
         if let Shape::Sized { points, .. } = &w.shape
             && points.is_empty()
         {
             return Err(format!("{origin}: preset {} has no size points", w.id));
+        }
+        if let Some(why) = w.too_big() {
+            return Err(format!("{origin}: {why}"));
         }
     }
     Ok(file.workload)
@@ -167,6 +232,17 @@ pub fn to_toml(workloads: &[Workload]) -> String {
 /// Where the user's own presets live: beside settings.toml.
 pub fn user_presets_path() -> Option<PathBuf> {
     crate::settings::default_path().map(|p| p.with_file_name("presets.toml"))
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Imported {
+    /// Presets added or replaced.
+    pub added: usize,
+    /// Presets that had a built-in preset's id: (that id, the id they were given).
+    pub renamed: Vec<(String, String)>,
+    /// Names of the user's own presets that imported ones replaced.
+    pub replaced: Vec<String>,
 }
 
 /// The catalogue in use, with anything that went wrong loading it.
@@ -209,6 +285,44 @@ impl Catalogue {
             }
         }
         catalogue
+    }
+
+    /// Adds presets from a file someone shared. One whose id is a built-in preset's is added
+    /// under a new id (never replacing the built-in one, whose figures were measured); one
+    /// whose id is already among the user's replaces it. The report says which.
+    pub fn import(&mut self, presets: Vec<Workload>) -> Imported {
+        let built_in: Vec<String> = parse(BUILT_IN, "built-in presets")
+            .map(|all| all.into_iter().map(|w| w.id).collect())
+            .unwrap_or_default();
+        let mut report = Imported::default();
+        let mut taken: std::collections::HashSet<String> =
+            self.workloads.iter().map(|w| w.id.clone()).collect();
+        let mut add = Vec::with_capacity(presets.len());
+        for mut w in presets {
+            if built_in.contains(&w.id) {
+                let mut n = 1;
+                let new_id = loop {
+                    let candidate = match n {
+                        1 => format!("{}-imported", w.id),
+                        n => format!("{}-imported-{n}", w.id),
+                    };
+                    if !taken.contains(&candidate) {
+                        break candidate;
+                    }
+                    n += 1;
+                };
+                report.renamed.push((w.id.clone(), new_id.clone()));
+                w.name = format!("{} (imported)", w.name);
+                w.id = new_id;
+            } else if self.user_ids.contains(&w.id) {
+                report.replaced.push(w.name.clone());
+            }
+            taken.insert(w.id.clone());
+            add.push(w);
+        }
+        report.added = add.len();
+        self.merge_user(add);
+        report
     }
 
     /// Adds or replaces user presets.

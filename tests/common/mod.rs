@@ -133,14 +133,19 @@ pub fn plain_app(
 /// Runs the vramdeck binary with `args` and `stdin`, config and data in a fresh folder:
 /// (stdout, stderr, success).
 pub fn vramdeck(args: &[&str], stdin: Option<&str>) -> (String, String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    vramdeck_in(dir.path(), args, stdin)
+}
+
+/// [`vramdeck`] with its settings (and the user's presets) in `dir`.
+pub fn vramdeck_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> (String, String, bool) {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_vramdeck"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("VRAMDECK_CONFIG_DIR", dir.path())
-        .env("VRAMDECK_DATA_DIR", dir.path())
+        .env("VRAMDECK_CONFIG_DIR", dir)
+        .env("VRAMDECK_DATA_DIR", dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -81,7 +81,7 @@ def test_sessions_built_before_the_tracker_are_found_too(tmp_path):
     earlier = session(matmul_chain(tmp_path / "early.onnx"))
     owner = _onnx.tracker()  # the process's tracker, installed whatever ran before
     cls = onnxruntime.InferenceSession
-    wrapped = ("__init__", "io_binding") + _onnx.RUN_METHODS
+    wrapped = ("__init__",) + _onnx.RUN_METHODS
     saved = {name: cls.__dict__[name] for name in wrapped if name in cls.__dict__}
     try:  # let the fresh tracker own the class for a moment, as in a new process
         del cls._vramdeck_tracker
@@ -164,6 +164,57 @@ def test_a_session_with_an_io_binding_is_never_rebuilt(tracker, tmp_path):
     result = tracker.rebuild_idle()
     assert any(x.startswith("bound.onnx") for x in result["skipped"]), result
     assert "bound.onnx" not in result["rebuilt"]
+
+
+def bound_run(s, binding, x):
+    """One run through an IOBinding, as hosts that keep tensors on the device do."""
+    binding.bind_cpu_input("x", x)
+    binding.bind_output("y")
+    s.run_with_iobinding(binding)
+    return binding.copy_outputs_to_cpu()[0]
+
+
+@pytest.mark.parametrize("made_by", ["io_binding()", "IOBinding(session)", "before tracking"])
+def test_a_bound_session_is_not_rebuilt_and_its_binding_runs_after_a_release(
+        tracker, tmp_path, made_by):
+    # The attack review's finding: a binding the tracker did not see was rebuilt under, and
+    # every later run_with_iobinding failed with "IOBinding must be used with the session
+    # that created it".
+    s = session(matmul_chain(tmp_path / "bound.onnx"))
+    binding = s.io_binding() if made_by == "io_binding()" else onnxruntime.IOBinding(s)
+    if made_by == "before tracking":
+        tracker._bound.discard(s)  # as a binding made before the tracker was installed
+    x = numpy.ones((2, 64), numpy.float32)
+    expected = bound_run(s, binding, x)
+    result = tracker.rebuild_idle()
+    assert "bound.onnx (has an IOBinding: not rebuilt)" in result["skipped"], result
+    assert "bound.onnx" not in result["rebuilt"]
+    numpy.testing.assert_allclose(bound_run(s, binding, x), expected, rtol=1e-6)
+    del binding
+
+
+def test_a_run_with_iobinding_counts_as_a_run_in_flight(tracker, tmp_path):
+    slow = session(matmul_chain(tmp_path / "busy.onnx", size=1024, depth=24))
+    binding = slow.io_binding()
+    x = numpy.ones((256, 1024), numpy.float32)
+    done = threading.Event()
+
+    def job():
+        while not done.is_set():
+            bound_run(slow, binding, x)
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    try:
+        deadline, seen = time.monotonic() + 10, 0
+        while time.monotonic() < deadline and not seen:
+            mine = [s for s in tracker.report()["sessions"] if s["model"] == "busy.onnx"]
+            seen = mine[0]["runs_in_flight"] if mine else 0
+            time.sleep(0.001)
+        assert seen == 1
+    finally:
+        done.set()
+        worker.join()
 
 
 def test_without_onnxruntime_the_agent_says_so_and_cache_is_gc_only(tmp_path, monkeypatch):

@@ -65,3 +65,25 @@ def test_the_agent_names_the_hook_and_says_what_it_does(tmp_path):
 def test_an_unknown_mode_is_refused():
     with pytest.raises(ValueError):
         PipelineUnload({}, mode="vanish")
+
+
+def test_unloads_asked_again_and_again_during_a_generation_share_one_waiting_thread():
+    # The attack review's finding: 58 unload requests during one job started 58 threads.
+    pipes = {"i2v": Pipe()}
+    generating = threading.Event()
+    generating.set()
+    hook = PipelineUnload(pipes, mode="cpu", busy=generating.is_set)
+    outcomes = [hook() for _ in range(58)]
+    assert all(isinstance(o, Deferred) for o in outcomes)
+    waiting = [t for t in threading.enumerate() if t.name == "vramdeck-pipeline-unload"]
+    assert len(waiting) == 1
+    generating.clear()
+    deadline = time.monotonic() + 5
+    while not all(o.done() for o in outcomes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(o.done() for o in outcomes) and pipes["i2v"].device == "cpu"
+    # The next job's unload starts a new wait of its own.
+    pipes["i2v"].to("cuda")
+    generating.set()
+    assert isinstance(hook(), Deferred)
+    generating.clear()

@@ -29,7 +29,8 @@ from typing import Dict, List, Optional
 REBUILDABLE = ("CUDAExecutionProvider", "ROCMExecutionProvider")
 GPU_PROVIDERS = REBUILDABLE + ("TensorrtExecutionProvider", "MIGraphXExecutionProvider",
                                "DmlExecutionProvider")
-RUN_METHODS = ("run", "run_with_ort_values", "run_with_ortvaluevector", "run_async")
+RUN_METHODS = ("run", "run_with_ort_values", "run_with_ortvaluevector", "run_async",
+               "run_with_iobinding")
 ARENA_OPTIONS = ("device_id", "arena_extend_strategy", "gpu_mem_limit", "cudnn_conv_algo_search")
 
 # A cache release must answer within vramdeck's 20 s limit for a free.
@@ -59,6 +60,7 @@ class OnnxSessions:
         self._in_flight: Dict[int, int] = {}
         self._rebuilding: set = set()
         self._bound: "weakref.WeakSet" = weakref.WeakSet()  # sessions with an IOBinding
+        self._ort_module = None
 
     # -- set-up ----------------------------------------------------------------------------
     def install(self, ort_module=None) -> bool:
@@ -73,6 +75,7 @@ class OnnxSessions:
                 self.reason = f"onnxruntime not importable: {e}"
                 return False
         cls = ort_module.InferenceSession
+        self._ort_module = ort_module
         owner = getattr(cls, "_vramdeck_tracker", None)
         if owner is not None and owner is not self:
             self.reason = "onnxruntime is tracked by another vramdeck tracker in this process"
@@ -103,15 +106,27 @@ class OnnxSessions:
             original = getattr(cls, name, None)
             if original is not None:
                 setattr(cls, name, self._counted(original))
-        original_binding = getattr(cls, "io_binding", None)
-        if original_binding is not None:
-            def io_binding(session, *args, **kwargs):
-                # An IOBinding keeps the C++ session it was made from: rebuilding would leave
-                # it running the old one, so a bound session is never rebuilt.
-                tracker._bound.add(session)
-                return original_binding(session, *args, **kwargs)
+        # An IOBinding keeps the C++ session it was made from (`binding._session`): after a
+        # rebuild every `run_with_iobinding` with it fails, so a session that ever had one is
+        # never rebuilt. Bindings are made through `session.io_binding()` or the class
+        # `onnxruntime.IOBinding(session)`: the class is where both end.
+        binding_cls = getattr(self._ort_module, "IOBinding", None)
+        if binding_cls is not None and not getattr(binding_cls, "_vramdeck_wrapped", False):
+            original_binding_init = binding_cls.__init__
 
-            cls.io_binding = io_binding
+            def binding_init(binding, session, *args, **kwargs):
+                with tracker._lock:
+                    key = id(session)
+                    while key in tracker._rebuilding:
+                        tracker._cond.wait()
+                    try:
+                        tracker._bound.add(session)
+                    except TypeError:
+                        pass
+                return original_binding_init(binding, session, *args, **kwargs)
+
+            binding_cls.__init__ = binding_init
+            binding_cls._vramdeck_wrapped = True
 
     def _counted(self, original):
         tracker = self
@@ -186,12 +201,34 @@ class OnnxSessions:
         return (bool(providers) and providers[0] in self.rebuildable
                 and session not in self._bound)
 
+    def _find_bindings(self) -> None:
+        """Marks the sessions of every IOBinding alive in the process as bound, bindings made
+        before the tracker was installed included (one heap scan, at release time only)."""
+        binding_cls = getattr(self.ort, "IOBinding", None)
+        if binding_cls is None:
+            return
+        bound_c = set()
+        for obj in gc.get_objects():
+            if type(obj) is binding_cls or issubclass(type(obj), binding_cls):
+                c_session = getattr(obj, "_session", None)
+                if c_session is not None:
+                    bound_c.add(id(c_session))
+        if not bound_c:
+            return
+        for s in self.sessions():
+            if id(getattr(s, "_sess", None)) in bound_c:
+                try:
+                    self._bound.add(s)
+                except TypeError:
+                    pass
+
     # -- giving back -----------------------------------------------------------------------
     def rebuild_idle(self, budget_s: float = REBUILD_BUDGET_S) -> dict:
         """Builds every idle GPU session again, which frees its arena; busy sessions and ones
         that cannot be rebuilt are skipped and named."""
         started = time.monotonic()
         rebuilt, skipped, errors = [], [], []
+        self._find_bindings()
         for s in self.sessions():
             name = _model_name(s)
             try:
@@ -200,6 +237,9 @@ class OnnxSessions:
             except Exception:
                 continue
             if not any(p in self.gpu_providers for p in providers):
+                continue
+            if s in self._bound:
+                skipped.append(f"{name} (has an IOBinding: not rebuilt)")
                 continue
             if not self._rebuildable(s, providers):
                 skipped.append(f"{name} ({providers[0]}: not rebuilt)")
@@ -211,6 +251,10 @@ class OnnxSessions:
             with self._cond:
                 if self._in_flight.get(key):
                     skipped.append(f"{name} (running)")
+                    continue
+                # A binding made since the scan: checked under the lock its maker takes.
+                if s in self._bound:
+                    skipped.append(f"{name} (has an IOBinding: not rebuilt)")
                     continue
                 self._rebuilding.add(key)
             try:

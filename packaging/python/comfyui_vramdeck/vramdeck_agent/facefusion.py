@@ -24,10 +24,10 @@ import logging
 import os
 import sys
 import threading
-import time
 from typing import Optional
 
-from . import Deferred, TorchAllocator, start
+from . import TorchAllocator, start
+from ._later import AfterBusy
 
 log = logging.getLogger("vramdeck_agent")
 
@@ -98,22 +98,12 @@ def _empty_pools() -> bool:
         _pool_lock.release()
 
 
-def unload_inference_pools():
-    """The unload hook: empties FaceFusion's inference pools now, or after the running job."""
-    if not _busy() and _empty_pools():
-        return None
-    done = threading.Event()
-
-    def when_idle() -> None:
-        while True:
-            if not _busy() and _empty_pools():
-                done.set()
-                return
-            time.sleep(JOB_POLL_S)
-
-    threading.Thread(target=when_idle, daemon=True, name="vramdeck-facefusion-unload").start()
-    return Deferred("FaceFusion will empty its inference pools when the running job ends",
-                    done.is_set)
+# One wait for the running job, however often an unload is asked for during it.
+unload_inference_pools = AfterBusy(
+    lambda: _busy(), lambda: _empty_pools(),
+    "FaceFusion will empty its inference pools when the running job ends",
+    poll_s=JOB_POLL_S, name="vramdeck-facefusion-unload")
+unload_inference_pools.__qualname__ = "unload_inference_pools"  # how the agent names it
 
 
 def _label() -> str:

@@ -24,11 +24,9 @@ while it denoises would break the generation).
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Callable, MutableMapping, Optional
 
-from . import Deferred
+from ._later import AfterBusy
 
 POLL_S = 0.2
 
@@ -44,6 +42,12 @@ class PipelineUnload:
         self.mode = mode
         self.busy = busy or (lambda: False)
         self.__qualname__ = f"PipelineUnload({mode})"  # how the agent names this hook
+        # One wait for the running generation, however often an unload is asked for; the
+        # agent's own cache release has run by then, so the memory is handed back after.
+        self._after = AfterBusy(lambda: self.busy(), self._release_all,
+                                "the pipelines unload when the running generation ends",
+                                after=self._empty_cache, poll_s=POLL_S,
+                                name="vramdeck-pipeline-unload")
 
     def says(self) -> str:
         """What this hook does, for `start(unload_says=...)`."""
@@ -62,24 +66,18 @@ class PipelineUnload:
                 self.pipelines.pop(name, None)
         return len(names)
 
+    def _release_all(self) -> bool:
+        self.release()
+        return True
+
+    @staticmethod
+    def _empty_cache() -> None:
+        try:
+            import torch
+
+            torch.cuda.empty_cache()
+        except Exception:
+            pass
+
     def __call__(self):
-        if not self.busy():
-            self.release()
-            return None
-        done = threading.Event()
-
-        def after_generation() -> None:
-            while self.busy():
-                time.sleep(POLL_S)
-            self.release()
-            try:  # the agent's own cache release has run already: hand the memory back now
-                import torch
-
-                torch.cuda.empty_cache()
-            except Exception:
-                pass
-            done.set()
-
-        threading.Thread(target=after_generation, daemon=True,
-                         name="vramdeck-pipeline-unload").start()
-        return Deferred("the pipelines unload when the running generation ends", done.is_set)
+        return self._after()

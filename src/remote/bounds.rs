@@ -1,0 +1,248 @@
+//! What a remote host may put into this window. A host is another machine: a compromised or
+//! broken one may name thousands of GPUs, new ids on every reading, or timestamps decades away.
+//! Every GPU that gets a place in the window costs about a megabyte of history for the whole
+//! session, so a host gets places only for GPUs a real box could have, and one that keeps
+//! renaming its GPUs is shown as misbehaving instead of stored.
+
+use super::gpu_key;
+use crate::telemetry::GpuSample;
+use serde::Deserialize;
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
+use std::collections::{HashMap, HashSet};
+use std::marker::PhantomData;
+
+/// GPUs one host may have in the window. A real box has at most 16 (an HGX has 8; 16-GPU
+/// chassis exist); four times that is headroom, not a target.
+pub const MAX_GPUS_PER_HOST: usize = 64;
+/// Processes read per remote GPU (a busy shared box has dozens).
+pub const MAX_PROCESSES_PER_GPU: usize = 256;
+/// Readings in a row that rename a GPU before the host is refused.
+pub const RENAMES_IN_A_ROW: u32 = 3;
+/// How far before now a remote reading may be dated (the back-fill reaches a day back).
+pub const OLDEST_SECONDS: f64 = 24.0 * 3600.0 + 60.0;
+/// How far after now a remote reading may be dated (clocks drift a little).
+pub const NEWEST_SECONDS: f64 = 60.0;
+
+/// The GPU ids one host has used, deciding which of its GPUs get a place.
+#[derive(Debug, Default)]
+pub struct GpuIds {
+    admitted: HashSet<String>,
+    key_at_index: HashMap<u32, String>,
+    renames: u32,
+    refused: Option<String>,
+}
+
+/// What became of one reading.
+#[derive(Debug, Default, PartialEq)]
+pub struct Admitted {
+    /// The GPUs that keep a place, in the host's order.
+    pub gpus: Vec<GpuSample>,
+    /// What was left out and why, as a sentence for the hosts list.
+    pub problem: Option<String>,
+}
+
+impl GpuIds {
+    /// Set once the host renamed its GPUs [`RENAMES_IN_A_ROW`] readings in a row: from then
+    /// on nothing it sends is stored.
+    pub fn refused(&self) -> Option<&str> {
+        self.refused.as_deref()
+    }
+
+    /// Admits one reading of the host's GPUs. `more_than_cap` says the host named more GPUs
+    /// than were read (the parser stops at [`MAX_GPUS_PER_HOST`]).
+    pub fn admit(&mut self, gpus: Vec<GpuSample>, more_than_cap: bool) -> Admitted {
+        if let Some(why) = &self.refused {
+            return Admitted {
+                gpus: Vec::new(),
+                problem: Some(why.clone()),
+            };
+        }
+        let mut renamed = false;
+        let mut seen = HashSet::new();
+        let mut refused_new = 0usize;
+        let mut kept = Vec::with_capacity(gpus.len().min(MAX_GPUS_PER_HOST));
+        for mut g in gpus.into_iter().take(MAX_GPUS_PER_HOST) {
+            let key = gpu_key(&g);
+            if !seen.insert(key.clone()) {
+                continue; // the same GPU twice in one reading
+            }
+            if self
+                .key_at_index
+                .get(&g.index)
+                .is_some_and(|before| *before != key)
+            {
+                renamed = true;
+            }
+            if !self.admitted.contains(&key) {
+                if self.admitted.len() >= MAX_GPUS_PER_HOST {
+                    refused_new += 1;
+                    continue;
+                }
+                self.admitted.insert(key.clone());
+            }
+            self.key_at_index.insert(g.index, key);
+            g.processes.truncate(MAX_PROCESSES_PER_GPU);
+            kept.push(g);
+        }
+        self.renames = if renamed { self.renames + 1 } else { 0 };
+        if self.renames >= RENAMES_IN_A_ROW {
+            let why = format!(
+                "the host named its GPUs anew in {RENAMES_IN_A_ROW} readings in a row, which no \
+                 real box does: its readings are not shown or stored. Remove it and add it again \
+                 once it is fixed"
+            );
+            self.refused = Some(why.clone());
+            return Admitted {
+                gpus: Vec::new(),
+                problem: Some(why),
+            };
+        }
+        let problem = if more_than_cap {
+            Some(format!(
+                "the host named more than {MAX_GPUS_PER_HOST} GPUs (a real box has at most 16): \
+                 only the first {MAX_GPUS_PER_HOST} are read"
+            ))
+        } else if refused_new > 0 {
+            Some(format!(
+                "the host has named {} different GPUs since it was added: {refused_new} new \
+                 ones are not shown",
+                self.admitted.len() + refused_new
+            ))
+        } else {
+            None
+        };
+        Admitted {
+            gpus: kept,
+            problem,
+        }
+    }
+}
+
+/// A remote timestamp (seconds since the UNIX epoch) if it lies within a day before `now` and
+/// a minute after; `None` for anything else (NaN, the year 2096, −1e308).
+pub fn plausible_time(t: f64, now: f64) -> Option<f64> {
+    (t.is_finite() && t >= now - OLDEST_SECONDS && t <= now + NEWEST_SECONDS).then_some(t)
+}
+
+/// A serde helper: a list read up to `N` items, the rest skipped without being built. One
+/// more than `N` is kept, so the reader can tell that the list was longer.
+pub fn capped<'de, D, T, const N: usize>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Capped<T, const N: usize>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for Capped<T, N> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(N + 1).min(64));
+            while out.len() <= N {
+                match seq.next_element()? {
+                    Some(item) => out.push(item),
+                    None => return Ok(out),
+                }
+            }
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Capped::<T, N>(PhantomData))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpu(index: u32, uuid: &str) -> GpuSample {
+        GpuSample {
+            index,
+            uuid: Some(uuid.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_real_box_keeps_every_gpu_reading_after_reading() {
+        let mut ids = GpuIds::default();
+        for _ in 0..10 {
+            let a = ids.admit(vec![gpu(0, "GPU-a"), gpu(1, "GPU-b")], false);
+            assert_eq!(a.gpus.len(), 2);
+            assert_eq!(a.problem, None);
+        }
+        // A reboot that swaps two GPUs renames once: not a misbehaving host.
+        let a = ids.admit(vec![gpu(0, "GPU-b"), gpu(1, "GPU-a")], false);
+        assert_eq!(a.gpus.len(), 2);
+        assert!(ids.admit(vec![gpu(0, "GPU-b")], false).problem.is_none());
+        assert!(ids.refused().is_none());
+    }
+
+    #[test]
+    fn a_host_naming_thousands_of_gpus_gets_places_for_sixty_four() {
+        let mut ids = GpuIds::default();
+        let many: Vec<_> = (0..(MAX_GPUS_PER_HOST as u32 + 1))
+            .map(|i| gpu(i, &format!("GPU-{i}")))
+            .collect();
+        let a = ids.admit(many, true);
+        assert_eq!(a.gpus.len(), MAX_GPUS_PER_HOST);
+        assert!(a.problem.unwrap().contains("more than 64 GPUs"));
+    }
+
+    #[test]
+    fn fresh_ids_on_every_reading_refuse_the_host_and_store_nothing_more() {
+        let mut ids = GpuIds::default();
+        let mut admitted = 0;
+        for poll in 0..100u32 {
+            let fresh: Vec<_> = (0..8).map(|i| gpu(i, &format!("GPU-{poll}-{i}"))).collect();
+            admitted += ids.admit(fresh, false).gpus.len();
+        }
+        assert!(ids.refused().unwrap().contains("named its GPUs anew"));
+        // The first reading and the renaming ones before the refusal: never more than the cap.
+        assert!(admitted <= MAX_GPUS_PER_HOST, "{admitted}");
+        assert!(ids.admit(vec![gpu(0, "GPU-0-0")], false).gpus.is_empty());
+    }
+
+    #[test]
+    fn new_gpus_beyond_the_cap_are_left_out_and_said() {
+        let mut ids = GpuIds::default();
+        // New ids at new indexes each time (no renaming): the cap still holds.
+        for i in 0..200u32 {
+            ids.admit(vec![gpu(i, &format!("GPU-{i}"))], false);
+        }
+        let a = ids.admit(vec![gpu(500, "GPU-500")], false);
+        assert!(a.gpus.is_empty());
+        assert!(a.problem.unwrap().contains("new ones are not shown"));
+    }
+
+    #[test]
+    fn timestamps_outside_a_day_before_and_a_minute_after_now_are_dropped() {
+        let now = 1.8e9;
+        assert_eq!(plausible_time(now - 10.0, now), Some(now - 10.0));
+        assert_eq!(plausible_time(now + 30.0, now), Some(now + 30.0));
+        for t in [
+            f64::NAN,
+            f64::INFINITY,
+            -1e308,
+            now + 3600.0,
+            now - 3.0 * 86400.0,
+            3.96e9,
+        ] {
+            assert_eq!(plausible_time(t, now), None, "{t}");
+        }
+    }
+
+    #[test]
+    fn a_capped_list_keeps_one_more_than_its_cap_and_skips_the_rest() {
+        #[derive(Deserialize)]
+        struct L {
+            #[serde(deserialize_with = "capped::<_, _, 3>")]
+            items: Vec<u32>,
+        }
+        let l: L = serde_json::from_str(r#"{"items":[1,2,3,4,5,6,{"x":[1]}]}"#).unwrap();
+        assert_eq!(l.items, [1, 2, 3, 4]);
+        let l: L = serde_json::from_str(r#"{"items":[1,2]}"#).unwrap();
+        assert_eq!(l.items, [1, 2]);
+    }
+}

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod diagnosis;
 pub mod logs;
 pub mod persist;
+pub mod platform;
 pub mod release;
 pub mod remote;
 pub mod serve;

@@ -13,6 +13,9 @@ use vramdeck::ui::VramDeckApp;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.is_some() {
+        vramdeck::platform::console::end_quietly_on_closed_pipe();
+    }
     let result = match &cli.command {
         // `vramdeck --demo log` and `vramdeck log --demo` mean the same.
         Some(Command::Log(args)) => vramdeck::cli::log_command(args, cli.demo || args.demo.demo),

@@ -24,21 +24,41 @@ fn is_unsafe(c: char) -> bool {
 /// `text` with every control, bidi-control and separator character shown as `\u{XX}`, cut
 /// to [`MAX_FIELD_CHARS`]. Borrowed when nothing needed changing.
 pub fn sanitize(text: &str) -> Cow<'_, str> {
-    let long = text.chars().nth(MAX_FIELD_CHARS).is_some();
+    sanitize_within(text, MAX_FIELD_CHARS)
+}
+
+/// [`sanitize`] keeping up to `max_chars` characters: a longer text is cut at the last word
+/// boundary before that (mid-word only when one word is that long), with "…".
+pub fn sanitize_within(text: &str, max_chars: usize) -> Cow<'_, str> {
+    let long = text.chars().nth(max_chars).is_some();
     if !long && !text.chars().any(is_unsafe) {
         return Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(text.len().min(MAX_FIELD_CHARS * 4) + 8);
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX_FIELD_CHARS {
-            out.push('…');
-            break;
-        }
+    let kept = if long {
+        let end = text
+            .char_indices()
+            .nth(max_chars)
+            .map_or(text.len(), |(i, _)| i);
+        let head = &text[..end];
+        // Cut at a space (when a space comes after the first half); mid-word otherwise.
+        let at_word = head
+            .rfind(char::is_whitespace)
+            .filter(|&i| i >= end / 2)
+            .unwrap_or(end);
+        head[..at_word].trim_end()
+    } else {
+        text
+    };
+    let mut out = String::with_capacity(kept.len() + 8);
+    for c in kept.chars() {
         if is_unsafe(c) {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
             out.push(c);
         }
+    }
+    if long {
+        out.push('…');
     }
     Cow::Owned(out)
 }
@@ -87,10 +107,18 @@ mod tests {
     }
 
     #[test]
-    fn long_fields_are_cut() {
+    fn long_fields_are_cut_at_a_word() {
         let long = "x".repeat(10_000);
         let cut = sanitize(&long);
         assert_eq!(cut.chars().count(), MAX_FIELD_CHARS + 1);
         assert!(cut.ends_with('…'));
+        let words = "allocated memory ".repeat(40);
+        let cut = sanitize_within(&words, 100);
+        assert!(
+            cut.ends_with("memory…") || cut.ends_with("allocated…"),
+            "{cut}"
+        );
+        assert!(cut.chars().count() <= 101);
+        assert_eq!(sanitize_within("short", 100), "short");
     }
 }

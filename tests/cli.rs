@@ -69,3 +69,26 @@ fn a_file_on_the_command_line_goes_to_the_window() {
     assert!(!ok);
     assert!(err.contains("cannot be used with"), "{err}");
 }
+
+#[test]
+fn output_into_a_pipe_that_closed_ends_quietly() {
+    // `vramdeck agents | head`: the reader is gone before vramdeck writes.
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["agents"][..], &["advise", "--demo"][..]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vramdeck"))
+            .args(args)
+            .env("VRAMDECK_CONFIG_DIR", dir.path())
+            .env("VRAMDECK_AGENT_DIR", dir.path().join("agents"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        let quiet = out.status.success() || out.status.signal() == Some(libc::SIGPIPE);
+        assert!(quiet, "{args:?}: {:?} {stderr}", out.status);
+    }
+}

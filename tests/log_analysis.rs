@@ -35,10 +35,10 @@ fn first_advice(e: &vramdeck::logs::oom::OomEvent) -> &str {
 
 #[test]
 fn comfyuis_own_message_yields_its_numbers_and_says_the_request_exceeds_the_card() {
-    // The console: the message after "!!! Exception during processing !!!" and again after
-    // the traceback is one event, seen twice.
+    // The console: the message after "!!! Exception during processing !!!" and again at the
+    // traceback's end is one failure, counted once.
     let a = fixture("comfyui_0364_console_oom.log");
-    assert_eq!((a.events.len(), a.total_events()), (1, 2));
+    assert_eq!((a.events.len(), a.total_events()), (1, 1));
     let e = &a.events[0];
     assert_eq!(
         (e.kind, e.era, e.cause),
@@ -69,7 +69,7 @@ fn comfyuis_own_message_yields_its_numbers_and_says_the_request_exceeds_the_card
 fn comfyuis_short_allocation_on_device_message_is_caught_and_advised() {
     // PyTorch 2.3-2.5's cudaMallocAsync said only "Allocation on device ".
     let a = fixture("comfyui_allocation_on_device.log");
-    assert_eq!((a.events.len(), a.total_events()), (1, 2));
+    assert_eq!((a.events.len(), a.total_events()), (1, 1));
     let e = &a.events[0];
     assert_eq!((e.line, e.kind), (6, OomKind::TorchAsync));
     assert!(
@@ -305,4 +305,77 @@ fn every_fixture_but_the_clean_one_has_an_event_and_a_piece_of_advice() {
             assert!(!e.advice.is_empty(), "{name} line {}: no advice", e.line);
         }
     }
+}
+
+#[test]
+fn comfyuis_internal_logs_json_yields_every_oom_once() {
+    // GET /internal/logs is one JSON string: a single "line" with \n escapes. Read as lines
+    // of text, the three reports are three failures, each counted once (ComfyUI repeats each
+    // at its traceback's end).
+    let a = fixture("comfyui_0364_internal_logs.json");
+    let requested: Vec<_> = a.events.iter().map(|e| e.numbers.requested).collect();
+    assert_eq!(
+        requested,
+        vec![gib(2.25), gib(1.5), mib(960.0)],
+        "{:#?}",
+        a.events
+    );
+    assert_eq!(a.total_events(), 3);
+    assert!(a.events.iter().all(|e| e.numbers.gpu == Some(0)));
+    assert!(
+        a.events[2]
+            .text
+            .contains(" - !!! Exception during processing !!! CUDA out of memory"),
+        "{}",
+        a.events[2].text
+    );
+}
+
+#[test]
+fn private_pools_keep_the_numbers_of_the_failing_process() {
+    let e = only("pytorch_private_pools.log");
+    assert_eq!(e.numbers.allocated, gib(21.92));
+    assert_eq!(e.numbers.private_pools, mib(104.0));
+    assert_eq!(
+        e.numbers.reserved.map(|b| b.0),
+        Some(gib(21.92).unwrap().0 + mib(797.79).unwrap().0)
+    );
+    assert_eq!(
+        (e.numbers.self_listed_as, e.numbers.process_in_use),
+        (Some(4121), gib(23.33))
+    );
+    // Quoted whole: PyTorch's line is 560 characters.
+    assert!(e.text.ends_with("cuda-alloc-conf)"), "{}", e.text);
+}
+
+#[test]
+fn an_onnxruntime_failure_inside_a_tqdm_progress_line_is_found() {
+    let e = only("facefusion_tqdm_onnxruntime.log");
+    assert_eq!(e.kind, OomKind::OnnxRuntime);
+    assert_eq!(e.numbers.requested, gib(2.0));
+    // The line is the bar's last redraw and the error, not 83 KB of redraws.
+    assert!(e.text.starts_with("processing:"), "{}", e.text);
+    assert!(e.text.len() < 1_500, "{}", e.text.len());
+}
+
+#[test]
+fn cublas_failures_take_the_device_the_log_named() {
+    // Two failures with the same numbers: one event seen twice (each echo at its traceback's
+    // end is not counted again).
+    let a = fixture("cublas_device_named_earlier.log");
+    assert_eq!(
+        (a.events.len(), a.total_events()),
+        (1, 2),
+        "{:#?}",
+        a.events
+    );
+    for e in &a.events {
+        assert_eq!((e.kind, e.numbers.gpu), (OomKind::Cublas, Some(1)));
+    }
+    // A quote longer than the limit is cut at a word, with an ellipsis.
+    let long = "RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasLtMatmul( ltHandle, ".to_string()
+        + &"workspace.mutable_data_ptr(), ".repeat(60);
+    let a = vramdeck::logs::oom::analyze(&long, &Catalogue::load(None), &Calibration::default());
+    let text = &a.events[0].text;
+    assert!(text.ends_with("workspace.mutable_data_ptr(),…"), "{text}");
 }

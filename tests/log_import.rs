@@ -165,3 +165,30 @@ fn a_unified_memory_device_keeps_its_other_series() {
     assert_eq!(log.stats(0, Metric::VramUsedMib), None);
     assert_eq!(log.stats(0, Metric::GpuUtil).unwrap().0, 97.0);
 }
+
+#[test]
+fn rows_of_different_gpus_are_never_one_gpu_without_ids_or_timestamps() {
+    // Two models in one log, no index, uuid or timestamp, and one pass with a row missing:
+    // the passes cannot be learnt, but a row's name and size still say which GPU it is.
+    let name = "smi_two_models_missing_row.csv";
+    let log = import_csv(&read(name), name).unwrap();
+    assert_eq!((log.rows, log.gpus.len()), (7, 2), "{:?}", log.gpus);
+    let names: Vec<&str> = log.gpus.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["NVIDIA GeForce RTX 4090", "NVIDIA GeForce RTX 3060"]
+    );
+    let (peak_4090, _) = log.stats(0, Metric::VramUsedMib).unwrap();
+    let (peak_3060, _) = log.stats(1, Metric::VramUsedMib).unwrap();
+    assert_eq!((peak_4090, peak_3060), (22_528.0, 1_200.0));
+}
+
+#[test]
+fn two_rows_stamped_milliseconds_apart_are_two_gpus_of_one_pass() {
+    let name = "seed_two_gpus_two_rows.csv";
+    let log = import_csv(&read(name), name).unwrap();
+    assert_eq!((log.rows, log.gpus.len()), (2, 2), "{:?}", log.gpus);
+    let (busy, _) = log.stats(0, Metric::VramUsedMib).unwrap();
+    let (idle, _) = log.stats(1, Metric::VramUsedMib).unwrap();
+    assert_eq!((busy, idle), (23_012.0, 412.0));
+}

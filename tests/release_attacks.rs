@@ -122,7 +122,7 @@ fn readable_agent_package() -> tempfile::TempDir {
     let copy = tempfile::tempdir().unwrap();
     std::fs::set_permissions(copy.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("packaging/python/comfyui_vramdeck/vramdeck_agent");
+        .join("packaging/python/comfyui-vramdeck/vramdeck_agent");
     let dst = copy.path().join("vramdeck_agent");
     std::fs::create_dir(&dst).unwrap();
     std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();

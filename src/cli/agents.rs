@@ -142,13 +142,25 @@ pub fn free_command(args: &FreeArgs, demo: bool) -> anyhow::Result<()> {
     if !report.pending.is_empty() {
         eprintln!("{}", report.summary());
         let mut follower = Follower::new(report, Duration::from_secs(args.wait));
+        let started = Instant::now();
+        let mut said = follower.report().summary();
         let mut last_word = Instant::now();
         report = loop {
             match follower.step(&mut probe) {
                 FollowStep::Done(done) => break *done,
                 FollowStep::Waiting => {
-                    if last_word.elapsed() >= Duration::from_secs(30) {
-                        eprintln!("still waiting: {}", follower.report().summary());
+                    // A new state is said at once; the same one only as a short reminder.
+                    let now = follower.report().summary();
+                    if now != said {
+                        eprintln!("{now}");
+                        said = now;
+                        last_word = Instant::now();
+                    } else if last_word.elapsed() >= Duration::from_secs(60) {
+                        eprintln!(
+                            "… still waiting ({} s; up to {} s with --wait)",
+                            started.elapsed().as_secs(),
+                            args.wait
+                        );
                         last_word = Instant::now();
                     }
                     std::thread::sleep(crate::release::worker::FOLLOW_EVERY);

@@ -426,7 +426,13 @@ impl CsvImporter {
             Which::Index(i) => format!("index:{i}"),
             Which::Position => {
                 let position = self.passes.as_mut().map_or(0, |p| p.position(row.t));
-                format!("position:{position}")
+                // Rows naming different GPUs (another name or size) are never one GPU, whatever
+                // their place in the pass says.
+                format!(
+                    "position:{position}:{}|{}",
+                    row.name.as_deref().unwrap_or(""),
+                    row.total_mib.map_or(String::new(), |t| t.to_string())
+                )
             }
         };
         let index = match &row.which {
@@ -494,6 +500,10 @@ impl CsvImporter {
 
 /// Learning how a log without GPU ids interleaves its GPUs.
 pub mod passes {
+    /// Rows of one pass of nvidia-smi's loop are stamped this close together (it reads the GPUs
+    /// one after another; vramdeck stamps them alike); passes are the loop interval apart.
+    pub const WITHIN_PASS_SECONDS: f64 = 0.05;
+
     /// How rows of one pass of the loop are recognised.
     #[derive(Clone, Debug, PartialEq)]
     pub struct Passes {
@@ -537,13 +547,16 @@ pub mod passes {
         /// The position in its pass of the next row, stamped `t`.
         pub fn position(&mut self, t: Option<f64>) -> usize {
             let new_pass = match (self.gap, self.last_t, t) {
-                (Some(gap), Some(last), Some(t)) => t - last > gap,
-                _ => false,
+                (Some(gap), Some(last), Some(t)) => t - last > gap || self.next >= self.gpus,
+                // Too few rows to learn the passes: rows stamped within a pass's few
+                // milliseconds of each other are different GPUs of one pass.
+                (None, Some(last), Some(t)) => t - last > WITHIN_PASS_SECONDS,
+                _ => self.next >= self.gpus,
             };
             if t.is_some() {
                 self.last_t = t;
             }
-            if new_pass || self.next >= self.gpus {
+            if new_pass {
                 self.next = 0;
             }
             let position = self.next;
@@ -573,7 +586,11 @@ pub mod passes {
         // Within a pass, GPUs are milliseconds apart; between passes, the loop interval. A
         // lone long step (logging paused) is no pattern: passes must be common.
         let big_steps = steps.len() - split - 1;
-        if ratio < 4.0 || big < 0.05 || small > 0.05 || big_steps * 17 < steps.len() {
+        if ratio < 4.0
+            || big < WITHIN_PASS_SECONDS
+            || small > WITHIN_PASS_SECONDS
+            || big_steps * 17 < steps.len()
+        {
             return None;
         }
         let gap = (small.max(1e-3) * big).sqrt();

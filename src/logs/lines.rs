@@ -75,6 +75,87 @@ impl<R: Read> Read for Utf16ToUtf8<R> {
     }
 }
 
+/// Where a JSON escape sequence stands between two reads.
+#[derive(Clone, Copy)]
+enum Escape {
+    None,
+    Backslash,
+    /// `\u` and the hex digits read so far (count, value); a high surrogate waits in `high`.
+    Unicode {
+        digits: u8,
+        value: u32,
+    },
+}
+
+/// Turns a log saved as one JSON string (ComfyUI's `/internal/logs` answer: every console
+/// write as `"<timestamp> - <text>"`, joined, `\n` escaped) back into its lines as it is read.
+struct JsonEscapes<R> {
+    inner: R,
+    state: Escape,
+    out: Vec<u8>,
+    out_pos: usize,
+}
+
+impl<R: BufRead> Read for JsonEscapes<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+            let chunk = self.inner.fill_buf()?;
+            if chunk.is_empty() {
+                return Ok(0);
+            }
+            let n = chunk.len();
+            for &b in chunk {
+                self.state = match (self.state, b) {
+                    (Escape::None, b'\\') => Escape::Backslash,
+                    (Escape::None, b) => {
+                        self.out.push(b);
+                        Escape::None
+                    }
+                    (Escape::Backslash, b'u') => Escape::Unicode {
+                        digits: 0,
+                        value: 0,
+                    },
+                    (Escape::Backslash, b) => {
+                        self.out.push(match b {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' | b'f' => b' ',
+                            other => other, // \" \\ \/ and anything else as itself
+                        });
+                        Escape::None
+                    }
+                    (Escape::Unicode { digits, value }, b) => {
+                        let digit = (b as char).to_digit(16).unwrap_or(0);
+                        let value = value * 16 + digit;
+                        if digits + 1 < 4 {
+                            Escape::Unicode {
+                                digits: digits + 1,
+                                value,
+                            }
+                        } else {
+                            // Surrogates (emoji) become the replacement character: a log's
+                            // words and numbers are what matter here.
+                            let c = char::from_u32(value).unwrap_or(char::REPLACEMENT_CHARACTER);
+                            let mut utf8 = [0u8; 4];
+                            self.out
+                                .extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                            Escape::None
+                        }
+                    }
+                };
+            }
+            self.inner.consume(n);
+        }
+        let n = buf.len().min(self.out.len() - self.out_pos);
+        buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
+        self.out_pos += n;
+        Ok(n)
+    }
+}
+
 /// Lines of a log, decoded, without CR, ANSI escape sequences or NULs.
 pub struct LogLines {
     reader: Box<dyn BufRead + Send>,
@@ -100,7 +181,23 @@ impl LogLines {
                 if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
                     reader.consume(3);
                 }
-                Box::new(reader)
+                let head = reader.fill_buf()?;
+                let start = head.iter().position(|b| !b.is_ascii_whitespace());
+                let json_string = start
+                    .is_some_and(|i| head[i] == b'"' || head[i..].starts_with(br#"{"entries""#));
+                if json_string {
+                    Box::new(BufReader::with_capacity(
+                        64 * 1024,
+                        JsonEscapes {
+                            inner: reader,
+                            state: Escape::None,
+                            out: Vec::new(),
+                            out_pos: 0,
+                        },
+                    ))
+                } else {
+                    Box::new(reader)
+                }
             }
             Encoding::Utf16Le | Encoding::Utf16Be => {
                 reader.consume(2);
@@ -131,26 +228,59 @@ impl LogLines {
         LogLines::new(std::io::Cursor::new(owned)).expect("reading memory cannot fail")
     }
 
-    /// The next line, or `None` at the end.
+    /// The next line, or `None` at the end. A carriage return that does not end the line
+    /// (tqdm's progress bars redraw themselves with one) starts it again, as on a terminal:
+    /// what follows the last one is the line, so an error printed after a thousand redraws is
+    /// neither lost in them nor cut off with them at [`MAX_LINE_BYTES`].
     pub fn next_line(&mut self) -> std::io::Result<Option<String>> {
         self.line.clear();
         let mut cut = false;
         let mut any = false;
+        // A CR ended the bytes read so far: text after it redraws the line.
+        let mut carriage_return = false;
         loop {
             let buf = self.reader.fill_buf()?;
             if buf.is_empty() {
                 break;
             }
             any = true;
-            let (take, done) = match buf.iter().position(|b| *b == b'\n') {
-                Some(i) => (i, true),
-                None => (buf.len(), false),
+            let end = buf.iter().position(|b| *b == b'\n');
+            let take = end.unwrap_or(buf.len());
+            let chunk = &buf[..take];
+            // The last CR followed by text in this chunk; CRs just before the LF (CR LF,
+            // CR CR LF) keep the text before them.
+            let redraw = chunk
+                .iter()
+                .enumerate()
+                .rev()
+                .skip_while(|(_, b)| **b == b'\r')
+                .find(|(_, b)| **b == b'\r')
+                .map(|(i, _)| i + 1);
+            let has_text = chunk.iter().any(|b| *b != b'\r');
+            let at = match redraw {
+                Some(at) => Some(at),
+                None if carriage_return && has_text => Some(0),
+                None => None,
             };
+            if at.is_some() {
+                self.line.clear();
+                cut = false;
+            }
+            let text = &chunk[at.unwrap_or(0)..];
             let room = MAX_LINE_BYTES.saturating_sub(self.line.len());
-            self.line.extend_from_slice(&buf[..take.min(room)]);
-            cut |= take > room;
-            self.reader.consume(if done { take + 1 } else { take });
-            if done {
+            for (kept, b) in text.iter().filter(|b| **b != b'\r').enumerate() {
+                if kept == room {
+                    cut = true;
+                    break;
+                }
+                self.line.push(*b);
+            }
+            if let Some(last) = chunk.last() {
+                carriage_return = *last == b'\r';
+            }
+            self.reader
+                .consume(if end.is_some() { take + 1 } else { take });
+            if end.is_some() {
                 break;
             }
         }
@@ -268,5 +398,41 @@ mod tests {
         assert_eq!(clean("\u{1b}]2;t\u{1b}\\x"), "x");
         assert_eq!(clean("a\u{1b}[1;32mb\u{1b}[Kc"), "abc");
         assert_eq!(clean("unterminated \u{1b}["), "unterminated ");
+    }
+
+    /// Hands out one byte per read, so every chunk boundary is exercised.
+    struct OneByte(std::io::Cursor<Vec<u8>>);
+
+    impl Read for OneByte {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+
+    #[test]
+    fn a_carriage_return_redraws_the_line_as_a_terminal_does() {
+        let text = b"bar 1%\rbar 50%\rbar 99%error here\nnext\r\nwin\r\r\nend\r".to_vec();
+        let expected = ["bar 99%error here", "next", "win", "end"];
+        assert_eq!(all(text.clone()), expected);
+        let one_by_one: Vec<String> = LogLines::new(OneByte(std::io::Cursor::new(text)))
+            .unwrap()
+            .map(|l| l.unwrap())
+            .collect();
+        assert_eq!(one_by_one, expected);
+    }
+
+    #[test]
+    fn a_log_saved_as_one_json_string_reads_as_its_lines() {
+        let json = br#""2026-12-01T10:00:00 - got prompt\n2026-12-01T10:00:01 - caf\u00e9 \"quoted\" \\path\n""#;
+        let lines = all(json.to_vec());
+        assert_eq!(
+            lines,
+            [
+                "\"2026-12-01T10:00:00 - got prompt",
+                "2026-12-01T10:00:01 - café \"quoted\" \\path",
+                "\""
+            ]
+        );
     }
 }

@@ -11,23 +11,20 @@
 //! `/system_stats` answers `{"system": {...}, "devices": [{"name", "type", "index",
 //! "vram_total", "vram_free", "torch_vram_total", "torch_vram_free"}]}`.
 //!
-//! Every exchange has one deadline for connecting, writing and reading together (a server
-//! dripping a byte at a time cannot stall it), and the listener must belong to this user.
+//! ComfyUI 2026 (read in its source) adds `system.comfy_package_versions`, `system.argv` and
+//! `system.pytorch_version` to `/system_stats`: enough to tell whether Dynamic VRAM
+//! (comfy-aimdo) is on. The exchanges go through [`super::local_http`].
 
 use super::ReleaseError;
+use super::local_http::LocalService;
 use crate::text;
 use serde::Deserialize;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Default address of a local ComfyUI: the usual ports on this machine's loopback.
 pub const DEFAULT_ADDRESS: &str = "localhost";
 /// Ports tried when the address names none: ComfyUI's own, then ComfyUI Desktop's.
 pub const USUAL_PORTS: [u16; 2] = [8188, 8000];
-/// Longest a host name may take to resolve (once per address change).
-pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest `/system_stats` response read (it is a few hundred bytes).
 const MAX_STATS_BYTES: u64 = 1024 * 1024;
 /// Largest `/queue` response read (it carries whole workflows).
@@ -78,6 +75,74 @@ impl ComfyDevice {
 pub struct SystemStats {
     /// Devices ComfyUI uses.
     pub devices: Vec<ComfyDevice>,
+    /// About ComfyUI itself.
+    pub system: SystemInfo,
+}
+
+/// `/system_stats`' `system` object, the parts that say how ComfyUI manages memory.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SystemInfo {
+    /// ComfyUI's version ("0.3.64").
+    #[serde(deserialize_with = "text::safe_string")]
+    pub comfyui_version: String,
+    /// PyTorch's version ("2.8.0+cu128").
+    #[serde(deserialize_with = "text::safe_string")]
+    pub pytorch_version: String,
+    /// ComfyUI's command line.
+    #[serde(deserialize_with = "text::safe_strings")]
+    pub argv: Vec<String>,
+    /// Versions of the comfy* packages (ComfyUI 2026; `None` before).
+    pub comfy_package_versions: Option<Vec<ComfyPackage>>,
+}
+
+/// One comfy* package and its installed version.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ComfyPackage {
+    /// "comfy-aimdo", "comfy-kitchen", …
+    #[serde(deserialize_with = "text::safe_string")]
+    pub name: String,
+    /// Installed version, `None` when missing.
+    #[serde(deserialize_with = "text::safe_opt_string")]
+    pub installed: Option<String>,
+}
+
+/// Arguments that turn Dynamic VRAM off (ComfyUI's `enables_dynamic_vram()`).
+const DYNAMIC_VRAM_OFF: [&str; 5] = [
+    "--disable-dynamic-vram",
+    "--highvram",
+    "--novram",
+    "--gpu-only",
+    "--cpu",
+];
+
+impl SystemStats {
+    /// Whether ComfyUI runs with Dynamic VRAM (comfy-aimdo keeping idle models' weights in its
+    /// own VRAM buffer): on by default for NVIDIA with PyTorch 2.8 or later and comfy-aimdo
+    /// installed, unless an argument turns it off. `None` when this ComfyUI does not say
+    /// (before 2026 it had no Dynamic VRAM).
+    pub fn dynamic_vram(&self) -> Option<bool> {
+        let packages = self.system.comfy_package_versions.as_ref()?;
+        let aimdo = packages
+            .iter()
+            .any(|p| p.name == "comfy-aimdo" && p.installed.is_some());
+        let off = self
+            .system
+            .argv
+            .iter()
+            .any(|a| DYNAMIC_VRAM_OFF.contains(&a.as_str()));
+        let torch = {
+            let mut n = self
+                .system
+                .pytorch_version
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|x| x.parse::<u32>().ok());
+            (n.next().unwrap_or(0), n.next().unwrap_or(0))
+        };
+        let cuda = self.devices.iter().any(|d| d.kind == "cuda");
+        Some(aimdo && !off && cuda && torch >= (2, 8))
+    }
 }
 
 /// `/queue`, reduced to the ids of running and waiting prompts.
@@ -127,163 +192,65 @@ impl QueueState {
     }
 }
 
-/// A ComfyUI instance on this machine: the loopback addresses its name resolved to, with the
-/// usual ports when none was given. Resolved once, when made.
-#[derive(Clone, Debug)]
+/// A ComfyUI instance on this machine (see [`LocalService`]).
+#[derive(Clone, Debug, PartialEq)]
 pub struct ComfyUi {
-    candidates: Vec<SocketAddr>,
-    text: String,
-    /// The candidate that answered last, tried first next time.
-    answered: Arc<Mutex<Option<SocketAddr>>>,
-}
-
-impl PartialEq for ComfyUi {
-    fn eq(&self, other: &Self) -> bool {
-        self.candidates == other.candidates && self.text == other.text
-    }
-}
-
-fn unusable(address: &str, reason: String) -> ReleaseError {
-    ReleaseError::Connect {
-        target: format!("ComfyUI at {address}"),
-        reason,
-    }
-}
-
-/// Splits "host:port", "[v6]:port", "host" or "v6" into a host and an optional port.
-fn split_host_port(text: &str) -> Result<(String, Option<u16>), String> {
-    if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or("unclosed '['")?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(p.parse().map_err(|_| format!("bad port {p:?}"))?),
-            None if after.is_empty() => None,
-            None => return Err(format!("unexpected {after:?} after the address")),
-        };
-        return Ok((host.to_string(), port));
-    }
-    if text.parse::<Ipv6Addr>().is_ok() {
-        return Ok((text.to_string(), None));
-    }
-    match text.rsplit_once(':') {
-        Some((host, p)) => Ok((
-            host.to_string(),
-            Some(p.parse().map_err(|_| format!("bad port {p:?}"))?),
-        )),
-        None => Ok((text.to_string(), None)),
-    }
-}
-
-/// The addresses `host` names, within [`RESOLVE_TIMEOUT`]; "localhost" never asks a resolver.
-fn resolve(host: &str) -> Result<Vec<IpAddr>, String> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![ip]);
-    }
-    if host.eq_ignore_ascii_case("localhost") {
-        return Ok(vec![
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ]);
-    }
-    if host.is_empty() {
-        return Err("no host name".into());
-    }
-    // A dead resolver blocks for many seconds: resolve on a helper thread, wait a bounded time.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let name = format!("{host}:0");
-    std::thread::Builder::new()
-        .name("vramdeck-resolve".into())
-        .spawn(move || {
-            let _ = tx.send(
-                name.to_socket_addrs()
-                    .map(|a| a.map(|s| s.ip()).collect::<Vec<_>>()),
-            );
-        })
-        .map_err(|e| e.to_string())?;
-    match rx.recv_timeout(RESOLVE_TIMEOUT) {
-        Ok(Ok(ips)) if !ips.is_empty() => Ok(ips),
-        Ok(Ok(_)) => Err("the name resolves to no address".into()),
-        Ok(Err(e)) => Err(format!("not an address ({e})")),
-        Err(_) => Err(format!(
-            "the name did not resolve within {} s",
-            RESOLVE_TIMEOUT.as_secs()
-        )),
-    }
+    service: LocalService,
 }
 
 impl ComfyUi {
     /// Parses "127.0.0.1:8188", "localhost", "[::1]:8000" or "http://localhost:8188/"; refuses
     /// anything that is not loopback. Without a port, ComfyUI's usual ports are tried.
     pub fn parse(address: &str) -> Result<Self, ReleaseError> {
-        let trimmed = address.trim();
-        if trimmed.starts_with("https://") {
-            return Err(unusable(
-                address,
-                "https is not supported; ComfyUI on this machine speaks http".into(),
-            ));
-        }
-        let trimmed = trimmed.trim_start_matches("http://").trim_end_matches('/');
-        let (host, port) = split_host_port(trimmed).map_err(|e| unusable(address, e))?;
-        let ips = resolve(&host).map_err(|e| unusable(address, e))?;
-        if ips.iter().any(|ip| !ip.is_loopback()) {
-            return Err(ReleaseError::NotLoopback(text::sanitized(address)));
-        }
-        let ports: Vec<u16> = match port {
-            Some(p) => vec![p],
-            None => USUAL_PORTS.to_vec(),
-        };
-        let candidates = ports
-            .iter()
-            .flat_map(|p| ips.iter().map(move |ip| SocketAddr::new(*ip, *p)))
-            .collect();
         Ok(ComfyUi {
-            candidates,
-            text: text::sanitized(trimmed),
-            answered: Arc::default(),
+            service: LocalService::parse("ComfyUI", address, &USUAL_PORTS)?,
         })
     }
 
     /// The address as given.
     pub fn address(&self) -> &str {
-        &self.text
+        self.service.address()
     }
 
     /// Where it answered last ("127.0.0.1:8000"), else the address as given.
     pub fn found_at(&self) -> String {
-        match *self.answered.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(a) => a.to_string(),
-            None => self.text.clone(),
-        }
+        self.service.found_at()
     }
 
     /// The ports tried.
     pub fn ports(&self) -> Vec<u16> {
-        let mut ports: Vec<u16> = self.candidates.iter().map(|a| a.port()).collect();
-        ports.dedup();
-        ports
+        self.service.ports()
     }
 
-    /// True when ComfyUI answered on `port` last time (or `port` is the only one tried).
-    pub fn is_on_port(&self, port: u16) -> bool {
-        match *self.answered.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(a) => a.port() == port,
-            None => self.ports() == [port],
-        }
+    /// True when this ComfyUI may be the one listening on `port` (where an agent says its
+    /// ComfyUI listens): it answered there, or it has not answered yet and `port` is tried.
+    pub fn may_be_on_port(&self, port: u16) -> bool {
+        self.service.may_be_on_port(port)
+    }
+
+    /// Finds which address answers (a connection, no request), within `timeout`.
+    pub fn locate(&self, timeout: Duration) -> Result<(), ReleaseError> {
+        self.service
+            .locate(std::time::Instant::now() + timeout)
+            .map(|_| ())
     }
 
     /// `GET /system_stats`.
     pub fn system_stats(&self, timeout: Duration) -> Result<SystemStats, ReleaseError> {
-        let body = self.request("GET", "/system_stats", None, timeout, MAX_STATS_BYTES)?;
+        let body = self
+            .service
+            .get("/system_stats", timeout, MAX_STATS_BYTES)?;
         serde_json::from_slice(&body).map_err(|e| ReleaseError::Malformed {
-            target: self.target(),
+            target: self.service.target(),
             reason: format!("system_stats is not the expected JSON ({e})"),
         })
     }
 
     /// `GET /queue`: which prompts run and wait.
     pub fn queue(&self, timeout: Duration) -> Result<QueueState, ReleaseError> {
-        let body = self.request("GET", "/queue", None, timeout, MAX_QUEUE_BYTES)?;
+        let body = self.service.get("/queue", timeout, MAX_QUEUE_BYTES)?;
         serde_json::from_slice(&body).map_err(|e| ReleaseError::Malformed {
-            target: self.target(),
+            target: self.service.target(),
             reason: format!("queue is not the expected JSON ({e})"),
         })
     }
@@ -292,252 +259,20 @@ impl ComfyUi {
     /// the running one). Its node cache stays (that would take `free_memory`, which also
     /// unloads: there is no cache-only release over HTTP).
     pub fn unload_models(&self, timeout: Duration) -> Result<(), ReleaseError> {
-        self.request(
-            "POST",
-            "/free",
-            Some(r#"{"unload_models": true}"#),
-            timeout,
-            MAX_STATS_BYTES,
-        )
-        .map(|_| ())
-    }
-
-    fn target(&self) -> String {
-        format!("ComfyUI at {}", self.found_at())
-    }
-
-    /// Connects to the first candidate that accepts, answered-last first, within `deadline`.
-    fn connect(&self, deadline: Instant) -> Result<TcpStream, ReleaseError> {
-        let mut order = self.candidates.clone();
-        if let Some(last) = *self.answered.lock().unwrap_or_else(|p| p.into_inner()) {
-            order.retain(|a| *a != last);
-            order.insert(0, last);
-        }
-        let (mut refused, mut other) = (false, None);
-        for address in order {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match TcpStream::connect_timeout(&address, left) {
-                Ok(stream) => {
-                    self.check_owner(&stream, address)?;
-                    *self.answered.lock().unwrap_or_else(|p| p.into_inner()) = Some(address);
-                    return Ok(stream);
-                }
-                Err(e) if e.kind() == ErrorKind::TimedOut => break,
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => refused = true,
-                // e.g. IPv6 switched off: that candidate is simply not there.
-                Err(e) => other = Some(e),
-            }
-        }
-        Err(if refused {
-            ReleaseError::Connect {
-                target: format!("ComfyUI at {}", self.text),
-                reason: format!(
-                    "nothing listens there (is ComfyUI running? tried port {})",
-                    self.ports()
-                        .iter()
-                        .map(u16::to_string)
-                        .collect::<Vec<_>>()
-                        .join(" and ")
-                ),
-            }
-        } else if let Some(e) = other {
-            ReleaseError::Connect {
-                target: self.target(),
-                reason: e.to_string(),
-            }
-        } else {
-            ReleaseError::Timeout {
-                target: self.target(),
-                seconds: 0.0,
-            }
-        })
-    }
-
-    /// Refuses a listener that belongs to another user (a squatter on ComfyUI's port).
-    fn check_owner(&self, stream: &TcpStream, server: SocketAddr) -> Result<(), ReleaseError> {
-        let Ok(local) = stream.local_addr() else {
-            return Ok(());
-        };
-        match super::loopback_owner::server_uid(local, server) {
-            Some(uid) if uid != super::discovery::current_uid() && uid != 0 => {
-                Err(ReleaseError::OtherUser {
-                    target: format!("the listener at {server}"),
-                    uid,
-                })
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn request(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-        timeout: Duration,
-        max_bytes: u64,
-    ) -> Result<Vec<u8>, ReleaseError> {
-        let deadline = Instant::now() + timeout;
-        let timed_out = || ReleaseError::Timeout {
-            target: self.target(),
-            seconds: timeout.as_secs_f64(),
-        };
-        let mut stream = self.connect(deadline).map_err(|e| match e {
-            ReleaseError::Timeout { .. } => timed_out(),
-            e => e,
-        })?;
-        let io_error = |e: std::io::Error| match e.kind() {
-            ErrorKind::WouldBlock | ErrorKind::TimedOut => timed_out(),
-            _ => ReleaseError::Connect {
-                target: self.target(),
-                reason: e.to_string(),
-            },
-        };
-        let body = body.unwrap_or("");
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: vramdeck/{}\r\nAccept: application/json\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.found_at(),
-            env!("CARGO_PKG_VERSION"),
-            body.len()
-        );
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(timed_out());
-        }
-        stream.set_write_timeout(Some(left)).map_err(io_error)?;
-        stream.write_all(head.as_bytes()).map_err(io_error)?;
-        let mut response = Vec::new();
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            // Each read may wait only for what is left of the whole exchange's time.
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(timed_out());
-            }
-            stream.set_read_timeout(Some(left)).map_err(io_error)?;
-            match stream.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => {
-                    response.extend_from_slice(&chunk[..n]);
-                    if response.len() as u64 > max_bytes {
-                        return Err(ReleaseError::Malformed {
-                            target: self.target(),
-                            reason: format!("response larger than {max_bytes} bytes"),
-                        });
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_error(e)),
-            }
-        }
-        parse_response(&response).map_err(|reason| ReleaseError::Malformed {
-            target: self.target(),
-            reason,
-        })
-    }
-}
-
-/// Splits an HTTP/1.1 response, checks for 2xx, undoes chunked encoding; returns the body.
-pub fn parse_response(raw: &[u8]) -> Result<Vec<u8>, String> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no HTTP header end")?;
-    let head = std::str::from_utf8(&raw[..split]).map_err(|_| "HTTP header is not text")?;
-    let body = &raw[split + 4..];
-    let status_line = head.lines().next().unwrap_or("");
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("not an HTTP status line: {:?}", text::sanitize(status_line)))?;
-    if !(200..300).contains(&status) {
-        return Err(format!("HTTP {status}"));
-    }
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    if !chunked {
-        return Ok(body.to_vec());
-    }
-    let mut out = Vec::new();
-    let mut rest = body;
-    loop {
-        let line_end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("truncated chunk")?;
-        let size_text = std::str::from_utf8(&rest[..line_end]).map_err(|_| "bad chunk size")?;
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| format!("bad chunk size {:?}", text::sanitize(size_text)))?;
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if rest.len() < size {
-            return Err("truncated chunk".into());
-        }
-        out.extend_from_slice(&rest[..size]);
-        rest = rest.get(size.saturating_add(2)..).unwrap_or(&[]);
+        self.service
+            .post_json(
+                "/free",
+                r#"{"unload_models": true}"#,
+                timeout,
+                MAX_STATS_BYTES,
+            )
+            .map(|_| ())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_loopback_addresses_are_accepted() {
-        assert!(ComfyUi::parse("127.0.0.1:8188").is_ok());
-        assert!(ComfyUi::parse("http://127.0.0.1:8188/").is_ok());
-        assert!(ComfyUi::parse("[::1]:8188").is_ok());
-        assert!(ComfyUi::parse("::1").is_ok());
-        assert_eq!(
-            ComfyUi::parse("10.0.0.5:8188"),
-            Err(ReleaseError::NotLoopback("10.0.0.5:8188".into()))
-        );
-        assert!(ComfyUi::parse("127.0.0.1:notaport").is_err());
-        assert!(ComfyUi::parse("https://127.0.0.1:8188").is_err());
-    }
-
-    #[test]
-    fn localhost_means_both_loopbacks_and_no_port_means_the_usual_ones() {
-        let c = ComfyUi::parse("localhost").unwrap();
-        let expected: Vec<SocketAddr> = [
-            "127.0.0.1:8188",
-            "[::1]:8188",
-            "127.0.0.1:8000",
-            "[::1]:8000",
-        ]
-        .iter()
-        .map(|a| a.parse().unwrap())
-        .collect();
-        assert_eq!(c.candidates, expected);
-        let c = ComfyUi::parse("localhost:9000").unwrap();
-        assert_eq!(c.ports(), vec![9000]);
-        assert_eq!(c.candidates.len(), 2);
-    }
-
-    #[test]
-    fn responses_are_parsed_plain_and_chunked() {
-        let plain = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
-        assert_eq!(parse_response(plain).unwrap(), b"{}");
-        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked).unwrap(), b"{\"a\":1}");
-        assert_eq!(
-            parse_response(b"HTTP/1.1 404 Not Found\r\n\r\n").unwrap_err(),
-            "HTTP 404"
-        );
-        assert!(parse_response(b"garbage").is_err());
-        assert!(
-            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err()
-        );
-    }
 
     #[test]
     fn system_stats_shape_from_comfyui_decodes() {

@@ -322,13 +322,14 @@ pub fn describe(info: &super::protocol::AgentInfo) -> String {
     }
 }
 
-/// True when `agent` is the ComfyUI that `comfy` points at (it reports ComfyUI's port).
+/// True when `agent` is the ComfyUI that `comfy` points at: it reports a port where that
+/// ComfyUI answers, or, before ComfyUI has answered at all, one of the ports tried (with the
+/// default address, 8188 and 8000). Otherwise a ComfyUI with the node would be freed twice,
+/// through its agent and over HTTP, and the second request could leave a flag behind.
 pub fn is_agent_of(agent: &LiveAgent, comfy: &ComfyUi) -> bool {
-    agent
-        .info
-        .app
-        .as_ref()
-        .is_some_and(|app| app.name == "ComfyUI" && app.port.is_some_and(|p| comfy.is_on_port(p)))
+    agent.info.app.as_ref().is_some_and(|app| {
+        app.name == "ComfyUI" && app.port.is_some_and(|p| comfy.may_be_on_port(p))
+    })
 }
 
 /// Why ComfyUI's HTTP API is not asked to empty the cache.

@@ -5,6 +5,7 @@ pub mod client;
 pub mod comfyui;
 pub mod discovery;
 pub mod free;
+pub mod local_http;
 pub mod loopback_owner;
 pub mod protocol;
 pub mod worker;

@@ -58,6 +58,12 @@ pub struct AppInfo {
     pub models_loaded: Option<u32>,
     /// Bytes those models occupy on the device.
     pub models_bytes: Option<u64>,
+    /// ComfyUI runs with Dynamic VRAM (comfy-aimdo): idle models' weights sit in aimdo's own
+    /// VRAM buffer, which `cache` does not empty and aimdo yields under pressure by itself.
+    pub dynamic_vram: Option<bool>,
+    /// "gpu" or "cpu" (ComfyUI started with --cpu: no VRAM to give back).
+    #[serde(deserialize_with = "text::safe_opt_string")]
+    pub device: Option<String>,
 }
 
 /// An onnxruntime session the agent can see in its process.

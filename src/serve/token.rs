@@ -199,7 +199,10 @@ mod tests {
         // The attack runs: their file stands where ours was.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::fs::read_to_string(&path).unwrap_or_default().trim() != theirs {
-            assert!(std::time::Instant::now() < deadline, "the swapper never swapped");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the swapper never swapped"
+            );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let results: Vec<_> = (0..400).map(|_| load_or_create(&path)).collect();

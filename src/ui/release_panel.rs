@@ -185,10 +185,16 @@ pub fn show(
         .filter(|a| Some(a.endpoint.pid) != comfy_agent)
         .collect();
     if others.is_empty() && comfy_agent.is_none() {
+        let comfy_running = matches!(view.comfyui, Some(ComfyStatus::Running { .. }));
         ui.label(
-            RichText::new(
-                "No agent running. In your WebUI: import vramdeck_agent; vramdeck_agent.start()",
-            )
+            RichText::new(if comfy_running {
+                "No agent running. For ComfyUI, install the vramdeck node (custom_nodes/\
+                 comfyui-vramdeck, see README) to empty its cache too; other WebUIs: import \
+                 vramdeck_agent; vramdeck_agent.start()"
+            } else {
+                "No agent running. ComfyUI: install the vramdeck node (custom_nodes/\
+                 comfyui-vramdeck); other WebUIs: import vramdeck_agent; vramdeck_agent.start()"
+            })
             .weak(),
         );
     }
@@ -294,11 +300,32 @@ pub fn show(
                     command = Some(WorkerCommand::Free(FreeTarget::ComfyUi, *level));
                 }
             });
+            let app = agent.and_then(|a| a.info.app.as_ref());
+            if app.and_then(|a| a.dynamic_vram) == Some(true)
+                || (agent.is_none() && stats.dynamic_vram() == Some(true))
+            {
+                ui.label(RichText::new("Dynamic VRAM (comfy-aimdo) on").small())
+                    .on_hover_text(
+                        "ComfyUI keeps idle models' weights in aimdo's own VRAM buffer and hands \
+                         that VRAM back by itself when another process needs it (unless started \
+                         with --disable-nvml-pressure). Empty cache does not touch that buffer; \
+                         unload models does.",
+                    );
+            }
+            // What the chosen level does in this ComfyUI, in the node's own words.
+            let words = agent
+                .and_then(|a| a.info.does.as_ref())
+                .and_then(|d| d.get(*level))
+                .map(|w| format!("{}: {w}", level_name(*level)));
             ui.label(
-                RichText::new(match agent {
-                    Some(_) => "with the vramdeck node: empty cache and unload",
-                    None => "no vramdeck node: unload models only (over HTTP)",
-                })
+                RichText::new(words.unwrap_or_else(|| {
+                    match agent {
+                        Some(_) => "with the vramdeck node: empty cache and unload".into(),
+                        None => "no vramdeck node: unload models only (over HTTP); install the \
+                             node to empty the cache too"
+                            .into(),
+                    }
+                }))
                 .weak()
                 .small(),
             );

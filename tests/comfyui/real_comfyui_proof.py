@@ -29,7 +29,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-NODE = os.path.join(REPO, "packaging", "python", "comfyui_vramdeck")
+NODE = os.path.join(REPO, "packaging", "python", "comfyui-vramdeck")
 PROOF_NODE = os.path.join(HERE, "proof_node")
 MODEL = "vramdeck_proof_unet.safetensors"
 

@@ -231,7 +231,7 @@ pub fn facefusion(agent_dir: &Path) -> (Process, u32) {
         .arg(&model)
         .arg("cpu")
         .current_dir(root.join("packaging/python/tests/fake_facefusion"))
-        .env("PYTHONPATH", root.join("packaging/python/comfyui_vramdeck"))
+        .env("PYTHONPATH", root.join("packaging/python/comfyui-vramdeck"))
         .env("VRAMDECK_AGENT_DIR", agent_dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -16,7 +16,7 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "packaging", "python", "comfyui_vramdeck"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "packaging", "python", "comfyui-vramdeck"))
 
 import torch  # noqa: E402
 from diffusers import (AutoencoderKLWan, DiffusionPipeline,  # noqa: E402

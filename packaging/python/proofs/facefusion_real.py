@@ -24,7 +24,7 @@ facefusion_dir, vramdeck = os.path.abspath(sys.argv[1]), os.path.abspath(sys.arg
 provider = sys.argv[3] if len(sys.argv) > 3 else "cpu"
 weights_mib = int(sys.argv[4]) if len(sys.argv) > 4 else 64
 os.chdir(facefusion_dir)
-sys.path[:0] = [facefusion_dir, os.path.join(os.path.dirname(HERE), "comfyui_vramdeck"),
+sys.path[:0] = [facefusion_dir, os.path.join(os.path.dirname(HERE), "comfyui-vramdeck"),
                 os.path.join(os.path.dirname(HERE), "tests")]
 
 import numpy  # noqa: E402

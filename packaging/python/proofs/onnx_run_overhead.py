@@ -10,7 +10,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [os.path.join(os.path.dirname(HERE), "comfyui_vramdeck"),
+sys.path[:0] = [os.path.join(os.path.dirname(HERE), "comfyui-vramdeck"),
                 os.path.join(os.path.dirname(HERE), "tests")]
 
 import numpy  # noqa: E402

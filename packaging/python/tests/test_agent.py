@@ -9,7 +9,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "comfyui_vramdeck"))
+                                "comfyui-vramdeck"))
 
 import vramdeck_agent  # noqa: E402
 from vramdeck_agent import Agent, TorchAllocator  # noqa: E402

@@ -10,7 +10,7 @@ import time
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PACKAGE = os.path.join(os.path.dirname(HERE), "comfyui_vramdeck")
+PACKAGE = os.path.join(os.path.dirname(HERE), "comfyui-vramdeck")
 FAKE = os.path.join(HERE, "fake_facefusion")
 sys.path.insert(0, HERE)
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PACKAGE_ROOT = os.path.join(os.path.dirname(HERE), "comfyui_vramdeck")
+PACKAGE_ROOT = os.path.join(os.path.dirname(HERE), "comfyui-vramdeck")
 sys.path.insert(0, PACKAGE_ROOT)
 
 import vramdeck_agent  # noqa: E402

@@ -13,7 +13,7 @@ import numpy
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "comfyui_vramdeck"))
+                                "comfyui-vramdeck"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import onnxruntime  # noqa: E402

@@ -9,7 +9,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "comfyui_vramdeck"))
+                                "comfyui-vramdeck"))
 
 from vramdeck_agent import Agent, Deferred  # noqa: E402
 from vramdeck_agent.pipelines import PipelineUnload  # noqa: E402

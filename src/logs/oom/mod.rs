@@ -112,12 +112,29 @@ pub fn analyze_reader(
     Ok(analyzer.finish(lines.cut_lines))
 }
 
+/// Longest quote of a failure's line (PyTorch 2.x's messages run to 700 characters); a longer
+/// one is cut at a word, with "…".
+pub const MAX_QUOTE_CHARS: usize = 1_200;
+/// Lines within which ComfyUI's traceback repeats the failure it reported on its
+/// "!!! Exception during processing !!!" line (execution.py logs the message, then the
+/// traceback, whose last line is the same exception).
+const ECHO_LINES: usize = 400;
+
 /// An event whose message may continue on the next lines.
 struct Open {
     kind: OomKind,
     line_no: usize,
     lines: Vec<String>,
     context: String,
+    /// The device the log named last before this failure.
+    device: Option<u32>,
+}
+
+/// A failure ComfyUI reported on its "!!! Exception during processing !!!" line: the same
+/// failure at the end of the traceback that follows is that failure, not a second one.
+struct Echo {
+    key: (OomKind, Numbers),
+    lines_left: usize,
 }
 
 /// The streaming analyser: feed it lines, then finish.
@@ -128,6 +145,9 @@ pub struct Analyzer<'a> {
     open: Option<Open>,
     seen: HashMap<(OomKind, Numbers), usize>,
     analysis: Analysis,
+    /// The CUDA device the log named last ("Device: cuda:1 …", `device='cuda:1'`).
+    device: Option<u32>,
+    echo: Option<Echo>,
 }
 
 impl<'a> Analyzer<'a> {
@@ -140,6 +160,8 @@ impl<'a> Analyzer<'a> {
             open: None,
             seen: HashMap::new(),
             analysis: Analysis::default(),
+            device: None,
+            echo: None,
         }
     }
 
@@ -154,6 +176,15 @@ impl<'a> Analyzer<'a> {
         } else {
             raw
         };
+        if let Some(echo) = &mut self.echo {
+            echo.lines_left = echo.lines_left.saturating_sub(1);
+            if echo.lines_left == 0 {
+                self.echo = None;
+            }
+        }
+        if let Some(device) = stated_device(line) {
+            self.device = Some(device);
+        }
         let starts = parse::classify(line);
         // A new failure ends the one before: its lines are not the earlier message's.
         if starts.is_some()
@@ -178,6 +209,7 @@ impl<'a> Analyzer<'a> {
                 line_no: self.analysis.lines,
                 lines: vec![line.to_string()],
                 context,
+                device: self.device,
             });
         }
         self.recent.push_back(line.to_string());
@@ -197,11 +229,24 @@ impl<'a> Analyzer<'a> {
 
     fn close(&mut self, open: Open) {
         let lines: Vec<&str> = open.lines.iter().map(String::as_str).collect();
-        let (numbers, era) = parse::numbers(open.kind, &lines);
-        // The same failure with the same numbers is one event seen again (a retrying job, or
-        // ComfyUI printing the message before and after its traceback): counted before the
-        // costlier reading of its context.
+        let (mut numbers, era) = parse::numbers(open.kind, &lines);
+        // cuBLAS, cuDNN and CUDA runtime errors name no GPU; the log's last device line does.
+        if numbers.gpu.is_none() {
+            numbers.gpu = open.device;
+        }
         let key = (open.kind, numbers.clone());
+        let comfy_report = lines[0].contains("!!! Exception during processing !!!");
+        // ComfyUI's traceback ends with the failure it has just reported: the same one.
+        if !comfy_report && self.echo.as_ref().is_some_and(|e| e.key == key) {
+            self.echo = None;
+            return;
+        }
+        self.echo = comfy_report.then(|| Echo {
+            key: key.clone(),
+            lines_left: ECHO_LINES,
+        });
+        // The same failure with the same numbers again is one event seen again (a retrying
+        // job): counted before the costlier reading of its context.
         if let Some(&i) = self.seen.get(&key) {
             let first = &mut self.analysis.events[i];
             first.repeats = first.repeats.saturating_add(1);
@@ -217,7 +262,7 @@ impl<'a> Analyzer<'a> {
             repeats: 0,
             kind: open.kind,
             // From a file anyone may have written: no escape reaches a terminal.
-            text: crate::text::sanitized(&first_line.chars().take(400).collect::<String>()),
+            text: crate::text::sanitize_within(first_line, MAX_QUOTE_CHARS).into_owned(),
             era,
             cause: advice::diagnose(open.kind, &numbers),
             numbers,
@@ -229,6 +274,17 @@ impl<'a> Analyzer<'a> {
         self.seen.insert(key, self.analysis.events.len());
         self.analysis.events.push(event);
     }
+}
+
+/// The CUDA device a line names as the one in use: ComfyUI's start-up "Device: cuda:1 NVIDIA …"
+/// (model_management.py), "Using device: cuda:1", `device='cuda:1'` in a traceback's frame.
+fn stated_device(line: &str) -> Option<u32> {
+    static P: OnceLock<Regex> = OnceLock::new();
+    let p = P.get_or_init(|| {
+        Regex::new(r#"(?i)\bdevice\s*[:=]\s*(?:torch\.device\()?['"]?cuda:(\d{1,2})\b"#)
+            .expect("pattern")
+    });
+    p.captures(line)?.get(1)?.as_str().parse().ok()
 }
 
 struct WorkloadPatterns {
@@ -313,6 +369,7 @@ impl OomEvent {
         put("total", n.total);
         put("free", n.free);
         put("allocated", n.allocated);
+        put("in private pools", n.private_pools);
         put("reserved", n.reserved);
         match n.self_listed_as {
             Some(pid) => put(

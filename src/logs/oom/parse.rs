@@ -9,9 +9,10 @@
 //!   followed by a `max_split_size_mb` hint.
 //! - PyTorch 2.1+: `Tried to allocate R. GPU n has a total capacity of T of which F is free.
 //!   [Process p has X memory in use. …] Including non-PyTorch memory, this process has P memory
-//!   in use. [L allowed; ]Of the allocated memory A is allocated by PyTorch, and U is reserved by
-//!   PyTorch but unallocated.` (2.1 spells it "capacty"; other processes may come before or
-//!   after this process). `expandable_segments` exists from 2.1 on.
+//!   in use. [L allowed; ]Of the allocated memory A is allocated by PyTorch, [with P allocated in
+//!   private pools (e.g., CUDA Graphs), ]and U is reserved by PyTorch but unallocated.` (2.1
+//!   spells it "capacty"; other processes may come before or after this process; A includes
+//!   P, so reserved is A + U). `expandable_segments` exists from 2.1 on.
 //! - PyTorch's cudaMallocAsync backend (ComfyUI turns it on): `Allocation on device n would
 //!   exceed allowed memory. (out of memory)` then `Currently allocated : A`, `Requested : R`,
 //!   `Device limit : T`, `Free (according to CUDA): F`, `PyTorch limit (set by user-supplied
@@ -131,6 +132,8 @@ pub struct Numbers {
     pub others: Vec<OtherProcess>,
     /// A limit below the card's capacity (a memory fraction, an arena cap).
     pub limit: Option<Bytes>,
+    /// Of `allocated`, what sits in private pools (CUDA Graphs), when PyTorch says.
+    pub private_pools: Option<Bytes>,
     /// In a container the driver lists the failing process under its host pid, not as "this
     /// process": the listed pid whose memory matches what PyTorch reserved, when there is one.
     pub self_listed_as: Option<u32>,
@@ -219,8 +222,11 @@ fn patterns() -> &'static Patterns {
         this_process: re(&format!(r"this process has {SIZE} memory in use")),
         other_process: re(&format!(r"Process (\d+) has {SIZE} memory in use")),
         allowed: re(&format!(r"{SIZE} allowed;")),
+        // With CUDA Graphs (or another private pool) PyTorch adds "with P allocated in private
+        // pools (e.g., CUDA Graphs), " between the two figures; A includes P, so reserved is
+        // still A + U.
         torch21_split: re(&format!(
-            r"Of the allocated memory {SIZE} is allocated by PyTorch, and {SIZE} is reserved by PyTorch but unallocated"
+            r"Of the allocated memory {SIZE} is allocated by PyTorch, (?:with {SIZE} allocated in private pools \(e\.g\., CUDA Graphs\), )?and {SIZE} is reserved by PyTorch but unallocated"
         )),
         async_device: re(r"Allocation on device (\d+)"),
         async_field: re(&format!(
@@ -342,7 +348,8 @@ pub fn numbers(kind: OomKind, lines: &[&str]) -> (Numbers, Era) {
                 n.limit = p.allowed.captures(&joined).and_then(|c| size_at(&c, 1));
                 if let Some(c) = p.torch21_split.captures(&joined) {
                     n.allocated = size_at(&c, 1);
-                    let unallocated = size_at(&c, 3);
+                    n.private_pools = size_at(&c, 3);
+                    let unallocated = size_at(&c, 5);
                     n.reserved = n
                         .allocated
                         .zip(unallocated)
@@ -419,6 +426,27 @@ mod tests {
 
     fn gib(x: f64) -> Option<Bytes> {
         Some(Bytes((x * GIB) as u64))
+    }
+
+    #[test]
+    fn private_pools_keep_allocated_reserved_and_this_process() {
+        // PyTorch 2.x's message when CUDA Graphs hold a private pool, wrapped as a console
+        // wraps it (CUDACachingAllocator.cpp: "with " + format_size(private) + " allocated in
+        // private pools (e.g., CUDA Graphs), ").
+        let lines = [
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 768.00 MiB. GPU 0 has a total capacity of 23.52 GiB of which 140.38 MiB is free.",
+            "Process 4121 has 23.33 GiB memory in use. Of the allocated memory 21.92 GiB is allocated by PyTorch, with 104.00 MiB",
+            "allocated in private pools (e.g., CUDA Graphs), and 797.79 MiB is reserved by PyTorch but unallocated.",
+        ];
+        let (n, era) = numbers(OomKind::Torch, &lines);
+        assert_eq!(era, Era::Torch21);
+        assert_eq!(n.allocated, gib(21.92));
+        assert_eq!(n.private_pools, Some(Bytes(104 << 20)));
+        let reserved = (21.92 * GIB) as u64 + (797.79 * (1u64 << 20) as f64) as u64;
+        assert_eq!(n.reserved, Some(Bytes(reserved)));
+        // Without "this process has", the listed pid holding what PyTorch reserved is it.
+        assert_eq!(n.self_listed_as, Some(4121));
+        assert_eq!(n.process_in_use, gib(23.33));
     }
 
     #[test]

@@ -20,6 +20,7 @@ import os
 import socket
 import sys
 import threading
+import types
 import time
 from typing import Callable, Iterable, List, Optional, Union
 
@@ -364,8 +365,14 @@ class Agent:
         }
 
 
-_current: Optional[Agent] = None
-_current_lock = threading.Lock()
+def _process():
+    """One agent per process, whichever copy of this package starts it: ComfyUI imports each
+    custom-node folder's own copy, so two folders of the node would otherwise start two
+    agents. The holder lives in sys.modules under a name no copy shadows."""
+    holder = types.ModuleType("_vramdeck_agent_process")
+    holder.agent = None
+    holder.lock = threading.Lock()
+    return sys.modules.setdefault("_vramdeck_agent_process", holder)
 
 
 def start(unload=None, label: Label = None, *, cache=None, app: AppInfo = None, allocator=None,
@@ -383,10 +390,10 @@ def start(unload=None, label: Label = None, *, cache=None, app: AppInfo = None, 
     `unload_says` / `cache_says`: what the levels do in this host, in words for vramdeck's
     window. Never raises for environment problems: it logs a warning and the host carries on.
     """
-    global _current
-    with _current_lock:
-        if _current is not None and _current.pid == os.getpid():
-            return _current
+    process = _process()
+    with process.lock:
+        if process.agent is not None and process.agent.pid == os.getpid():
+            return process.agent
         hooks = [] if unload is None else ([unload] if callable(unload) else list(unload))
         agent = Agent(hooks, label, allocator or TorchAllocator(), directory,
                       cache=cache, app=app, onnx=onnx, unload_says=unload_says,
@@ -399,14 +406,14 @@ def start(unload=None, label: Label = None, *, cache=None, app: AppInfo = None, 
             return None
         threading.Thread(target=agent._serve, daemon=True, name="vramdeck-agent").start()
         atexit.register(agent.stop)
-        _current = agent
+        process.agent = agent
         return agent
 
 
 def stop() -> None:
     """Stops the agent started by `start()`, if any."""
-    global _current
-    with _current_lock:
-        if _current is not None:
-            _current.stop()
-            _current = None
+    process = _process()
+    with process.lock:
+        if process.agent is not None:
+            process.agent.stop()
+            process.agent = None

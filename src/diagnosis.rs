@@ -18,6 +18,11 @@ pub const THROTTLED_CLOCK: f32 = 0.9;
 pub const PCIE_SHARE: f32 = 0.25;
 /// ... or this many MB/s where the link's maximum is unknown.
 pub const PCIE_MBS: f32 = 6_000.0;
+/// PCIe traffic at this share of the link's negotiated maximum (or more than any reading seen
+/// in the window before) is the link running at its capacity: the copies are the limit,
+/// whatever utilisation reads (NVML counts the time a copy runs as busy). A pinned host→device
+/// copy on an H200 ran at 96 % of its Gen5 x16 link.
+pub const PCIE_SATURATED: f32 = 0.7;
 /// A video engine this busy is the bottleneck, %.
 pub const ENGINE_BOUND: f32 = 80.0;
 /// A host process this busy (% of one core) is feeding the GPU as fast as one thread can.
@@ -32,6 +37,9 @@ pub enum Verdict {
     Idle,
     /// Kernels run nearly all the time: the GPU is the limit.
     GpuBound,
+    /// Kernels run nearly all the time and the power cap sets the clock: the GPU is the limit
+    /// at the power it may draw.
+    GpuBoundAtPowerLimit,
     /// The GPU waits for the CPU side (decode, preprocessing, batch 1).
     CpuStarved,
     /// Clock events hold the SM clock down; the most frequent reason.
@@ -53,6 +61,11 @@ impl Verdict {
             Verdict::NotEnoughData => "not enough readings yet".into(),
             Verdict::Idle => "idle".into(),
             Verdict::GpuBound => "GPU-bound: the GPU itself is the limit".into(),
+            Verdict::GpuBoundAtPowerLimit => {
+                "GPU-bound, at its power limit: the GPU is the limit, and its power cap sets \
+                 the clock"
+                    .into()
+            }
             Verdict::CpuStarved => "CPU/data-starved: the GPU waits for its input".into(),
             Verdict::Throttled(reason) => format!("throttled: {reason} holds the clock down"),
             Verdict::PcieBound => "PCIe-bound: the model streams over PCIe".into(),
@@ -68,6 +81,7 @@ impl Verdict {
             Verdict::NotEnoughData => "not_enough_data",
             Verdict::Idle => "idle",
             Verdict::GpuBound => "gpu_bound",
+            Verdict::GpuBoundAtPowerLimit => "gpu_bound_at_power_limit",
             Verdict::CpuStarved => "cpu_starved",
             Verdict::Throttled(_) => "throttled",
             Verdict::PcieBound => "pcie_bound",
@@ -299,7 +313,13 @@ pub fn diagnose(samples: &[ActivitySample]) -> Diagnosis {
         None => mbs >= PCIE_MBS,
     };
     let pcie_peak = rx.unwrap_or(0.0).max(tx.unwrap_or(0.0));
+    // The link at its capacity: the copies are the limit, whatever utilisation reads.
+    let pcie_saturated = link.is_some_and(|max| max > 0.0 && pcie_peak >= max * PCIE_SATURATED);
     let throttled = throttling(&busy);
+    let power_capped_at_full_load = mean_util >= GPU_BOUND_UTIL
+        && throttled
+            .is_some_and(|(reason, share)| reason == "power cap" && share >= THROTTLED_SHARE)
+        && clock_share.is_none_or(|c| c < THROTTLED_CLOCK);
 
     // A busy host process beside a nearly idle GPU is the extreme of starvation (measured on
     // an H100: small kernels between 25 ms of Python read 1 %), not idleness.
@@ -309,6 +329,55 @@ pub fn diagnose(samples: &[ActivitySample]) -> Diagnosis {
         d.verdict = Verdict::Idle;
         d.advice
             .push("nothing to speed up: no kernels ran in this window".into());
+    } else if pcie_saturated {
+        d.verdict = Verdict::PcieBound;
+        d.evidence.push(format!(
+            "PCIe {} MB/s into the GPU and {} MB/s out: {:.0} % of the link's {} MB/s, its \
+             capacity",
+            n(rx.unwrap_or(0.0)),
+            n(tx.unwrap_or(0.0)),
+            pcie_peak / link.unwrap_or(1.0) * 100.0,
+            n(link.unwrap_or(0.0))
+        ));
+        d.evidence.push(format!(
+            "utilisation reads {mean_util:.0} %, but NVML counts the time copies run as busy: \
+             the GPU waits for the link"
+        ));
+        d.advice.push(
+            "the PCIe link is the limit: keep the data on the GPU between steps instead of \
+             copying it each time (a model that does not fit in VRAM is streamed like this: \
+             ComfyUI's --lowvram offload), use a smaller or quantised (fp8 / GGUF) model, or \
+             free VRAM so it fits; check the card runs at its full link (nvidia-smi -q: PCIe \
+             Generation and Link Width)"
+                .into(),
+        );
+    } else if power_capped_at_full_load {
+        d.verdict = Verdict::GpuBoundAtPowerLimit;
+        if let Some((_, share)) = throttled {
+            d.evidence.push(format!(
+                "the power cap held the clock in {:.0} % of busy readings",
+                share * 100.0
+            ));
+        }
+        if let (Some(c), Some(m)) = (clock, clock_max) {
+            d.evidence.push(format!(
+                "SM clock {} MHz while busy, {:.0} % of its {} MHz maximum",
+                n(c),
+                c / m * 100.0,
+                n(m)
+            ));
+        }
+        if let (Some(p), Some(l)) = (power, power_limit) {
+            d.evidence
+                .push(format!("power {p:.0} W while busy, limit {l:.0} W"));
+        }
+        d.advice.push(
+            "the GPU runs flat out within the power it may draw: that is its speed. If the limit \
+             was lowered (nvidia-smi -pl, MSI Afterburner), raising it back to the card's \
+             default gives the speed back; otherwise fewer steps or a lower resolution, FP16 / \
+             quantised models, or a faster GPU"
+                .into(),
+        );
     } else if let Some((reason, share)) = throttled
         .filter(|(_, s)| *s >= THROTTLED_SHARE)
         .filter(|_| clock_share.is_none_or(|c| c < THROTTLED_CLOCK))
@@ -497,8 +566,28 @@ mod tests {
     }
 
     #[test]
+    fn full_load_at_the_power_cap_is_gpu_bound_at_its_power_limit() {
+        // The H200 finding: bf16 matmuls back to back at the power cap were "throttled" —
+        // true, but the answer to "why is it slow?" is that the GPU is the limit.
+        let d = run(100, |_, s| {
+            s.clock_events = ClockEvents::SW_POWER_CAP;
+            s.sm_clock = 1_500.0;
+            s.power = 700.0;
+        });
+        assert_eq!(d.verdict, Verdict::GpuBoundAtPowerLimit);
+        assert_eq!(d.verdict.id(), "gpu_bound_at_power_limit");
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.contains("76 % of its 1,980 MHz"))
+        );
+        assert!(d.evidence.iter().any(|e| e.contains("limit 700 W")));
+    }
+
+    #[test]
     fn a_power_cap_in_most_busy_readings_is_throttling_named_with_its_numbers() {
         let d = run(100, |_, s| {
+            s.gpu_util = 60.0;
             s.clock_events = ClockEvents::SW_POWER_CAP;
             s.sm_clock = 1_500.0;
             s.power = 700.0;
@@ -548,6 +637,28 @@ mod tests {
             s.pcie_max = f32::NAN;
         });
         assert_eq!(d.verdict, Verdict::PcieBound);
+    }
+
+    #[test]
+    fn a_link_at_its_capacity_is_pcie_bound_whatever_utilisation_reads() {
+        // The H200 finding: a pinned host-to-device copy at 60.6 GB/s of a 63.0 GB/s Gen5 x16
+        // link, utilisation reading 100 % (NVML counts copy time as busy), was "GPU-bound".
+        let d = run(100, |_, s| {
+            s.gpu_util = 100.0;
+            s.pcie_rx = 60_600.0;
+            s.pcie_max = 63_016.0;
+        });
+        assert_eq!(d.verdict, Verdict::PcieBound);
+        assert!(
+            d.evidence.iter().any(|e| e.contains("96 % of the link")),
+            "{:?}",
+            d.evidence
+        );
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.contains("counts the time copies run as busy"))
+        );
     }
 
     #[test]

@@ -43,9 +43,10 @@ fn each_demo_scenario_gets_its_verdict() {
         verdict_of(Scenario::comfyui_lowvram_offload(), 0.0).verdict,
         Verdict::PcieBound
     );
+    // Flat out within a lowered power limit: the GPU is the limit, at that power.
     assert_eq!(
         verdict_of(Scenario::power_capped(), 0.0).verdict,
-        Verdict::Throttled("power cap")
+        Verdict::GpuBoundAtPowerLimit
     );
     assert_eq!(
         verdict_of(Scenario::nvenc_export(), 0.0).verdict,
@@ -101,7 +102,12 @@ fn the_cli_prints_a_verdict_per_gpu_as_json() {
         .collect();
     assert_eq!(
         &verdicts[2..],
-        ["cpu_starved", "pcie_bound", "throttled", "encoder_bound"]
+        [
+            "cpu_starved",
+            "pcie_bound",
+            "gpu_bound_at_power_limit",
+            "encoder_bound"
+        ]
     );
     assert!(gpus[3]["evidence"].as_array().unwrap().len() >= 2);
     let (_, err, ok) = vramdeck(&["diagnose", "--demo", "--seconds", "1"], None);

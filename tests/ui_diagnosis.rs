@@ -43,7 +43,9 @@ fn a_power_capped_gpu_says_so_on_its_card_and_under_the_charts() {
     let h = window(telemetry(Scenario::power_capped()));
     h.get_by_label("Clock held by");
     h.get_by_label("power cap");
-    h.get_by_label("throttled: power cap holds the clock down");
+    h.get_by_label(
+        "GPU-bound, at its power limit: the GPU is the limit, and its power cap sets the clock",
+    );
     h.get_by_label_contains("· SM clock 2,120 MHz while busy, 76 % of its 2,790 MHz maximum");
 }
 

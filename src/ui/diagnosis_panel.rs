@@ -12,7 +12,9 @@ const EVIDENCE_LINES: usize = 3;
 fn verdict_color(ui: &Ui, verdict: &Verdict) -> egui::Color32 {
     match verdict {
         Verdict::NotEnoughData | Verdict::Idle => ui.visuals().weak_text_color(),
-        Verdict::GpuBound | Verdict::PartlyBusy => super::pressure_color(0.0),
+        Verdict::GpuBound | Verdict::GpuBoundAtPowerLimit | Verdict::PartlyBusy => {
+            super::pressure_color(0.0)
+        }
         _ => super::pressure_color(0.8),
     }
 }

@@ -9,7 +9,10 @@ binary what each level does:
   3. `vramdeck free --level unload` unloads it;
   4. an unload asked for while a prompt runs is deferred: it happens after the prompt ends, never
      inside it, and `vramdeck free` waits for it and measures then;
-  5. without the node, cache leaves ComfyUI alone and unload goes through POST /free.
+  5. without the node, cache leaves ComfyUI alone and unload goes through POST /free;
+  6. at ComfyUI's default address (no --comfyui: localhost, ports 8188 and 8000), with the node,
+     every request ComfyUI receives and every flag set on its queue is captured: each action is
+     one flag and no POST /free, two unloads at once set one flag, and no flag is left behind.
 
 On a GPU it prints NVML (nvidia-smi) memory used before and after each step.
 
@@ -72,8 +75,8 @@ def free_port():
 
 
 class Comfy:
-    def __init__(self, node_install, name):
-        self.port = free_port()
+    def __init__(self, node_install, name, port=None):
+        self.port = port or free_port()
         self.agents = tempfile.mkdtemp(prefix="agents-")  # 0700, as agent directories must be
         custom = os.path.join(opts.comfyui, "custom_nodes")
         self.node_path = os.path.join(custom, "vramdeck")
@@ -98,8 +101,9 @@ class Comfy:
             import comfyui_frontend_package  # noqa: F401
         except ImportError:
             cmd += ["--front-end-root", web]  # the web page is not what is being proven
+        self.capture = os.path.join(log_dir, f"capture-{name}.jsonl")
         env = dict(os.environ, VRAMDECK_AGENT_DIR=os.path.join(self.agents, "agents"),
-                   PYTHONUNBUFFERED="1")
+                   PYTHONUNBUFFERED="1", VRAMDECK_PROOF_CAPTURE=self.capture)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, cwd=opts.comfyui, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
@@ -177,12 +181,20 @@ class Comfy:
     def models_loaded(self):
         return self.agent_hello()["app"]["models_loaded"]
 
-    def vramdeck(self, *argv):
+    def captured(self):
+        """Requests and flags recorded so far (see proof_node)."""
+        if not os.path.exists(self.capture):
+            return []
+        with open(self.capture) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def vramdeck(self, *argv, default_address=False):
         env = dict(os.environ, VRAMDECK_AGENT_DIR=os.path.join(self.agents, "agents"),
                    VRAMDECK_CONFIG_DIR=os.path.join(self.agents, "config"),
                    VRAMDECK_DATA_DIR=os.path.join(self.agents, "data"))
         started = time.monotonic()
-        out = subprocess.run([opts.vramdeck, *argv, "--comfyui", f"127.0.0.1:{self.port}"],
+        address = [] if default_address else ["--comfyui", f"127.0.0.1:{self.port}"]
+        out = subprocess.run([opts.vramdeck, *argv, *address],
                              capture_output=True, text=True, env=env)
         took = time.monotonic() - started
         for line in (out.stdout + out.stderr).strip().splitlines():
@@ -314,6 +326,73 @@ try:
     check("unload over HTTP unloaded the model", "Unloading" in comfy.tail(60), comfy.tail(5))
 finally:
     comfy.stop()
+
+def port_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+if port_free(8188):
+    say("== at the default address (localhost: 8188 and 8000), with the node: one request per action")
+    comfy = Comfy("copy", "default-address", port=8188)
+    try:
+        comfy.wait_done(comfy.prompt(0.0, "default"))
+
+        def since(mark):
+            return comfy.captured()[mark:]
+
+        def frees(entries):
+            return [e for e in entries if e.get("request") == "POST /free"]
+
+        def flags(entries):
+            return [e for e in entries if "set_flag" in e]
+
+        mark = len(comfy.captured())
+        out, _ = comfy.vramdeck("free", "--level", "cache", default_address=True)
+        seen = since(mark)
+        say(f"    captured: {[e.get('request') or e for e in seen]}")
+        check("cache: no POST /free, no flag", not frees(seen) and not flags(seen))
+        check("cache: ComfyUI is one entry, freed through its node, not 'left alone'",
+              (out.stdout + out.stderr).count("ComfyUI") == 1 and "left alone" not in out.stdout,
+              out.stdout.strip())
+        mark = len(comfy.captured())
+        out, took = comfy.vramdeck("free", "--level", "unload", default_address=True)
+        seen = since(mark)
+        say(f"    captured: {[e.get('request') or e for e in seen]}")
+        check("unload: no POST /free, one flag", not frees(seen) and len(flags(seen)) == 1,
+              json.dumps(seen))
+        check("unload: done at once, no waiting", took < 20 and comfy.models_loaded() == 0,
+              f"{took:.1f} s")
+        comfy.wait_done(comfy.prompt(0.0, "again"))
+        mark = len(comfy.captured())
+        both = [subprocess.Popen([opts.vramdeck, "free", "--level", "unload"],
+                                 env=dict(os.environ, VRAMDECK_AGENT_DIR=os.path.join(
+                                     comfy.agents, "agents"),
+                                     VRAMDECK_CONFIG_DIR=os.path.join(comfy.agents, "config")),
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                for _ in range(2)]
+        started = time.monotonic()
+        outputs = [p.communicate(timeout=120)[0] for p in both]
+        took = time.monotonic() - started
+        seen = since(mark)
+        say(f"    two unloads at once: {[e.get('request') or e for e in seen]} in {took:.1f} s")
+        check("two unloads at once: one flag, no POST /free", len(flags(seen)) == 1
+              and not frees(seen), json.dumps(seen))
+        check("no flag left on ComfyUI's queue, nothing waits", took < 30,
+              " | ".join(o.strip().splitlines()[-1] for o in outputs if o.strip()))
+        # The leftover-flag check: the next prompt keeps its model.
+        comfy.wait_done(comfy.prompt(0.0, "after"))
+        time.sleep(2)
+        check("the next prompt's model stays loaded (no leftover flag fired)",
+              comfy.models_loaded() >= 1)
+    finally:
+        comfy.stop()
+else:
+    say("== skipped the default-address step: port 8188 is taken")
 
 say(f"== {'ALL PASSED' if not failures else 'FAILED: ' + '; '.join(failures)} (logs in {log_dir})")
 sys.exit(1 if failures else 0)

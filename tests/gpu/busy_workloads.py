@@ -5,6 +5,9 @@ running for the given number of seconds:
   bound    large fp16 matmuls back to back (on an H100 this reaches the 700 W power cap)
   bound32  fp32 matmuls back to back, TF32 off (busy, below the power cap)
   pcie     1 GiB copied between pinned host buffers and the GPU, both ways, in a loop
+  h2d      1 GiB copied from a pinned host buffer to the GPU only, in a loop (the link's limit
+           one way; NVML reads the copies as 100 % utilisation)
+  bf16     bf16 8192² matmuls back to back (full load at the power cap)
 
 Usage: python3 busy_workloads.py starved|bound|pcie SECONDS
 """
@@ -53,6 +56,21 @@ elif kind == "pcie":
     while time.time() < end:
         on_gpu.copy_(host)
         back.copy_(on_gpu)
+        torch.cuda.synchronize()
+elif kind == "h2d":
+    host = torch.empty(1024**3, dtype=torch.uint8, pin_memory=True)
+    on_gpu = torch.empty(1024**3, dtype=torch.uint8, device=dev)
+    host.fill_(7)
+    while time.time() < end:
+        for _ in range(8):
+            on_gpu.copy_(host, non_blocking=True)
+        torch.cuda.synchronize()
+elif kind == "bf16":
+    a = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)
+    while time.time() < end:
+        for _ in range(20):
+            c = a @ b
         torch.cuda.synchronize()
 else:
     sys.exit(f"unknown workload {kind}")

@@ -17,7 +17,7 @@ for d in /sys/bus/pci/devices/*; do
   echo "$(basename "$d") class=$(cat "$d/class") runtime_status=$(cat "$d/power/runtime_status" 2>/dev/null)"
 done
 
-for w in starved bound bound32 pcie; do
+for w in ${WORKLOADS:-starved bound bound32 pcie h2d bf16}; do
   echo; echo "======== workload: $w"
   python3 "$HERE/busy_workloads.py" "$w" 25 &
   pid=$!

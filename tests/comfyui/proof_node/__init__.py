@@ -58,3 +58,42 @@ class VramdeckProofAllocate:
 
 
 NODE_CLASS_MAPPINGS["VramdeckProofAllocate"] = VramdeckProofAllocate
+
+
+def _capture_requests_and_flags():
+    """Records every HTTP request ComfyUI receives and every flag set on its prompt queue (by
+    the /free route or by the vramdeck node), one JSON line each, in $VRAMDECK_PROOF_CAPTURE:
+    the proof counts them per action."""
+    import json
+    import os
+    import threading
+
+    path = os.environ.get("VRAMDECK_PROOF_CAPTURE")
+    if not path:
+        return
+    from aiohttp import web
+    from server import PromptServer
+
+    lock = threading.Lock()
+
+    def record(entry):
+        with lock, open(path, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    @web.middleware
+    async def capture(request, handler):
+        record({"request": f"{request.method} {request.path}"})
+        return await handler(request)
+
+    PromptServer.instance.app.middlewares.append(capture)
+    queue = PromptServer.instance.prompt_queue
+    set_flag = queue.set_flag
+
+    def recording_set_flag(name, data):
+        record({"set_flag": name})
+        return set_flag(name, data)
+
+    queue.set_flag = recording_set_flag
+
+
+_capture_requests_and_flags()

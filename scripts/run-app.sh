@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds vramdeck and opens its window — in demo mode when there is no NVIDIA GPU. Installs the
-# OpenGL / X11 / Wayland libraries a window needs (and a C linker) with apt when they are
+# OpenGL / X11 / Wayland libraries a window needs (and a C linker, and a font with Chinese
+# glyphs for the Chinese window and for Chinese paths and names) with apt when they are
 # missing, as root or through sudo. Arguments go to vramdeck: `bash scripts/run-app.sh --demo`,
 # `bash scripts/run-app.sh gpu-log.csv`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential libgl1 libegl1 libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6
-  libxkbcommon0 libxkbcommon-x11-0 xkb-data libwayland-client0 libwayland-egl1 libwayland-cursor0)
+  libxkbcommon0 libxkbcommon-x11-0 xkb-data libwayland-client0 libwayland-egl1 libwayland-cursor0
+  fontconfig fonts-wqy-microhei)
 if command -v dpkg-query >/dev/null; then
   missing=()
   for p in "${packages[@]}"; do

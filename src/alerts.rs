@@ -58,12 +58,12 @@ pub enum AlertKind {
 
 impl AlertKind {
     /// A few words for a plot legend.
-    pub fn short(self) -> &'static str {
+    pub fn short(self) -> String {
         match self {
-            AlertKind::VramHigh => "VRAM alert",
-            AlertKind::TemperatureHigh => "temperature alert",
-            AlertKind::ProcessStarted => "process started",
-            AlertKind::ProcessExited => "process exited",
+            AlertKind::VramHigh => crate::t!("alert-short-vram"),
+            AlertKind::TemperatureHigh => crate::t!("alert-short-temperature"),
+            AlertKind::ProcessStarted => crate::t!("alert-short-started"),
+            AlertKind::ProcessExited => crate::t!("alert-short-exited"),
         }
     }
 }
@@ -141,30 +141,48 @@ impl AlertEvent {
 
     /// The alert as a sentence, memory in `unit`.
     pub fn message(&self, unit: MemoryUnit) -> String {
-        let gpu = &self.gpu_title;
+        let gpu = self.gpu_title.clone();
         match &self.detail {
             AlertDetail::VramHigh {
                 percent,
                 seconds,
                 used,
                 total,
-            } => format!(
-                "{gpu}: VRAM above {percent:.0} % for {seconds:.0} s ({} of {})",
-                unit.format(*used),
-                unit.format(*total)
+            } => crate::t!(
+                "alert-vram",
+                gpu = gpu,
+                percent = format!("{percent:.0}"),
+                seconds = format!("{seconds:.0}"),
+                used = unit.format(*used),
+                total = unit.format(*total)
             ),
-            AlertDetail::TemperatureHigh { now, limit } => {
-                format!("{gpu}: temperature {now} (limit {limit:.0} °C)")
-            }
-            AlertDetail::ProcessStarted { name, pid, used } => {
-                let used = used
-                    .map(|b| format!(" with {}", unit.format(b)))
-                    .unwrap_or_default();
-                format!("{gpu}: {name} (pid {pid}) started{used}")
-            }
-            AlertDetail::ProcessExited { name, pid } => {
-                format!("{gpu}: {name} (pid {pid}) exited")
-            }
+            AlertDetail::TemperatureHigh { now, limit } => crate::t!(
+                "alert-temperature",
+                gpu = gpu,
+                now = now.to_string(),
+                limit = format!("{limit:.0}")
+            ),
+            AlertDetail::ProcessStarted { name, pid, used } => match used {
+                Some(b) => crate::t!(
+                    "alert-started-with",
+                    gpu = gpu,
+                    name = name.clone(),
+                    pid = pid.to_string(),
+                    used = unit.format(*b)
+                ),
+                None => crate::t!(
+                    "alert-started",
+                    gpu = gpu,
+                    name = name.clone(),
+                    pid = pid.to_string()
+                ),
+            },
+            AlertDetail::ProcessExited { name, pid } => crate::t!(
+                "alert-exited",
+                gpu = gpu,
+                name = name.clone(),
+                pid = pid.to_string()
+            ),
         }
     }
 }
@@ -361,7 +379,7 @@ impl ReadingObserver for AlertObserver {
                 .iter()
                 .filter(|e| matches!(e.kind, AlertKind::VramHigh | AlertKind::TemperatureHigh))
             {
-                notify_desktop("vramdeck alert", &e.message(unit));
+                notify_desktop(&crate::t!("alert-notification-title"), &e.message(unit));
             }
         }
     }

@@ -322,7 +322,18 @@ pub fn run_all(args: &BenchArgs, source: &mut dyn GpuSource) -> Vec<Measurement>
             },
         ));
     }
-    results.push(ui_frame(5, 20));
+    results.push(measure(
+        "find, map and check the CJK font (fontconfig), install it in egui",
+        3,
+        1,
+        || {
+            let ctx = egui::Context::default();
+            black_box(crate::ui::fonts::install(&ctx));
+        },
+    ));
+    results.push(ui_frame(5, 20, crate::i18n::Language::English));
+    // Chinese text goes through the CJK font's glyphs: the frame that pays for it.
+    results.push(ui_frame(5, 20, crate::i18n::Language::Chinese));
     if let Some(round_trip) = agent_round_trip() {
         results.push(round_trip);
     }
@@ -330,8 +341,8 @@ pub fn run_all(args: &BenchArgs, source: &mut dyn GpuSource) -> Vec<Measurement>
 }
 
 /// One full UI frame (layout, plots, tessellation) of the window with 24 h of 10 Hz history
-/// for two GPUs, built headless.
-pub fn ui_frame(rounds: usize, calls: u32) -> Measurement {
+/// for two GPUs, built headless, in `language` with the CJK font installed as the app does.
+pub fn ui_frame(rounds: usize, calls: u32, language: crate::i18n::Language) -> Measurement {
     use crate::settings::{PlotWindow, Settings};
     use crate::telemetry::sampler::Telemetry;
     use crate::telemetry::sim::SimulatedGpus;
@@ -360,10 +371,13 @@ pub fn ui_frame(rounds: usize, calls: u32) -> Measurement {
     }
     let settings = Settings {
         plot_window: PlotWindow::OneDay,
+        language: Some(language),
         ..Settings::default()
     };
+    let before = crate::i18n::language();
     let mut app = crate::ui::VramDeckApp::new(telemetry.shared(), None, settings, None, vec![]);
     let ctx = egui::Context::default();
+    let _ = crate::ui::fonts::install(&ctx);
     let input = || egui::RawInput {
         screen_rect: Some(egui::Rect::from_min_size(
             egui::Pos2::ZERO,
@@ -378,8 +392,11 @@ pub fn ui_frame(rounds: usize, calls: u32) -> Measurement {
         out.textures_delta.clear();
         black_box(ctx.tessellate(out.shapes, out.pixels_per_point));
     }
-    measure(
-        "one UI frame, 24 h @ 10 Hz history, 2 GPUs (layout + tessellation)",
+    let measured = measure(
+        &format!(
+            "one UI frame in {}, 24 h @ 10 Hz history, 2 GPUs (layout + tessellation)",
+            language.tag()
+        ),
         rounds,
         calls,
         || {
@@ -387,7 +404,9 @@ pub fn ui_frame(rounds: usize, calls: u32) -> Measurement {
             out.textures_delta.clear();
             black_box(ctx.tessellate(out.shapes, out.pixels_per_point));
         },
-    )
+    );
+    crate::i18n::set_language(before);
+    measured
 }
 
 /// hello round trips to the first running agent, if any (start one with

@@ -178,6 +178,8 @@ pub fn run(
         Vec::new(),
     );
     let ctx = egui::Context::default();
+    // As the window does: the CJK font behind egui's own (its mapping shows in the RSS list).
+    let _ = crate::ui::fonts::install(&ctx);
     let screen =
         egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(size[0] as f32, size[1] as f32));
     let started = Instant::now();

@@ -58,20 +58,19 @@ impl Verdict {
     /// A few words.
     pub fn headline(&self) -> String {
         match self {
-            Verdict::NotEnoughData => "not enough readings yet".into(),
-            Verdict::Idle => "idle".into(),
-            Verdict::GpuBound => "GPU-bound: the GPU itself is the limit".into(),
-            Verdict::GpuBoundAtPowerLimit => {
-                "GPU-bound, at its power limit: the GPU is the limit, and its power cap sets \
-                 the clock"
-                    .into()
-            }
-            Verdict::CpuStarved => "CPU/data-starved: the GPU waits for its input".into(),
-            Verdict::Throttled(reason) => format!("throttled: {reason} holds the clock down"),
-            Verdict::PcieBound => "PCIe-bound: the model streams over PCIe".into(),
-            Verdict::EncoderBound => "encoder-bound: NVENC is saturated".into(),
-            Verdict::DecoderBound => "decoder-bound: NVDEC is saturated".into(),
-            Verdict::PartlyBusy => "partly busy, no bottleneck in view".into(),
+            Verdict::NotEnoughData => crate::t!("diag-verdict-not-enough"),
+            Verdict::Idle => crate::t!("diag-verdict-idle"),
+            Verdict::GpuBound => crate::t!("diag-verdict-gpu-bound"),
+            Verdict::GpuBoundAtPowerLimit => crate::t!("diag-verdict-power-limit"),
+            Verdict::CpuStarved => crate::t!("diag-verdict-starved"),
+            Verdict::Throttled(reason) => crate::t!(
+                "diag-verdict-throttled",
+                reason = crate::telemetry::ClockEvents::label(reason)
+            ),
+            Verdict::PcieBound => crate::t!("diag-verdict-pcie"),
+            Verdict::EncoderBound => crate::t!("diag-verdict-encoder"),
+            Verdict::DecoderBound => crate::t!("diag-verdict-decoder"),
+            Verdict::PartlyBusy => crate::t!("diag-verdict-partly"),
         }
     }
 
@@ -129,19 +128,19 @@ impl Means {
     pub fn line(&self) -> String {
         let mut parts = Vec::new();
         if let (Some(rx), Some(tx)) = (self.pcie_rx_mbs, self.pcie_tx_mbs) {
-            parts.push(format!("PCIe rx {} / tx {} MB/s", n(rx), n(tx)));
+            parts.push(crate::t!("diag-means-pcie", rx = n(rx), tx = n(tx)));
         }
         if let Some(c) = self.sm_clock_mhz {
-            parts.push(format!("SM clock {} MHz", n(c)));
+            parts.push(crate::t!("diag-means-clock", mhz = n(c)));
         }
         if let Some(p) = self.power_w {
-            parts.push(format!("power {} W", n(p)));
+            parts.push(crate::t!("diag-means-power", watts = n(p)));
         }
         if let (Some(e), Some(d)) = (self.encoder, self.decoder) {
             parts.push(format!("NVENC {e:.0} % / NVDEC {d:.0} %"));
         }
         if let Some(c) = self.host_cpu_percent {
-            parts.push(format!("busiest host process {c:.0} % of a core"));
+            parts.push(crate::t!("diag-means-host", percent = format!("{c:.0}")));
         }
         parts.join(" · ")
     }
@@ -280,6 +279,28 @@ pub fn diagnose(samples: &[ActivitySample]) -> Diagnosis {
     // A clock event is a cost only when it holds the clock down: at 99 % of the maximum, a
     // power cap that is "active" (seen on an H100 with fp32 matmuls) changes nothing.
     let clock_share = clock.zip(clock_max).map(|(c, m)| c / m);
+    // The clock against its maximum and the power against its limit: what a power cap or a
+    // throttle rests on.
+    let clock_and_power: Vec<String> = [
+        clock.zip(clock_max).map(|(c, m)| {
+            crate::t!(
+                "diag-ev-clock-share",
+                mhz = n(c),
+                share = format!("{:.0}", c / m * 100.0),
+                max = n(m)
+            )
+        }),
+        power.zip(power_limit).map(|(p, l)| {
+            crate::t!(
+                "diag-ev-power",
+                watts = format!("{p:.0}"),
+                limit = format!("{l:.0}")
+            )
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     d.means = Means {
         pcie_rx_mbs: rx,
         pcie_tx_mbs: tx,
@@ -291,21 +312,28 @@ pub fn diagnose(samples: &[ActivitySample]) -> Diagnosis {
     };
 
     // NVML's utilisation is already the share of time a kernel ran.
-    let util_line = format!(
-        "kernels ran {:.0} % of the time over {:.0} s (peak reading {:.0} %)",
-        mean_util, seconds, peak_util
+    let util_line = crate::t!(
+        "diag-ev-util",
+        util = format!("{mean_util:.0}"),
+        seconds = format!("{seconds:.0}"),
+        peak = format!("{peak_util:.0}")
     );
     d.evidence.push(util_line);
     if gaps.count > 0 {
-        d.evidence.push(format!(
-            "{} idle gaps between bursts, {:.2} s on average (longest {:.2} s){}",
-            gaps.count,
-            gaps.mean_seconds,
-            gaps.longest_seconds,
-            gaps.period_seconds
-                .map(|p| format!(", a burst every {p:.2} s"))
-                .unwrap_or_default()
-        ));
+        let line = crate::t!(
+            "diag-ev-gaps",
+            count = gaps.count,
+            mean = format!("{:.2}", gaps.mean_seconds),
+            longest = format!("{:.2}", gaps.longest_seconds)
+        );
+        d.evidence.push(match gaps.period_seconds {
+            Some(p) => crate::t!(
+                "diag-ev-gaps-period",
+                gaps = line,
+                period = format!("{p:.2}")
+            ),
+            None => line,
+        });
     }
 
     let pcie_heavy = |mbs: f32| match link {
@@ -327,173 +355,118 @@ pub fn diagnose(samples: &[ActivitySample]) -> Diagnosis {
     if peak_util < BUSY_UTIL && mean_util < 5.0 && !host_busy && encoder.unwrap_or(0.0) < BUSY_UTIL
     {
         d.verdict = Verdict::Idle;
-        d.advice
-            .push("nothing to speed up: no kernels ran in this window".into());
+        d.advice.push(crate::t!("diag-advice-idle"));
     } else if pcie_saturated {
         d.verdict = Verdict::PcieBound;
-        d.evidence.push(format!(
-            "PCIe {} MB/s into the GPU and {} MB/s out: {:.0} % of the link's {} MB/s, its \
-             capacity",
-            n(rx.unwrap_or(0.0)),
-            n(tx.unwrap_or(0.0)),
-            pcie_peak / link.unwrap_or(1.0) * 100.0,
-            n(link.unwrap_or(0.0))
+        d.evidence.push(crate::t!(
+            "diag-ev-pcie-capacity",
+            rx = n(rx.unwrap_or(0.0)),
+            tx = n(tx.unwrap_or(0.0)),
+            share = format!("{:.0}", pcie_peak / link.unwrap_or(1.0) * 100.0),
+            max = n(link.unwrap_or(0.0))
         ));
-        d.evidence.push(format!(
-            "utilisation reads {mean_util:.0} %, but NVML counts the time copies run as busy: \
-             the GPU waits for the link"
+        d.evidence.push(crate::t!(
+            "diag-ev-copies-busy",
+            util = format!("{mean_util:.0}")
         ));
-        d.advice.push(
-            "the PCIe link is the limit: keep the data on the GPU between steps instead of \
-             copying it each time (a model that does not fit in VRAM is streamed like this: \
-             ComfyUI's --lowvram offload), use a smaller or quantised (fp8 / GGUF) model, or \
-             free VRAM so it fits; check the card runs at its full link (nvidia-smi -q: PCIe \
-             Generation and Link Width)"
-                .into(),
-        );
+        d.advice.push(crate::t!("diag-advice-pcie-capacity"));
     } else if power_capped_at_full_load {
         d.verdict = Verdict::GpuBoundAtPowerLimit;
         if let Some((_, share)) = throttled {
-            d.evidence.push(format!(
-                "the power cap held the clock in {:.0} % of busy readings",
-                share * 100.0
+            d.evidence.push(crate::t!(
+                "diag-ev-power-cap-share",
+                share = format!("{:.0}", share * 100.0)
             ));
         }
-        if let (Some(c), Some(m)) = (clock, clock_max) {
-            d.evidence.push(format!(
-                "SM clock {} MHz while busy, {:.0} % of its {} MHz maximum",
-                n(c),
-                c / m * 100.0,
-                n(m)
-            ));
-        }
-        if let (Some(p), Some(l)) = (power, power_limit) {
-            d.evidence
-                .push(format!("power {p:.0} W while busy, limit {l:.0} W"));
-        }
-        d.advice.push(
-            "the GPU runs flat out within the power it may draw: that is its speed. If the limit \
-             was lowered (nvidia-smi -pl, MSI Afterburner), raising it back to the card's \
-             default gives the speed back; otherwise fewer steps or a lower resolution, FP16 / \
-             quantised models, or a faster GPU"
-                .into(),
-        );
+        d.evidence.extend(clock_and_power);
+        d.advice.push(crate::t!("diag-advice-power-limit"));
     } else if let Some((reason, share)) = throttled
         .filter(|(_, s)| *s >= THROTTLED_SHARE)
         .filter(|_| clock_share.is_none_or(|c| c < THROTTLED_CLOCK))
     {
         d.verdict = Verdict::Throttled(reason);
-        d.evidence.push(format!(
-            "clock event \"{reason}\" active in {:.0} % of busy readings",
-            share * 100.0
+        d.evidence.push(crate::t!(
+            "diag-ev-clock-event",
+            reason = crate::telemetry::ClockEvents::label(reason),
+            share = format!("{:.0}", share * 100.0)
         ));
-        if let (Some(c), Some(m)) = (clock, clock_max) {
-            d.evidence.push(format!(
-                "SM clock {} MHz while busy, {:.0} % of its {} MHz maximum",
-                n(c),
-                c / m * 100.0,
-                n(m)
-            ));
-        }
-        if let (Some(p), Some(l)) = (power, power_limit) {
-            d.evidence
-                .push(format!("power {p:.0} W while busy, limit {l:.0} W"));
-        }
+        d.evidence.extend(clock_and_power);
         d.advice.push(match reason {
-            "power cap" => "the power limit holds it back: raise it (nvidia-smi -pl, up to the \
-                            card's default) or accept the lower speed"
-                .into(),
-            "thermal (driver)" | "thermal (hardware)" => {
-                "it runs too hot: improve airflow, clean the fans, or lower the power limit to \
-                 run cooler and steadier"
-                    .into()
-            }
-            _ => "the hardware slows itself (power supply or temperature): check cooling and \
-                  the power connectors"
-                .into(),
+            "power cap" => crate::t!("diag-advice-power-cap"),
+            "thermal (driver)" | "thermal (hardware)" => crate::t!("diag-advice-thermal"),
+            _ => crate::t!("diag-advice-hardware"),
         });
     } else if encoder.is_some_and(|e| e >= ENGINE_BOUND) && mean_util < 90.0 {
         d.verdict = Verdict::EncoderBound;
-        d.evidence.push(format!(
-            "NVENC busy {:.0} % while the SMs average {mean_util:.0} %",
-            encoder.unwrap_or(0.0)
+        d.evidence.push(crate::t!(
+            "diag-ev-nvenc",
+            engine = format!("{:.0}", encoder.unwrap_or(0.0)),
+            util = format!("{mean_util:.0}")
         ));
-        d.advice.push(
-            "the video encoder is the limit: a faster preset, lower output resolution or frame \
-             rate, or split the encode across GPUs"
-                .into(),
-        );
+        d.advice.push(crate::t!("diag-advice-encoder"));
     } else if decoder.is_some_and(|e| e >= ENGINE_BOUND) && mean_util < 90.0 {
         d.verdict = Verdict::DecoderBound;
-        d.evidence.push(format!(
-            "NVDEC busy {:.0} % while the SMs average {mean_util:.0} %",
-            decoder.unwrap_or(0.0)
+        d.evidence.push(crate::t!(
+            "diag-ev-nvdec",
+            engine = format!("{:.0}", decoder.unwrap_or(0.0)),
+            util = format!("{mean_util:.0}")
         ));
-        d.advice.push(
-            "video decoding is the limit: lower the input resolution, or decode on the CPU in \
-             parallel"
-                .into(),
-        );
+        d.advice.push(crate::t!("diag-advice-decoder"));
     } else if pcie_heavy(pcie_peak) && mean_util < 80.0 {
         d.verdict = Verdict::PcieBound;
         d.evidence.push(match link {
-            Some(max) => format!(
-                "PCIe {} MB/s into the GPU and {} MB/s out, {:.0} % of the link's {} MB/s",
-                n(rx.unwrap_or(0.0)),
-                n(tx.unwrap_or(0.0)),
-                pcie_peak / max * 100.0,
-                n(max)
+            Some(max) => crate::t!(
+                "diag-ev-pcie-share",
+                rx = n(rx.unwrap_or(0.0)),
+                tx = n(tx.unwrap_or(0.0)),
+                share = format!("{:.0}", pcie_peak / max * 100.0),
+                max = n(max)
             ),
-            None => format!(
-                "PCIe {} MB/s into the GPU and {} MB/s out",
-                n(rx.unwrap_or(0.0)),
-                n(tx.unwrap_or(0.0))
+            None => crate::t!(
+                "diag-ev-pcie",
+                rx = n(rx.unwrap_or(0.0)),
+                tx = n(tx.unwrap_or(0.0))
             ),
         });
-        d.evidence
-            .push(format!("SMs busy only {mean_util:.0} % on average"));
-        d.advice.push(
-            "the model does not fit in VRAM and is streamed over PCIe every step (ComfyUI's \
-             --lowvram offload does this): lower the resolution, use a quantised (fp8 / GGUF) \
-             model, or free VRAM so it fits"
-                .into(),
-        );
+        d.evidence.push(crate::t!(
+            "diag-ev-sms-idle",
+            util = format!("{mean_util:.0}")
+        ));
+        d.advice.push(crate::t!("diag-advice-pcie"));
     } else if mean_util >= GPU_BOUND_UTIL {
         d.verdict = Verdict::GpuBound;
         if let (Some(c), Some(m)) = (clock, clock_max) {
             let note = match throttled.filter(|(_, s)| *s >= THROTTLED_SHARE) {
-                Some((reason, _)) => format!("{reason} reached, but the clock holds"),
-                None => "not throttled".into(),
+                Some((reason, _)) => crate::t!(
+                    "diag-clock-holds",
+                    reason = crate::telemetry::ClockEvents::label(reason)
+                ),
+                None => crate::t!("diag-not-throttled"),
             };
-            d.evidence
-                .push(format!("SM clock {} MHz of {} MHz: {note}", n(c), n(m)));
+            d.evidence.push(crate::t!(
+                "diag-ev-clock-of",
+                mhz = n(c),
+                max = n(m),
+                note = note
+            ));
         }
-        d.advice.push(
-            "the GPU itself is the limit: fewer steps or a lower resolution, FP16 / quantised \
-             models, or a faster GPU"
-                .into(),
-        );
+        d.advice.push(crate::t!("diag-advice-gpu-bound"));
     } else if mean_util < 70.0 && (host_busy || (gaps.count >= 3 && busy_share < 0.8)) {
         d.verdict = Verdict::CpuStarved;
         if let Some(c) = host_cpu {
-            d.evidence.push(format!(
-                "its busiest host process used {c:.0} % of a CPU core"
-            ));
+            d.evidence
+                .push(crate::t!("diag-ev-host-used", percent = format!("{c:.0}")));
         }
-        d.advice.push(
-            "feed the GPU more per call: raise the batch size or the number of execution \
-             threads (FaceFusion: --execution-thread-count, --execution-queue-count), use FP16 or \
-             TensorRT, and decode / preprocess on other threads"
-                .into(),
-        );
+        d.advice.push(crate::t!("diag-advice-starved"));
     } else {
         d.verdict = Verdict::PartlyBusy;
         if let Some(c) = host_cpu {
-            d.evidence
-                .push(format!("busiest host process: {c:.0} % of a CPU core"));
+            d.evidence.push(crate::t!(
+                "diag-ev-host-busiest",
+                percent = format!("{c:.0}")
+            ));
         }
-        d.advice
-            .push("the GPU has room to spare: a larger batch or a second job would use it".into());
+        d.advice.push(crate::t!("diag-advice-partly"));
     }
     d
 }

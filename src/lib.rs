@@ -9,6 +9,7 @@ pub mod bench;
 pub mod bench_offscreen;
 pub mod cli;
 pub mod diagnosis;
+pub mod i18n;
 pub mod logs;
 pub mod persist;
 pub mod platform;

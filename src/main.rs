@@ -1,6 +1,6 @@
 //! The vramdeck binary: parses arguments, then opens the window or runs a headless command.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 use vramdeck::cli::{Cli, Command};
 use vramdeck::release::discovery;
@@ -12,7 +12,25 @@ use vramdeck::telemetry::sampler::Sampler;
 use vramdeck::ui::VramDeckApp;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The language before anything is said, --help included: --lang, else the window's
+    // choice, else the system's.
+    let args: Vec<String> = std::env::args().collect();
+    let language = vramdeck::cli::help::language_argument(&args)
+        .or_else(|| settings::default_path().and_then(|p| settings::language_in(&p)))
+        .unwrap_or_else(vramdeck::i18n::Language::of_system);
+    vramdeck::i18n::set_language(language);
+    let matches = vramdeck::cli::help::localize(Cli::command()).get_matches_from(&args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // Machine-readable output stays English whatever the language (JSON, the serve API).
+    let machine_readable = match &cli.command {
+        Some(Command::Diagnose(a)) => a.json,
+        Some(Command::Analyze(a)) => a.json,
+        Some(Command::Serve(_)) => true,
+        _ => false,
+    };
+    if machine_readable {
+        vramdeck::i18n::set_language(vramdeck::i18n::Language::English);
+    }
     if cli.command.is_some() {
         vramdeck::platform::console::end_quietly_on_closed_pipe();
     }
@@ -37,7 +55,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vramdeck: {e:#}");
+            eprintln!("{}", vramdeck::t!("err-prefix", error = format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -54,11 +72,10 @@ fn run_window_guarded(cli: &Cli) -> anyhow::Result<()> {
                 .map(String::as_str)
                 .or_else(|| payload.downcast_ref::<&str>().copied())
                 .unwrap_or("unknown failure");
-            Err(anyhow::anyhow!(
-                "could not open a window: the window system failed ({reason}). On a minimal \
-                 system install xkb-data and libxkbcommon-x11-0; without a display, \
-                 `vramdeck log` prints readings as CSV."
-            ))
+            Err(anyhow::anyhow!(vramdeck::t!(
+                "err-window-system",
+                reason = reason
+            )))
         }
     }
 }
@@ -68,25 +85,34 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
     let file = cli.file_to_open().cloned();
     if let Some(f) = &file {
         // Said in the terminal before a window opens: a typo is not worth a window.
-        std::fs::metadata(f).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", f.display()))?;
+        std::fs::metadata(f).map_err(|e| {
+            anyhow::anyhow!(vramdeck::t!(
+                "err-cannot-open",
+                path = f.display().to_string(),
+                error = e.to_string()
+            ))
+        })?;
     }
     let path = settings::default_path();
     let loaded = match &path {
         Some(p) => settings::load(p),
         None => settings::Loaded {
             settings: settings::Settings::default(),
-            warning: Some("No config directory found; settings will not be saved.".into()),
+            warning: Some(vramdeck::t!("err-no-config-dir")),
         },
     };
     let fleet = vramdeck::remote::fleet::Fleet::default();
     for host in &loaded.settings.remote_hosts {
         if let Err(e) = fleet.add(host.clone()) {
-            eprintln!("vramdeck: remote host {}: {e}", host.address);
+            eprintln!(
+                "{}",
+                vramdeck::t!("err-remote-host", address = host.address.clone(), error = e)
+            );
         }
     }
     let local: Box<dyn vramdeck::telemetry::GpuSource> = if demo && cli.demo_gpus != 2 {
         Box::new(vramdeck::telemetry::sim::SimulatedGpus::demo_many(
-            "demo mode was requested (--demo)",
+            &vramdeck::t!("demo-requested"),
             cli.demo_gpus,
         ))
     } else {
@@ -142,6 +168,14 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
             if let Err(e) = vramdeck::ui::window_class::set(cc) {
                 eprintln!("vramdeck: could not set the window class: {e}");
             }
+            let mut warnings = warnings;
+            let font = vramdeck::ui::fonts::install(&cc.egui_ctx);
+            // Said once, where Chinese is expected: the language, or the system's locale.
+            if vramdeck::i18n::language() == vramdeck::i18n::Language::Chinese
+                || vramdeck::i18n::Language::of_system() == vramdeck::i18n::Language::Chinese
+            {
+                warnings.extend(font.note());
+            }
             let ctx = cc.egui_ctx.clone();
             let alerts = vramdeck::alerts::SharedAlerts::default();
             let recording = vramdeck::logs::recorder::Recording::default();
@@ -180,10 +214,5 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
             Ok(Box::new(app))
         }),
     )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "could not open a window: {e}. Is a display available (DISPLAY / WAYLAND_DISPLAY)? \
-             Without one, `vramdeck log` prints readings as CSV."
-        )
-    })
+    .map_err(|e| anyhow::anyhow!(vramdeck::t!("err-window", error = e.to_string())))
 }

@@ -176,9 +176,13 @@ impl BackgroundWriter {
                         latest.push((path, text));
                     }
                     for (path, text) in latest {
-                        let outcome = atomic_write(&path, &text)
-                            .err()
-                            .map(|e| format!("Could not save {}: {e}", path.display()));
+                        let outcome = atomic_write(&path, &text).err().map(|e| {
+                            crate::t!(
+                                "could-not-save",
+                                path = path.display().to_string(),
+                                error = e.to_string()
+                            )
+                        });
                         *thread_error.lock().unwrap_or_else(|p| p.into_inner()) = outcome;
                     }
                 }

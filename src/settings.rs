@@ -47,12 +47,12 @@ impl PlotWindow {
     }
 
     /// Button text.
-    pub fn label(self) -> &'static str {
+    pub fn text(self) -> String {
         match self {
-            PlotWindow::OneMinute => "1 min",
-            PlotWindow::TenMinutes => "10 min",
-            PlotWindow::OneHour => "1 h",
-            PlotWindow::OneDay => "24 h",
+            PlotWindow::OneMinute => crate::t!("window-1min"),
+            PlotWindow::TenMinutes => crate::t!("window-10min"),
+            PlotWindow::OneHour => crate::t!("window-1h"),
+            PlotWindow::OneDay => crate::t!("window-24h"),
         }
     }
 }
@@ -74,11 +74,11 @@ impl Theme {
     pub const ALL: [Theme; 3] = [Theme::System, Theme::Dark, Theme::Light];
 
     /// Menu text.
-    pub fn label(self) -> &'static str {
+    pub fn text(self) -> String {
         match self {
-            Theme::System => "System",
-            Theme::Dark => "Dark",
-            Theme::Light => "Light",
+            Theme::System => crate::t!("theme-system"),
+            Theme::Dark => crate::t!("theme-dark"),
+            Theme::Light => crate::t!("theme-light"),
         }
     }
 }
@@ -110,6 +110,9 @@ pub struct Settings {
     pub mini_view: bool,
     /// Remote hosts watched beside this machine's GPUs (tokens included: this file is 0600).
     pub remote_hosts: Vec<crate::remote::HostConfig>,
+    /// The language chosen in View → Language; `None` follows the system.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<crate::i18n::Language>,
 }
 
 impl Default for Settings {
@@ -126,6 +129,7 @@ impl Default for Settings {
             alerts: crate::alerts::AlertRules::default(),
             mini_view: false,
             remote_hosts: Vec::new(),
+            language: None,
         }
     }
 }
@@ -187,6 +191,18 @@ pub struct Loaded {
     pub warning: Option<String>,
 }
 
+/// The language chosen in the settings at `path`, read without touching the file (a damaged
+/// file is left for [`load`] to report and keep).
+pub fn language_in(path: &Path) -> Option<crate::i18n::Language> {
+    #[derive(Deserialize)]
+    struct JustLanguage {
+        language: Option<crate::i18n::Language>,
+    }
+    let bytes = crate::persist::read_small(path, crate::persist::CONFIG_FILE_LIMIT).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    toml::from_str::<JustLanguage>(&text).ok()?.language
+}
+
 /// Loads settings from `path`. A missing file means defaults; a bad one means defaults plus a
 /// warning, with the bad file kept beside as `settings.toml.bad`.
 pub fn load(path: &Path) -> Loaded {
@@ -202,15 +218,16 @@ pub fn load(path: &Path) -> Loaded {
         Err(e) => {
             return Loaded {
                 settings: Settings::default(),
-                warning: Some(format!(
-                    "Could not read settings file {}: {e}. Using defaults.",
-                    path.display()
+                warning: Some(crate::t!(
+                    "settings-unreadable",
+                    path = path.display().to_string(),
+                    error = e.to_string()
                 )),
             };
         }
     };
     let parsed = String::from_utf8(text)
-        .map_err(|_| "it is not UTF-8 text".to_string())
+        .map_err(|_| crate::t!("settings-not-utf8"))
         .and_then(|t| Settings::from_toml(&t));
     match parsed {
         Ok(settings) => Loaded {
@@ -219,17 +236,22 @@ pub fn load(path: &Path) -> Loaded {
         },
         Err(reason) => {
             let backup = path.with_extension("toml.bad");
-            let kept = match std::fs::rename(path, &backup) {
-                Ok(()) => format!(" The old file was kept as {}.", backup.display()),
-                Err(_) => String::new(),
-            };
+            let kept = std::fs::rename(path, &backup).is_ok();
             let reason = reason.lines().next().unwrap_or("").trim().to_string();
+            let path = path.display().to_string();
+            let warning = if kept {
+                crate::t!(
+                    "settings-damaged-kept",
+                    path = path,
+                    reason = reason,
+                    backup = backup.display().to_string()
+                )
+            } else {
+                crate::t!("settings-damaged", path = path, reason = reason)
+            };
             Loaded {
                 settings: Settings::default(),
-                warning: Some(format!(
-                    "Settings file {} is damaged ({reason}); using defaults.{kept}",
-                    path.display()
-                )),
+                warning: Some(warning),
             }
         }
     }
@@ -293,6 +315,7 @@ mod tests {
                 ..crate::alerts::AlertRules::default()
             },
             mini_view: true,
+            language: Some(crate::i18n::Language::Chinese),
             remote_hosts: vec![
                 crate::remote::HostConfig {
                     address: "http://gpu-box:9401".into(),
@@ -395,5 +418,21 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(writer.last_error().unwrap().contains("Could not save "));
+    }
+
+    #[test]
+    fn the_language_is_read_without_moving_a_damaged_file_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.toml");
+        std::fs::write(&path, "language = \"zh-CN\"\n").unwrap();
+        assert_eq!(language_in(&path), Some(crate::i18n::Language::Chinese));
+        std::fs::write(&path, "language = \"zh-CN\"\nsample_interval_ms = [\n").unwrap();
+        assert_eq!(language_in(&path), None);
+        assert!(
+            path.exists(),
+            "peeking must leave the damaged file for load() to report"
+        );
+        let loaded = load(&path);
+        assert!(loaded.warning.is_some_and(|w| w.contains("damaged")));
     }
 }

@@ -92,3 +92,75 @@ fn output_into_a_pipe_that_closed_ends_quietly() {
         assert!(quiet, "{args:?}: {:?} {stderr}", out.status);
     }
 }
+
+/// `vramdeck` with `args` under the locale `lang` (LANG, as a Chinese desktop sets it), with
+/// settings in a fresh folder: (stdout, stderr, success).
+fn in_locale(lang: &str, args: &[&str]) -> (String, String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vramdeck"))
+        .args(args)
+        .env("VRAMDECK_CONFIG_DIR", dir.path())
+        .env("VRAMDECK_DATA_DIR", dir.path())
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env("LANG", lang)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+        out.status.success(),
+    )
+}
+
+#[test]
+fn a_chinese_locale_gets_chinese_help_reports_and_errors_and_json_stays_english() {
+    let (help, _, ok) = in_locale("zh_CN.UTF-8", &["--help"]);
+    assert!(ok);
+    assert!(help.contains("说明现在哪些工作负载预设放得进"), "{help}");
+    let (out, err, ok) = in_locale(
+        "zh_CN.UTF-8",
+        &["advise", "--free-mib", "8000", "--total-mib", "12000"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("假设的显卡") && out.contains("空闲"), "{out}");
+    assert!(out.contains("[放得下]") || out.contains("[很紧]"), "{out}");
+    let (_, err, ok) = in_locale("zh_CN.UTF-8", &["analyze", "/nonexistent/x.log"]);
+    assert!(!ok);
+    assert!(err.starts_with("vramdeck："), "{err}");
+    // --lang wins over the locale; machine-readable output never follows either.
+    let (out, _, ok) = in_locale(
+        "zh_CN.UTF-8",
+        &[
+            "--lang",
+            "en",
+            "advise",
+            "--free-mib",
+            "8000",
+            "--total-mib",
+            "12000",
+        ],
+    );
+    assert!(ok);
+    assert!(out.contains("what-if card"), "{out}");
+    let (json, err, ok) = in_locale(
+        "zh_CN.UTF-8",
+        &[
+            "analyze",
+            "--json",
+            "tests/fixtures/logs/comfyui_ddcolor_oom.log",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(json.contains("\"advice\""), "{json}");
+    assert!(
+        !json.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+        "{json}"
+    );
+    // A locale the app does not speak, or C, is English.
+    let (out, _, _) = in_locale(
+        "de_DE.UTF-8",
+        &["advise", "--free-mib", "8000", "--total-mib", "12000"],
+    );
+    assert!(out.contains("what-if card"), "{out}");
+}

@@ -25,11 +25,16 @@ if ! python3 -c "import onnxruntime, onnx, numpy" >/dev/null 2>&1; then
 fi
 
 # Real servers the tests start on loopback: Prometheus scrapes `vramdeck serve`, and an sshd
-# serves the SSH source. Debian packages; installed as root (or through sudo) when missing.
+# serves the SSH source; and a CJK font. Debian packages; installed as root (or through sudo)
+# when missing.
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+# A font with Chinese glyphs, found through fontconfig as on a desktop: the Chinese window is
+# tested with it (the test harness fails on any character no font can draw).
+command -v fc-list >/dev/null 2>&1 || missing+=(fontconfig)
+[ -n "$(fc-list :lang=zh-cn 2>/dev/null)" ] || missing+=(fonts-wqy-microhei)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (real servers the tests run on loopback)"
   sudo=""

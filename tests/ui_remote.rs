@@ -79,7 +79,7 @@ fn a_user_adds_a_serve_host_frees_its_vram_and_removes_it() {
     h.get_by_label_contains("gpu-box · GPU 0 · Simulated")
         .click();
     h.run_steps(2);
-    h.get_by_label("Free VRAM on gpu-box (cache)").click();
+    h.get_by_label("Free VRAM on gpu-box (empty cache)").click();
     h.run_steps(2);
     until(&mut h, "the host's answer", |h| {
         h.query_by_label_contains("Nothing to free: no vramdeck agent is running")

@@ -45,21 +45,20 @@ pub fn advise_text(args: &AdviseArgs, demo: bool) -> anyhow::Result<String> {
         .unwrap_or_default();
     let mut out = String::new();
     for w in catalogue.warnings.iter().chain(cal_warning.iter()) {
-        eprintln!("warning: {w}");
+        eprintln!("{}", crate::t!("out-warning", what = w.clone()));
     }
     if args.templates {
-        writeln!(
-            out,
-            "Templates for an otherwise empty card, among the settings that fit with the {:.0} % \
-             margin: low is the lightest (fastest, least detail), medium the middle one, high \
-             the heaviest.",
-            advisor::DEFAULT_MARGIN_PERCENT
-        )?;
+        let margin = format!("{:.0}", advisor::DEFAULT_MARGIN_PERCENT);
+        writeln!(out, "{}", crate::t!("adv-templates-intro", margin = margin))?;
         for card in advisor::templates(&catalogue, &cal) {
-            writeln!(out, "\n{} GB card:", card.gib)?;
+            writeln!(
+                out,
+                "\n{}",
+                crate::t!("adv-card-gb", gib = card.gib.to_string())
+            )?;
             for (level, settings) in ["low", "medium", "high"].iter().zip(&card.levels) {
                 let text = if settings.is_empty() {
-                    "nothing fits".to_string()
+                    crate::t!("adv-nothing-fits")
                 } else {
                     settings
                         .iter()
@@ -74,38 +73,48 @@ pub fn advise_text(args: &AdviseArgs, demo: bool) -> anyhow::Result<String> {
     }
     let (gpu_name, free, total) = match (args.free_mib, args.total_mib) {
         (Some(free), Some(total)) => (
-            "what-if card".to_string(),
+            crate::t!("adv-what-if-card"),
             Bytes::from_mib(free),
             Bytes::from_mib(total),
         ),
         _ => {
             let mut source = crate::telemetry::open_source(demo);
             if let crate::telemetry::SourceKind::Simulated { reason } = source.kind() {
-                eprintln!("vramdeck: demo mode, this GPU is simulated ({reason})");
+                eprintln!(
+                    "{}",
+                    crate::t!("out-demo-simulated", reason = reason.clone())
+                );
             }
             let gpus = source.sample()?;
-            let g = gpus
-                .iter()
-                .find(|g| g.index == args.gpu)
-                .ok_or_else(|| anyhow::anyhow!("no GPU {} (found {})", args.gpu, gpus.len()))?;
+            let g = gpus.iter().find(|g| g.index == args.gpu).ok_or_else(|| {
+                anyhow::anyhow!(crate::t!(
+                    "out-no-gpu",
+                    index = args.gpu.to_string(),
+                    count = gpus.len().to_string()
+                ))
+            })?;
             (g.name.clone(), g.memory.free, g.memory.total)
         }
     };
     let budget = Budget::new(free, total, args.margin);
     writeln!(
         out,
-        "GPU {} ({gpu_name}): {} free of {}; each job needs its peak + {:.0} % + {:.0} MiB",
-        args.gpu,
-        unit.format(free),
-        unit.format(total),
-        budget.margin_percent,
-        advisor::FIXED_ALLOWANCE_MIB
+        "{}",
+        crate::t!(
+            "adv-header",
+            index = args.gpu.to_string(),
+            name = gpu_name,
+            free = unit.format(free),
+            total = unit.format(total),
+            margin = format!("{:.0}", budget.margin_percent),
+            allowance = format!("{:.0}", advisor::FIXED_ALLOWANCE_MIB)
+        )
     )?;
     let all = advisor::advise(&catalogue, &budget, &cal);
     let chosen: Vec<_> = match &args.workload {
         Some(name) => {
             let w = catalogue.find(name).ok_or_else(|| {
-                anyhow::anyhow!("no preset named {name:?}; try `vramdeck advise` for the list")
+                anyhow::anyhow!(crate::t!("adv-no-preset", name = format!("{name:?}")))
             })?;
             all.into_iter().filter(|a| a.id == w.id).collect()
         }
@@ -116,15 +125,18 @@ pub fn advise_text(args: &AdviseArgs, demo: bool) -> anyhow::Result<String> {
             .measured_here_mib
             .map(|_| {
                 format!(
-                    " (measured here; catalogue {})",
-                    unit.format_mib(a.catalogue_mib as f64)
+                    " {}",
+                    crate::t!(
+                        "adv-measured-here-catalogue",
+                        size = unit.format_mib(a.catalogue_mib as f64)
+                    )
                 )
             })
             .unwrap_or_default();
         writeln!(
             out,
             "{:<14} {}{measured}",
-            format!("[{}]", a.fit.label()),
+            format!("[{}]", a.fit.text()),
             a.name,
         )?;
         writeln!(out, "               {}", a.reasoning(&budget, unit))?;
@@ -132,7 +144,11 @@ pub fn advise_text(args: &AdviseArgs, demo: bool) -> anyhow::Result<String> {
             writeln!(out, "               {line}")?;
         }
         if let Some(f) = &a.fallback {
-            writeln!(out, "               instead: {f}")?;
+            writeln!(
+                out,
+                "               {}",
+                crate::t!("adv-instead", what = f.clone())
+            )?;
         }
     }
     Ok(out)

@@ -25,19 +25,25 @@ fn bytes(b: Option<u64>) -> String {
 pub fn agents_command(args: &ComfyArgs) -> anyhow::Result<()> {
     let dir = AgentDir::from_env();
     let found = discovery::discover(&dir, free::HELLO_TIMEOUT);
-    println!("agents in {}:", dir.path().display());
+    println!(
+        "{}",
+        crate::t!("agents-in", dir = dir.path().display().to_string())
+    );
     if found.agents.is_empty() {
-        println!("  none running");
+        println!("  {}", crate::t!("agents-none"));
     }
     for a in &found.agents {
         let i = &a.info;
         println!(
-            "  pid {:>7}  {:<20} {:<24} torch reserved {:>12}  allocated {:>12}  levels {}{}{}",
+            "  pid {:>7}  {:<20} {:<24} {} {:>12}  {} {:>12}  {} {}{}{}",
             i.pid,
             i.process_name,
             i.label.as_deref().unwrap_or("-"),
+            crate::t!("agents-reserved"),
             bytes(i.reserved),
+            crate::t!("agents-allocated"),
             bytes(i.allocated),
+            crate::t!("agents-levels"),
             i.levels.join(","),
             // An onnxruntime process (FaceFusion) says what it holds on the next line; that
             // it lacks torch is no news there.
@@ -48,27 +54,30 @@ pub fn agents_command(args: &ComfyArgs) -> anyhow::Result<()> {
                 .unwrap_or_default(),
             i.pending
                 .as_deref()
-                .map(|p| format!("  pending: {p}"))
+                .map(|p| format!("  {}", crate::t!("agents-pending", what = p)))
                 .unwrap_or_default()
         );
         if let Some(app) = &i.app {
             let port = app
                 .port
-                .map(|p| format!(" on port {p}"))
+                .map(|p| format!(" {}", crate::t!("agents-on-port", port = p.to_string())))
                 .unwrap_or_default();
+            let loaded = |n: u32| {
+                crate::t!(
+                    "agents-models-loaded",
+                    count = n,
+                    n = crate::units::group_thousands(n.into())
+                )
+            };
             let models = match (app.models_loaded, app.models_bytes) {
-                (Some(n), Some(b)) => format!(
-                    ", {} loaded ({})",
-                    crate::units::count(n.into(), "model", "models"),
-                    bytes(Some(b))
-                ),
-                (Some(n), None) => format!(
-                    ", {} loaded",
-                    crate::units::count(n.into(), "model", "models")
-                ),
+                (Some(n), Some(b)) => format!(", {} ({})", loaded(n), bytes(Some(b))),
+                (Some(n), None) => format!(", {}", loaded(n)),
                 (None, _) => String::new(),
             };
-            println!("           inside {}{port}{models}", app.name);
+            println!(
+                "           {}{port}{models}",
+                crate::t!("agents-inside", app = app.name.clone())
+            );
         }
         if let Some(onnx) = &i.onnxruntime {
             println!("           {}", onnx.summary());
@@ -85,10 +94,16 @@ pub fn agents_command(args: &ComfyArgs) -> anyhow::Result<()> {
         }
     }
     for stale in &found.removed_stale {
-        println!("  removed stale socket {}", stale.display());
+        println!(
+            "  {}",
+            crate::t!("agents-removed-stale", path = stale.display().to_string())
+        );
     }
     for problem in &found.problems {
-        println!("  problem: {problem}");
+        println!(
+            "  {}",
+            crate::t!("agents-problem", what = problem.to_string())
+        );
     }
     let Some(comfy) = comfy_from(args)? else {
         return Ok(());
@@ -98,25 +113,31 @@ pub fn agents_command(args: &ComfyArgs) -> anyhow::Result<()> {
             let agent = found.agents.iter().find(|a| free::is_agent_of(a, &comfy));
             for d in stats.devices {
                 let memory = if d.has_vram() {
-                    format!(
-                        "VRAM free {} of {}, torch reserved {}",
-                        bytes(Some(d.vram_free)),
-                        bytes(Some(d.vram_total)),
-                        bytes(Some(d.torch_vram_total))
+                    crate::t!(
+                        "agents-comfy-vram",
+                        free = bytes(Some(d.vram_free)),
+                        total = bytes(Some(d.vram_total)),
+                        reserved = bytes(Some(d.torch_vram_total))
                     )
                 } else {
                     d.describe_kind().to_string()
                 };
-                println!("ComfyUI at {}: {} — {memory}", comfy.found_at(), d.name);
+                println!(
+                    "{}",
+                    crate::t!(
+                        "agents-comfy-device",
+                        address = comfy.found_at().to_string(),
+                        name = d.name.clone(),
+                        memory = memory
+                    )
+                );
             }
             match agent {
                 Some(a) => println!(
-                    "  its vramdeck agent is pid {} above: freed through it (cache and unload)",
-                    a.endpoint.pid
+                    "  {}",
+                    crate::t!("agents-comfy-agent", pid = a.endpoint.pid.to_string())
                 ),
-                None => println!(
-                    "  no vramdeck agent inside: only `--level unload` can free it (over HTTP)"
-                ),
+                None => println!("  {}", crate::t!("agents-comfy-no-agent")),
             }
         }
         Err(e) => println!("ComfyUI: {e}"),
@@ -157,9 +178,12 @@ pub fn free_command(args: &FreeArgs, demo: bool) -> anyhow::Result<()> {
                         last_word = Instant::now();
                     } else if last_word.elapsed() >= Duration::from_secs(60) {
                         eprintln!(
-                            "… still waiting ({} s; up to {} s with --wait)",
-                            started.elapsed().as_secs(),
-                            args.wait
+                            "{}",
+                            crate::t!(
+                                "free-still-waiting",
+                                seconds = started.elapsed().as_secs().to_string(),
+                                wait = args.wait.to_string()
+                            )
                         );
                         last_word = Instant::now();
                     }
@@ -172,12 +196,15 @@ pub fn free_command(args: &FreeArgs, demo: bool) -> anyhow::Result<()> {
         match &r.outcome {
             Ok(freed) if freed.skipped.is_some() => {}
             Ok(freed) => println!(
-                "{}: released {}",
-                r.target,
-                freed
-                    .reported
-                    .map(|b| MemoryUnit::MiB.format(b))
-                    .unwrap_or_else(|| "(not reported)".into())
+                "{}",
+                crate::t!(
+                    "free-target-released",
+                    target = r.target.clone(),
+                    amount = freed
+                        .reported
+                        .map(|b| MemoryUnit::MiB.format(b))
+                        .unwrap_or_else(|| crate::t!("free-not-reported"))
+                )
             ),
             Err(e) => println!("{}: {e}", r.target),
         }
@@ -186,7 +213,7 @@ pub fn free_command(args: &FreeArgs, demo: bool) -> anyhow::Result<()> {
     let all_failed =
         !report.results.is_empty() && report.results.iter().all(|r| r.outcome.is_err());
     if all_failed {
-        anyhow::bail!("no target released memory");
+        anyhow::bail!(crate::t!("free-none-released"));
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use crate::logs::import::ImportedLog;
 use crate::logs::oom::{self, Analysis};
 use crate::logs::{OpenedLog, read_log};
 use crate::telemetry::history::Metric;
-use crate::units::{Bytes, count, group_thousands};
+use crate::units::{Bytes, group_thousands};
 use crate::workloads::calibration::Calibration;
 use crate::workloads::catalogue::Catalogue;
 use serde::Serialize;
@@ -30,16 +30,8 @@ pub fn analysis_report(text: &str, origin: &str) -> String {
 pub fn report(analysis: &Analysis, origin: &str) -> String {
     let mut out = format!("{origin}: {}\n", analysis.summary());
     for e in &analysis.events {
-        let repeats = match e.repeats {
-            0 => String::new(),
-            n => format!(" (and {} more)", count(n, "time", "times")),
-        };
-        out.push_str(&format!(
-            "\nline {}: {}{repeats}\n  {}\n",
-            e.line,
-            e.kind.label(),
-            e.text
-        ));
+        let headline = e.headline();
+        out.push_str(&format!("\n{headline}\n  {}\n", e.text));
         if let Some(numbers) = e.numbers_line() {
             out.push_str(&format!("  {numbers}\n"));
         }
@@ -49,9 +41,12 @@ pub fn report(analysis: &Analysis, origin: &str) -> String {
     }
     if analysis.more_events > 0 {
         out.push_str(&format!(
-            "\n{} more distinct events not listed (the first {} are)\n",
-            group_thousands(analysis.more_events),
-            oom::MAX_EVENTS
+            "\n{}\n",
+            crate::t!(
+                "analyze-more-events",
+                n = group_thousands(analysis.more_events),
+                max = oom::MAX_EVENTS.to_string()
+            )
         ));
     }
     out
@@ -65,61 +60,89 @@ fn when(t: f64) -> String {
 /// "1 h 2 min", "42 s".
 fn span(seconds: f64) -> String {
     let s = seconds.max(0.0).round() as u64;
+    let (h, m, sec) = (
+        crate::t!("span-hours", n = (s / 3_600).to_string()),
+        crate::t!("span-minutes", n = (s % 3_600 / 60).to_string()),
+        crate::t!("span-seconds", n = (s % 60).to_string()),
+    );
     match s {
-        0..60 => format!("{s} s"),
-        60..3_600 => format!("{} min {} s", s / 60, s % 60),
-        _ => format!("{} h {} min", s / 3_600, s % 3_600 / 60),
+        0..60 => sec,
+        60..3_600 => format!("{m} {sec}"),
+        _ => format!("{h} {m}"),
     }
 }
 
 /// The text report for an imported CSV log: one paragraph per GPU.
 pub fn csv_report(log: &ImportedLog) -> String {
-    let mut out = format!("{}: nvidia-smi CSV log, {}\n", log.origin, log.summary());
+    let mut out = format!(
+        "{}\n",
+        crate::t!(
+            "analyze-csv-title",
+            origin = log.origin.clone(),
+            summary = log.summary()
+        )
+    );
     for (slot, g) in log.gpus.iter().enumerate() {
         out.push_str(&format!(
             "\n{}: {}",
             g.label(),
-            count(g.rows as u64, "row", "rows")
+            crate::t!("logs-rows", count = g.rows as u64)
         ));
         if let (Some(first), Some(last)) = first_last(log, slot) {
             out.push_str(&format!(
-                ", {} to {} ({})",
-                when(first),
-                when(last),
-                span(last - first)
+                ", {}",
+                crate::t!(
+                    "analyze-span",
+                    first = when(first),
+                    last = when(last),
+                    span = span(last - first)
+                )
             ));
         }
         out.push('\n');
         match log.stats(slot, Metric::VramUsedMib) {
-            Some((peak, mean)) => out.push_str(&format!(
-                "  memory.used peak {} MiB, mean {} MiB{}\n",
-                group_thousands(peak.round() as u64),
-                group_thousands(mean.round() as u64),
-                g.total_mib
-                    .map(|t| format!(" of {} MiB", group_thousands(t.round() as u64)))
-                    .unwrap_or_default()
-            )),
-            None => out.push_str(
-                "  memory.used not reported ([N/A] in every row: a unified-memory device such as \
-                 GB10 or Jetson)\n",
-            ),
+            Some((peak, mean)) => {
+                let (peak, mean) = (
+                    group_thousands(peak.round() as u64),
+                    group_thousands(mean.round() as u64),
+                );
+                let line = match g.total_mib {
+                    Some(t) => crate::t!(
+                        "analyze-memory-of",
+                        peak = peak,
+                        mean = mean,
+                        total = group_thousands(t.round() as u64)
+                    ),
+                    None => crate::t!("analyze-memory", peak = peak, mean = mean),
+                };
+                out.push_str(&format!("  {line}\n"));
+            }
+            None => out.push_str(&format!("  {}\n", crate::t!("analyze-memory-na"))),
         }
         if let Some((peak, mean)) = log.stats(slot, Metric::GpuUtil) {
             out.push_str(&format!(
-                "  utilization.gpu peak {peak:.0} %, mean {mean:.0} %\n"
+                "  {}\n",
+                crate::t!(
+                    "analyze-util",
+                    peak = format!("{peak:.0}"),
+                    mean = format!("{mean:.0}")
+                )
             ));
         }
     }
     if !log.problems.is_empty() {
-        out.push_str(&format!(
-            "\n{}{}:\n",
-            count(log.bad_rows as u64, "bad row", "bad rows"),
-            if log.bad_rows > log.problems.len() {
-                format!(" (the first {})", log.problems.len())
-            } else {
-                String::new()
-            }
-        ));
+        let (bad, n) = (log.bad_rows as u64, group_thousands(log.bad_rows as u64));
+        let heading = if log.bad_rows > log.problems.len() {
+            crate::t!(
+                "analyze-bad-rows-first",
+                count = bad,
+                n = n,
+                first = log.problems.len().to_string()
+            )
+        } else {
+            crate::t!("analyze-bad-rows", count = bad, n = n)
+        };
+        out.push_str(&format!("\n{heading}\n"));
         for p in &log.problems {
             out.push_str(&format!("  {p}\n"));
         }

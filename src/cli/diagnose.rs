@@ -29,21 +29,24 @@ pub struct GpuDiagnosis {
 /// "python3 main.py (pid 507): VRAM 16,420 MiB · SM 99 % · CPU 100 % · host 2,113 MiB".
 pub fn process_line(p: &crate::telemetry::ProcessInfo) -> String {
     let mut parts = vec![match p.used {
-        Some(b) => format!("VRAM {}", crate::units::MemoryUnit::MiB.format(b)),
-        None => "VRAM n/a".into(),
+        Some(b) => crate::t!(
+            "dx-process-vram",
+            v = crate::units::MemoryUnit::MiB.format(b)
+        ),
+        None => crate::t!("dx-process-vram", v = crate::t!("na")),
     }];
     parts.push(match p.sm_util {
         Some(u) => format!("SM {:.0} %", u.0),
-        None => "SM n/a".into(),
+        None => format!("SM {}", crate::t!("na")),
     });
     parts.push(match p.cpu_percent {
         Some(c) => format!("CPU {c:.0} %"),
-        None => "CPU n/a".into(),
+        None => format!("CPU {}", crate::t!("na")),
     });
     if let Some(rss) = p.host_rss {
-        parts.push(format!(
-            "host {}",
-            crate::units::MemoryUnit::MiB.format(rss)
+        parts.push(crate::t!(
+            "dx-process-host",
+            v = crate::units::MemoryUnit::MiB.format(rss)
         ));
     }
     format!("{} (pid {}): {}", p.name, p.pid, parts.join(" · "))
@@ -78,24 +81,34 @@ pub fn report(gpus: &[GpuDiagnosis]) -> String {
         let d = &g.diagnosis;
         out.push_str(&format!("GPU {} · {}", g.index, g.name));
         if g.asleep {
-            out.push_str(": asleep (runtime power management); not woken to be read\n\n");
+            out.push_str(&format!(": {}\n\n", crate::t!("dx-asleep")));
             continue;
         }
         out.push_str(&format!(
-            " ({:.1} s, {})\n  verdict: {}\n",
-            d.seconds,
-            crate::units::count(d.samples as u64, "reading", "readings"),
-            d.verdict.headline()
+            " {}\n  {}\n",
+            crate::t!(
+                "dx-window",
+                seconds = format!("{:.1}", d.seconds),
+                count = d.samples as u64,
+                n = crate::units::group_thousands(d.samples as u64)
+            ),
+            crate::t!("dx-verdict", what = d.verdict.headline())
         ));
         for e in &d.evidence {
             out.push_str(&format!("  - {e}\n"));
         }
         let measured = d.means.line();
         if !measured.is_empty() {
-            out.push_str(&format!("  measured: {measured}\n"));
+            out.push_str(&format!(
+                "  {}\n",
+                crate::t!("dx-measured", what = measured)
+            ));
         }
         for p in &g.processes {
-            out.push_str(&format!("  process: {}\n", process_line(p)));
+            out.push_str(&format!(
+                "  {}\n",
+                crate::t!("dx-process", what = process_line(p))
+            ));
         }
         for a in &d.advice {
             out.push_str(&format!("  -> {a}\n"));
@@ -198,18 +211,21 @@ pub fn diagnose_command(args: &DiagnoseArgs, demo: bool) -> anyhow::Result<()> {
         crate::telemetry::open_source(false)
     };
     if let crate::telemetry::SourceKind::Simulated { reason } = source.kind() {
-        eprintln!("vramdeck: demo mode, these GPUs are simulated ({reason})");
+        eprintln!(
+            "{}",
+            crate::t!("dx-demo-simulated", reason = reason.clone())
+        );
     }
     eprintln!(
-        "vramdeck: watching every GPU for {:.0} s at 10 Hz...",
-        args.seconds
+        "{}",
+        crate::t!("dx-watching", seconds = format!("{:.0}", args.seconds))
     );
     let snapshots = sample_for(source.as_mut(), args.seconds)?;
     let mut gpus = diagnose_snapshots(&snapshots);
     if let Some(only) = args.gpu {
         gpus.retain(|g| g.index == only);
         if gpus.is_empty() {
-            anyhow::bail!("there is no GPU {only}");
+            anyhow::bail!(crate::t!("dx-no-gpu", index = only.to_string()));
         }
     }
     if args.json {

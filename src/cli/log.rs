@@ -75,28 +75,50 @@ fn open_for_append(path: &Path, header: &str) -> anyhow::Result<(std::fs::File, 
         .read(true)
         .append(true)
         .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot open {} for writing: {e}", path.display()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(crate::t!(
+                "log-cannot-open-for-writing",
+                path = path.display().to_string(),
+                error = e.to_string()
+            ))
+        })?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     if len == 0 {
         return Ok((file, true));
     }
     let mut first = vec![0u8; header.len().min(len as usize)];
-    file.read_exact(&mut first)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    file.read_exact(&mut first).map_err(|e| {
+        anyhow::anyhow!(crate::t!(
+            "cannot-read",
+            path = path.display().to_string(),
+            error = e.to_string()
+        ))
+    })?;
     if first != header.as_bytes() {
-        anyhow::bail!(
-            "{} already holds another kind of log (its first line is not `{header}`); \
-             choose another file",
-            path.display()
-        );
+        anyhow::bail!(crate::t!(
+            "log-other-kind",
+            path = path.display().to_string(),
+            header = header
+        ));
     }
     let mut last = [0u8; 1];
     file.seek(SeekFrom::Start(len - 1))
         .and_then(|_| file.read_exact(&mut last))
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(crate::t!(
+                "cannot-read",
+                path = path.display().to_string(),
+                error = e.to_string()
+            ))
+        })?;
     if last[0] != b'\n' {
-        file.write_all(b"\n")
-            .map_err(|e| anyhow::anyhow!("cannot write to {}: {e}", path.display()))?;
+        file.write_all(b"\n").map_err(|e| {
+            anyhow::anyhow!(crate::t!(
+                "cannot-write",
+                path = path.display().to_string(),
+                error = e.to_string()
+            ))
+        })?;
     }
     Ok((file, false))
 }
@@ -105,7 +127,10 @@ fn open_for_append(path: &Path, header: &str) -> anyhow::Result<(std::fs::File, 
 pub fn log_command(args: &LogArgs, demo: bool) -> anyhow::Result<()> {
     let mut source = crate::telemetry::open_source(demo);
     if let crate::telemetry::SourceKind::Simulated { reason } = source.kind() {
-        eprintln!("vramdeck: demo mode, these readings are simulated ({reason})");
+        eprintln!(
+            "{}",
+            crate::t!("log-demo-simulated", reason = reason.clone())
+        );
     }
     // Read what the log prints and no more: the window's extras (PCIe, video engines, clock
     // events, per-process SM and CPU) made `log` cost five times nvidia-smi -lms on an H100.
@@ -123,8 +148,13 @@ pub fn log_command(args: &LogArgs, demo: bool) -> anyhow::Result<()> {
         }
         Some(path) => {
             let (mut file, is_new) = open_for_append(path, header_of(args))?;
-            run_log(args, source.as_mut(), &mut file, is_new)
-                .map_err(|e| anyhow::anyhow!("writing {} failed: {e}", path.display()))
+            run_log(args, source.as_mut(), &mut file, is_new).map_err(|e| {
+                anyhow::anyhow!(crate::t!(
+                    "log-writing-failed",
+                    path = path.display().to_string(),
+                    error = e.to_string()
+                ))
+            })
         }
     }
 }

@@ -5,6 +5,7 @@ mod advise;
 mod agents;
 mod analyze;
 pub mod diagnose;
+pub mod help;
 mod log;
 
 pub use advise::{advise_command, advise_text};
@@ -37,6 +38,10 @@ pub struct Cli {
     /// The same as FILE.
     #[arg(long = "open", value_name = "FILE", conflicts_with = "file")]
     pub open: Option<PathBuf>,
+    /// The language of the window and of what commands print: en or zh-CN (default: the
+    /// system's).
+    #[arg(long, global = true, value_name = "LANG")]
+    pub lang: Option<crate::i18n::Language>,
     /// Measurement aid: simulate this many GPUs in demo mode.
     #[arg(long, hide = true, default_value_t = 2)]
     pub demo_gpus: usize,

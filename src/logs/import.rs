@@ -71,21 +71,18 @@ pub struct ImportedLog {
 impl ImportedLog {
     /// One line for the UI: "1,234 rows from 2 GPUs, 2 bad rows skipped (line 7: …)".
     pub fn summary(&self) -> String {
-        use crate::units::count;
-        let mut s = format!(
-            "{} from {}",
-            count(self.rows as u64, "row", "rows"),
-            count(self.gpus.len() as u64, "GPU", "GPUs")
-        );
+        let mut s = crate::t!("import-summary", rows = self.rows, gpus = self.gpus.len());
         if self.bad_rows > 0 {
-            s.push_str(&format!(
-                ", {} skipped ({})",
-                count(self.bad_rows as u64, "bad row", "bad rows"),
-                self.problems.first().cloned().unwrap_or_default()
+            s.push_str(", ");
+            s.push_str(&crate::t!(
+                "import-bad",
+                bad = self.bad_rows,
+                first = self.problems.first().cloned().unwrap_or_default()
             ));
         }
         if let Some(cols) = &self.assumed_columns {
-            s.push_str(&format!("; no header, columns assumed: {cols}"));
+            s.push_str("; ");
+            s.push_str(&crate::t!("import-assumed", columns = cols));
         }
         if let Some(how) = &self.grouping {
             s.push_str(&format!("; {how}"));
@@ -209,9 +206,11 @@ pub fn import_reader(
             Ok(Some(line)) => importer.feed(&line),
             Ok(None) => break,
             Err(e) => {
-                return Err(format!(
-                    "{origin}: reading failed after {} lines: {e}",
-                    importer.line_no
+                return Err(crate::t!(
+                    "import-read-failed",
+                    origin = origin,
+                    lines = importer.line_no,
+                    error = e.to_string()
                 ));
             }
         }
@@ -296,7 +295,11 @@ impl CsvImporter {
     fn bad(&mut self, why: String) {
         self.bad_rows += 1;
         if self.problems.len() < 10 {
-            self.problems.push(format!("line {}: {why}", self.line_no));
+            self.problems.push(crate::t!(
+                "import-problem-line",
+                line = self.line_no.to_string(),
+                why = why
+            ));
         }
     }
 
@@ -319,22 +322,22 @@ impl CsvImporter {
                     self.assumed_columns = Some(names.to_string());
                 }
                 _ => {
-                    self.bad("not a CSV row of a known layout".into());
+                    self.bad(crate::t!("import-unknown-layout"));
                     return;
                 }
             }
         }
         let cols = self.columns.clone().unwrap_or_else(|| Rc::from([]));
         if cells.len() != cols.len() {
-            self.bad(format!(
-                "{} cells where the header has {}",
-                cells.len(),
-                cols.len()
+            self.bad(crate::t!(
+                "import-cells",
+                cells = cells.len(),
+                header = cols.len()
             ));
             return;
         }
         if self.rows + self.learning.len() >= MAX_ROWS {
-            self.bad(format!("past the {MAX_ROWS}-row limit"));
+            self.bad(crate::t!("import-row-limit", limit = MAX_ROWS));
             return;
         }
         let cell = |c: Column| cols.iter().position(|x| *x == c).map(|p| cells[p]);
@@ -342,9 +345,9 @@ impl CsvImporter {
             Some(ts) => match timestamp(ts) {
                 Some(t) => Some(t),
                 None => {
-                    self.bad(format!(
-                        "unreadable timestamp {:?}",
-                        crate::text::sanitize(ts)
+                    self.bad(crate::t!(
+                        "import-bad-timestamp",
+                        cell = format!("{:?}", crate::text::sanitize(ts))
                     ));
                     return;
                 }
@@ -370,14 +373,14 @@ impl CsvImporter {
             && number(used).is_none()
             && !not_available(used)
         {
-            self.bad(format!(
-                "unreadable memory.used {:?}",
-                crate::text::sanitize(used)
+            self.bad(crate::t!(
+                "import-bad-memory",
+                cell = format!("{:?}", crate::text::sanitize(used))
             ));
             return;
         }
         if values.0.iter().all(|v| v.is_nan()) {
-            self.bad("no readable value (memory.used, utilisation, temperature, power)".into());
+            self.bad(crate::t!("import-no-value"));
             return;
         }
         let which = match (cell(Column::Id), cell(Column::Index).and_then(number)) {
@@ -476,11 +479,13 @@ impl CsvImporter {
         }
         if self.rows == 0 {
             return Err(match self.problems.first() {
-                Some(p) => format!(
-                    "{}: no readable rows ({} bad; {p})",
-                    self.origin, self.bad_rows
+                Some(p) => crate::t!(
+                    "import-no-readable-rows",
+                    origin = &self.origin,
+                    bad = self.bad_rows,
+                    first = p
                 ),
-                None => format!("{}: no rows", self.origin),
+                None => crate::t!("import-no-rows", origin = &self.origin),
             });
         }
         let grouping = self.passes.as_ref().and_then(|p| p.describe());
@@ -511,7 +516,7 @@ pub mod passes {
         pub gpus: usize,
         /// A step in time longer than this starts a new pass.
         pub gap: Option<f64>,
-        /// How it was learnt, for the summary.
+        /// How it was learnt, for the summary (a message id).
         pub how: &'static str,
         last_t: Option<f64>,
         next: usize,
@@ -524,12 +529,10 @@ pub mod passes {
             if let Some(times) = all_timed
                 && let Some((gpus, gap)) = from_times(&times)
             {
-                return Passes::new(gpus, Some(gap), "GPUs told apart by time within each pass");
+                return Passes::new(gpus, Some(gap), "import-by-time");
             }
             match period(signatures) {
-                Some(p) if p > 1 => {
-                    Passes::new(p, None, "GPUs told apart by their order in each pass")
-                }
+                Some(p) if p > 1 => Passes::new(p, None, "import-by-order"),
                 _ => Passes::new(1, None, ""),
             }
         }
@@ -566,7 +569,13 @@ pub mod passes {
 
         /// A sentence for the import's summary, when more than one GPU was found this way.
         pub fn describe(&self) -> Option<String> {
-            (self.gpus > 1).then(|| format!("{} GPUs per pass, {}", self.gpus, self.how))
+            (self.gpus > 1).then(|| {
+                crate::t!(
+                    "import-per-pass",
+                    gpus = self.gpus,
+                    how = crate::i18n::lookup(self.how, &[])
+                )
+            })
         }
     }
 

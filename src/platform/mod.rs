@@ -2,3 +2,4 @@
 //! interface on every platform; the rest of the code asks here instead of testing `cfg`s.
 
 pub mod console;
+pub mod fonts;

@@ -145,7 +145,7 @@ impl AgentClient {
             LineError::Timeout => timed_out(),
             LineError::Closed => ReleaseError::Malformed {
                 target: self.target.clone(),
-                reason: "connection closed before a reply (did the process crash?)".into(),
+                reason: crate::t!("err-connection-closed"),
             },
             LineError::TooLong => {
                 self.malformed(&format!("reply longer than {MAX_MESSAGE_BYTES} bytes"))

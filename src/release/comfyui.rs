@@ -60,11 +60,11 @@ impl ComfyDevice {
     }
 
     /// "GPU cuda:0", "CPU (no VRAM)", …, for lists.
-    pub fn describe_kind(&self) -> &'static str {
+    pub fn describe_kind(&self) -> String {
         match self.kind.as_str() {
-            "cpu" => "runs on the CPU (no VRAM)",
-            "mps" => "runs on Apple MPS (shared memory, no VRAM)",
-            _ => "GPU",
+            "cpu" => crate::t!("comfy-kind-cpu"),
+            "mps" => crate::t!("comfy-kind-mps"),
+            _ => "GPU".into(),
         }
     }
 }

@@ -226,55 +226,54 @@ impl FreeReport {
     /// punctuation: egui's built-in font has no arrows.
     pub fn summary(&self) -> String {
         if self.results.is_empty() {
-            return format!(
-                "Nothing to free: no vramdeck agent is running{}. Add `vramdeck_agent.start()` \
-                 to your WebUI.",
-                if self.comfy_configured {
-                    " and ComfyUI did not answer"
-                } else {
-                    ""
-                }
-            );
+            return if self.comfy_configured {
+                crate::t!("free-nothing-no-agent-no-comfy")
+            } else {
+                crate::t!("free-nothing-no-agent")
+            };
         }
         let ms = self.elapsed.as_millis();
         let headline = if !self.pending.is_empty() {
             let reasons: Vec<&str> = self.pending.iter().map(|p| p.reason.as_str()).collect();
-            format!("Waiting: {}", reasons.join("; "))
+            crate::t!("free-waiting", reasons = reasons.join("; "))
         } else {
             match (self.measured_release(), self.reported_total()) {
-                (Some(measured), _) if measured > 0 => format!(
-                    "Released {} in {ms} ms",
-                    MemoryUnit::GiB.format(Bytes(measured as u64))
+                (Some(measured), _) if measured > 0 => crate::t!(
+                    "free-released",
+                    amount = MemoryUnit::GiB.format(Bytes(measured as u64)),
+                    ms = ms.to_string()
                 ),
-                (None, Some(reported)) if reported.0 > 0 => format!(
-                    "Released {} (reported) in {ms} ms",
-                    MemoryUnit::GiB.format(reported)
+                (None, Some(reported)) if reported.0 > 0 => crate::t!(
+                    "free-released-reported",
+                    amount = MemoryUnit::GiB.format(reported),
+                    ms = ms.to_string()
                 ),
-                _ if self.results.iter().all(|r| r.outcome.is_err()) => {
-                    "Free VRAM failed".to_string()
-                }
-                _ => format!("Nothing was released ({ms} ms)"),
+                _ if self.results.iter().all(|r| r.outcome.is_err()) => crate::t!("free-failed"),
+                _ => crate::t!("free-nothing-released", ms = ms.to_string()),
             }
         };
         let mut parts = vec![headline];
         // While a release is pending, what agents reported so far is not its result.
         if let Some(reported) = self.reported_total().filter(|_| self.pending.is_empty()) {
-            parts.push(format!(
-                "reported by agents: {}",
-                MemoryUnit::GiB.format(reported)
+            parts.push(crate::t!(
+                "free-reported-by-agents",
+                amount = MemoryUnit::GiB.format(reported)
             ));
         }
         if self.used_before.is_none() && self.pending.is_empty() {
-            parts.push("no NVML measurement (demo mode or no NVIDIA driver)".into());
+            parts.push(crate::t!("free-no-nvml"));
         }
         if let (Some(before), Some(after)) = (self.used_before, self.used_after) {
             let delta = after.whole_mib() as i64 - before.whole_mib() as i64;
-            parts.push(format!(
-                "NVML used {} to {} MiB ({}{} MiB)",
-                group_thousands(before.whole_mib()),
-                group_thousands(after.whole_mib()),
-                if delta < 0 { "-" } else { "+" },
-                group_thousands(delta.unsigned_abs())
+            parts.push(crate::t!(
+                "free-nvml-used",
+                before = group_thousands(before.whole_mib()),
+                after = group_thousands(after.whole_mib()),
+                delta = format!(
+                    "{}{}",
+                    if delta < 0 { "-" } else { "+" },
+                    group_thousands(delta.unsigned_abs())
+                )
             ));
         }
         if let Some(why) = &self.gave_up {
@@ -288,12 +287,13 @@ impl FreeReport {
                         parts.push(format!("{}: {why}", r.target));
                     }
                     parts.extend(freed.notes.iter().map(|n| format!("{}: {n}", r.target)));
-                    parts.extend(
-                        freed
-                            .hook_errors
-                            .iter()
-                            .map(|e| format!("{}: unload hook failed: {e}", r.target)),
-                    )
+                    parts.extend(freed.hook_errors.iter().map(|e| {
+                        crate::t!(
+                            "free-hook-failed",
+                            target = r.target.clone(),
+                            error = e.clone()
+                        )
+                    }))
                 }
             }
         }
@@ -339,7 +339,7 @@ pub const COMFY_NO_CACHE_LEVEL: &str = "left alone: ComfyUI's HTTP API cannot em
 
 /// Asks ComfyUI over HTTP to unload between prompts; pending when a prompt runs now.
 fn free_comfy_http(comfy: &ComfyUi, level: FreeLevel) -> (TargetResult, Option<PendingRelease>) {
-    let target = format!("ComfyUI at {}", comfy.found_at());
+    let target = crate::t!("free-comfy-target", address = comfy.found_at().to_string());
     if level == FreeLevel::Cache {
         // Only a ComfyUI that answers is "left alone"; one that is not running is not there.
         if let Err(e) = comfy.queue(COMFY_TIMEOUT) {
@@ -372,7 +372,7 @@ fn free_comfy_http(comfy: &ComfyUi, level: FreeLevel) -> (TargetResult, Option<P
         Ok(running) if !running.is_empty() => {
             let pending = PendingRelease {
                 target: target.clone(),
-                reason: "ComfyUI will unload its models after the current prompt".into(),
+                reason: crate::t!("free-comfy-after-prompt"),
                 follow: Follow::ComfyQueue {
                     comfy: comfy.clone(),
                     running,
@@ -442,17 +442,15 @@ fn free_agent(agent: &LiveAgent, level: FreeLevel) -> (TargetResult, Option<Pend
 fn onnx_notes(onnx: &super::protocol::OnnxRebuilt) -> Vec<String> {
     let mut notes = Vec::new();
     if !onnx.rebuilt.is_empty() {
-        notes.push(format!(
-            "rebuilt {} (their arenas went back)",
-            crate::units::count(
-                onnx.rebuilt.len() as u64,
-                "onnxruntime session",
-                "onnxruntime sessions"
-            )
+        let count = onnx.rebuilt.len() as u64;
+        notes.push(crate::t!(
+            "free-onnx-rebuilt",
+            count = count,
+            n = crate::units::group_thousands(count)
         ));
     }
     if !onnx.skipped.is_empty() {
-        notes.push(format!("left {}", onnx.skipped.join(", ")));
+        notes.push(crate::t!("free-onnx-left", names = onnx.skipped.join(", ")));
     }
     notes
 }
@@ -663,10 +661,10 @@ impl Follower {
                 .iter()
                 .map(|p| p.reason.clone())
                 .collect();
-            self.report.gave_up = Some(format!(
-                "stopped waiting after {} min: {} (it still will, when the running job ends)",
-                self.limit.as_secs() / 60,
-                reasons.join("; ")
+            self.report.gave_up = Some(crate::t!(
+                "free-gave-up",
+                minutes = (self.limit.as_secs() / 60).to_string(),
+                reasons = reasons.join("; ")
             ));
             self.report.pending.clear();
             self.report.used_after = probe.used_since(SystemTime::now());

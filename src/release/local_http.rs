@@ -219,15 +219,16 @@ impl LocalService {
         }
         Err(if refused {
             ReleaseError::Connect {
-                target: format!("{} at {}", self.app, self.text),
-                reason: format!(
-                    "nothing listens there (is {} running? tried port {})",
-                    self.app,
-                    self.ports()
+                target: crate::t!("err-app-at", app = self.app, address = &self.text),
+                reason: crate::t!(
+                    "err-nothing-listens",
+                    app = self.app,
+                    ports = self
+                        .ports()
                         .iter()
                         .map(u16::to_string)
                         .collect::<Vec<_>>()
-                        .join(" and ")
+                        .join(" / ")
                 ),
             }
         } else if let Some(e) = other {

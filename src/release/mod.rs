@@ -57,10 +57,9 @@ impl FreeLevel {
 }
 
 /// Why talking to an agent or ComfyUI failed; each reads as a sentence for the user.
-#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ReleaseError {
     /// The agent directory is unsafe or unreadable.
-    #[error("agent directory {path}: {reason}")]
     Directory {
         /// The directory.
         path: String,
@@ -68,13 +67,10 @@ pub enum ReleaseError {
         reason: String,
     },
     /// Nobody listens on the socket any more (the process exited or crashed).
-    #[error("{0} is gone (its process has exited)")]
     Gone(String),
     /// No agent runs in the process asked for.
-    #[error("no vramdeck agent runs in pid {0}")]
     NoSuchAgent(u32),
     /// Connecting failed for another reason.
-    #[error("cannot connect to {target}: {reason}")]
     Connect {
         /// Agent or address.
         target: String,
@@ -82,7 +78,6 @@ pub enum ReleaseError {
         reason: String,
     },
     /// No answer in time: the peer is hung or busy.
-    #[error("{target} did not answer within {seconds:.1} s (hung or busy)")]
     Timeout {
         /// Agent or address.
         target: String,
@@ -90,9 +85,6 @@ pub enum ReleaseError {
         seconds: f64,
     },
     /// The socket is served by a process other than the one its name promises.
-    #[error(
-        "{target}: its socket is served by pid {served_by}, not by the process it is named after; refusing it"
-    )]
     Impostor {
         /// Agent.
         target: String,
@@ -100,7 +92,6 @@ pub enum ReleaseError {
         served_by: u32,
     },
     /// The peer belongs to another user.
-    #[error("{target} belongs to another user (uid {uid}); refusing to talk to it")]
     OtherUser {
         /// Agent.
         target: String,
@@ -108,7 +99,6 @@ pub enum ReleaseError {
         uid: u32,
     },
     /// The peer sent something that is not the protocol.
-    #[error("{target} sent a malformed reply: {reason}")]
     Malformed {
         /// Agent or address.
         target: String,
@@ -116,7 +106,6 @@ pub enum ReleaseError {
         reason: String,
     },
     /// The peer answered with an error.
-    #[error("{target} refused: {message}")]
     Refused {
         /// Agent or address.
         target: String,
@@ -124,6 +113,41 @@ pub enum ReleaseError {
         message: String,
     },
     /// An address that is not loopback (vramdeck never talks to the network).
-    #[error("{0} is not a loopback address; vramdeck only talks to this machine")]
     NotLoopback(String),
 }
+
+impl std::fmt::Display for ReleaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = match self {
+            ReleaseError::Directory { path, reason } => {
+                crate::t!("err-directory", path = path, reason = reason)
+            }
+            ReleaseError::Gone(target) => crate::t!("err-gone", target = target),
+            ReleaseError::NoSuchAgent(pid) => crate::t!("err-no-such-agent", pid = pid.to_string()),
+            ReleaseError::Connect { target, reason } => {
+                crate::t!("err-connect", target = target, reason = reason)
+            }
+            ReleaseError::Timeout { target, seconds } => crate::t!(
+                "err-timeout",
+                target = target,
+                seconds = format!("{seconds:.1}")
+            ),
+            ReleaseError::Impostor { target, served_by } => {
+                crate::t!("err-impostor", target = target, pid = served_by.to_string())
+            }
+            ReleaseError::OtherUser { target, uid } => {
+                crate::t!("err-other-user", target = target, uid = uid.to_string())
+            }
+            ReleaseError::Malformed { target, reason } => {
+                crate::t!("err-malformed", target = target, reason = reason)
+            }
+            ReleaseError::Refused { target, message } => {
+                crate::t!("err-refused", target = target, message = message)
+            }
+            ReleaseError::NotLoopback(address) => crate::t!("err-not-loopback", address = address),
+        };
+        f.write_str(&text)
+    }
+}
+
+impl std::error::Error for ReleaseError {}

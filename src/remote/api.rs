@@ -69,9 +69,7 @@ fn read<T: serde::de::DeserializeOwned>(
         .read_to_vec()
         .map_err(|e| match e {
             ureq::Error::BodyExceedsLimit(_) => {
-                format!(
-                    "the host's answer is larger than {limit} bytes, more than a real box sends"
-                )
+                crate::t!("remote-too-large", limit = limit.to_string())
             }
             e => e.to_string(),
         })?;
@@ -91,9 +89,10 @@ fn read<T: serde::de::DeserializeOwned>(
         .map_err(|e| format!("not vramdeck's JSON: {e}"))?
         .schema;
     if schema.as_deref() != Some(SCHEMA) {
-        return Err(format!(
-            "the host speaks {}, this vramdeck reads {SCHEMA}: update the older one",
-            schema.map_or_else(|| "no vramdeck schema".into(), |s| format!("{s:?}"))
+        return Err(crate::t!(
+            "remote-schema",
+            theirs = schema.map_or_else(|| crate::t!("remote-no-schema"), |s| format!("{s:?}")),
+            ours = SCHEMA
         ));
     }
     serde_json::from_slice(&bytes).map_err(|e| format!("not vramdeck's JSON: {e}"))
@@ -176,9 +175,10 @@ pub(super) fn run(url: &str, token: Option<&str>, shared: &Shared) {
         state.note = body
             .simulated
             .then(|| {
-                format!(
-                    "{host} runs demo GPUs ({})",
-                    crate::text::sanitize(&body.source)
+                crate::t!(
+                    "remote-demo-gpus",
+                    host = host.to_string(),
+                    source = crate::text::sanitize(&body.source).to_string()
                 )
             })
             .or(body.error.as_deref().map(crate::text::sanitized));
@@ -252,7 +252,7 @@ pub(super) fn free(
     shared.lock().free = Some(wire::FreeStatusBody {
         schema: SCHEMA.into(),
         running: true,
-        summary: Some("Asking the host…".into()),
+        summary: Some(crate::t!("remote-asking")),
         ..Default::default()
     });
     let _ = std::thread::Builder::new()

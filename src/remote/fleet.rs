@@ -222,7 +222,7 @@ impl GpuSource for FleetSource {
                     // Back-filled before its first live reading: nothing to show yet, but
                     // the place must be held. It is a remote GPU by construction.
                     None => GpuSample {
-                        name: "waiting for a reading".into(),
+                        name: crate::t!("remote-waiting-reading"),
                         remote: Some(RemoteOrigin {
                             stale_seconds: Some(0.0),
                             address: match &self.slots[slot] {

@@ -45,9 +45,7 @@ impl HostConfig {
             // One word: ssh would read "-oProxyCommand=…" as an option, not a host.
             if target.is_empty() || target.starts_with('-') || target.contains(char::is_whitespace)
             {
-                return Err(format!(
-                    "{target:?} is not an SSH destination (user@host or a Host from ~/.ssh/config)"
-                ));
+                return Err(crate::t!("remote-not-ssh", target = format!("{target:?}")));
             }
             return Ok(Endpoint::Ssh(target.to_string()));
         }
@@ -56,12 +54,16 @@ impl HostConfig {
             .or_else(|| address.strip_prefix("https://"))
         {
             if rest.is_empty() || rest.contains(char::is_whitespace) || rest.contains('?') {
-                return Err(format!("{address:?} is not a URL of a vramdeck serve"));
+                return Err(crate::t!(
+                    "remote-not-url",
+                    address = format!("{address:?}")
+                ));
             }
             return Ok(Endpoint::Api(address.trim_end_matches('/').to_string()));
         }
-        Err(format!(
-            "{address:?}: use http://host:9401 (vramdeck serve) or ssh user@host (nvidia-smi over SSH)"
+        Err(crate::t!(
+            "remote-bad-address",
+            address = format!("{address:?}")
         ))
     }
 

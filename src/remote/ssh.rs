@@ -77,14 +77,14 @@ pub(super) fn run(target: &str, shared: &Shared) {
     {
         let mut state = shared.lock();
         state.interval = Duration::from_millis(INTERVAL_MS);
-        state.note = Some("over SSH: nvidia-smi's readings, no process list".into());
+        state.note = Some(crate::t!("remote-over-ssh"));
     }
     let mut failures = 0u32;
     // Kept across reconnects: a host that renames its GPUs is refused for good.
     let mut ids = GpuIds::default();
     while !shared.stopped() {
         let error = match read_once(target, &host, shared, &mut ids) {
-            Ok(()) => "nvidia-smi on the host stopped".to_string(),
+            Ok(()) => crate::t!("remote-smi-stopped"),
             Err(e) => e,
         };
         if shared.stopped() || ids.refused().is_some() {

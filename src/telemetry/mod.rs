@@ -134,17 +134,33 @@ impl ClockEvents {
         self.0 & Self::SLOWING != 0
     }
 
-    /// The active reasons in words, slowing ones first ("power cap, idle"); "none" if none.
+    /// The active reasons in the user's words, slowing ones first ("power cap, idle").
     pub fn describe(self) -> String {
-        let names: Vec<&str> = Self::NAMES
+        let names: Vec<String> = Self::NAMES
             .iter()
             .filter(|(bit, _)| self.0 & bit != 0)
-            .map(|(_, name)| *name)
+            .map(|(_, name)| Self::label(name))
             .collect();
         if names.is_empty() {
-            "none".into()
+            crate::t!("clock-none")
         } else {
             names.join(", ")
+        }
+    }
+
+    /// A reason's name ([`ClockEvents::name_of`], stable English) in the user's words.
+    pub fn label(name: &str) -> String {
+        match name {
+            "power cap" => crate::t!("clock-power-cap"),
+            "thermal (driver)" => crate::t!("clock-thermal-driver"),
+            "thermal (hardware)" => crate::t!("clock-thermal-hardware"),
+            "hardware slowdown" => crate::t!("clock-hw-slowdown"),
+            "power brake" => crate::t!("clock-power-brake"),
+            "application clocks" => crate::t!("clock-app-clocks"),
+            "sync boost" => crate::t!("clock-sync-boost"),
+            "display clocks" => crate::t!("clock-display-clocks"),
+            "idle" => crate::t!("clock-idle"),
+            _ => crate::t!("clock-unknown"),
         }
     }
 
@@ -388,10 +404,14 @@ pub struct Backfilled {
 /// Opens NVML, or the demo simulation when NVML is not there (or when `force_demo` is set).
 pub fn open_source(force_demo: bool) -> Box<dyn GpuSource> {
     if force_demo {
-        return Box::new(sim::SimulatedGpus::demo("demo mode was requested (--demo)"));
+        return Box::new(sim::SimulatedGpus::demo(&crate::t!("demo-requested")));
     }
     match nvml::NvmlSource::open() {
         Ok(source) => Box::new(source),
+        Err(SourceError::Unavailable(detail)) => Box::new(sim::SimulatedGpus::demo(&crate::t!(
+            "nvml-unavailable",
+            detail = detail
+        ))),
         Err(e) => Box::new(sim::SimulatedGpus::demo(&e.to_string())),
     }
 }

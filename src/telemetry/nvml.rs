@@ -179,12 +179,12 @@ impl NvmlSource {
         }
         let detail = match last_error {
             Some(NvmlError::LibloadingError(_)) | None => {
-                "libnvidia-ml.so.1 not found (is the NVIDIA driver installed?)".to_string()
+                crate::t!("nvml-no-library")
             }
             Some(NvmlError::DriverNotLoaded) => {
-                "the NVIDIA kernel driver is not loaded".to_string()
+                crate::t!("nvml-driver-not-loaded")
             }
-            Some(NvmlError::NoPermission) => "no permission to talk to the NVIDIA driver".into(),
+            Some(NvmlError::NoPermission) => crate::t!("nvml-no-permission"),
             Some(e) => e.to_string(),
         };
         Err(SourceError::Unavailable(detail))
@@ -195,9 +195,7 @@ impl NvmlSource {
             .device_count()
             .map_err(|e| SourceError::Unavailable(format!("cannot count GPUs: {e}")))?;
         if device_count == 0 {
-            return Err(SourceError::Unavailable(
-                "the NVIDIA driver reports no GPU".into(),
-            ));
+            return Err(SourceError::Unavailable(crate::t!("nvml-no-gpu")));
         }
         let driver_version = nvml
             .sys_driver_version()

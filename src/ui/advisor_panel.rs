@@ -18,7 +18,7 @@ pub enum AdvisorAction {
     /// Stop recording and drop it.
     CancelRun,
     /// Add a preset the user described (or replace the one with its id).
-    AddPreset(Workload),
+    AddPreset(Box<Workload>),
     /// Remove a user preset.
     RemovePreset(String),
     /// Pick a presets file to import.
@@ -50,24 +50,30 @@ fn fit_color(fit: Fit) -> Color32 {
 
 fn hover_text(w: &Workload, a: &Advice, unit: MemoryUnit) -> String {
     let f = |mib: u64| unit.format_mib(mib as f64);
+    let text = w.text();
     let mut lines = vec![
-        format!("Catalogue peak: {}", f(a.catalogue_mib)),
-        format!("Measured on: {}", w.measured_on),
-        format!("Source: {}", w.source),
+        crate::t!("adv-hover-catalogue-peak", size = f(a.catalogue_mib)),
+        crate::t!("adv-hover-measured-on", what = text.measured_on),
+        crate::t!("adv-hover-source", what = text.source),
     ];
-    if !w.settings.is_empty() {
-        lines.push(format!("Settings: {}", w.settings));
+    if !text.settings.is_empty() {
+        lines.push(crate::t!("adv-hover-settings", what = text.settings));
     }
     if let Some(s) = w.seconds {
-        lines.push(format!("Time: {s} s"));
+        lines.push(crate::t!("adv-hover-time", seconds = s.to_string()));
     }
     match &w.shape {
         Shape::Fixed { phases, .. } if !phases.is_empty() => {
-            lines.push("Phases:".into());
-            lines.extend(phases.iter().map(|p| format!("  {}: {}", p.name, f(p.mib))));
+            lines.push(crate::t!("adv-hover-phases"));
+            lines.extend(
+                phases
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| format!("  {}: {}", text.phase(i, &p.name), f(p.mib))),
+            );
         }
         Shape::Sized { points, .. } => {
-            lines.push("Measured sizes:".into());
+            lines.push(crate::t!("adv-hover-sizes"));
             lines.extend(
                 points
                     .iter()
@@ -78,18 +84,15 @@ fn hover_text(w: &Workload, a: &Advice, unit: MemoryUnit) -> String {
             base_mib,
             per_item_mib,
             ..
-        } => lines.push(format!(
-            "Model: {} + {} per frame processed at once",
-            f(*base_mib),
-            f(*per_item_mib)
+        } => lines.push(crate::t!(
+            "adv-hover-batched",
+            base = f(*base_mib),
+            per = f(*per_item_mib)
         )),
         _ => {}
     }
     if let Some(m) = a.measured_here_mib {
-        lines.push(format!(
-            "Measured on this machine: {} (used instead of the catalogue)",
-            f(m)
-        ));
+        lines.push(crate::t!("adv-hover-measured-here", size = f(m)));
     }
     lines.join("\n")
 }
@@ -104,9 +107,16 @@ pub fn run_key(w: &Workload, a: &Advice) -> (String, String) {
                 .largest_safe
                 .or(points.iter().map(|p| p.size).min())
                 .unwrap_or(0);
-            (key(&w.id, Some(size)), format!("{} at size {size}", w.name))
+            (
+                key(&w.id, Some(size)),
+                crate::t!(
+                    "adv-run-at-size",
+                    name = w.text().name,
+                    size = size.to_string()
+                ),
+            )
         }
-        _ => (key(&w.id, None), w.name.clone()),
+        _ => (key(&w.id, None), w.text().name.to_string()),
     }
 }
 
@@ -150,12 +160,12 @@ pub fn show(
         user_ids,
     } = *view;
     let mut action = None;
-    ui.label(RichText::new(format!("What fits on {gpu_title} now")).strong());
-    let rule = format!(
-        "{} free. Each job needs its peak + {:.0} % of it + {:.0} MiB.",
-        unit.format(budget.free),
-        budget.margin_percent,
-        crate::workloads::advisor::FIXED_ALLOWANCE_MIB
+    ui.label(RichText::new(crate::t!("adv-what-fits-on", gpu = gpu_title)).strong());
+    let rule = crate::t!(
+        "adv-rule",
+        free = unit.format(budget.free),
+        margin = format!("{:.0}", budget.margin_percent),
+        allowance = format!("{:.0}", crate::workloads::advisor::FIXED_ALLOWANCE_MIB)
     );
     one_line(ui, &rule, &rule);
     ui.add(
@@ -163,25 +173,22 @@ pub fn show(
             margin_percent,
             0.0..=crate::workloads::advisor::MAX_MARGIN_PERCENT,
         )
-        .text("margin, % of peak"),
+        .text(crate::t!("adv-margin")),
     )
-    .on_hover_text(
-        "Catalogue peaks are once-a-second samples that miss short spikes and fragmentation: \
-         each job keeps this share of its peak, plus 512 MiB (about one CUDA context), free.",
-    );
+    .on_hover_text(crate::t!("adv-margin-hover"));
 
     if let Some(r) = recorder {
         egui::Frame::group(ui.style()).show(ui, |ui| {
-            ui.label(format!(
-                "Recording {}: peak so far {}",
-                r.name,
-                unit.format_mib(r.peak_mib() as f64)
+            ui.label(crate::t!(
+                "adv-recording",
+                name = &r.name,
+                peak = unit.format_mib(r.peak_mib() as f64)
             ));
             ui.horizontal(|ui| {
-                if ui.button("Done: keep this peak").clicked() {
+                if ui.button(crate::t!("adv-done")).clicked() {
                     action = Some(AdvisorAction::FinishRun);
                 }
-                if ui.button("Cancel").clicked() {
+                if ui.button(crate::t!("adv-cancel")).clicked() {
                     action = Some(AdvisorAction::CancelRun);
                 }
             });
@@ -196,14 +203,15 @@ pub fn show(
                 ui.vertical(|ui| {
                     ui.horizontal(|ui| {
                         ui.label(
-                            RichText::new(format!(" {} ", a.fit.label()))
+                            RichText::new(format!(" {} ", a.fit.text()))
                                 .color(Color32::WHITE)
                                 .background_color(fit_color(a.fit)),
                         );
-                        let mut name = a.name.clone();
-                        if a.measured_here_mib.is_some() {
-                            name.push_str(" (measured here)");
-                        }
+                        let name = if a.measured_here_mib.is_some() {
+                            crate::t!("adv-measured-here-suffix", name = &a.name)
+                        } else {
+                            a.name.clone()
+                        };
                         one_line(ui, RichText::new(&name).strong(), &name);
                     });
                     let reasoning = a.reasoning(budget, unit);
@@ -219,17 +227,14 @@ pub fn show(
                     ui.allocate_ui(egui::vec2(ui.available_width(), row_height), |ui| {
                         match (&a.fallback, recorder) {
                             (Some(f), _) => {
-                                let text = format!("instead: {f}");
+                                let text = crate::t!("adv-instead", what = f);
                                 one_line(ui, &text, &text);
                             }
                             (None, None) => {
                                 let (key, name) = run_key(w, a);
                                 if ui
-                                    .small_button(format!("I'm running {name} now"))
-                                    .on_hover_text(
-                                        "Records this run's peak on this machine; it then wins \
-                                         over the catalogue",
-                                    )
+                                    .small_button(crate::t!("adv-running-now", name = &name))
+                                    .on_hover_text(crate::t!("adv-running-now-hover"))
                                     .clicked()
                                 {
                                     action = Some(AdvisorAction::StartRun(key, name));
@@ -249,7 +254,7 @@ pub fn show(
     }
 
     ui.separator();
-    egui::CollapsingHeader::new("Your own presets").show(ui, |ui| {
+    egui::CollapsingHeader::new(crate::t!("adv-own-presets")).show(ui, |ui| {
         for w in workloads.iter().filter(|w| user_ids.contains(&w.id)) {
             ui.horizontal(|ui| {
                 ui.label(format!(
@@ -258,8 +263,8 @@ pub fn show(
                     unit.format_mib(w.reference_peak_mib() as f64)
                 ));
                 if ui
-                    .small_button("Edit")
-                    .on_hover_text(format!("Edit {}", w.name))
+                    .small_button(crate::t!("adv-edit"))
+                    .on_hover_text(crate::t!("adv-edit-hover", name = &w.name))
                     .clicked()
                 {
                     *form = NewPresetForm {
@@ -270,8 +275,8 @@ pub fn show(
                     };
                 }
                 if ui
-                    .small_button("Remove")
-                    .on_hover_text(format!("Remove {}", w.name))
+                    .small_button(crate::t!("adv-remove"))
+                    .on_hover_text(crate::t!("adv-remove-hover", name = &w.name))
                     .clicked()
                 {
                     action = Some(AdvisorAction::RemovePreset(w.id.clone()));
@@ -279,27 +284,27 @@ pub fn show(
             });
         }
         egui::Grid::new("new_preset").num_columns(2).show(ui, |ui| {
-            let l = ui.label("Name");
+            let l = ui.label(crate::t!("adv-form-name"));
             ui.text_edit_singleline(&mut form.name).labelled_by(l.id);
             ui.end_row();
-            let l = ui.label("Peak MiB");
+            let l = ui.label(crate::t!("adv-form-peak"));
             ui.text_edit_singleline(&mut form.peak_mib)
                 .labelled_by(l.id);
             ui.end_row();
-            let l = ui.label("Measured on");
+            let l = ui.label(crate::t!("adv-form-measured-on"));
             ui.text_edit_singleline(&mut form.measured_on)
                 .labelled_by(l.id);
             ui.end_row();
         });
         if ui
-            .button("Add preset")
-            .on_hover_text("A preset with the same name is replaced")
+            .button(crate::t!("adv-add"))
+            .on_hover_text(crate::t!("adv-add-hover"))
             .clicked()
         {
             match preset_from_form(form) {
                 Ok(w) => {
                     *form = NewPresetForm::default();
-                    action = Some(AdvisorAction::AddPreset(w));
+                    action = Some(AdvisorAction::AddPreset(Box::new(w)));
                 }
                 Err(e) => form.error = Some(e),
             }
@@ -308,10 +313,10 @@ pub fn show(
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
         ui.horizontal(|ui| {
-            if ui.button("Import presets...").clicked() {
+            if ui.button(crate::t!("adv-import")).clicked() {
                 action = Some(AdvisorAction::Import);
             }
-            if ui.button("Export my presets...").clicked() {
+            if ui.button(crate::t!("adv-export")).clicked() {
                 action = Some(AdvisorAction::Export);
             }
         });
@@ -323,16 +328,16 @@ pub fn show(
 pub fn preset_from_form(form: &NewPresetForm) -> Result<Workload, String> {
     let name = form.name.trim();
     if name.is_empty() {
-        return Err("Give the preset a name.".into());
+        return Err(crate::t!("adv-err-name"));
     }
-    let peak: u64 = form.peak_mib.trim().replace(',', "").parse().map_err(|_| {
-        format!(
-            "Peak must be a whole number of MiB, not {:?}.",
-            form.peak_mib
-        )
-    })?;
+    let peak: u64 = form
+        .peak_mib
+        .trim()
+        .replace(',', "")
+        .parse()
+        .map_err(|_| crate::t!("adv-err-peak", given = format!("{:?}", form.peak_mib)))?;
     if peak == 0 {
-        return Err("Peak must be more than 0 MiB.".into());
+        return Err(crate::t!("adv-err-peak-zero"));
     }
     let id: String = name
         .to_lowercase()
@@ -356,12 +361,13 @@ pub fn preset_from_form(form: &NewPresetForm) -> Result<Workload, String> {
         seconds: None,
         settings: String::new(),
         measured_on: if form.measured_on.trim().is_empty() {
-            "not stated".into()
+            crate::t!("adv-not-stated")
         } else {
             form.measured_on.trim().to_string()
         },
-        source: "added by you".into(),
+        source: crate::t!("adv-added-by-you"),
         fallback: None,
         fallback_advice: None,
+        zh_cn: None,
     })
 }

@@ -5,25 +5,25 @@ use egui::Ui;
 
 /// Draws the rules; edits them in place.
 pub fn show(ui: &mut Ui, rules: &mut AlertRules) {
-    egui::CollapsingHeader::new("Alerts").show(ui, |ui| {
-        ui.checkbox(&mut rules.enabled, "Alerts on");
+    egui::CollapsingHeader::new(crate::t!("alerts-title")).show(ui, |ui| {
+        ui.checkbox(&mut rules.enabled, crate::t!("alerts-on"));
         ui.add_enabled_ui(rules.enabled, |ui| {
             ui.horizontal(|ui| {
-                ui.label("VRAM above");
+                ui.label(crate::t!("alerts-vram-above"));
                 ui.add(
                     egui::DragValue::new(&mut rules.vram_percent)
                         .range(10.0..=100.0)
                         .suffix(" %"),
                 );
-                ui.label("for");
+                ui.label(crate::t!("alerts-for"));
                 ui.add(
                     egui::DragValue::new(&mut rules.vram_seconds)
                         .range(0.0..=3_600.0)
-                        .suffix(" s"),
+                        .suffix(crate::t!("alerts-seconds-suffix")),
                 );
             });
             ui.horizontal(|ui| {
-                ui.label("Temperature above");
+                ui.label(crate::t!("alerts-temperature-above"));
                 ui.add(
                     egui::DragValue::new(&mut rules.temperature_c)
                         .range(30.0..=120.0)
@@ -32,11 +32,11 @@ pub fn show(ui: &mut Ui, rules: &mut AlertRules) {
             });
             ui.checkbox(
                 &mut rules.process_changes,
-                "A process starts or stops using the GPU",
+                crate::t!("alerts-process-changes"),
             );
             ui.checkbox(
                 &mut rules.desktop_notifications,
-                "Desktop notifications (VRAM, temperature)",
+                crate::t!("alerts-desktop"),
             );
         });
     });

@@ -239,6 +239,11 @@ impl VramDeckApp {
 
     /// Draws one frame.
     pub fn show(&mut self, ui: &mut Ui) {
+        if let Some(language) = self.settings.language
+            && language != crate::i18n::language()
+        {
+            crate::i18n::set_language(language);
+        }
         if self.applied_theme != Some(self.settings.theme) {
             ui.ctx().set_theme(match self.settings.theme {
                 Theme::System => egui::ThemePreference::System,
@@ -394,7 +399,7 @@ impl VramDeckApp {
                     egui::CentralPanel::default().show(ui, |ui| {
                         ui.centered_and_justified(|ui| {
                             ui.spinner();
-                            ui.label("Waiting for the first reading...");
+                            ui.label(crate::t!("app-waiting-first"));
                         });
                     });
                 }
@@ -404,9 +409,9 @@ impl VramDeckApp {
                     egui::CentralPanel::default().show(ui, |ui| {
                         ui.centered_and_justified(|ui| {
                             ui.label(if remote_only {
-                                "No GPU on this machine; waiting for the remote hosts (Hosts...)."
+                                crate::t!("app-remote-only-waiting")
                             } else {
-                                "The driver reports no GPU."
+                                crate::t!("app-no-gpu")
                             });
                         });
                     });
@@ -583,11 +588,13 @@ impl VramDeckApp {
             .auto_shrink([false, false])
             .show(ui, |ui| {
                 ui.horizontal_wrapped(|ui| {
-                    ui.label(RichText::new(format!("History of {}", gpu.title())).heading());
+                    ui.label(
+                        RichText::new(crate::t!("app-history-of", gpu = gpu.title())).heading(),
+                    );
                     ui.separator();
-                    ui.label("Show the last");
+                    ui.label(crate::t!("app-show-last"));
                     for window in PlotWindow::ALL {
-                        ui.selectable_value(&mut self.settings.plot_window, window, window.label());
+                        ui.selectable_value(&mut self.settings.plot_window, window, window.text());
                     }
                 });
                 let charts_height = charts_height(height, gpu.processes.len());
@@ -660,20 +667,19 @@ impl VramDeckApp {
             .iter()
             .find(|a| agent_is_process(a, p));
         let torch = agent.map(|a| match (a.info.allocated, a.info.reserved) {
-            (Some(al), Some(re)) => format!(
-                " · its vramdeck agent: torch allocated {}, reserved {}",
-                unit.format(crate::units::Bytes(al)),
-                unit.format(crate::units::Bytes(re))
+            (Some(al), Some(re)) => crate::t!(
+                "app-agent-torch",
+                allocated = unit.format(crate::units::Bytes(al)),
+                reserved = unit.format(crate::units::Bytes(re))
             ),
-            _ => " · its vramdeck agent reports no torch memory".into(),
+            _ => crate::t!("app-agent-no-torch"),
         });
+        let title = crate::t!("app-vram-of", name = &p.name, pid = p.pid.to_string());
         ui.label(
-            RichText::new(format!(
-                "VRAM of {} (pid {}){}",
-                p.name,
-                p.pid,
-                torch.unwrap_or_default()
-            ))
+            RichText::new(match torch {
+                Some(torch) => format!("{title} · {torch}"),
+                None => title,
+            })
             .strong(),
         );
         let reserved = agent
@@ -713,15 +719,18 @@ impl VramDeckApp {
             let (t0, t1) = logs_view::full_span(log);
             let (v0, v1) = self.logs.view.unwrap_or((t0, t1));
             let columns = plot_columns(ui.available_width());
-            let mut data = PlotData::collect_range(&log.history, slot, v0.max(t0), v1.min(t1), columns);
+            let mut data =
+                PlotData::collect_range(&log.history, slot, v0.max(t0), v1.min(t1), columns);
             // The charts' home view is the whole log, whatever part is drawn.
             (data.t0, data.t1) = (t0, t1);
             ui.horizontal(|ui| {
-                ui.label(RichText::new(logs_view::visible_range_text(v0.max(t0), v1.min(t1))).strong());
+                ui.label(
+                    RichText::new(logs_view::visible_range_text(v0.max(t0), v1.min(t1))).strong(),
+                );
                 let zoomed = self.logs.view.is_some();
                 if ui
-                    .add_enabled(zoomed, egui::Button::new("Whole log"))
-                    .on_hover_text("Scroll or drag a box to zoom, drag to pan, double-click to see the whole log")
+                    .add_enabled(zoomed, egui::Button::new(crate::t!("app-whole-log")))
+                    .on_hover_text(crate::t!("app-whole-log-hover"))
                     .clicked()
                 {
                     self.logs.reset = true;
@@ -791,9 +800,7 @@ impl VramDeckApp {
             TopBarAction::ToggleRecording => match (&self.recording, &self.recorder_config) {
                 (Some(r), _) if recording => r.stop(),
                 (Some(r), Some(config)) => r.start(config.clone()),
-                _ => self
-                    .warnings
-                    .push("No data folder: recording is unavailable.".into()),
+                _ => self.warnings.push(crate::t!("app-no-data-folder")),
             },
             TopBarAction::OpenLog => {
                 let purpose = self.open_log_purpose();
@@ -843,8 +850,7 @@ impl VramDeckApp {
                 if self.fleet.is_some() {
                     self.hosts_window.open = true;
                 } else {
-                    self.warnings
-                        .push("Remote hosts are not available in this window.".into());
+                    self.warnings.push(crate::t!("app-no-hosts"));
                 }
             }
         }
@@ -854,7 +860,7 @@ impl VramDeckApp {
         match outcome {
             FileOutcome::Opened(Ok(OpenedLog::Csv(log))) => {
                 self.toast(
-                    format!("Opened {}: {}", log.origin, log.summary()),
+                    crate::t!("app-opened", origin = &log.origin, summary = log.summary()),
                     log.bad_rows == 0,
                 );
                 self.logs.imported_slot = 0;
@@ -864,36 +870,39 @@ impl VramDeckApp {
                 self.logs.analysis = Some((origin, analysis));
             }
             FileOutcome::Opened(Err(e)) => self.warnings.push(e),
-            FileOutcome::Exported(Ok(path)) => {
-                self.toast(format!("Saved {}", path.display()), true)
-            }
-            FileOutcome::Exported(Err(e)) => self.warnings.push(format!("Export failed: {e}")),
+            FileOutcome::Exported(Ok(path)) => self.toast(
+                crate::t!("app-saved", path = path.display().to_string()),
+                true,
+            ),
+            FileOutcome::Exported(Err(e)) => self
+                .warnings
+                .push(crate::t!("app-export-failed", error = e)),
             FileOutcome::PresetsImported(Ok(presets)) => {
                 let report = self.workloads.catalogue.import(presets);
                 self.save_user_presets();
-                let mut text = format!(
-                    "Imported {}",
-                    crate::units::count(report.added as u64, "preset", "presets")
-                );
+                let mut parts = vec![crate::t!("app-imported", count = report.added)];
                 for (old, new) in &report.renamed {
-                    text.push_str(&format!(
-                        "; {old} is a built-in preset's id, so it was added as {new}"
-                    ));
+                    parts.push(crate::t!("app-imported-renamed", old = old, new = new));
                 }
                 if !report.replaced.is_empty() {
-                    text.push_str(&format!("; replaced your {}", report.replaced.join(", ")));
+                    parts.push(crate::t!(
+                        "app-imported-replaced",
+                        names = report.replaced.join(", ")
+                    ));
                 }
+                let text = parts.join("; ");
                 self.toast(text, true);
             }
             FileOutcome::PresetsImported(Err(e)) => self
                 .warnings
-                .push(format!("Import failed, nothing was changed: {e}")),
-            FileOutcome::PresetsExported(Ok(path)) => {
-                self.toast(format!("Exported your presets to {}", path.display()), true)
-            }
-            FileOutcome::PresetsExported(Err(e)) => {
-                self.warnings.push(format!("Export failed: {e}"))
-            }
+                .push(crate::t!("app-import-failed", error = e)),
+            FileOutcome::PresetsExported(Ok(path)) => self.toast(
+                crate::t!("app-exported-presets", path = path.display().to_string()),
+                true,
+            ),
+            FileOutcome::PresetsExported(Err(e)) => self
+                .warnings
+                .push(crate::t!("app-export-failed", error = e)),
             FileOutcome::Cancelled => {}
         }
     }
@@ -989,11 +998,10 @@ impl VramDeckApp {
             AdvisorAction::FinishRun if self.is_demo() => {
                 if let Some(r) = self.workloads.recorder.take() {
                     self.release_view.toast = Some(Toast::new(
-                        format!(
-                            "Demo mode: the simulated run of {} peaked at {}; nothing was \
-                             recorded (a simulated peak is not a measurement of this machine)",
-                            r.name,
-                            self.settings.memory_unit.format_mib(r.peak_mib() as f64)
+                        crate::t!(
+                            "demo-run-not-recorded",
+                            name = r.name.clone(),
+                            peak = self.settings.memory_unit.format_mib(r.peak_mib() as f64)
                         ),
                         release_panel::Tone::Neutral,
                     ));
@@ -1006,11 +1014,11 @@ impl VramDeckApp {
                         .record(&r.key, r.peak_mib(), &gpu.name);
                     self.save_calibration();
                     self.toast(
-                        format!(
-                            "Recorded {}: peak {} on {}",
-                            r.name,
-                            self.settings.memory_unit.format_mib(r.peak_mib() as f64),
-                            gpu.name
+                        crate::t!(
+                            "app-recorded",
+                            name = &r.name,
+                            peak = self.settings.memory_unit.format_mib(r.peak_mib() as f64),
+                            gpu = &gpu.name
                         ),
                         true,
                     );
@@ -1018,7 +1026,7 @@ impl VramDeckApp {
             }
             AdvisorAction::CancelRun => self.workloads.recorder = None,
             AdvisorAction::AddPreset(w) => {
-                self.workloads.catalogue.merge_user(vec![w]);
+                self.workloads.catalogue.merge_user(vec![*w]);
                 self.save_user_presets();
             }
             AdvisorAction::RemovePreset(id) => {
@@ -1132,17 +1140,21 @@ fn charts(
 /// One line of statistics under the VRAM chart; always there, so the charts never move.
 fn stats_line(ui: &mut Ui, data: &PlotData, unit: crate::units::MemoryUnit) {
     let vram = match data.vram_stats {
-        Some(s) => format!(
-            "VRAM min {} · mean {} · peak {}",
-            unit.format_mib(s.min),
-            unit.format_mib(s.mean),
-            unit.format_mib(s.max)
+        Some(s) => crate::t!(
+            "app-stats-vram",
+            min = unit.format_mib(s.min),
+            mean = unit.format_mib(s.mean),
+            max = unit.format_mib(s.max)
         ),
-        None => "VRAM: no readings in this range".into(),
+        None => crate::t!("app-stats-no-vram"),
     };
     let util = match data.util_stats {
-        Some(s) => format!("GPU utilisation mean {:.0} % · peak {:.0} %", s.mean, s.max),
-        None => "GPU utilisation: n/a".into(),
+        Some(s) => crate::t!(
+            "app-stats-util",
+            mean = format!("{:.0}", s.mean),
+            max = format!("{:.0}", s.max)
+        ),
+        None => crate::t!("app-stats-no-util"),
     };
     let text = format!("{vram}   |   {util}");
     ui.add(egui::Label::new(RichText::new(&text).weak()).truncate())

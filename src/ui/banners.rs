@@ -23,10 +23,13 @@ fn strip(ui: &mut Ui, fill: Color32, add: impl FnOnce(&mut Ui)) {
 pub fn demo_mode(ui: &mut Ui, source: &SourceKind) {
     if let SourceKind::Simulated { reason } = source {
         strip(ui, DEMO, |ui| {
-            ui.label(RichText::new("DEMO MODE").strong().color(Color32::WHITE));
             ui.label(
-                RichText::new(format!("— simulated GPUs, not your hardware. {reason}"))
+                RichText::new(crate::t!("banner-demo"))
+                    .strong()
                     .color(Color32::WHITE),
+            );
+            ui.label(
+                RichText::new(crate::t!("banner-demo-text", reason = reason)).color(Color32::WHITE),
             );
         });
     }
@@ -36,8 +39,7 @@ pub fn demo_mode(ui: &mut Ui, source: &SourceKind) {
 pub fn read_error(ui: &mut Ui, error: &str) {
     strip(ui, ERROR, |ui| {
         ui.label(
-            RichText::new(format!("Reading the GPU failed: {error}. Retrying each interval; the values shown are the last good ones."))
-                .color(Color32::WHITE),
+            RichText::new(crate::t!("banner-read-error", error = error)).color(Color32::WHITE),
         );
     });
 }
@@ -48,7 +50,7 @@ pub fn warnings(ui: &mut Ui, warnings: &[String]) -> Option<usize> {
     for (i, text) in warnings.iter().enumerate() {
         strip(ui, WARNING, |ui| {
             ui.label(RichText::new(text).color(Color32::WHITE));
-            if ui.button("Dismiss").clicked() {
+            if ui.button(crate::t!("banner-dismiss")).clicked() {
                 dismissed = Some(i);
             }
         });
@@ -60,7 +62,11 @@ pub fn warnings(ui: &mut Ui, warnings: &[String]) -> Option<usize> {
 pub fn alerts(ui: &mut Ui, messages: &[String]) {
     for m in messages {
         strip(ui, ERROR, |ui| {
-            ui.label(RichText::new("ALERT").strong().color(Color32::WHITE));
+            ui.label(
+                RichText::new(crate::t!("banner-alert"))
+                    .strong()
+                    .color(Color32::WHITE),
+            );
             ui.label(RichText::new(m).color(Color32::WHITE));
         });
     }

@@ -30,13 +30,8 @@ pub fn show(ui: &mut Ui, d: &Diagnosis) {
     egui::Frame::group(ui.style()).show(ui, |ui| {
         ui.set_width(ui.available_width());
         ui.horizontal(|ui| {
-            ui.label(RichText::new("Busy but slow?").strong())
-                .on_hover_text(
-                    "Over the last minute: how much of the time kernels ran, the gaps between \
-                     them, and what holds the GPU back (its clocks, PCIe, the video engines, or \
-                     the CPU side feeding it). `vramdeck diagnose` gives the same answer in a \
-                     terminal.",
-                );
+            ui.label(RichText::new(crate::t!("diag-title")).strong())
+                .on_hover_text(crate::t!("diag-title-hover"));
             let headline = d.verdict.headline();
             line(
                 ui,
@@ -61,10 +56,14 @@ pub fn show(ui: &mut Ui, d: &Diagnosis) {
             RichText::new(if advice.is_empty() {
                 String::new()
             } else {
-                format!("What to do: {advice}")
+                crate::t!("diag-what-to-do", advice = &advice)
             })
             .weak(),
-            &format!("{advice}\n\nmeasured: {measured}"),
+            &crate::t!(
+                "diag-advice-measured",
+                advice = &advice,
+                measured = measured
+            ),
         );
     });
 }

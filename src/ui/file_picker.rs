@@ -38,7 +38,11 @@ pub fn list(dir: &Path, hidden: bool) -> Listing {
         Ok(r) => r,
         Err(e) => {
             return Listing {
-                error: Some(format!("Cannot read {}: {e}", dir.display())),
+                error: Some(crate::t!(
+                    "cannot-read",
+                    path = dir.display().to_string(),
+                    error = e.to_string()
+                )),
                 ..Listing::default()
             };
         }
@@ -78,7 +82,7 @@ pub enum Picked {
 /// The chooser's state.
 pub struct FilePicker {
     title: String,
-    action: &'static str,
+    action: String,
     extensions: &'static [&'static str],
     note: Option<String>,
     dir: PathBuf,
@@ -95,7 +99,7 @@ impl FilePicker {
     /// `name` filled in.
     pub fn new(
         title: &str,
-        action: &'static str,
+        action: String,
         extensions: &'static [&'static str],
         dir: PathBuf,
         name: String,
@@ -171,7 +175,7 @@ impl FilePicker {
     /// Accepts the typed path: a folder is entered, a file chosen.
     fn accept(&mut self) -> Option<Picked> {
         let Some(path) = self.typed_path() else {
-            self.problem = Some("Type a file name or pick one from the list.".into());
+            self.problem = Some(crate::t!("picker-type-a-name"));
             return None;
         };
         // One stat on the UI thread, for a path the user just typed: a local file system call
@@ -218,14 +222,14 @@ impl FilePicker {
         ui.horizontal(|ui| {
             let parent = self.dir.parent().map(Path::to_path_buf);
             if ui
-                .add_enabled(parent.is_some(), egui::Button::new("Up"))
+                .add_enabled(parent.is_some(), egui::Button::new(crate::t!("picker-up")))
                 .clicked()
                 && let Some(p) = parent
             {
                 self.enter(p);
             }
             if let Some(home) = std::env::var_os("HOME")
-                && ui.button("Home").clicked()
+                && ui.button(crate::t!("picker-home")).clicked()
             {
                 self.enter(PathBuf::from(home));
             }
@@ -242,7 +246,7 @@ impl FilePicker {
                 if self.reading.is_some() {
                     ui.horizontal(|ui| {
                         ui.spinner();
-                        ui.label("Reading the folder...");
+                        ui.label(crate::t!("picker-reading"));
                     });
                 }
                 if let Some(e) = &self.listing.error {
@@ -269,9 +273,9 @@ impl FilePicker {
                 }
                 if self.listing.left_out > 0 {
                     ui.label(
-                        RichText::new(format!(
-                            "{} more entries not listed: type the name below",
-                            crate::units::group_thousands(self.listing.left_out as u64)
+                        RichText::new(crate::t!(
+                            "picker-more-entries",
+                            n = crate::units::group_thousands(self.listing.left_out as u64)
                         ))
                         .weak(),
                     );
@@ -282,11 +286,11 @@ impl FilePicker {
             });
         ui.separator();
         ui.horizontal(|ui| {
-            let l = ui.label("File");
+            let l = ui.label(crate::t!("picker-file"));
             let field = ui.add(
                 egui::TextEdit::singleline(&mut self.name)
                     .desired_width(f32::INFINITY)
-                    .hint_text("a name in this folder, or a full path"),
+                    .hint_text(crate::t!("picker-name-hint")),
             );
             let field = field.labelled_by(l.id);
             if field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
@@ -294,14 +298,14 @@ impl FilePicker {
             }
         });
         ui.horizontal(|ui| {
-            if ui.button(self.action).clicked() {
+            if ui.button(&self.action).clicked() {
                 picked = picked.take().or_else(|| self.accept());
             }
-            if ui.button("Cancel").clicked() {
+            if ui.button(crate::t!("picker-cancel")).clicked() {
                 picked = Some(Picked::Cancelled);
             }
             let before = self.show_all;
-            ui.checkbox(&mut self.show_all, "Show all files");
+            ui.checkbox(&mut self.show_all, crate::t!("picker-show-all"));
             if self.show_all != before {
                 self.read_dir();
             }

@@ -23,12 +23,12 @@ pub enum Purpose {
 }
 
 impl Purpose {
-    fn title(&self) -> &'static str {
+    fn title(&self) -> String {
         match self {
-            Purpose::OpenLog(_) => "Open a log",
-            Purpose::ExportCsv(..) => "Save the plotted readings as CSV",
-            Purpose::ImportPresets => "Import presets",
-            Purpose::ExportPresets(_) => "Export your presets",
+            Purpose::OpenLog(_) => crate::t!("file-open-log"),
+            Purpose::ExportCsv(..) => crate::t!("file-export-csv"),
+            Purpose::ImportPresets => crate::t!("file-import-presets"),
+            Purpose::ExportPresets(_) => crate::t!("file-export-presets"),
         }
     }
 
@@ -57,7 +57,13 @@ impl Purpose {
         let write = |text: &str| {
             crate::persist::atomic_write(&path, text)
                 .map(|()| path.clone())
-                .map_err(|e| format!("Cannot write {}: {e}", path.display()))
+                .map_err(|e| {
+                    crate::t!(
+                        "cannot-write",
+                        path = path.display().to_string(),
+                        error = e.to_string()
+                    )
+                })
         };
         match self {
             Purpose::OpenLog(context) => {
@@ -67,7 +73,13 @@ impl Purpose {
             Purpose::ExportPresets(text) => FileOutcome::PresetsExported(write(&text)),
             Purpose::ImportPresets => FileOutcome::PresetsImported(
                 crate::persist::read_small(&path, crate::persist::CONFIG_FILE_LIMIT)
-                    .map_err(|e| format!("Cannot read {}: {e}", path.display()))
+                    .map_err(|e| {
+                        crate::t!(
+                            "cannot-read",
+                            path = path.display().to_string(),
+                            error = e.to_string()
+                        )
+                    })
                     .and_then(|bytes| {
                         catalogue::parse(
                             &String::from_utf8_lossy(&bytes),
@@ -162,10 +174,9 @@ impl Files {
                     let started = Instant::now();
                     match system_dialog(&purpose) {
                         Some(path) => Message::Done(purpose.run(path)),
-                        None if started.elapsed() < NO_DIALOG_WITHIN => Message::NoDialog(
-                            purpose,
-                            "the desktop's file dialog did not appear".into(),
-                        ),
+                        None if started.elapsed() < NO_DIALOG_WITHIN => {
+                            Message::NoDialog(purpose, crate::t!("file-dialog-did-not-appear"))
+                        }
                         None => Message::Done(FileOutcome::Cancelled),
                     }
                 });
@@ -189,9 +200,13 @@ impl Files {
             .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
             .or_else(|| std::env::current_dir().ok())
             .unwrap_or_else(|| PathBuf::from("/"));
-        let action = if purpose.is_save() { "Save" } else { "Open" };
+        let action = if purpose.is_save() {
+            crate::t!("picker-save")
+        } else {
+            crate::t!("picker-open")
+        };
         let mut picker = FilePicker::new(
-            purpose.title(),
+            &purpose.title(),
             action,
             purpose.extensions(),
             dir,
@@ -229,7 +244,7 @@ impl Files {
         match message {
             Message::Done(outcome) => Some(outcome),
             Message::NoDialog(purpose, why) => {
-                let note = format!("No desktop file dialog could be shown ({why}): choose here.");
+                let note = crate::t!("file-no-dialog-note", why = why);
                 self.open_picker(purpose, Some(note));
                 None
             }
@@ -254,7 +269,7 @@ fn system_dialog(purpose: &Purpose) -> Option<PathBuf> {
         .extensions()
         .iter()
         .fold(dialog, |d, x| d.add_filter(x.to_uppercase(), &[*x]))
-        .add_filter("all files", &["*"]);
+        .add_filter(crate::t!("file-all-files"), &["*"]);
     if purpose.is_save() {
         dialog.set_file_name(purpose.suggested_name()).save_file()
     } else {
@@ -269,7 +284,7 @@ fn no_system_dialog() -> Option<String> {
     if zenity || portal_reachable() {
         None
     } else {
-        Some("neither xdg-desktop-portal nor zenity is installed".into())
+        Some(crate::t!("file-no-dialog-installed"))
     }
 }
 

@@ -15,7 +15,9 @@ fn rate(mbs: f32) -> String {
 }
 
 fn or_na<T: std::fmt::Display>(value: Option<T>) -> String {
-    value.map(|v| v.to_string()).unwrap_or_else(|| "n/a".into())
+    value
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| crate::t!("na"))
 }
 
 /// Draws the card; returns true when the user clicked it to select this GPU.
@@ -37,21 +39,15 @@ pub fn show(ui: &mut Ui, gpu: &GpuSample, unit: MemoryUnit, selected: bool) -> b
                 ui.colored_label(
                     ui.visuals().warn_fg_color,
                     if seconds >= 1.0 {
-                        format!("No reading from the host for {seconds:.0} s: these are its last")
+                        crate::t!("card-stale-seconds", seconds = format!("{seconds:.0}"))
                     } else {
-                        "Not heard from the host: these are its last readings".to_string()
+                        crate::t!("card-stale")
                     },
                 );
             }
             if gpu.asleep {
-                ui.label("Asleep (runtime power management)");
-                ui.label(
-                    RichText::new(
-                        "Not read, so as not to wake it: reading it would keep a laptop's GPU \
-                         powered. It is shown again as soon as something uses it.",
-                    )
-                    .weak(),
-                );
+                ui.label(crate::t!("card-asleep"));
+                ui.label(RichText::new(crate::t!("card-asleep-why")).weak());
                 return;
             }
             let memory = &gpu.memory;
@@ -61,15 +57,18 @@ pub fn show(ui: &mut Ui, gpu: &GpuSample, unit: MemoryUnit, selected: bool) -> b
                 egui::ProgressBar::new(fraction)
                     .fill(pressure_color(fraction))
                     .text(
-                        RichText::new(format!("{:.0} % used", fraction * 100.0))
-                            .color(super::bar_text_color(ui.visuals())),
+                        RichText::new(crate::t!(
+                            "card-used-percent",
+                            percent = format!("{:.0}", fraction * 100.0)
+                        ))
+                        .color(super::bar_text_color(ui.visuals())),
                     ),
             );
             ui.label(
-                RichText::new(format!(
-                    "free {} · driver reserved {}",
-                    unit.format(memory.free),
-                    unit.format(memory.reserved)
+                RichText::new(crate::t!(
+                    "card-free-reserved",
+                    free = unit.format(memory.free),
+                    reserved = unit.format(memory.reserved)
                 ))
                 .small(),
             );
@@ -80,49 +79,49 @@ pub fn show(ui: &mut Ui, gpu: &GpuSample, unit: MemoryUnit, selected: bool) -> b
                 .min_col_width((ui.available_width() - 12.0) / 2.0)
                 .spacing([12.0, 2.0])
                 .show(ui, |ui| {
-                    ui.label("GPU utilisation");
+                    ui.label(crate::t!("card-gpu-util"));
                     ui.label(or_na(gpu.gpu_util));
                     ui.end_row();
-                    ui.label("Memory utilisation");
+                    ui.label(crate::t!("card-memory-util"));
                     ui.label(or_na(gpu.memory_util));
                     ui.end_row();
-                    ui.label("Temperature");
+                    ui.label(crate::t!("card-temperature"));
                     ui.label(or_na(gpu.temperature));
                     ui.end_row();
-                    ui.label("Power");
+                    ui.label(crate::t!("card-power"));
                     ui.label(match (gpu.power, gpu.power_limit) {
                         (Some(p), Some(l)) => format!("{p} / {l}"),
                         (p, _) => or_na(p),
                     });
                     ui.end_row();
-                    ui.label("Clocks (SM / memory)");
+                    ui.label(crate::t!("card-clocks"));
                     ui.label(format!(
                         "{} / {}",
                         or_na(gpu.sm_clock),
                         or_na(gpu.memory_clock)
                     ));
                     ui.end_row();
-                    ui.label("Fan");
+                    ui.label(crate::t!("card-fan"));
                     ui.label(or_na(gpu.fan));
                     ui.end_row();
                     let a = &gpu.activity;
-                    ui.label("Encoder / decoder");
+                    ui.label(crate::t!("card-engines"));
                     ui.label(format!(
                         "{} / {}",
                         or_na(a.encoder_util),
                         or_na(a.decoder_util)
                     ));
                     ui.end_row();
-                    ui.label("PCIe rx / tx");
+                    ui.label(crate::t!("card-pcie"));
                     ui.label(match (a.pcie_rx_mbs, a.pcie_tx_mbs) {
                         (Some(rx), Some(tx)) => format!("{} / {}", rate(rx), rate(tx)),
-                        _ => "n/a".into(),
+                        _ => crate::t!("na"),
                     });
                     ui.end_row();
-                    ui.label("Clock held by");
+                    ui.label(crate::t!("card-clock-held"));
                     let events = a.clock_events.map(|e| e.describe());
                     let slowing = a.clock_events.is_some_and(|e| e.slowing());
-                    let text = RichText::new(events.unwrap_or_else(|| "n/a".into()));
+                    let text = RichText::new(events.unwrap_or_else(|| crate::t!("na")));
                     ui.add(
                         egui::Label::new(if slowing {
                             text.color(super::pressure_color(0.8))
@@ -131,16 +130,13 @@ pub fn show(ui: &mut Ui, gpu: &GpuSample, unit: MemoryUnit, selected: bool) -> b
                         })
                         .truncate(),
                     )
-                    .on_hover_text(
-                        "NVML's clock-event reasons: why the SM clock is below its maximum \
-                         (power cap and thermal reasons slow a busy GPU; idle does not)",
-                    );
+                    .on_hover_text(crate::t!("card-clock-held-hover"));
                     ui.end_row();
                 });
         })
         .response;
     let id = ui.scope_id().with(("gpu_card", gpu.index));
     ui.interact(response.rect, id, egui::Sense::click())
-        .on_hover_text("Show this GPU's plots and processes")
+        .on_hover_text(crate::t!("card-click-hover"))
         .clicked()
 }

@@ -31,22 +31,21 @@ pub enum HostsAction {
 /// One line on where a host's feed stands.
 pub fn status_line(state: &HostState, now: Instant) -> (String, bool) {
     match &state.status {
-        HostStatus::Connecting => ("connecting…".into(), false),
+        HostStatus::Connecting => (crate::t!("hosts-connecting"), false),
         HostStatus::Live => match state.stale_seconds(now) {
-            Some(s) => (format!("no reading for {s:.0} s"), true),
-            None => (
-                format!(
-                    "live · {} GPU{}",
-                    state.gpus.len(),
-                    if state.gpus.len() == 1 { "" } else { "s" }
-                ),
-                false,
+            Some(s) => (
+                crate::t!("hosts-no-reading", seconds = format!("{s:.0}")),
+                true,
             ),
+            None => (crate::t!("hosts-live", count = state.gpus.len()), false),
         },
-        HostStatus::Refused(why) => (format!("refused: {why}"), true),
+        HostStatus::Refused(why) => (crate::t!("hosts-refused", why = why), true),
         HostStatus::Retrying { error, retry_at } => {
             let wait = retry_at.saturating_duration_since(now).as_secs_f64().ceil();
-            (format!("{error} · trying again in {wait:.0} s"), true)
+            (
+                crate::t!("hosts-retry", error = error, seconds = format!("{wait:.0}")),
+                true,
+            )
         }
     }
 }
@@ -59,20 +58,16 @@ pub fn show(
 ) -> Option<HostsAction> {
     let mut action = None;
     let mut open = window.open;
-    egui::Window::new("Remote hosts")
+    egui::Window::new(crate::t!("hosts-title"))
         .open(&mut open)
         .collapsible(false)
         .default_width(520.0)
         .show(ctx, |ui| {
-            ui.label(
-                "Watch a GPU box beside this machine's GPUs: a box running `vramdeck serve` \
-                 (http://box:9401 and its token: `vramdeck serve --print-token` there), or any box with the NVIDIA \
-                 driver over SSH (ssh user@box: your keys and ~/.ssh/config).",
-            );
+            ui.label(crate::t!("hosts-intro"));
             ui.add_space(6.0);
             let now = Instant::now();
             if hosts.is_empty() {
-                ui.label(RichText::new("No remote host yet.").weak());
+                ui.label(RichText::new(crate::t!("hosts-none")).weak());
             }
             egui::Grid::new("hosts")
                 .num_columns(3)
@@ -93,7 +88,7 @@ pub fn show(
                         } else {
                             text
                         });
-                        if ui.button("Remove").clicked() {
+                        if ui.button(crate::t!("hosts-remove")).clicked() {
                             action = Some(HostsAction::Remove(config.address.clone()));
                         }
                         ui.end_row();
@@ -101,26 +96,26 @@ pub fn show(
                 });
             ui.separator();
             egui::Grid::new("add_host").num_columns(2).show(ui, |ui| {
-                let label = ui.label("Address");
+                let label = ui.label(crate::t!("hosts-address"));
                 ui.add(
                     egui::TextEdit::singleline(&mut window.address)
-                        .hint_text("http://gpu-box:9401  or  ssh user@gpu-box")
+                        .hint_text(crate::t!("hosts-address-hint"))
                         .desired_width(320.0),
                 )
                 .labelled_by(label.id);
                 ui.end_row();
-                let label = ui.label("Token");
+                let label = ui.label(crate::t!("hosts-token"));
                 ui.add(
                     egui::TextEdit::singleline(&mut window.token)
                         .password(true)
-                        .hint_text("vramdeck serve --print-token (on the box)")
+                        .hint_text(crate::t!("hosts-token-hint"))
                         .desired_width(320.0),
                 )
                 .labelled_by(label.id);
                 ui.end_row();
             });
             ui.horizontal(|ui| {
-                if ui.button("Add host").clicked() {
+                if ui.button(crate::t!("hosts-add")).clicked() {
                     let token = window.token.trim();
                     let config = HostConfig {
                         address: window.address.trim().to_string(),
@@ -131,11 +126,7 @@ pub fn show(
                         Err(e) => window.error = Some(e),
                     }
                 }
-                ui.label(
-                    RichText::new("Plain http:// sends readings unencrypted; see README for TLS.")
-                        .small()
-                        .weak(),
-                );
+                ui.label(RichText::new(crate::t!("hosts-plain-http")).small().weak());
             });
             if let Some(e) = &window.error {
                 ui.colored_label(ui.visuals().error_fg_color, e);
@@ -163,7 +154,7 @@ pub fn troubles(ui: &mut Ui, hosts: &[(HostConfig, HostState)]) {
                 )
                 .wrap(),
             )
-            .on_hover_text("Hosts... lists every remote host");
+            .on_hover_text(crate::t!("hosts-list-hover"));
             ui.add_space(4.0);
         }
     }
@@ -171,18 +162,25 @@ pub fn troubles(ui: &mut Ui, hosts: &[(HostConfig, HostState)]) {
 
 /// Free VRAM for a remote GPU's host; returns true when the user pressed the button.
 pub fn remote_free(ui: &mut Ui, state: &HostState, level: FreeLevel) -> bool {
-    ui.label(RichText::new(format!("Release cached VRAM on {}", state.name)).strong());
+    ui.label(RichText::new(crate::t!("hosts-release-on", host = &state.name)).strong());
     if !state.can_free {
-        ui.label(RichText::new("Not from here: a host over SSH can only be watched.").weak());
+        ui.label(RichText::new(crate::t!("hosts-ssh-watch-only")).weak());
         return false;
     }
     let running = state.free.as_ref().is_some_and(|f| f.running);
     let pressed = ui
         .add_enabled(
             !running,
-            egui::Button::new(format!("Free VRAM on {} ({})", state.name, level.as_str())),
+            egui::Button::new(crate::t!(
+                "hosts-free-on",
+                host = &state.name,
+                level = match level {
+                    FreeLevel::Cache => crate::t!("rel-empty-cache"),
+                    FreeLevel::Unload => crate::t!("rel-unload-models"),
+                }
+            )),
         )
-        .on_hover_text("The box's vramdeck serve asks its own agents and ComfyUI, as this machine's button does here")
+        .on_hover_text(crate::t!("hosts-free-hover"))
         .clicked();
     if let Some(free) = &state.free {
         ui.label(free_line(free));
@@ -193,7 +191,7 @@ pub fn remote_free(ui: &mut Ui, state: &HostState, level: FreeLevel) -> bool {
 fn free_line(free: &wire::FreeStatusBody) -> String {
     let summary = free.summary.clone().unwrap_or_default();
     if free.running {
-        format!("Working: {summary}")
+        crate::t!("hosts-working", summary = summary)
     } else {
         summary
     }

@@ -65,11 +65,11 @@ pub enum Tab {
 
 impl Tab {
     /// Its title.
-    pub fn label(self) -> &'static str {
+    pub fn text(self) -> String {
         match self {
-            Tab::Gpus => "GPUs",
-            Tab::History => "History",
-            Tab::WhatFits => "What fits",
+            Tab::Gpus => crate::t!("tab-gpus"),
+            Tab::History => crate::t!("tab-history"),
+            Tab::WhatFits => crate::t!("tab-what-fits"),
         }
     }
 }
@@ -81,7 +81,7 @@ pub fn tab_bar(ui: &mut Ui, tabs: &[Tab], tab: &mut Tab) {
     }
     ui.horizontal(|ui| {
         for t in tabs {
-            ui.selectable_value(tab, *t, egui::RichText::new(t.label()).strong());
+            ui.selectable_value(tab, *t, egui::RichText::new(t.text()).strong());
         }
     });
     ui.separator();

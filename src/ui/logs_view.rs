@@ -36,11 +36,11 @@ pub fn visible_range_text(t0: f64, t1: f64) -> String {
     use super::plots::time_text;
     let span = t1 - t0;
     let length = if span >= 2.0 * 3_600.0 {
-        format!("{:.0} h", span / 3_600.0)
+        crate::t!("span-hours", n = format!("{:.0}", span / 3_600.0))
     } else if span >= 120.0 {
-        format!("{:.0} min", span / 60.0)
+        crate::t!("span-minutes", n = format!("{:.0}", span / 60.0))
     } else {
-        format!("{span:.0} s")
+        crate::t!("span-seconds", n = format!("{span:.0}"))
     };
     format!(
         "{} – {} ({length})",
@@ -58,14 +58,14 @@ pub fn log_panel(
     unit: crate::units::MemoryUnit,
 ) -> bool {
     use crate::telemetry::history::Metric;
-    ui.label(RichText::new("Log").heading());
+    ui.label(RichText::new(crate::t!("logs-title")).heading());
     ui.add(egui::Label::new(RichText::new(&log.origin).strong()).truncate())
         .on_hover_text(&log.origin);
     ui.label(visible_range_text(log.span.0, log.span.1));
     ui.label(RichText::new(log.summary()).weak());
     let back = ui
-        .button("Back to live")
-        .on_hover_text("Close the log and show this machine's GPUs again")
+        .button(crate::t!("logs-back"))
+        .on_hover_text(crate::t!("logs-back-hover"))
         .clicked();
     ui.separator();
     for (i, g) in log.gpus.iter().enumerate() {
@@ -75,21 +75,21 @@ pub fn log_panel(
         let util = log
             .history
             .stats(i, Metric::GpuUtil, log.span.0, log.span.1);
-        let mut lines = vec![crate::units::count(g.rows as u64, "row", "rows")];
+        let mut lines = vec![crate::t!("logs-rows", count = g.rows)];
         if let Some(p) = peak {
             lines.push(match g.total_mib {
-                Some(total) => format!(
-                    "VRAM peak {} of {}",
-                    unit.format_mib(p.max),
-                    unit.format_mib(total)
+                Some(total) => crate::t!(
+                    "logs-vram-peak-of",
+                    peak = unit.format_mib(p.max),
+                    total = unit.format_mib(total)
                 ),
-                None => format!("VRAM peak {}", unit.format_mib(p.max)),
+                None => crate::t!("logs-vram-peak", peak = unit.format_mib(p.max)),
             });
         } else {
-            lines.push("VRAM not logged".into());
+            lines.push(crate::t!("logs-vram-not-logged"));
         }
         if let Some(u) = util {
-            lines.push(format!("GPU utilisation mean {:.0} %", u.mean));
+            lines.push(crate::t!("logs-util-mean", mean = format!("{:.0}", u.mean)));
         }
         let selected = *slot == i;
         let frame = egui::Frame::group(ui.style()).stroke(egui::Stroke::new(
@@ -112,7 +112,7 @@ pub fn log_panel(
         let id = ui.scope_id().with(("log_gpu", i));
         if ui
             .interact(response.rect, id, egui::Sense::click())
-            .on_hover_text("Show this GPU's charts")
+            .on_hover_text(crate::t!("logs-gpu-hover"))
             .clicked()
         {
             *slot = i;
@@ -126,11 +126,16 @@ pub fn log_panel(
 pub fn log_header(ui: &mut Ui, log: &ImportedLog, slot: &mut usize) -> bool {
     let mut back = false;
     ui.horizontal(|ui| {
-        if ui.button("Back to live").clicked() {
+        if ui.button(crate::t!("logs-back")).clicked() {
             back = true;
         }
-        ui.add(egui::Label::new(RichText::new(format!("Log: {}", log.origin)).strong()).truncate())
-            .on_hover_text(log.summary());
+        ui.add(
+            egui::Label::new(
+                RichText::new(crate::t!("logs-header", origin = &log.origin)).strong(),
+            )
+            .truncate(),
+        )
+        .on_hover_text(log.summary());
     });
     if log.gpus.len() > 1 {
         ui.horizontal_wrapped(|ui| {
@@ -153,7 +158,7 @@ pub fn analysis_window(
         return;
     };
     let mut open = true;
-    egui::Window::new("Out-of-memory analysis")
+    egui::Window::new(crate::t!("logs-oom-title"))
         .open(&mut open)
         .default_size([720.0, 480.0])
         .default_pos(area.left_top() + egui::vec2(24.0, 24.0))
@@ -162,16 +167,14 @@ pub fn analysis_window(
         .show(ctx, |ui| {
             ui.label(RichText::new(origin).strong());
             let summary = result.summary();
-            ui.label(format!("{}{}", summary[..1].to_uppercase(), &summary[1..]));
+            let mut chars = summary.chars();
+            ui.label(match chars.next() {
+                Some(first) => first.to_uppercase().collect::<String>() + chars.as_str(),
+                None => String::new(),
+            });
             for e in &result.events {
                 ui.separator();
-                let repeats = match e.repeats {
-                    0 => String::new(),
-                    n => format!(" (and {} more)", crate::units::count(n, "time", "times")),
-                };
-                ui.label(
-                    RichText::new(format!("line {}: {}{repeats}", e.line, e.kind.label())).strong(),
-                );
+                ui.label(RichText::new(e.headline()).strong());
                 // The line as the log printed it, readable: a code block at the body's size.
                 egui::Frame::new()
                     .fill(ui.visuals().extreme_bg_color)

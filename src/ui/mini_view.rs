@@ -73,7 +73,7 @@ pub fn show(ui: &mut Ui, view: &MiniView<'_>) -> Option<MiniAction> {
         }
         ui.horizontal(|ui| {
             if ui
-                .add_enabled(!view.freeing, egui::Button::new("Free VRAM"))
+                .add_enabled(!view.freeing, egui::Button::new(crate::t!("free-vram")))
                 .clicked()
             {
                 action = Some(MiniAction::Free);
@@ -81,15 +81,15 @@ pub fn show(ui: &mut Ui, view: &MiniView<'_>) -> Option<MiniAction> {
             if view.freeing {
                 ui.spinner();
             }
-            if ui.button("Full view").clicked() {
+            if ui.button(crate::t!("mini-full-view")).clicked() {
                 action = Some(MiniAction::Expand);
             }
             if view.source.is_simulated() {
                 ui.label(
-                    RichText::new("DEMO · simulated GPUs")
+                    RichText::new(crate::t!("mini-demo"))
                         .color(egui::Color32::from_rgb(0xe0, 0x9b, 0x22)),
                 )
-                .on_hover_text("Demo mode: these are not your GPUs");
+                .on_hover_text(crate::t!("mini-demo-hover"));
             }
         });
         // Always one row, empty or not: the window never changes size.

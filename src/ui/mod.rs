@@ -7,6 +7,7 @@ pub mod banners;
 pub mod diagnosis_panel;
 pub mod file_picker;
 pub mod files;
+pub mod fonts;
 pub mod gpu_card;
 pub mod hosts_panel;
 pub mod layout;

@@ -296,13 +296,13 @@ pub fn vram(
     };
     let shown = base_plot(ui, "vram_plot", data, height, view)
         .include_y(unit.from_mib(total_mib))
-        .y_axis_label(format!("VRAM used ({})", unit.symbol()))
+        .y_axis_label(crate::t!("plot-vram-axis", unit = unit.symbol()))
         .y_axis_formatter(move |mark, _| axis_value(mark, unit))
         .label_formatter(move |pos| hover_text(pos, &value_text))
         .show(ui, |plot| {
             add_series(
                 plot,
-                "VRAM used",
+                &crate::t!("plot-vram-used"),
                 &data.vram,
                 |mib| unit.from_mib(mib),
                 VRAM_COLOR,
@@ -310,7 +310,7 @@ pub fn vram(
             );
             plot.line(
                 Line::new(
-                    "Total",
+                    crate::t!("plot-total"),
                     PlotPoints::from(vec![
                         [data.t0, unit.from_mib(total_mib)],
                         [data.t1, unit.from_mib(total_mib)],
@@ -349,13 +349,20 @@ pub fn utilisation(ui: &mut Ui, data: &PlotData, height: f32, view: ViewControl)
     let value_text = |y: f64| format!("{y:.0} %");
     let shown = base_plot(ui, "util_plot", data, height, view)
         .include_y(100.0)
-        .y_axis_label("Utilisation (%)")
+        .y_axis_label(crate::t!("plot-util-axis"))
         .label_formatter(move |pos| hover_text(pos, &value_text))
         .show(ui, |plot| {
-            add_series(plot, "GPU", &data.gpu_util, |v| v, GPU_UTIL_COLOR, 1.5);
             add_series(
                 plot,
-                "Memory",
+                &crate::t!("plot-gpu"),
+                &data.gpu_util,
+                |v| v,
+                GPU_UTIL_COLOR,
+                1.5,
+            );
+            add_series(
+                plot,
+                &crate::t!("plot-memory"),
                 &data.memory_util,
                 |v| v,
                 MEMORY_UTIL_COLOR,
@@ -397,25 +404,28 @@ pub fn process_vram(
     )
     .link_cursor(egui::Id::unique("vramdeck_process_plot"), [false, false])
     .link_axis(egui::Id::unique("vramdeck_process_axes"), [false, false])
-    .y_axis_label(format!("VRAM ({})", unit.symbol()))
+    .y_axis_label(crate::t!("plot-process-axis", unit = unit.symbol()))
     .y_axis_formatter(move |mark, _| axis_value(mark, unit))
     .label_formatter(move |pos| hover_text(pos, &value_text))
     .show(ui, |plot| {
         if scaled.len() < DOTS_BELOW {
             plot.add(
-                Points::new("VRAM (NVML)", PlotPoints::from(scaled.clone()))
-                    .color(VRAM_COLOR)
-                    .radius(2.0),
+                Points::new(
+                    crate::t!("plot-vram-nvml"),
+                    PlotPoints::from(scaled.clone()),
+                )
+                .color(VRAM_COLOR)
+                .radius(2.0),
             );
         }
         plot.line(
-            Line::new("VRAM (NVML)", PlotPoints::from(scaled))
+            Line::new(crate::t!("plot-vram-nvml"), PlotPoints::from(scaled))
                 .color(VRAM_COLOR)
                 .width(1.5),
         );
         if let Some(r) = torch_reserved_mib {
             plot.add(
-                egui_plot::HLine::new("reserved by torch (agent)", unit.from_mib(r))
+                egui_plot::HLine::new(crate::t!("plot-torch-reserved"), unit.from_mib(r))
                     .color(MARKER_COLOR),
             );
         }

@@ -9,17 +9,26 @@ use egui::{RichText, Ui};
 /// Widths of the fixed columns (PID, VRAM, SM, CPU, host memory, type), points; the name takes
 /// the rest.
 const COLUMNS: [f32; 6] = [72.0, 100.0, 52.0, 60.0, 92.0, 40.0];
-const HEADERS: [&str; 6] = ["PID", "VRAM", "SM", "CPU", "Host RAM", "Type"];
+/// Column headers (message ids).
+const HEADERS: [&str; 6] = [
+    "table-pid",
+    "table-vram",
+    "table-sm",
+    "table-cpu",
+    "table-host-ram",
+    "table-type",
+];
+/// Column explanations (message ids).
 const HINTS: [&str; 6] = [
-    "Process id as the driver reports it (the host's pid, also inside a container)",
-    "GPU memory it holds",
-    "Its share of the GPU's kernel time over the last second",
-    "Its CPU use over the last second, % of one core (more than 100 % is several cores)",
-    "Its resident memory on the host",
-    "C: compute (CUDA), G: graphics, C+G: both",
+    "table-pid-hover",
+    "table-vram-hover",
+    "table-sm-hover",
+    "table-cpu-hover",
+    "table-host-ram-hover",
+    "table-type-hover",
 ];
 
-fn cell(ui: &mut Ui, text: RichText, width: f32, height: f32, hint: Option<&str>) {
+fn cell(ui: &mut Ui, text: RichText, width: f32, height: f32, hint: Option<String>) {
     // Left-aligned in a fixed width (`add_sized` would centre it).
     ui.allocate_ui_with_layout(
         egui::vec2(width, height),
@@ -35,7 +44,7 @@ fn cell(ui: &mut Ui, text: RichText, width: f32, height: f32, hint: Option<&str>
 }
 
 fn or_na<T>(value: Option<T>, f: impl Fn(T) -> String) -> String {
-    value.map(f).unwrap_or_else(|| "n/a".into())
+    value.map(f).unwrap_or_else(|| crate::t!("na"))
 }
 
 /// Draws the table, largest first; a click on a row selects its pid in `selected` (again:
@@ -47,17 +56,23 @@ pub fn show(
     unit: MemoryUnit,
     selected: &mut Option<u32>,
 ) {
-    ui.label(RichText::new(format!("Processes on {gpu_title}")).strong());
+    ui.label(RichText::new(crate::t!("table-processes-on", gpu = gpu_title)).strong());
     if processes.is_empty() {
-        ui.label("No process holds memory on this GPU.");
+        ui.label(crate::t!("table-no-process"));
         return;
     }
     let height = ui.spacing().interact_size.y;
     ui.horizontal(|ui| {
         for ((h, w), hint) in HEADERS.iter().zip(COLUMNS).zip(HINTS) {
-            cell(ui, RichText::new(*h).strong(), w, height, Some(hint));
+            cell(
+                ui,
+                RichText::new(crate::i18n::lookup(h, &[])).strong(),
+                w,
+                height,
+                Some(crate::i18n::lookup(hint, &[])),
+            );
         }
-        ui.label(RichText::new("Process").strong());
+        ui.label(RichText::new(crate::t!("table-process")).strong());
     });
     for (i, p) in processes.iter().enumerate() {
         let start = ui.cursor().min;
@@ -85,7 +100,7 @@ pub fn show(
         let id = ui.scope_id().with(("process_row", p.pid));
         let click = ui
             .interact(rect, id, egui::Sense::click())
-            .on_hover_text("Show this process's VRAM over time");
+            .on_hover_text(crate::t!("table-row-hover"));
         if click.clicked() {
             *selected = if *selected == Some(p.pid) {
                 None

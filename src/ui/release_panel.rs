@@ -110,33 +110,25 @@ fn marker(report: &FreeReport) -> PlotMarker {
         alert: false,
         t: crate::telemetry::unix_seconds(report.at),
         label: match released {
-            Some(b) => format!("freed {}", MemoryUnit::GiB.format(b)),
-            None => "free VRAM".into(),
+            Some(b) => crate::t!("rel-marker-freed", size = MemoryUnit::GiB.format(b)),
+            None => crate::t!("rel-marker-free"),
         },
     }
 }
 
 /// The level as the buttons name it.
-fn level_name(level: FreeLevel) -> &'static str {
+fn level_name(level: FreeLevel) -> String {
     match level {
-        FreeLevel::Cache => "empty cache here",
-        FreeLevel::Unload => "unload here",
+        FreeLevel::Cache => crate::t!("rel-level-here-cache"),
+        FreeLevel::Unload => crate::t!("rel-level-here-unload"),
     }
 }
 
 /// What each level does, said before the user clicks.
-fn level_help(level: FreeLevel) -> &'static str {
+fn level_help(level: FreeLevel) -> String {
     match level {
-        FreeLevel::Cache => {
-            "Empty cache: returns memory no tensor uses (gc + torch.cuda.empty_cache; idle \
-             onnxruntime GPU sessions are rebuilt, which returns their arenas). Models stay \
-             loaded; safe while a job runs."
-        }
-        FreeLevel::Unload => {
-            "Unload models: the agents' unload hooks run, then the cache is emptied; the next \
-             run loads the models again. ComfyUI unloads between prompts (after the running \
-             one) and keeps its node cache, so models come back from RAM, not disk."
-        }
+        FreeLevel::Cache => crate::t!("rel-help-cache"),
+        FreeLevel::Unload => crate::t!("rel-help-unload"),
     }
 }
 
@@ -149,18 +141,18 @@ pub fn show(
     unit: MemoryUnit,
 ) -> Option<WorkerCommand> {
     let mut command = None;
-    ui.label(RichText::new("Release cached VRAM").strong());
+    ui.label(RichText::new(crate::t!("rel-title")).strong());
     ui.horizontal(|ui| {
-        ui.selectable_value(level, FreeLevel::Cache, "empty cache")
+        ui.selectable_value(level, FreeLevel::Cache, crate::t!("rel-empty-cache"))
             .on_hover_text(level_help(FreeLevel::Cache));
-        ui.selectable_value(level, FreeLevel::Unload, "unload models")
+        ui.selectable_value(level, FreeLevel::Unload, crate::t!("rel-unload-models"))
             .on_hover_text(level_help(FreeLevel::Unload));
     });
     ui.label(RichText::new(level_help(*level)).weak().small());
     ui.horizontal(|ui| {
-        let button = ui.add_enabled(!view.in_flight, egui::Button::new("Free VRAM"));
+        let button = ui.add_enabled(!view.in_flight, egui::Button::new(crate::t!("free-vram")));
         if button
-            .on_hover_text("Every agent, and ComfyUI if it is running")
+            .on_hover_text(crate::t!("rel-free-all-hover"))
             .clicked()
         {
             command = Some(WorkerCommand::Free(FreeTarget::All, *level));
@@ -168,9 +160,9 @@ pub fn show(
         if view.in_flight {
             ui.spinner();
             ui.label(if view.waiting.is_some() {
-                "waiting..."
+                crate::t!("rel-waiting")
             } else {
-                "freeing..."
+                crate::t!("rel-freeing")
             });
         }
     });
@@ -188,12 +180,9 @@ pub fn show(
         let comfy_running = matches!(view.comfyui, Some(ComfyStatus::Running { .. }));
         ui.label(
             RichText::new(if comfy_running {
-                "No agent running. For ComfyUI, install the vramdeck node (custom_nodes/\
-                 comfyui-vramdeck, see README) to empty its cache too; other WebUIs: import \
-                 vramdeck_agent; vramdeck_agent.start()"
+                crate::t!("rel-no-agent-comfy")
             } else {
-                "No agent running. ComfyUI: install the vramdeck node (custom_nodes/\
-                 comfyui-vramdeck); other WebUIs: import vramdeck_agent; vramdeck_agent.start()"
+                crate::t!("rel-no-agent")
             })
             .weak(),
         );
@@ -202,8 +191,17 @@ pub fn show(
         let info = &agent.info;
         ui.horizontal_wrapped(|ui| {
             let name = match &info.label {
-                Some(label) => format!("{label} · {} (pid {})", info.process_name, info.pid),
-                None => format!("{} (pid {})", info.process_name, info.pid),
+                Some(label) => crate::t!(
+                    "rel-agent-labelled",
+                    label = label,
+                    process = &info.process_name,
+                    pid = info.pid.to_string()
+                ),
+                None => crate::t!(
+                    "rel-agent",
+                    process = &info.process_name,
+                    pid = info.pid.to_string()
+                ),
             };
             ui.label(name);
             let held_label = ui.label(RichText::new(held(info, unit)).weak());
@@ -212,15 +210,22 @@ pub fn show(
                 held_label.on_hover_text(sessions.join("\n"));
             }
             if *level == FreeLevel::Unload && !info.levels.iter().any(|l| l == "unload") {
-                ui.label(RichText::new("(no unload hook: cache only)").weak());
+                ui.label(RichText::new(crate::t!("rel-no-unload-hook")).weak());
             }
             let says = info.does.as_ref().and_then(|d| d.get(*level));
             let hover = match says {
-                Some(words) => format!("Free only pid {}: {words}", info.pid),
-                None => format!("Free only pid {}", info.pid),
+                Some(words) => crate::t!(
+                    "rel-free-only-says",
+                    pid = info.pid.to_string(),
+                    words = words
+                ),
+                None => crate::t!("rel-free-only", pid = info.pid.to_string()),
             };
             if ui
-                .add_enabled(!view.in_flight, egui::Button::new("Free").small())
+                .add_enabled(
+                    !view.in_flight,
+                    egui::Button::new(crate::t!("rel-free")).small(),
+                )
                 .on_hover_text(hover)
                 .clicked()
             {
@@ -230,9 +235,13 @@ pub fn show(
         // What the chosen level will do in this process, said before the click.
         if let Some(words) = info.does.as_ref().and_then(|d| d.get(*level)) {
             ui.label(
-                RichText::new(format!("{}: {words}", level_name(*level)))
-                    .weak()
-                    .small(),
+                RichText::new(crate::t!(
+                    "rel-level-says",
+                    level = level_name(*level),
+                    words = words
+                ))
+                .weak()
+                .small(),
             );
         }
     }
@@ -245,17 +254,14 @@ pub fn show(
         let edit = ui
             .add(egui::TextEdit::singleline(comfy_address).desired_width(130.0))
             .labelled_by(label.id)
-            .on_hover_text(
-                "ComfyUI's address on this machine (loopback only). Without a port, 8188 and \
-                 ComfyUI Desktop's 8000 are tried.",
-            );
+            .on_hover_text(crate::t!("rel-comfy-address-hover"));
         if edit.lost_focus() {
             command = Some(WorkerCommand::SetComfyAddress(comfy_address.clone()));
         }
     });
     match &view.comfyui {
         None => {
-            ui.label(RichText::new("checking...").weak());
+            ui.label(RichText::new(crate::t!("rel-checking")).weak());
         }
         Some(ComfyStatus::BadAddress(e)) | Some(ComfyStatus::NotRunning(e)) => {
             ui.label(RichText::new(e).weak());
@@ -268,33 +274,34 @@ pub fn show(
             let agent =
                 agent_pid.and_then(|pid| view.agents.iter().find(|a| a.endpoint.pid == pid));
             ui.horizontal_wrapped(|ui| {
-                ui.label(format!("running at {at}"));
+                ui.label(crate::t!("rel-running-at", at = at));
                 for d in &stats.devices {
                     let memory = match agent {
                         Some(a) => held(&a.info, unit),
                         None if d.has_vram() => {
-                            format!("torch reserved {}", unit.format(Bytes(d.torch_vram_total)))
+                            crate::t!(
+                                "rel-torch-reserved",
+                                size = unit.format(Bytes(d.torch_vram_total))
+                            )
                         }
-                        None => d.describe_kind().to_string(),
+                        None => d.describe_kind(),
                     };
                     ui.label(RichText::new(memory).weak());
                 }
                 let (enabled, hover) = match (agent, *level) {
-                    (Some(_), _) => (true, "Through the vramdeck node inside ComfyUI"),
-                    (None, FreeLevel::Unload) => (true, "POST /free {\"unload_models\": true}"),
-                    (None, FreeLevel::Cache) => (
-                        false,
-                        "ComfyUI's HTTP API cannot empty the cache without unloading every \
-                         model: add the vramdeck node to ComfyUI, or choose unload models",
-                    ),
+                    (Some(_), _) => (true, crate::t!("rel-through-node")),
+                    (None, FreeLevel::Unload) => {
+                        (true, "POST /free {\"unload_models\": true}".to_string())
+                    }
+                    (None, FreeLevel::Cache) => (false, crate::t!("rel-comfy-no-cache")),
                 };
                 if ui
                     .add_enabled(
                         enabled && !view.in_flight,
-                        egui::Button::new("Free").small(),
+                        egui::Button::new(crate::t!("rel-free")).small(),
                     )
-                    .on_hover_text(hover)
-                    .on_disabled_hover_text(hover)
+                    .on_hover_text(&hover)
+                    .on_disabled_hover_text(&hover)
                     .clicked()
                 {
                     command = Some(WorkerCommand::Free(FreeTarget::ComfyUi, *level));
@@ -304,27 +311,18 @@ pub fn show(
             if app.and_then(|a| a.dynamic_vram) == Some(true)
                 || (agent.is_none() && stats.dynamic_vram() == Some(true))
             {
-                ui.label(RichText::new("Dynamic VRAM (comfy-aimdo) on").small())
-                    .on_hover_text(
-                        "ComfyUI keeps idle models' weights in aimdo's own VRAM buffer and hands \
-                         that VRAM back by itself when another process needs it (unless started \
-                         with --disable-nvml-pressure). Empty cache does not touch that buffer; \
-                         unload models does.",
-                    );
+                ui.label(RichText::new(crate::t!("rel-dynamic-vram")).small())
+                    .on_hover_text(crate::t!("rel-dynamic-vram-hover"));
             }
             // What the chosen level does in this ComfyUI, in the node's own words.
             let words = agent
                 .and_then(|a| a.info.does.as_ref())
                 .and_then(|d| d.get(*level))
-                .map(|w| format!("{}: {w}", level_name(*level)));
+                .map(|w| crate::t!("rel-level-says", level = level_name(*level), words = w));
             ui.label(
-                RichText::new(words.unwrap_or_else(|| {
-                    match agent {
-                        Some(_) => "with the vramdeck node: empty cache and unload".into(),
-                        None => "no vramdeck node: unload models only (over HTTP); install the \
-                             node to empty the cache too"
-                            .into(),
-                    }
+                RichText::new(words.unwrap_or_else(|| match agent {
+                    Some(_) => crate::t!("rel-with-node"),
+                    None => crate::t!("rel-without-node"),
                 }))
                 .weak()
                 .small(),
@@ -338,27 +336,34 @@ pub fn show(
 fn held(info: &crate::release::protocol::AgentInfo, unit: MemoryUnit) -> String {
     let memory = match (info.reserved, &info.onnxruntime, &info.torch_missing_reason) {
         (Some(r), Some(onnx), _) => {
-            format!("torch holds {} · {}", unit.format(Bytes(r)), onnx.summary())
+            format!(
+                "{} · {}",
+                crate::t!("rel-torch-holds", size = unit.format(Bytes(r))),
+                onnx.summary()
+            )
         }
-        (Some(r), None, _) => format!("torch holds {}", unit.format(Bytes(r))),
+        (Some(r), None, _) => crate::t!("rel-torch-holds", size = unit.format(Bytes(r))),
         // An onnxruntime process (FaceFusion) has no torch: what it has matters, not that.
         (None, Some(onnx), _) => onnx.summary(),
         (None, None, Some(reason)) => reason.clone(),
-        (None, None, None) => "no torch".into(),
+        (None, None, None) => crate::t!("rel-no-torch"),
     };
     let models = info
         .app
         .as_ref()
         .and_then(|app| Some((app.models_loaded?, app.models_bytes)))
         .map(|(n, bytes)| {
-            let size = bytes
-                .map(|b| format!(" ({})", unit.format(Bytes(b))))
-                .unwrap_or_default();
-            match n {
-                0 => " · no model loaded".to_string(),
-                1 => format!(" · 1 model loaded{size}"),
-                n => format!(" · {n} models loaded{size}"),
-            }
+            let loaded = match bytes {
+                Some(b) if n > 0 => {
+                    crate::t!(
+                        "rel-models-loaded-size",
+                        count = n,
+                        size = unit.format(Bytes(b))
+                    )
+                }
+                _ => crate::t!("rel-models-loaded", count = n),
+            };
+            format!(" · {loaded}")
         })
         .unwrap_or_default();
     match &info.pending {

@@ -25,22 +25,28 @@ pub struct Status {
 /// above it moves when an alert starts or stops.
 pub fn show(ui: &mut Ui, status: &Status) {
     ui.horizontal(|ui| {
-        let mut text = format!(
-            "Sampling every {} · last read {:.2} ms · {}",
-            super::top_bar::interval_label(status.interval.as_millis() as u64),
-            status.last_read_cost.as_secs_f64() * 1_000.0,
-            crate::units::count(status.samples, "reading", "readings")
+        let mut text = crate::t!(
+            "status-line",
+            interval = super::top_bar::interval_label(status.interval.as_millis() as u64),
+            cost = format!("{:.2}", status.last_read_cost.as_secs_f64() * 1_000.0),
+            samples = status.samples
         );
         if let Some(since) = status.since {
-            text.push_str(&format!(" · history since {}", super::clock_time(since)));
+            text.push_str(" · ");
+            text.push_str(&crate::t!(
+                "status-history-since",
+                time = super::clock_time(since)
+            ));
         }
         if status.recording.active
             && let Some(path) = &status.recording.path
         {
-            text.push_str(&format!(
-                " · recording to {} ({})",
-                path.display(),
-                crate::units::MemoryUnit::MiB.format(crate::units::Bytes(status.recording.bytes))
+            text.push_str(" · ");
+            text.push_str(&crate::t!(
+                "status-recording-to",
+                path = path.display().to_string(),
+                size = crate::units::MemoryUnit::MiB
+                    .format(crate::units::Bytes(status.recording.bytes))
             ));
         }
         if let Some(error) = &status.save_error {
@@ -48,8 +54,8 @@ pub fn show(ui: &mut Ui, status: &Status) {
         }
         if !status.alerts.is_empty() {
             let alert = match status.alerts.len() {
-                1 => format!("ALERT: {}", status.alerts[0]),
-                n => format!("ALERT: {} (and {} more)", status.alerts[0], n - 1),
+                1 => crate::t!("status-alert", alert = &status.alerts[0]),
+                n => crate::t!("status-alert-more", alert = &status.alerts[0], more = n - 1),
             };
             let red = egui::Color32::from_rgb(0xd9, 0x48, 0x3b);
             ui.add(egui::Label::new(egui::RichText::new(alert).color(red).strong()).truncate())

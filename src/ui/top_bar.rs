@@ -11,9 +11,9 @@ pub const INTERVAL_CHOICES_MS: [u64; 6] = [100, 250, 500, 1_000, 2_000, 5_000];
 /// "500 ms", "1 s": how the menu and the status bar write an interval.
 pub fn interval_label(ms: u64) -> String {
     if ms < 1_000 {
-        format!("{ms} ms")
+        crate::t!("interval-ms", ms = ms.to_string())
     } else {
-        format!("{} s", ms / 1_000)
+        crate::t!("interval-s", s = (ms / 1_000).to_string())
     }
 }
 
@@ -34,7 +34,7 @@ pub enum TopBarAction {
 
 /// The interval, units and theme choices.
 fn view_settings(ui: &mut Ui, settings: &mut Settings) {
-    egui::ComboBox::from_label("sampling interval")
+    egui::ComboBox::from_label(crate::t!("bar-sampling-interval"))
         .selected_text(interval_label(settings.sample_interval_ms))
         .show_ui(ui, |ui| {
             for ms in INTERVAL_CHOICES_MS {
@@ -46,11 +46,24 @@ fn view_settings(ui: &mut Ui, settings: &mut Settings) {
             ui.selectable_value(&mut settings.memory_unit, unit, unit.symbol());
         }
     });
-    egui::ComboBox::from_label("theme")
-        .selected_text(settings.theme.label())
+    let system = crate::i18n::Language::of_system();
+    let shown = settings.language.unwrap_or(system);
+    egui::ComboBox::from_label(crate::t!("bar-language"))
+        .selected_text(shown.native_name())
+        .show_ui(ui, |ui| {
+            for language in crate::i18n::Language::ALL {
+                ui.selectable_value(
+                    &mut settings.language,
+                    Some(language),
+                    language.native_name(),
+                );
+            }
+        });
+    egui::ComboBox::from_label(crate::t!("bar-theme"))
+        .selected_text(settings.theme.text())
         .show_ui(ui, |ui| {
             for theme in Theme::ALL {
-                ui.selectable_value(&mut settings.theme, theme, theme.label());
+                ui.selectable_value(&mut settings.theme, theme, theme.text());
             }
         });
 }
@@ -70,53 +83,76 @@ pub fn show(
         match source {
             SourceKind::Nvml { driver_version } => {
                 let text = if compact {
-                    "LIVE".to_string()
+                    crate::t!("bar-live")
                 } else {
-                    format!("LIVE · NVIDIA driver {driver_version}")
+                    crate::t!("bar-live-driver", version = driver_version)
                 };
                 ui.label(RichText::new(text).color(egui::Color32::from_rgb(0x3b, 0xa5, 0x5c)))
-                    .on_hover_text(format!("NVIDIA driver {driver_version}"));
+                    .on_hover_text(crate::t!("bar-driver", version = driver_version));
             }
             SourceKind::Simulated { .. } => {
-                let text = if compact { "DEMO" } else { "DEMO · simulated GPU" };
+                let text = if compact {
+                    crate::t!("bar-demo")
+                } else {
+                    crate::t!("bar-demo-long")
+                };
                 ui.label(RichText::new(text).color(egui::Color32::from_rgb(0xe0, 0x9b, 0x22)));
             }
             SourceKind::RemoteOnly { reason } => {
-                let text = if compact { "REMOTE" } else { "REMOTE · no GPU on this machine" };
+                let text = if compact {
+                    crate::t!("bar-remote")
+                } else {
+                    crate::t!("bar-remote-long")
+                };
                 ui.label(RichText::new(text).color(egui::Color32::from_rgb(0x3b, 0x8e, 0xd0)))
-                    .on_hover_text(format!("This machine: {reason}"));
+                    .on_hover_text(crate::t!("bar-this-machine", reason = reason));
             }
         }
         ui.separator();
         if compact {
-            ui.menu_button("View", |ui| view_settings(ui, settings));
+            ui.menu_button(crate::t!("bar-view"), |ui| view_settings(ui, settings));
         } else {
             view_settings(ui, settings);
         }
         ui.separator();
         if ui
-            .selectable_label(recording, if recording { "Recording" } else { "Record to CSV" })
-            .on_hover_text("Append every sample to a CSV file in the data folder")
+            .selectable_label(
+                recording,
+                if recording {
+                    crate::t!("bar-recording")
+                } else {
+                    crate::t!("bar-record")
+                },
+            )
+            .on_hover_text(crate::t!("bar-record-hover"))
             .clicked()
         {
             action = Some(TopBarAction::ToggleRecording);
         }
         if ui
-            .button("Open log...")
-            .on_hover_text("An nvidia-smi CSV log to plot, or a console log to check for out-of-memory errors (or drop a file on the window)")
+            .button(crate::t!("bar-open-log"))
+            .on_hover_text(crate::t!("bar-open-log-hover"))
             .clicked()
         {
             action = Some(TopBarAction::OpenLog);
         }
-        if ui.button("Export CSV...").on_hover_text("Save what the plots show").clicked() {
+        if ui
+            .button(crate::t!("bar-export"))
+            .on_hover_text(crate::t!("bar-export-hover"))
+            .clicked()
+        {
             action = Some(TopBarAction::Export);
         }
-        if ui.button("Mini view").on_hover_text("A small always-on-top window").clicked() {
+        if ui
+            .button(crate::t!("bar-mini"))
+            .on_hover_text(crate::t!("bar-mini-hover"))
+            .clicked()
+        {
             action = Some(TopBarAction::MiniView);
         }
         if ui
-            .button("Hosts...")
-            .on_hover_text("Watch a remote GPU box (vramdeck serve, or nvidia-smi over SSH)")
+            .button(crate::t!("bar-hosts"))
+            .on_hover_text(crate::t!("bar-hosts-hover"))
             .clicked()
         {
             action = Some(TopBarAction::Hosts);

@@ -32,7 +32,16 @@ pub enum Fit {
 }
 
 impl Fit {
-    /// Short label.
+    /// In the user's words ("fits", "放得下").
+    pub fn text(self) -> String {
+        match self {
+            Fit::Fits => crate::t!("fit-fits"),
+            Fit::Tight => crate::t!("fit-tight"),
+            Fit::WontFit => crate::t!("fit-wont"),
+        }
+    }
+
+    /// Stable English label (JSON, the serve API).
     pub fn label(self) -> &'static str {
         match self {
             Fit::Fits => "fits",
@@ -167,23 +176,25 @@ impl Advice {
     /// 512 MiB) · 2 at once". The free memory it is held against heads the panel.
     pub fn reasoning(&self, budget: &Budget, unit: crate::units::MemoryUnit) -> String {
         let f = |mib: u64| unit.format_mib(mib as f64);
-        let needs = format!(
-            "needs {} (peak {} + {:.0} % + {:.0} MiB)",
-            f(self.needs_mib),
-            f(self.peak_mib),
-            budget.margin_percent,
-            FIXED_ALLOWANCE_MIB
+        let needs = crate::t!(
+            "adv-needs",
+            needs = f(self.needs_mib),
+            peak = f(self.peak_mib),
+            margin = format!("{:.0}", budget.margin_percent),
+            allowance = format!("{FIXED_ALLOWANCE_MIB:.0}")
         );
         match self.fit {
-            Fit::Fits if self.max_concurrent > 1 => {
-                format!("{needs} · {} at once", self.max_concurrent)
-            }
-            Fit::Fits => format!("{needs} · one at a time"),
-            Fit::Tight => format!("{needs}: runs only if nothing spikes"),
-            Fit::WontFit => format!(
-                "peak {} is more than the {} free",
-                f(self.peak_mib),
-                unit.format(budget.free)
+            Fit::Fits if self.max_concurrent > 1 => crate::t!(
+                "adv-fits-at-once",
+                needs = needs,
+                count = self.max_concurrent
+            ),
+            Fit::Fits => crate::t!("adv-fits-one", needs = needs),
+            Fit::Tight => crate::t!("adv-tight", needs = needs),
+            Fit::WontFit => crate::t!(
+                "adv-wont",
+                peak = f(self.peak_mib),
+                free = unit.format(budget.free)
             ),
         }
     }
@@ -199,20 +210,18 @@ impl Advice {
                         .iter()
                         .map(|(k, v)| format!("{k} {v}"))
                         .collect();
-                    lines.push(format!(
-                        "largest safe size {size} ({})",
-                        subjects.join(", ")
+                    lines.push(crate::t!(
+                        "adv-largest-size",
+                        size = size.to_string(),
+                        subjects = subjects.join(", ")
                     ));
                 }
                 lines.extend(s.note.clone());
             }
             Detail::Batch(b) => lines.push(match (b.largest_safe, self.fit) {
-                (Some(n), _) => format!(
-                    "largest safe batch: {} at once",
-                    crate::units::count(u64::from(n), "frame", "frames")
-                ),
-                (None, Fit::Tight) => "1 frame at a time, without margin".into(),
-                (None, _) => "not even 1 frame at a time fits".into(),
+                (Some(n), _) => crate::t!("adv-largest-batch", count = n),
+                (None, Fit::Tight) => crate::t!("adv-batch-tight"),
+                (None, _) => crate::t!("adv-batch-none"),
             }),
             Detail::None => {}
         }
@@ -242,17 +251,17 @@ pub fn largest_size(points: &[SizePoint], step: u32, usable_mib: f64) -> SizeAdv
     let (Some(first), Some(last)) = (sorted.first().copied(), sorted.last().copied()) else {
         return SizeAdvice {
             largest_safe: None,
-            note: Some("no measured sizes".into()),
+            note: Some(crate::t!("adv-no-sizes")),
             per_subject: vec![],
         };
     };
     if usable_mib < first.peak_mib as f64 {
         return SizeAdvice {
             largest_safe: None,
-            note: Some(format!(
-                "even the smallest measured size ({}) has a {} MiB peak",
-                first.size,
-                crate::units::group_thousands(first.peak_mib)
+            note: Some(crate::t!(
+                "adv-smallest-too-big",
+                size = first.size.to_string(),
+                peak = crate::units::group_thousands(first.peak_mib)
             )),
             per_subject: vec![],
         };
@@ -260,9 +269,9 @@ pub fn largest_size(points: &[SizePoint], step: u32, usable_mib: f64) -> SizeAdv
     if usable_mib >= last.peak_mib as f64 {
         return SizeAdvice {
             largest_safe: Some(last.size),
-            note: Some(format!(
-                "larger sizes may fit, but {} is the largest measured: not extrapolated",
-                last.size
+            note: Some(crate::t!(
+                "adv-not-extrapolated",
+                size = last.size.to_string()
             )),
             per_subject: vec![],
         };
@@ -341,7 +350,7 @@ pub fn advise_one(w: &Workload, budget: &Budget, calibration: &Calibration) -> A
             if let Some(largest) = advice.largest_safe {
                 advice.per_subject = guidance
                     .iter()
-                    .map(|g| (g.subject.clone(), largest.min(g.max)))
+                    .map(|g| (w.text().subject(&g.subject).to_string(), largest.min(g.max)))
                     .collect();
             }
             // Planned at the advised size; with none safe, at the smallest measured one.
@@ -393,7 +402,7 @@ pub fn advise_one(w: &Workload, budget: &Budget, calibration: &Calibration) -> A
     };
     Advice {
         id: w.id.clone(),
-        name: w.name.clone(),
+        name: w.text().name.to_string(),
         peak_mib,
         catalogue_mib,
         measured_here_mib,
@@ -421,7 +430,11 @@ pub fn advise(catalogue: &Catalogue, budget: &Budget, calibration: &Calibration)
         if advice.fit == Fit::Fits {
             continue;
         }
-        let mut text = w.fallback_advice.clone().unwrap_or_default();
+        let mut text = w
+            .text()
+            .fallback_advice
+            .map(str::to_string)
+            .unwrap_or_default();
         // Follow the chain to the first lighter preset that fits.
         let mut next = w.fallback.clone();
         let mut hops = 0;
@@ -432,9 +445,9 @@ pub fn advise(catalogue: &Catalogue, budget: &Budget, calibration: &Calibration)
             };
             if *fit == Fit::Fits {
                 text = if text.is_empty() {
-                    format!("use {name}")
+                    crate::t!("adv-use", name = name)
                 } else {
-                    format!("{text} ({name} fits)")
+                    crate::t!("adv-advice-and-fits", advice = text, name = name)
                 };
                 break;
             }
@@ -444,7 +457,7 @@ pub fn advise(catalogue: &Catalogue, budget: &Budget, calibration: &Calibration)
             }
         }
         if text.is_empty() {
-            text = "close other programs using the GPU, or free cached VRAM".into();
+            text = crate::t!("adv-close-others");
         }
         advice.fallback = Some(text);
     }
@@ -529,7 +542,14 @@ fn fitting_settings(
                 sizes.push(largest);
                 for size in sizes {
                     let peak = peak_at_size(&points, size).unwrap_or(0.0).round() as u64;
-                    out.push((peak, format!("{} size {size}", w.name)));
+                    out.push((
+                        peak,
+                        crate::t!(
+                            "adv-template-size",
+                            name = w.text().name,
+                            size = size.to_string()
+                        ),
+                    ));
                 }
             }
             (
@@ -542,8 +562,10 @@ fn fitting_settings(
             ) => {
                 for n in batch_steps(b.largest_safe.unwrap_or(0)) {
                     let peak = base_mib.saturating_add(per_item_mib.saturating_mul(u64::from(n)));
-                    let frames = crate::units::count(u64::from(n), "frame", "frames");
-                    out.push((peak, format!("{} {frames} at once", w.name)));
+                    out.push((
+                        peak,
+                        crate::t!("adv-template-batch", name = w.text().name, count = n),
+                    ));
                 }
             }
             _ => out.push((a.peak_mib, a.name.clone())),
@@ -583,7 +605,7 @@ pub fn templates(catalogue: &Catalogue, calibration: &Calibration) -> Vec<CardTe
                 if settings.is_empty() {
                     continue;
                 }
-                let family = catalogue.workloads[members[0]].name.clone();
+                let family = catalogue.workloads[members[0]].text().name.to_string();
                 let picks = [0, settings.len() / 2, settings.len() - 1];
                 for (level, pick) in levels.iter_mut().zip(picks) {
                     level.push(TemplateSetting {

@@ -70,10 +70,10 @@ impl Calibration {
             Ok(c) => (c, None),
             Err(e) => (
                 Calibration::default(),
-                Some(format!(
-                    "Calibration file {} is damaged ({}); using catalogue values.",
-                    path.display(),
-                    e.message()
+                Some(crate::t!(
+                    "calibration-damaged",
+                    path = path.display().to_string(),
+                    reason = e.message().to_string()
                 )),
             ),
         }

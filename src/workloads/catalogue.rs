@@ -103,6 +103,73 @@ pub struct Workload {
     /// What to change, in the article's words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_advice: Option<String>,
+    /// The same words in Simplified Chinese (a `[workload.zh-CN]` table), where given.
+    #[serde(default, rename = "zh-CN", skip_serializing_if = "Option::is_none")]
+    pub zh_cn: Option<PresetText>,
+}
+
+/// A preset's words in another language; each one given replaces the English one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PresetText {
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Settings the figure was taken with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<String>,
+    /// The GPU (and software) it was measured on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_on: Option<String>,
+    /// Where the figure comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// What to change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_advice: Option<String>,
+    /// The phases' names, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<String>,
+    /// The guidance subjects' names, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+}
+
+/// A preset's words in the language in force.
+#[derive(Clone, Copy, Debug)]
+pub struct Text<'a> {
+    /// Display name.
+    pub name: &'a str,
+    /// Settings the figure was taken with.
+    pub settings: &'a str,
+    /// The GPU (and software) it was measured on.
+    pub measured_on: &'a str,
+    /// Where the figure comes from.
+    pub source: &'a str,
+    /// What to change.
+    pub fallback_advice: Option<&'a str>,
+    translated: Option<&'a PresetText>,
+    workload: &'a Workload,
+}
+
+impl<'a> Text<'a> {
+    /// The name of phase `i` (its English name is `english`).
+    pub fn phase(&self, i: usize, english: &'a str) -> &'a str {
+        self.translated
+            .and_then(|t| t.phases.get(i))
+            .map_or(english, String::as_str)
+    }
+
+    /// A guidance subject's name ("building" → "建筑").
+    pub fn subject(&self, english: &'a str) -> &'a str {
+        let Shape::Sized { guidance, .. } = &self.workload.shape else {
+            return english;
+        };
+        guidance
+            .iter()
+            .position(|g| g.subject == english)
+            .and_then(|i| self.translated.and_then(|t| t.subjects.get(i)))
+            .map_or(english, String::as_str)
+    }
 }
 
 impl Workload {
@@ -121,10 +188,42 @@ impl Workload {
         }
     }
 
-    /// True when `text` names this preset (id or name, case-insensitive; agents send labels).
+    /// True when `text` names this preset (id or name in any language, case-insensitive;
+    /// agents send labels).
     pub fn matches(&self, text: &str) -> bool {
         let t = text.trim().to_lowercase();
-        !t.is_empty() && (self.id.to_lowercase() == t || self.name.to_lowercase() == t)
+        let translated = self.zh_cn.as_ref().and_then(|z| z.name.as_deref());
+        !t.is_empty()
+            && (self.id.to_lowercase() == t
+                || self.name.to_lowercase() == t
+                || translated.is_some_and(|n| n.to_lowercase() == t))
+    }
+
+    /// Its words in the language in force (English where no translation is given).
+    pub fn text(&self) -> Text<'_> {
+        let translated = match crate::i18n::language() {
+            crate::i18n::Language::Chinese => self.zh_cn.as_ref(),
+            crate::i18n::Language::English => None,
+        };
+        Text {
+            name: translated
+                .and_then(|t| t.name.as_deref())
+                .unwrap_or(&self.name),
+            settings: translated
+                .and_then(|t| t.settings.as_deref())
+                .unwrap_or(&self.settings),
+            measured_on: translated
+                .and_then(|t| t.measured_on.as_deref())
+                .unwrap_or(&self.measured_on),
+            source: translated
+                .and_then(|t| t.source.as_deref())
+                .unwrap_or(&self.source),
+            fallback_advice: translated
+                .and_then(|t| t.fallback_advice.as_deref())
+                .or(self.fallback_advice.as_deref()),
+            translated,
+            workload: self,
+        }
     }
 }
 
@@ -156,6 +255,19 @@ impl Workload {
         clean(&mut self.source);
         self.fallback.iter_mut().for_each(clean);
         self.fallback_advice.iter_mut().for_each(clean);
+        if let Some(t) = &mut self.zh_cn {
+            for s in [
+                &mut t.name,
+                &mut t.settings,
+                &mut t.measured_on,
+                &mut t.source,
+                &mut t.fallback_advice,
+            ] {
+                s.iter_mut().for_each(clean);
+            }
+            t.phases.iter_mut().for_each(clean);
+            t.subjects.iter_mut().for_each(clean);
+        }
         match &mut self.shape {
             Shape::Fixed { phases, .. } => phases.iter_mut().for_each(|p| clean(&mut p.name)),
             Shape::Sized { guidance, .. } => {
@@ -173,17 +285,21 @@ impl Workload {
                 points, guidance, ..
             } => points.len().max(guidance.len()),
             Shape::Batched { max_batch, .. } if *max_batch > MAX_BATCH => {
-                return Some(format!(
-                    "preset {} allows batches up to {max_batch}; at most {MAX_BATCH}",
-                    self.id
+                return Some(crate::t!(
+                    "preset-batch-too-big",
+                    id = self.id.clone(),
+                    batch = max_batch.to_string(),
+                    max = MAX_BATCH.to_string()
                 ));
             }
             Shape::Batched { .. } => 0,
         };
         (long > MAX_LIST).then(|| {
-            format!(
-                "preset {} lists {long} sizes, phases or subjects; at most {MAX_LIST}",
-                self.id
+            crate::t!(
+                "preset-list-too-long",
+                id = self.id.clone(),
+                count = long.to_string(),
+                max = MAX_LIST.to_string()
             )
         })
     }
@@ -196,15 +312,23 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Workload>, String> {
     let mut file: PresetFile = toml::from_str(text).map_err(|e| {
         let line = e
             .span()
-            .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
-            .map(|l| format!(" line {l}"))
-            .unwrap_or_default();
-        format!("{origin}{line}: {}", e.message())
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        match line {
+            Some(l) => crate::t!(
+                "preset-file-line",
+                origin = origin,
+                line = l.to_string(),
+                error = e.message().to_string()
+            ),
+            None => format!("{origin}: {}", e.message()),
+        }
     })?;
     if file.workload.len() > MAX_PRESETS_PER_FILE {
-        return Err(format!(
-            "{origin}: {} presets; a presets file holds at most {MAX_PRESETS_PER_FILE}",
-            file.workload.len()
+        return Err(crate::t!(
+            "preset-file-too-many",
+            origin = origin,
+            count = file.workload.len().to_string(),
+            max = MAX_PRESETS_PER_FILE.to_string()
         ));
     }
     for w in &mut file.workload {
@@ -458,6 +582,7 @@ mod tests {
             source: "measured by me".into(),
             fallback: None,
             fallback_advice: None,
+            zh_cn: None,
         };
         let before = c.workloads.len();
         c.merge_user(vec![mine, extra.clone()]);

@@ -97,10 +97,17 @@ pub fn until<S>(
 ) {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while !done(h) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        if std::time::Instant::now() >= deadline {
+            use egui_kittest::kittest::{NodeT, Queryable, by};
+            let on_screen: Vec<String> = h
+                .query_all(by())
+                .filter_map(|n| {
+                    let node = n.accesskit_node();
+                    node.label().or_else(|| node.value()).map(|l| l.to_string())
+                })
+                .collect();
+            panic!("timed out waiting for {what}; on screen: {on_screen:#?}");
+        }
         std::thread::sleep(Duration::from_millis(20));
         h.run_steps(2);
     }
@@ -146,6 +153,8 @@ pub fn vramdeck_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> (String, S
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("VRAMDECK_CONFIG_DIR", dir)
         .env("VRAMDECK_DATA_DIR", dir)
+        // English whatever the tester's own locale: these tests read English text.
+        .env("LC_ALL", "C.UTF-8")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -132,112 +132,91 @@ pub fn diagnose(kind: OomKind, n: &Numbers) -> Cause {
 }
 
 /// How to fight fragmentation with the PyTorch this message came from.
-fn fragmentation_fix(era: Era, max_split_hint: bool) -> &'static str {
+fn fragmentation_fix(era: Era, max_split_hint: bool) -> String {
     match era {
-        Era::Torch21 => "set PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True before starting",
-        Era::Torch14 if max_split_hint => {
-            "set PYTORCH_CUDA_ALLOC_CONF=max_split_size_mb:128 before starting (this PyTorch \
-             predates 2.1 and its expandable_segments)"
-        }
-        _ => {
-            "call torch.cuda.empty_cache() between jobs or restart the job; this PyTorch has no \
-             allocator settings for it (max_split_size_mb came in 1.10, expandable_segments in 2.1)"
-        }
+        Era::Torch21 => crate::t!("oom-fix-expandable"),
+        Era::Torch14 if max_split_hint => crate::t!("oom-fix-max-split"),
+        _ => crate::t!("oom-fix-empty-cache"),
     }
 }
 
 /// The sentences for the cause, most important first.
 fn cause_advice(e: &OomEvent, max_split_hint: bool) -> Vec<String> {
     let n = &e.numbers;
-    let requested = n.requested.unwrap_or_default();
+    let requested = fmt(n.requested.unwrap_or_default());
     let mut out = Vec::new();
     match e.cause {
-        Cause::LargerThanCard => out.push(format!(
-            "this one allocation asks for {}, more than the whole card ({}): no freeing can help; \
-             make the job smaller (resolution, batch, frames), decode in tiles, offload to the CPU \
-             or use a quantised model",
-            fmt(requested),
-            fmt(n.total.unwrap_or_default())
+        Cause::LargerThanCard => out.push(crate::t!(
+            "oom-cause-larger-than-card",
+            requested = requested,
+            total = fmt(n.total.unwrap_or_default())
         )),
         Cause::MemoryLimit => {
             let limit = fmt(n.limit.unwrap_or_default());
-            out.push(match e.kind {
-                OomKind::OnnxRuntime => format!(
-                    "onnxruntime's memory arena is capped at {limit} and this request ({}) does \
-                     not fit under it: raise the cap (the CUDA provider's gpu_mem_limit) or \
-                     process less at once",
-                    fmt(requested)
-                ),
-                _ => format!(
-                    "a memory limit of {limit}{} stopped it, not the card: the program (or its \
-                     launcher) set torch.cuda.set_per_process_memory_fraction; raise or remove it",
-                    n.total
-                        .map(|t| format!(" (below the card's {})", fmt(t)))
-                        .unwrap_or_default()
-                ),
+            out.push(match (e.kind, n.total) {
+                (OomKind::OnnxRuntime, _) => {
+                    crate::t!("oom-cause-onnx-limit", limit = limit, requested = requested)
+                }
+                (_, Some(total)) => {
+                    crate::t!(
+                        "oom-cause-limit-below-card",
+                        limit = limit,
+                        total = fmt(total)
+                    )
+                }
+                (_, None) => crate::t!("oom-cause-limit", limit = limit),
             });
         }
         Cause::OtherProcesses => {
             if n.others.is_empty() {
-                out.push(format!(
-                    "{} was held outside this process's PyTorch cache (other programs and CUDA \
-                     contexts): close other GPU programs, or release their cache with Free VRAM",
-                    fmt(outside(n).unwrap_or_default())
+                out.push(crate::t!(
+                    "oom-cause-outside",
+                    held = fmt(outside(n).unwrap_or_default())
                 ));
             } else {
                 let list: Vec<String> = n
                     .others
                     .iter()
-                    .map(|o| format!("pid {} held {}", o.pid, fmt(o.used)))
+                    .map(|o| {
+                        crate::t!(
+                            "oom-cause-other-pid",
+                            pid = o.pid.to_string(),
+                            held = fmt(o.used)
+                        )
+                    })
                     .collect();
                 let total: u64 = n.others.iter().fold(0, |s, o| s.saturating_add(o.used.0));
-                out.push(format!(
-                    "other processes held {} of the card ({}): close them, or release their \
-                     cached memory with Free VRAM{}",
-                    fmt(Bytes(total)),
-                    list.join(", "),
-                    n.process_in_use
-                        .map(|p| format!("; this process itself held {}", fmt(p)))
-                        .unwrap_or_default()
-                ));
+                let (held, list) = (fmt(Bytes(total)), list.join(", "));
+                out.push(match n.process_in_use {
+                    Some(own) => crate::t!(
+                        "oom-cause-others-self",
+                        held = held,
+                        list = list,
+                        own = fmt(own)
+                    ),
+                    None => crate::t!("oom-cause-others", held = held, list = list),
+                });
             }
         }
-        Cause::Fragmentation => out.push(format!(
-            "fragmentation: PyTorch held {} reserved but unallocated, more than the {} asked for, \
-             but not in one piece; {}",
-            fmt(unallocated(n).unwrap_or_default()),
-            fmt(requested),
-            fragmentation_fix(e.era, max_split_hint)
+        Cause::Fragmentation => out.push(crate::t!(
+            "oom-cause-fragmentation",
+            unused = fmt(unallocated(n).unwrap_or_default()),
+            requested = requested,
+            fix = fragmentation_fix(e.era, max_split_hint)
         )),
-        Cause::FreeButFailed => out.push(format!(
-            "{} was free, more than the {} asked for, when it failed: another process allocated \
-             at the same moment, or the driver's memory was fragmented; run jobs one at a time \
-             and retry",
-            fmt(n.free.unwrap_or_default()),
-            fmt(requested)
+        Cause::FreeButFailed => out.push(crate::t!(
+            "oom-cause-free-but-failed",
+            free = fmt(n.free.unwrap_or_default()),
+            requested = requested
         )),
         Cause::OwnTensors => out.push(match (n.allocated, n.total) {
-            (Some(a), Some(t)) => format!(
-                "this process's own tensors held {} of the {} card: the job itself is too big \
-                 for it",
-                fmt(a),
-                fmt(t)
-            ),
-            _ => "the card was already full when this library needed its workspace: the job \
-                  itself (or another program) filled it"
-                .to_string(),
+            (Some(a), Some(t)) => {
+                crate::t!("oom-cause-own-tensors", allocated = fmt(a), total = fmt(t))
+            }
+            _ => crate::t!("oom-cause-workspace"),
         }),
-        Cause::RuntimeAllocation => out.push(
-            "the CUDA runtime itself could not allocate, often when a process starts its CUDA \
-             context (about 0.5 GiB) on a card another program has filled: close other GPU \
-             programs or free their cache with Free VRAM"
-                .into(),
-        ),
-        Cause::AfterOverflow => out.push(
-            "often the aftermath of running out of memory: fix an earlier out-of-memory first; \
-             otherwise rerun with CUDA_LAUNCH_BLOCKING=1 to find the kernel"
-                .into(),
-        ),
+        Cause::RuntimeAllocation => out.push(crate::t!("oom-cause-runtime")),
+        Cause::AfterOverflow => out.push(crate::t!("oom-cause-after-overflow")),
         Cause::Unknown => {}
     }
     out
@@ -256,39 +235,52 @@ fn workload_advice(
     let mut out = Vec::new();
     match (&a.detail, w.size, w.batch) {
         (Detail::Size(s), Some(size), _) => match s.largest_safe {
-            Some(safe) if safe < size => out.push(format!(
-                "{name}: use size {safe} instead of {size} (the largest safe size on a {card} card)"
+            Some(safe) if safe < size => out.push(crate::t!(
+                "oom-workload-use-size",
+                name = name,
+                safe = safe.to_string(),
+                size = size.to_string(),
+                card = card
             )),
-            Some(_) => out.push(format!(
-                "{name} at size {size} fits a {card} card: something else held memory"
+            Some(_) => out.push(crate::t!(
+                "oom-workload-size-fits",
+                name = name,
+                size = size.to_string(),
+                card = card
             )),
-            None => out.push(format!(
-                "{name}: even the smallest measured size does not fit a {card} card"
+            None => out.push(crate::t!(
+                "oom-workload-none-fits",
+                name = name,
+                card = card
             )),
         },
         (Detail::Batch(b), _, Some(batch)) => match b.largest_safe {
-            Some(safe) if safe < batch => out.push(format!(
-                "{name}: process {safe} frames at once instead of {batch} \
-                 (--execution-thread-count {safe}), or use --video-memory-strategy strict"
+            Some(safe) if safe < batch => out.push(crate::t!(
+                "oom-workload-frames",
+                name = name,
+                safe = safe.to_string(),
+                batch = batch.to_string()
             )),
             _ => out.push(facefusion_generic(name)),
         },
         (Detail::Batch(_), _, None) => out.push(facefusion_generic(name)),
-        _ if a.fit != Fit::Fits => out.push(format!(
-            "{name} needs about {} at its peak: {}",
-            fmt(Bytes::from_mib(a.peak_mib)),
-            a.fallback.clone().unwrap_or_default()
+        _ if a.fit != Fit::Fits => out.push(crate::t!(
+            "oom-workload-peak",
+            name = name,
+            peak = fmt(Bytes::from_mib(a.peak_mib)),
+            fallback = a.fallback.clone().unwrap_or_default()
         )),
         _ => {
             let catalogue_peak = Bytes::from_mib(a.peak_mib);
             match held {
                 // The run itself held far more than the preset's peak: its settings differ.
-                Some(h) if h.0 > catalogue_peak.0 / 10 * 11 => out.push(format!(
-                    "this run held {}, more than the {} {name} peaks at: check resolution, frames and batch",
-                    fmt(h),
-                    fmt(catalogue_peak)
+                Some(h) if h.0 > catalogue_peak.0 / 10 * 11 => out.push(crate::t!(
+                    "oom-workload-held-more",
+                    held = fmt(h),
+                    peak = fmt(catalogue_peak),
+                    name = name
                 )),
-                _ => out.push(format!("{name} fits a {card} card: something else held memory")),
+                _ => out.push(crate::t!("oom-workload-fits", name = name, card = card)),
             }
         }
     }
@@ -297,35 +289,17 @@ fn workload_advice(
 
 /// FaceFusion's own options that lower its VRAM (checked against FaceFusion 3.8's program.py).
 fn facefusion_generic(name: &str) -> String {
-    format!(
-        "{name}: lower --execution-thread-count (frames processed at once; default 8), use \
-         --video-memory-strategy strict, a smaller --face-swapper-pixel-boost, or an _fp16 \
-         model such as inswapper_128_fp16"
-    )
+    crate::t!("oom-facefusion-generic", name = name)
 }
 
 /// Generic change when the workload is unknown, by what failed.
-fn generic_change(kind: OomKind, n: &Numbers) -> &'static str {
+fn generic_change(kind: OomKind, n: &Numbers) -> String {
     match kind {
         // The async backend is ComfyUI's default; 2.3-2.5 printed no numbers at all.
-        OomKind::TorchAsync if n.requested.is_none() => {
-            "lower resolution, batch or frames; in ComfyUI start with --lowvram (or \
-             --reserve-vram 1) to keep headroom, and with --disable-cuda-malloc PyTorch's next \
-             message will say how much was asked for and how much was free"
-        }
-        OomKind::TorchAsync => {
-            "lower resolution, batch or frames, decode in tiles (VAE Decode (Tiled)); in ComfyUI \
-             start with --lowvram to offload model weights to system RAM"
-        }
-        OomKind::OnnxRuntime => {
-            "process less at once (FaceFusion: lower --execution-thread-count or use \
-             --video-memory-strategy strict), or cap onnxruntime's arena with the CUDA \
-             provider's gpu_mem_limit"
-        }
-        _ => {
-            "lower resolution, batch or frames, decode in tiles, offload to the CPU or use a \
-              quantised model"
-        }
+        OomKind::TorchAsync if n.requested.is_none() => crate::t!("oom-generic-async-no-numbers"),
+        OomKind::TorchAsync => crate::t!("oom-generic-async"),
+        OomKind::OnnxRuntime => crate::t!("oom-generic-onnx"),
+        _ => crate::t!("oom-generic"),
     }
 }
 
@@ -354,30 +328,33 @@ pub fn advise(
                         .find(|a| a.id == preset.id)
                     {
                         let held = n.process_in_use.or(n.reserved);
-                        advice.extend(workload_advice(&preset.name, &a, w, total, held));
+                        advice.extend(workload_advice(preset.text().name, &a, w, total, held));
                     }
                 }
                 None => match (&preset.shape, w.batch) {
                     (Shape::Batched { max_batch, .. }, Some(batch)) if batch > *max_batch => advice
-                        .push(format!(
-                            "{}: process {max_batch} frames at once or fewer instead of {batch} \
-                             (--execution-thread-count {max_batch})",
-                            preset.name
+                        .push(crate::t!(
+                            "oom-facefusion-max-batch",
+                            name = preset.text().name,
+                            max = max_batch.to_string(),
+                            batch = batch.to_string()
                         )),
-                    (Shape::Batched { .. }, _) => advice.push(facefusion_generic(&preset.name)),
+                    (Shape::Batched { .. }, _) => {
+                        advice.push(facefusion_generic(preset.text().name))
+                    }
                     _ => {}
                 },
             }
         }
     } else if matches!(e.cause, Cause::OwnTensors | Cause::Unknown) {
-        advice.push(generic_change(e.kind, n).to_string());
+        advice.push(generic_change(e.kind, n));
     }
     if let (Some(req), Some(free), Some(total)) = (n.requested, n.free, n.total) {
-        advice.push(format!(
-            "needed {} with {} free at {} total",
-            fmt(req),
-            fmt(free),
-            fmt(total)
+        advice.push(crate::t!(
+            "oom-needed-free-total",
+            requested = fmt(req),
+            free = fmt(free),
+            total = fmt(total)
         ));
     }
     advice

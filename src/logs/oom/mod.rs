@@ -327,7 +327,7 @@ fn recognise(context: &str, catalogue: &Catalogue) -> Option<Recognised> {
         let hd = lower.contains("720p") || lower.contains("height=720");
         let unquantised = lower.contains("quant_linear=false");
         if big && hd {
-            hints.push("720p on a 14B model: drop to 480p or render fewer frames".to_string());
+            hints.push(crate::t!("oom-hint-720p-14b"));
         }
         match (i2v, big, hd, unquantised) {
             (true, ..) => "wan22-i2v-a14b",
@@ -350,6 +350,23 @@ fn recognise(context: &str, catalogue: &Catalogue) -> Option<Recognised> {
 }
 
 impl OomEvent {
+    /// "line 12: PyTorch CUDA out of memory (and 3 times more)".
+    pub fn headline(&self) -> String {
+        match self.repeats {
+            0 => crate::t!(
+                "logs-event",
+                line = self.line.to_string(),
+                kind = self.kind.text()
+            ),
+            n => crate::t!(
+                "logs-event-repeats",
+                repeats = n,
+                line = self.line.to_string(),
+                kind = self.kind.text()
+            ),
+        }
+    }
+
     /// Bytes the failing allocation asked for.
     pub fn requested(&self) -> Option<Bytes> {
         self.numbers.requested
@@ -360,33 +377,44 @@ impl OomEvent {
     pub fn numbers_line(&self) -> Option<String> {
         let n = &self.numbers;
         let mut parts = Vec::new();
-        let mut put = |label: &str, v: Option<Bytes>| {
+        let mut put = |label: fn(String) -> String, v: Option<Bytes>| {
             if let Some(b) = v {
-                parts.push(format!("{label} {}", advice::fmt(b)));
+                parts.push(label(advice::fmt(b)));
             }
         };
-        put("requested", n.requested);
-        put("total", n.total);
-        put("free", n.free);
-        put("allocated", n.allocated);
-        put("in private pools", n.private_pools);
-        put("reserved", n.reserved);
-        match n.self_listed_as {
-            Some(pid) => put(
-                &format!("this process (pid {pid} to the driver)"),
-                n.process_in_use,
+        put(|v| crate::t!("oom-num-requested", v = v), n.requested);
+        put(|v| crate::t!("oom-num-total", v = v), n.total);
+        put(|v| crate::t!("oom-num-free", v = v), n.free);
+        put(|v| crate::t!("oom-num-allocated", v = v), n.allocated);
+        put(
+            |v| crate::t!("oom-num-private-pools", v = v),
+            n.private_pools,
+        );
+        put(|v| crate::t!("oom-num-reserved", v = v), n.reserved);
+        let own = n.process_in_use.map(|b| match n.self_listed_as {
+            Some(pid) => crate::t!(
+                "oom-num-self-listed",
+                pid = pid.to_string(),
+                v = advice::fmt(b)
             ),
-            None => put("this process", n.process_in_use),
+            None => crate::t!("oom-num-self", v = advice::fmt(b)),
+        });
+        put(|v| crate::t!("oom-num-limit", v = v), n.limit);
+        // This process's share goes before the limit, as it does in PyTorch's message.
+        if let Some(own) = own {
+            let at = parts.len() - usize::from(n.limit.is_some());
+            parts.insert(at, own);
         }
-        put("limit", n.limit);
         if let Some(g) = n.gpu {
             parts.insert(1.min(parts.len()), format!("GPU {g}"));
         }
-        parts.extend(
-            n.others
-                .iter()
-                .map(|o| format!("pid {} {}", o.pid, advice::fmt(o.used))),
-        );
+        parts.extend(n.others.iter().map(|o| {
+            crate::t!(
+                "oom-num-other",
+                pid = o.pid.to_string(),
+                v = advice::fmt(o.used)
+            )
+        }));
         (!parts.is_empty()).then(|| parts.join(" · "))
     }
 }
@@ -394,23 +422,30 @@ impl OomEvent {
 impl Analysis {
     /// "1 event in 19 lines", "3 events in 1,000 lines (2 distinct; repeats are counted)".
     pub fn summary(&self) -> String {
-        let lines = crate::units::count(self.lines as u64, "line", "lines");
+        let (lines, n) = (
+            self.lines as u64,
+            crate::units::group_thousands(self.lines as u64),
+        );
         if self.events.is_empty() {
-            return format!("no CUDA out-of-memory events in {lines}");
+            return crate::t!("oom-summary-none", lines = lines, n = n);
         }
         let total = self.total_events();
         let distinct = self.events.len() as u64 + self.more_events;
-        let mut s = format!(
-            "{} in {lines}",
-            crate::units::count(total, "event", "events")
+        let summary = crate::t!(
+            "oom-summary",
+            events = total,
+            e = crate::units::group_thousands(total),
+            lines = lines,
+            n = n
         );
         if total > distinct {
-            s.push_str(&format!(
-                " ({} distinct; repeats are counted, not listed)",
-                crate::units::group_thousands(distinct)
-            ));
+            return crate::t!(
+                "oom-summary-repeats",
+                summary = summary,
+                distinct = crate::units::group_thousands(distinct)
+            );
         }
-        s
+        summary
     }
 }
 

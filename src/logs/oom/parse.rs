@@ -60,6 +60,19 @@ impl OomKind {
         }
     }
 
+    /// The description in the user's language.
+    pub fn text(self) -> String {
+        match self {
+            OomKind::Torch => crate::t!("oom-kind-torch"),
+            OomKind::TorchAsync => crate::t!("oom-kind-torch-async"),
+            OomKind::CudaError => crate::t!("oom-kind-cuda-error"),
+            OomKind::IllegalAccess => crate::t!("oom-kind-illegal-access"),
+            OomKind::Cublas => crate::t!("oom-kind-cublas"),
+            OomKind::Cudnn => crate::t!("oom-kind-cudnn"),
+            OomKind::OnnxRuntime => crate::t!("oom-kind-onnxruntime"),
+        }
+    }
+
     /// Stable name for JSON.
     pub fn id(self) -> &'static str {
         match self {

@@ -1,0 +1,15 @@
+na = n/a
+clock-power-cap = power cap
+clock-thermal-driver = thermal (driver)
+clock-thermal-hardware = thermal (hardware)
+clock-hw-slowdown = hardware slowdown
+clock-power-brake = power brake
+clock-app-clocks = application clocks
+clock-sync-boost = sync boost
+clock-display-clocks = display clocks
+clock-idle = idle
+clock-none = none
+clock-unknown = unknown
+cannot-read = Cannot read { $path }: { $error }
+cannot-write = Cannot write { $path }: { $error }
+could-not-save = Could not save { $path }: { $error }

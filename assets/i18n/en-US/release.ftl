@@ -1,0 +1,79 @@
+rel-marker-freed = freed { $size }
+rel-marker-free = free VRAM
+rel-level-here-cache = empty cache here
+rel-level-here-unload = unload here
+rel-help-cache = Empty cache: returns memory no tensor uses (gc + torch.cuda.empty_cache; idle onnxruntime GPU sessions are rebuilt, which returns their arenas). Models stay loaded; safe while a job runs.
+rel-help-unload = Unload models: the agents' unload hooks run, then the cache is emptied; the next run loads the models again. ComfyUI unloads between prompts (after the running one) and keeps its node cache, so models come back from RAM, not disk.
+rel-title = Release cached VRAM
+rel-empty-cache = empty cache
+rel-unload-models = unload models
+rel-free-all-hover = Every agent, and ComfyUI if it is running
+rel-waiting = waiting...
+rel-freeing = freeing...
+rel-no-agent-comfy = No agent running. For ComfyUI, install the vramdeck node (custom_nodes/comfyui-vramdeck, see README) to empty its cache too; other WebUIs: import vramdeck_agent; vramdeck_agent.start()
+rel-no-agent = No agent running. ComfyUI: install the vramdeck node (custom_nodes/comfyui-vramdeck); other WebUIs: import vramdeck_agent; vramdeck_agent.start()
+rel-agent-labelled = { $label } · { $process } (pid { $pid })
+rel-agent = { $process } (pid { $pid })
+rel-no-unload-hook = (no unload hook: cache only)
+rel-free-only-says = Free only pid { $pid }: { $words }
+rel-free-only = Free only pid { $pid }
+rel-free = Free
+rel-level-says = { $level }: { $words }
+rel-comfy-address-hover = ComfyUI's address on this machine (loopback only). Without a port, 8188 and ComfyUI Desktop's 8000 are tried.
+rel-checking = checking...
+rel-running-at = running at { $at }
+rel-torch-reserved = torch reserved { $size }
+rel-through-node = Through the vramdeck node inside ComfyUI
+rel-comfy-no-cache = ComfyUI's HTTP API cannot empty the cache without unloading every model: add the vramdeck node to ComfyUI, or choose unload models
+rel-dynamic-vram = Dynamic VRAM (comfy-aimdo) on
+rel-dynamic-vram-hover = ComfyUI keeps idle models' weights in aimdo's own VRAM buffer and hands that VRAM back by itself when another process needs it (unless started with --disable-nvml-pressure). Empty cache does not touch that buffer; unload models does.
+rel-with-node = with the vramdeck node: empty cache and unload
+rel-without-node = no vramdeck node: unload models only (over HTTP); install the node to empty the cache too
+rel-torch-holds = torch holds { $size }
+rel-no-torch = no torch
+rel-models-loaded =
+    { $count ->
+        [0] no model loaded
+        [one] 1 model loaded
+       *[other] { $count } models loaded
+    }
+rel-models-loaded-size =
+    { $count ->
+        [one] 1 model loaded ({ $size })
+       *[other] { $count } models loaded ({ $size })
+    }
+comfy-kind-cpu = runs on the CPU (no VRAM)
+comfy-kind-mps = runs on Apple MPS (shared memory, no VRAM)
+free-nothing-no-agent = Nothing to free: no vramdeck agent is running. Add `vramdeck_agent.start()` to your WebUI.
+free-nothing-no-agent-no-comfy = Nothing to free: no vramdeck agent is running and ComfyUI did not answer. Add `vramdeck_agent.start()` to your WebUI.
+free-waiting = Waiting: { $reasons }
+free-released = Released { $amount } in { $ms } ms
+free-released-reported = Released { $amount } (reported) in { $ms } ms
+free-failed = Free VRAM failed
+free-nothing-released = Nothing was released ({ $ms } ms)
+free-reported-by-agents = reported by agents: { $amount }
+free-no-nvml = no NVML measurement (demo mode or no NVIDIA driver)
+free-nvml-used = NVML used { $before } to { $after } MiB ({ $delta } MiB)
+free-hook-failed = { $target }: unload hook failed: { $error }
+free-comfy-after-prompt = ComfyUI will unload its models after the current prompt
+free-onnx-rebuilt =
+    rebuilt { $count ->
+            [one] { $n } onnxruntime session
+           *[other] { $n } onnxruntime sessions
+        } (their arenas went back)
+free-onnx-left = left { $names }
+free-gave-up = stopped waiting after { $minutes } min: { $reasons } (it still will, when the running job ends)
+free-comfy-target = ComfyUI at { $address }
+err-directory = agent directory { $path }: { $reason }
+err-gone = { $target } is gone (its process has exited)
+err-no-such-agent = no vramdeck agent runs in pid { $pid }
+err-connect = cannot connect to { $target }: { $reason }
+err-timeout = { $target } did not answer within { $seconds } s (hung or busy)
+err-impostor = { $target }: its socket is served by pid { $pid }, not by the process it is named after; refusing it
+err-other-user = { $target } belongs to another user (uid { $uid }); refusing to talk to it
+err-malformed = { $target } sent a malformed reply: { $reason }
+err-refused = { $target } refused: { $message }
+err-not-loopback = { $address } is not a loopback address; vramdeck only talks to this machine
+err-nothing-listens = nothing listens there (is { $app } running? tried port { $ports })
+err-app-at = { $app } at { $address }
+err-connection-closed = connection closed before a reply (did the process crash?)

@@ -1,0 +1,15 @@
+na = 无
+clock-power-cap = 功耗墙
+clock-thermal-driver = 温度（驱动）
+clock-thermal-hardware = 温度（硬件）
+clock-hw-slowdown = 硬件降频
+clock-power-brake = 电源制动
+clock-app-clocks = 应用程序频率
+clock-sync-boost = 同步加速
+clock-display-clocks = 显示频率
+clock-idle = 空闲
+clock-none = 无
+clock-unknown = 未知
+cannot-read = 无法读取 { $path }：{ $error }
+cannot-write = 无法写入 { $path }：{ $error }
+could-not-save = 无法保存 { $path }：{ $error }

@@ -206,11 +206,18 @@ fn an_unload_during_a_running_prompt_is_pending_then_followed_and_measured() {
     let ended = named(&seen, "prompt_end")[1]["t"].as_f64().unwrap();
     let unloaded = named(&seen, "unload_models")[0]["t"].as_f64().unwrap();
     assert!(unloaded >= ended, "the unload came after the prompt ended");
-    // Measured only once it happened: before = while the prompt still held its memory.
-    assert_eq!(done.used_before, Some(Bytes(6 * GIB)));
-    assert_eq!(done.used_after, Some(Bytes(0)));
+    // Measured only once it happened: before = the last reading while the prompt held its
+    // memory: its 6 GiB model, or 8 GiB when the reading fell after the prompt's last step
+    // left 2 GiB cached and before ComfyUI marked it done.
+    let before = done.used_before.expect("a reading before");
     assert!(
-        done.summary().starts_with("Released 6.0 GiB"),
+        before == Bytes(6 * GIB) || before == Bytes(8 * GIB),
+        "{before:?}"
+    );
+    assert_eq!(done.used_after, Some(Bytes(0)));
+    let released = format!("Released {}.0 GiB", before.0 / GIB);
+    assert!(
+        done.summary().starts_with(&released),
         "{}",
         done.summary()
     );

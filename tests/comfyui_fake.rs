@@ -216,11 +216,7 @@ fn an_unload_during_a_running_prompt_is_pending_then_followed_and_measured() {
     );
     assert_eq!(done.used_after, Some(Bytes(0)));
     let released = format!("Released {}.0 GiB", before.0 / GIB);
-    assert!(
-        done.summary().starts_with(&released),
-        "{}",
-        done.summary()
-    );
+    assert!(done.summary().starts_with(&released), "{}", done.summary());
 }
 
 #[test]

@@ -198,3 +198,44 @@ fn a_file_that_is_not_a_font_is_reported_instead_of_crashing_the_window() {
     let note = status.note().unwrap();
     assert!(note.contains("not a usable font"), "{note}");
 }
+
+#[test]
+fn chinese_presets_get_their_own_ids_and_never_replace_each_other() {
+    use vramdeck::ui::advisor_panel::{NewPresetForm, preset_from_form};
+    let preset = |name: &str| {
+        preset_from_form(&NewPresetForm {
+            name: name.into(),
+            peak_mib: "9000".into(),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let (a, b) = (preset("万象视频"), preset("混元视频"));
+    assert_eq!(a.id, "user-万象视频");
+    assert_ne!(a.id, b.id);
+    // Stable: the same name gives the same id (an edit replaces its own preset only).
+    assert_eq!(preset("万象视频").id, a.id);
+}
+
+#[test]
+fn chinese_names_from_outside_draw_as_glyphs_in_the_process_table() {
+    let t = demo();
+    if let Some(latest) = vramdeck::telemetry::sampler::lock(&t).latest.as_mut() {
+        latest.gpus[0].processes[0].name = "万相2.1 文生视频 14B · 显存日志.csv".into();
+    }
+    i18n::set_language(Language::Chinese);
+    let settings = Settings {
+        language: Some(Language::Chinese),
+        ..Settings::default()
+    };
+    let app = VramDeckApp::new(t, None, settings, None, vec![]);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1_920.0, 1_080.0))
+        .with_context_setup(|ctx| {
+            vramdeck::ui::fonts::install(ctx);
+        })
+        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app);
+    // The harness panics on a character no font has: these frames drawing the name prove it.
+    h.run_steps(3);
+    h.get_by_label_contains("万相2.1 文生视频 14B");
+}

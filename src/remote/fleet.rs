@@ -26,7 +26,10 @@ impl Fleet {
             .iter()
             .any(|h| h.config().address.trim() == config.address.trim())
         {
-            return Err(format!("{} is already in the list", config.address.trim()));
+            return Err(crate::t!(
+                "hosts-already-listed",
+                address = config.address.trim()
+            ));
         }
         let host = RemoteHost::start(config)?;
         self.lock().push(host);

@@ -34,3 +34,4 @@ remote-not-url = { $address } is not a URL of a vramdeck serve
 remote-bad-address = { $address }: use http://host:9401 (vramdeck serve) or ssh user@host (nvidia-smi over SSH)
 remote-over-ssh = over SSH: nvidia-smi's readings, no process list
 remote-smi-stopped = nvidia-smi on the host stopped
+hosts-already-listed = { $address } is already in the list

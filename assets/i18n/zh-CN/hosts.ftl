@@ -30,3 +30,4 @@ remote-not-url = { $address } 不是 vramdeck serve 的 URL
 remote-bad-address = { $address }：请使用 http://host:9401（vramdeck serve）或 ssh user@host（通过 SSH 运行 nvidia-smi）
 remote-over-ssh = 通过 SSH：nvidia-smi 的读数，没有进程列表
 remote-smi-stopped = 主机上的 nvidia-smi 已停止
+hosts-already-listed = { $address } 已经在列表中

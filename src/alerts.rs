@@ -388,17 +388,7 @@ impl ReadingObserver for AlertObserver {
 /// Sends a desktop notification without waiting (freedesktop `notify-send` on Linux, the
 /// platform's convention; absent elsewhere).
 pub fn notify_desktop(summary: &str, body: &str) {
-    let (summary, body) = (summary.to_string(), body.to_string());
-    let _ = std::thread::Builder::new()
-        .name("vramdeck-notify".into())
-        .spawn(move || {
-            let _ = std::process::Command::new("notify-send")
-                .args(["--app-name=vramdeck", "--icon=vramdeck", &summary, &body])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
-        });
+    crate::platform::notify::notify(summary, body);
 }
 
 #[cfg(test)]

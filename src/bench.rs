@@ -133,34 +133,12 @@ impl CpuClock {
     }
 }
 
-#[cfg(unix)]
 pub(crate) fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; this clock exists on every Unix we build for.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    crate::platform::process::thread_cpu_time()
 }
 
-#[cfg(unix)]
 fn children_cpu_time() -> Duration {
-    // SAFETY: all-zero is a valid `rusage`, and getrusage only writes into it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1_000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-#[cfg(not(unix))]
-pub(crate) fn thread_cpu_time() -> Duration {
-    Duration::ZERO
-}
-
-#[cfg(not(unix))]
-fn children_cpu_time() -> Duration {
-    Duration::ZERO
+    crate::platform::process::children_cpu_time()
 }
 
 /// Fills history with `hours` of simulated readings of `gpus` GPUs, `hz` a second, ending now
@@ -590,6 +568,7 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
     #[test]
     fn an_nvidia_smi_that_cannot_run_is_named_not_timed() {
         let missing = std::process::Command::new("/nonexistent/nvidia-smi").output();
@@ -675,6 +654,7 @@ mod tests {
         assert!(asleep < Duration::from_millis(5), "{asleep:?}");
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_child_process_cpu_time_is_counted() {
         // `sh` spinning in a subprocess: our thread waits, the child works. (Children reaped by

@@ -141,9 +141,10 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
         Ok(icon) => viewport = viewport.with_icon(icon),
         Err(e) => eprintln!("vramdeck: the window icon could not be decoded: {e}"),
     }
-    // Wayland's app id and X11's window class (completed in `window_class`): what the
+    // Wayland's app id and X11's window class (completed in `platform::window`): what the
     // .desktop file's StartupWMClass and the taskbar match the window by.
     viewport = viewport.with_app_id("vramdeck");
+    vramdeck::platform::window::before_window();
     let options = eframe::NativeOptions {
         viewport,
         dithering: false,
@@ -165,7 +166,7 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
         title,
         options,
         Box::new(move |cc| {
-            if let Err(e) = vramdeck::ui::window_class::set(cc) {
+            if let Err(e) = vramdeck::platform::window::identify(cc) {
                 eprintln!("vramdeck: could not set the window class: {e}");
             }
             let mut warnings = warnings;

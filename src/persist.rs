@@ -9,7 +9,6 @@ use std::thread::JoinHandle;
 /// (created exclusively, never through a link another user planted), fsync, rename.
 pub fn atomic_write(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -20,13 +19,7 @@ pub fn atomic_write(path: &Path, text: &str) -> std::io::Result<()> {
             let mut tmp_name = format!(".{name}.{:016x}.tmp", random_u64());
             tmp_name.truncate(250);
             let tmp = path.with_file_name(tmp_name);
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .mode(0o600)
-                .open(&tmp)
-            {
+            match crate::platform::files::create_new_private(&tmp) {
                 Ok(file) => break (file, tmp),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 8 => {
                     attempt += 1
@@ -48,9 +41,7 @@ pub fn atomic_write(path: &Path, text: &str) -> std::io::Result<()> {
 /// 64 bits from the kernel's random source (temp names must not be guessable).
 fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
-    // SAFETY: `bytes` is valid for 8 bytes of writes.
-    let got = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    if got != 8 {
+    if crate::platform::files::fill_random(&mut bytes).is_err() {
         // No getrandom: still unpredictable enough to an outsider, and O_EXCL keeps it safe.
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -85,37 +76,12 @@ pub enum ReadError {
 /// Opens `path` for reading only if it is a regular file (a FIFO would block the caller, a
 /// device like /dev/zero would never end). Links are followed: users keep dotfiles in repos.
 pub fn open_regular(path: &Path) -> Result<std::fs::File, ReadError> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    // O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ReadError::NotFound,
-            _ => ReadError::Io(e),
-        })?;
-    let kind = file.metadata()?.file_type();
-    if !kind.is_file() {
-        return Err(ReadError::NotAFile(if kind.is_dir() {
-            "a directory"
-        } else if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_char_device() || kind.is_block_device() {
-            "a device"
-        } else if kind.is_socket() {
-            "a socket"
-        } else {
-            "not a plain file"
-        }));
-    }
-    // SAFETY: fcntl on a descriptor we own; F_SETFL with flags read just before.
-    unsafe {
-        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
-        if flags >= 0 {
-            libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
-        }
+    let file = crate::platform::files::open_for_reading(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ReadError::NotFound,
+        _ => ReadError::Io(e),
+    })?;
+    if let Some(kind) = crate::platform::files::kind_name(&file.metadata()?) {
+        return Err(ReadError::NotAFile(kind));
     }
     Ok(file)
 }
@@ -220,8 +186,8 @@ impl Drop for BackgroundWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
 
+    #[cfg(unix)]
     #[test]
     fn a_planted_link_at_the_old_temp_name_cannot_redirect_the_write() {
         let dir = tempfile::tempdir().unwrap();
@@ -247,8 +213,10 @@ mod tests {
         assert_ne!(random_u64(), random_u64());
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_fifo_is_refused_at_once_instead_of_hanging() {
+        use std::time::{Duration, Instant};
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("settings.toml");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
@@ -260,6 +228,7 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
+    #[cfg(unix)]
     #[test]
     fn devices_and_links_to_them_are_refused() {
         if !Path::new("/dev/zero").exists() {

@@ -329,11 +329,9 @@ mod tests {
         };
         save(&path, &chosen).unwrap();
         // It holds tokens: only its owner may read it.
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        if let Some(own) = crate::platform::files::ownership(&std::fs::metadata(&path).unwrap()) {
+            assert_eq!(own.mode & 0o777, 0o600);
+        }
         let loaded = load(&path);
         assert_eq!(loaded.settings, chosen);
         assert!(loaded.warning.is_none());

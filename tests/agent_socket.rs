@@ -1,5 +1,7 @@
 //! Free VRAM through the real socket: real Python agent processes (a fake allocator stands in
 //! for the GPU) driven by the Rust client, and agents that hang, crash, flood or talk garbage.
+// Agents listen on Unix sockets: nothing here exists on Windows.
+#![cfg(unix)]
 
 mod common;
 

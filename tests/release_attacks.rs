@@ -3,6 +3,8 @@
 //! of another user on ComfyUI's port, impostor and lying agents, a killed WebUI whose forked
 //! child keeps its socket, hung agents in numbers, and escape sequences aimed at the terminal.
 //! Tests that need root to act as another user say so and pass when not root (CI runs as root).
+// Agents listen on Unix sockets: nothing here exists on Windows.
+#![cfg(unix)]
 
 mod common;
 

@@ -48,6 +48,12 @@ echo "== cargo test"
 cargo test --locked
 echo "== pytest packaging/python/tests"
 python3 -m pytest -q packaging/python/tests
+# The Windows build: cross-built here, its tests run under Wine (WINDOWS_TESTS=0 skips it).
+if [ "${WINDOWS_TESTS:-1}" != 0 ]; then
+  echo "== Windows: cross-build, then its tests under Wine"
+  VRAMDECK_WINDOWS_TESTS=1 bash scripts/build-windows.sh
+  bash scripts/wine-test.sh
+fi
 if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
   echo "== fuzz (libFuzzer, ${FUZZ_SECONDS:-20} s per target)"
   bash tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"

@@ -125,6 +125,14 @@ fn full_hd_in_chinese_has_no_english_left_and_keeps_every_column() {
 fn a_laptop_screen_in_chinese_switches_tabs_by_their_chinese_names() {
     let mut h = chinese_window(1_280.0, 720.0);
     assert_no_english(&h, "1280×720");
+    let (record, hosts) = (
+        h.get_by_label("录制为 CSV").rect(),
+        h.get_by_label("远程主机…").rect(),
+    );
+    assert!(
+        (record.center().y - hosts.center().y).abs() < 2.0,
+        "the top bar wrapped"
+    );
     assert_vram_column_whole(&h, 1_280.0);
     h.get_by_label("能跑什么").click();
     h.run_steps(2);

@@ -82,9 +82,19 @@ fn full_hd_shows_three_columns_without_tabs() {
     assert!(!h.state().last_plot().vram.is_empty());
 }
 
+/// The top bar is one row: its last button sits level with its first.
+fn assert_bar_is_one_row(h: &Harness<'static, VramDeckApp>, first: &str, last: &str) {
+    let (a, b) = (h.get_by_label(first).rect(), h.get_by_label(last).rect());
+    assert!(
+        (a.center().y - b.center().y).abs() < 2.0,
+        "{last:?} wrapped to another row: {a:?} vs {b:?}"
+    );
+}
+
 #[test]
 fn a_laptop_screen_keeps_the_gpus_beside_history_and_what_fits_tabs() {
     let mut h = window(1_280.0, 720.0);
+    assert_bar_is_one_row(&h, "Record to CSV", "Hosts...");
     h.get_by_label("GPU 0 · Simulated 48 GB GPU");
     h.get_by_label("History of GPU 0");
     assert!(h.query_by_label("What fits on GPU 0 now").is_none());

@@ -378,6 +378,7 @@ mod tests {
         assert!(log.rows >= 4, "{}", log.rows);
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_full_disk_stops_recording_with_a_message_and_sampling_goes_on() {
         let (sampler, recording) = recording_sampler();

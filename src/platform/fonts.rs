@@ -11,7 +11,8 @@ pub struct FontFile {
     pub index: u32,
 }
 
-/// Families tried first, best first: the ones Chinese desktops install.
+/// Families tried first, best first: the ones Chinese desktops install (fontconfig's names).
+#[cfg(unix)]
 const PREFERRED: [&str; 6] = [
     "Noto Sans CJK SC",
     "Source Han Sans SC",

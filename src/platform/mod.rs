@@ -1,5 +1,12 @@
 //! What differs between operating systems, one small module per concern, each with the same
 //! interface on every platform; the rest of the code asks here instead of testing `cfg`s.
 
+pub mod agent_socket;
 pub mod console;
+pub mod file_dialog;
+pub mod files;
 pub mod fonts;
+pub mod notify;
+pub mod process;
+pub mod process_info;
+pub mod window;

@@ -4,14 +4,14 @@
 use super::discovery::{Endpoint, current_uid};
 use super::protocol::{self, AgentInfo, Freed, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Request};
 use super::{FreeLevel, ReleaseError};
+pub use crate::platform::agent_socket::PeerCredentials;
+use crate::platform::agent_socket::{self, AgentStream};
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A connection to one agent.
 pub struct AgentClient {
-    stream: UnixStream,
+    stream: AgentStream,
     target: String,
     /// The listener's pid from its credentials.
     pid: u32,
@@ -175,7 +175,7 @@ enum LineError {
 
 /// Reads up to the first newline, giving up at `deadline` or past the size cap, so a hung or
 /// flooding peer costs at most the timeout and 64 KiB.
-fn read_line(stream: &mut UnixStream, deadline: Instant) -> Result<Vec<u8>, LineError> {
+fn read_line(stream: &mut AgentStream, deadline: Instant) -> Result<Vec<u8>, LineError> {
     let mut line = Vec::with_capacity(512);
     let mut chunk = [0u8; 4096];
     loop {
@@ -211,72 +211,16 @@ fn read_line(stream: &mut UnixStream, deadline: Instant) -> Result<Vec<u8>, Line
 }
 
 /// `connect` bounded by `timeout`: a hung agent whose backlog is full would otherwise block.
-fn connect_with_timeout(endpoint: &Endpoint, timeout: Duration) -> std::io::Result<UnixStream> {
-    let address = socket2::SockAddr::unix(&endpoint.path)?;
-    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
-    socket.connect_timeout(&address, timeout)?;
-    socket.set_nonblocking(false)?;
-    Ok(socket.into())
+fn connect_with_timeout(endpoint: &Endpoint, timeout: Duration) -> std::io::Result<AgentStream> {
+    agent_socket::connect(&endpoint.path, timeout)
 }
 
-/// Who is at the other end of a Unix socket, as the kernel says (SO_PEERCRED).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerCredentials {
-    /// The process that created the peer socket (for a listener: the one that called listen).
-    pub pid: u32,
-    /// Its user.
-    pub uid: u32,
-}
-
-/// The credentials of the process at the other end (SO_PEERCRED).
-pub fn peer_credentials(stream: &UnixStream) -> std::io::Result<PeerCredentials> {
-    use std::os::fd::AsRawFd;
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `cred` and `len` are valid for writes and sized for SO_PEERCRED's ucred.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        Ok(PeerCredentials {
-            pid: u32::try_from(cred.pid).unwrap_or(0),
-            uid: cred.uid,
-        })
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+/// The credentials of the process at the other end.
+pub fn peer_credentials(stream: &AgentStream) -> std::io::Result<PeerCredentials> {
+    agent_socket::peer_credentials(stream)
 }
 
 /// True while `pid` runs (a zombie, killed but not yet reaped, does not count).
 pub fn process_alive(pid: u32) -> bool {
-    if pid == 0 {
-        return false;
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised name, which may itself hold spaces or ')'.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) if Path::new("/proc/self/stat").exists() => false,
-        // No /proc to read: ask the kernel whether the pid exists at all.
-        Err(_) => {
-            let Ok(pid) = libc::pid_t::try_from(pid) else {
-                return false;
-            };
-            // SAFETY: signal 0 only checks for existence and permission; it sends nothing.
-            let rc = unsafe { libc::kill(pid, 0) };
-            rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-        }
-    }
+    crate::platform::process::alive(pid)
 }

@@ -26,19 +26,8 @@ impl AgentDir {
         if let Some(dir) = std::env::var_os("VRAMDECK_AGENT_DIR") {
             return AgentDir::at(Path::new(&dir));
         }
-        if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") {
-            return AgentDir {
-                base: PathBuf::from(runtime),
-                levels: vec!["vramdeck".into(), "agents".into()],
-            };
-        }
-        AgentDir {
-            base: PathBuf::from("/tmp"),
-            levels: vec![
-                format!("vramdeck-{}", current_uid()).into(),
-                "agents".into(),
-            ],
-        }
+        let (base, levels) = crate::platform::agent_socket::default_dir();
+        AgentDir { base, levels }
     }
 
     /// A directory the user named: only its last level is checked (the user chose its parent).
@@ -74,7 +63,6 @@ impl AgentDir {
     /// Checks every level: `Ok(false)` when one does not exist yet (no agent has started), an
     /// error when one is a symlink, not a directory, another user's or open to others.
     pub fn check(&self) -> Result<bool, ReleaseError> {
-        use std::os::unix::fs::MetadataExt;
         let mut path = self.base.clone();
         for level in &self.levels {
             path.push(level);
@@ -96,17 +84,21 @@ impl AgentDir {
             if !meta.is_dir() {
                 return Err(refuse("is not a directory".into()));
             }
-            if meta.uid() != current_uid() {
+            // Windows keeps this in the folder's ACL (the user's profile): nothing to read.
+            let Some(own) = crate::platform::files::ownership(&meta) else {
+                continue;
+            };
+            if own.uid != current_uid() {
                 return Err(refuse(format!(
                     "owned by uid {}, not by this user: another user may have created it to \
                      intercept vramdeck; remove it or set VRAMDECK_AGENT_DIR",
-                    meta.uid()
+                    own.uid
                 )));
             }
-            if meta.mode() & 0o077 != 0 {
+            if own.mode & 0o077 != 0 {
                 return Err(refuse(format!(
                     "mode {:o} lets other users in (expected 700)",
-                    meta.mode() & 0o777
+                    own.mode & 0o777
                 )));
             }
         }
@@ -116,8 +108,7 @@ impl AgentDir {
 
 /// This process's user id.
 pub fn current_uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() }
+    crate::platform::files::current_uid()
 }
 
 /// A socket file that looks like an agent.

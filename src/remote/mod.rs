@@ -284,10 +284,7 @@ impl Drop for RemoteHost {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         let child = self.shared.child.load(Ordering::SeqCst);
-        if child != 0 {
-            // SAFETY: signalling a pid we started; at worst it already exited.
-            unsafe { libc::kill(child as libc::pid_t, libc::SIGTERM) };
-        }
+        crate::platform::process::terminate(child);
         if let Some(t) = self.thread.take() {
             t.thread().unpark();
             // Not joined: a request in flight may take its timeout, the window must not wait.

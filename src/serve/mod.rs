@@ -134,14 +134,9 @@ pub fn host_name(given: Option<&str>) -> String {
     if let Some(name) = given {
         return crate::text::sanitized(name);
     }
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    if rc == 0 && end > 0 {
-        crate::text::sanitized(&String::from_utf8_lossy(&buf[..end]))
-    } else {
-        "localhost".into()
+    match crate::platform::process::host_name() {
+        Some(name) => crate::text::sanitized(&name),
+        None => "localhost".into(),
     }
 }
 

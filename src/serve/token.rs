@@ -1,8 +1,8 @@
 //! The bearer token that guards `vramdeck serve`'s actions: made on first start from the
 //! kernel's random source, kept in a file only its owner can read.
 
+use crate::platform::files;
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Where the token lives unless `--token-file` says otherwise.
@@ -20,14 +20,10 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<String> {
     }
     // Opened once, without following a link and without blocking on a FIFO, and every check
     // made on what was opened: a check by path and then an open by path can be raced.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path);
-    let file = match file {
+    let file = match files::open_no_follow(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return create(path),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => anyhow::bail!(
+        Err(e) if files::is_link_refusal(&e) => anyhow::bail!(
             "{} is not a plain file; remove it (a new token is made on the next start)",
             path.display()
         ),
@@ -40,20 +36,22 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<String> {
             path.display()
         );
     }
-    if meta.uid() != crate::release::discovery::current_uid() {
-        anyhow::bail!(
-            "{} belongs to uid {}, not to you; remove it or pass --token-file",
-            path.display(),
-            meta.uid()
-        );
-    }
-    if meta.permissions().mode() & 0o077 != 0 {
-        anyhow::bail!(
-            "{} can be read by other users (mode {:o}); run `chmod 600 {}`",
-            path.display(),
-            meta.permissions().mode() & 0o777,
-            path.display()
-        );
+    if let Some(own) = files::ownership(&meta) {
+        if own.uid != files::current_uid() {
+            anyhow::bail!(
+                "{} belongs to uid {}, not to you; remove it or pass --token-file",
+                path.display(),
+                own.uid
+            );
+        }
+        if own.mode & 0o077 != 0 {
+            anyhow::bail!(
+                "{} can be read by other users (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                own.mode & 0o777,
+                path.display()
+            );
+        }
     }
     let mut text = String::new();
     file.take(1024).read_to_string(&mut text)?;
@@ -73,7 +71,10 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<String> {
 fn check_folder(dir: &Path) -> anyhow::Result<()> {
     let meta = std::fs::metadata(dir)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))?;
-    let mode = meta.permissions().mode();
+    let Some(own) = files::ownership(&meta) else {
+        return Ok(());
+    };
+    let mode = own.mode;
     let sticky = mode & 0o1000 != 0;
     if mode & 0o022 != 0 && !sticky {
         anyhow::bail!(
@@ -95,12 +96,7 @@ fn create(path: &Path) -> anyhow::Result<String> {
     }
     let token = random_token()?;
     // create_new: never follows or reuses what someone put there in the meantime.
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
+    let mut file = files::create_new_private(path)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
     file.write_all(format!("{token}\n").as_bytes())?;
     file.sync_all()?;
@@ -110,9 +106,8 @@ fn create(path: &Path) -> anyhow::Result<String> {
 /// 32 random bytes as 64 hex digits.
 fn random_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| anyhow::anyhow!("cannot read /dev/urandom for a token: {e}"))?;
+    files::fill_random(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("cannot read the system's random source for a token: {e}"))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -137,14 +132,17 @@ mod tests {
         let path = dir.path().join("sub/serve-token");
         let made = load_or_create(&path).unwrap();
         assert_eq!(made.len(), 64);
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        if let Some(own) = files::ownership(&std::fs::metadata(&path).unwrap()) {
+            assert_eq!(own.mode & 0o777, 0o600);
+        }
         assert_eq!(load_or_create(&path).unwrap(), made);
         assert_ne!(random_token().unwrap(), made);
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_readable_file_or_a_symlink_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("serve-token");
         load_or_create(&path).unwrap();
@@ -162,12 +160,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("serve-token");
         std::fs::write(&path, "short\n").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         assert!(load_or_create(&path).is_err());
     }
 
+    #[cfg(unix)]
     #[test]
     fn another_user_cannot_swap_the_token_in_a_folder_they_may_change() {
+        use std::os::unix::fs::PermissionsExt;
         use std::os::unix::process::CommandExt;
         if crate::release::discovery::current_uid() != 0 {
             eprintln!("skipped: acting as a second user needs root (CI runs as root)");

@@ -7,7 +7,6 @@ pub mod activity;
 pub mod history;
 pub mod nvml;
 pub mod pcie;
-pub mod procfs;
 pub mod runtime_pm;
 pub mod sampler;
 pub mod sim;

@@ -4,7 +4,7 @@ use super::pcie::PcieReader;
 use super::runtime_pm::{Sysfs, sysfs_address};
 use super::{
     Activity, ClockEvents, Detail, GpuSample, GpuSource, MemoryReading, ProcessInfo, ProcessKind,
-    SourceError, SourceKind, procfs,
+    SourceError, SourceKind,
 };
 use crate::units::{Bytes, Celsius, MegaHertz, Percent, Watts};
 use nvml_wrapper::Nvml;
@@ -264,7 +264,7 @@ impl NvmlSource {
         cpu_seen: &mut HashMap<u32, (f64, Instant)>,
         pid: u32,
     ) -> (Option<f32>, Option<Bytes>) {
-        let Some(used) = procfs::host_use(pid) else {
+        let Some(used) = crate::platform::process_info::host_use(pid) else {
             return (None, None);
         };
         let now = Instant::now();
@@ -616,7 +616,7 @@ impl GpuSource for NvmlSource {
 fn process_name(cache: &mut HashMap<u32, String>, pid: u32, visible: bool) -> String {
     cache
         .entry(pid)
-        .or_insert_with(|| match procfs::process_name(pid) {
+        .or_insert_with(|| match crate::platform::process_info::process_name(pid) {
             Some(name) => name,
             None if !visible => format!("pid {pid} (not in this container's pid namespace)"),
             None => format!("pid {pid}"),
@@ -651,7 +651,7 @@ fn listed_processes(
         device.running_graphics_processes().unwrap_or_default(),
     );
     for p in &mut list {
-        p.visible = procfs::is_visible(p.pid);
+        p.visible = crate::platform::process_info::is_visible(p.pid);
         p.name = process_name(names, p.pid, p.visible);
     }
     list

@@ -6,7 +6,7 @@ use super::file_picker::{FilePicker, Picked};
 use crate::logs::{OpenedLog, open_log};
 use crate::workloads::calibration::Calibration;
 use crate::workloads::catalogue::{self, Catalogue, Workload};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
@@ -168,7 +168,7 @@ impl Files {
             Chooser::InWindow => self.open_picker(purpose, None),
             Chooser::Auto => {
                 self.working = spawn(move || {
-                    if let Some(why) = no_system_dialog() {
+                    if let Some(why) = crate::platform::file_dialog::unavailable() {
                         return Message::NoDialog(purpose, why);
                     }
                     let started = Instant::now();
@@ -274,71 +274,5 @@ fn system_dialog(purpose: &Purpose) -> Option<PathBuf> {
         dialog.set_file_name(purpose.suggested_name()).save_file()
     } else {
         dialog.pick_file()
-    }
-}
-
-/// Why no system dialog can be shown, or `None` when one may be: rfd asks the desktop portal
-/// over D-Bus, then runs zenity.
-fn no_system_dialog() -> Option<String> {
-    let zenity = on_path(std::env::var_os("PATH").as_deref(), "zenity");
-    if zenity || portal_reachable() {
-        None
-    } else {
-        Some(crate::t!("file-no-dialog-installed"))
-    }
-}
-
-fn on_path(paths: Option<&std::ffi::OsStr>, program: &str) -> bool {
-    paths.is_some_and(|paths| {
-        std::env::split_paths(paths).any(|dir| is_executable(&dir.join(program)))
-    })
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// True when the session bus has the desktop portal running or can start it.
-fn portal_reachable() -> bool {
-    const PORTAL: &str = "org.freedesktop.portal.Desktop";
-    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
-        return false;
-    }
-    let Ok(conn) = zbus::blocking::Connection::session() else {
-        return false;
-    };
-    let Ok(bus) = zbus::blocking::fdo::DBusProxy::new(&conn) else {
-        return false;
-    };
-    let Ok(name) = zbus::names::BusName::try_from(PORTAL) else {
-        return false;
-    };
-    bus.name_has_owner(name).unwrap_or(false)
-        || bus
-            .list_activatable_names()
-            .is_ok_and(|names| names.iter().any(|n| n.as_str() == PORTAL))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn zenity_counts_only_when_on_path_and_executable() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let zenity = dir.path().join("zenity");
-        std::fs::write(&zenity, "").unwrap();
-        let path = std::env::join_paths(["/nonexistent", dir.path().to_str().unwrap()]).unwrap();
-        assert!(!on_path(Some(&path), "zenity"), "not executable");
-        std::fs::set_permissions(&zenity, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(on_path(Some(&path), "zenity"));
-        assert!(!on_path(None, "zenity"));
-        assert!(!on_path(
-            Some(std::ffi::OsStr::new("/nonexistent")),
-            "zenity"
-        ));
     }
 }

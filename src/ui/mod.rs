@@ -18,7 +18,6 @@ pub mod process_table;
 pub mod release_panel;
 pub mod status_bar;
 pub mod top_bar;
-pub mod window_class;
 
 pub use app::VramDeckApp;
 

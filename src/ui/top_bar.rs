@@ -32,8 +32,8 @@ pub enum TopBarAction {
     Hosts,
 }
 
-/// The interval, units and theme choices.
-fn view_settings(ui: &mut Ui, settings: &mut Settings) {
+/// The interval and unit choices, used all the time: on the bar when there is room.
+fn reading_settings(ui: &mut Ui, settings: &mut Settings) {
     egui::ComboBox::from_label(crate::t!("bar-sampling-interval"))
         .selected_text(interval_label(settings.sample_interval_ms))
         .show_ui(ui, |ui| {
@@ -46,6 +46,10 @@ fn view_settings(ui: &mut Ui, settings: &mut Settings) {
             ui.selectable_value(&mut settings.memory_unit, unit, unit.symbol());
         }
     });
+}
+
+/// The language and theme, chosen once: always in the View menu.
+fn look_settings(ui: &mut Ui, settings: &mut Settings) {
     let system = crate::i18n::Language::of_system();
     let shown = settings.language.unwrap_or(system);
     egui::ComboBox::from_label(crate::t!("bar-language"))
@@ -110,9 +114,13 @@ pub fn show(
         }
         ui.separator();
         if compact {
-            ui.menu_button(crate::t!("bar-view"), |ui| view_settings(ui, settings));
+            ui.menu_button(crate::t!("bar-view"), |ui| {
+                reading_settings(ui, settings);
+                look_settings(ui, settings);
+            });
         } else {
-            view_settings(ui, settings);
+            reading_settings(ui, settings);
+            ui.menu_button(crate::t!("bar-view"), |ui| look_settings(ui, settings));
         }
         ui.separator();
         if ui

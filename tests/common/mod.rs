@@ -68,12 +68,19 @@ pub fn webui_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Process, 
 }
 
 /// A private (0700) folder of this user, as agent directories must be.
+#[cfg(unix)]
 pub fn agent_dir() -> tempfile::TempDir {
     use std::os::unix::fs::PermissionsExt;
     tempfile::Builder::new()
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
         .unwrap()
+}
+
+/// A folder of this user (Windows keeps who may enter in the profile's ACL).
+#[cfg(not(unix))]
+pub fn agent_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
 }
 
 /// "Measures" with the agents' own torch numbers: the sum of reserved bytes of every agent.

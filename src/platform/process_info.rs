@@ -1,5 +1,6 @@
-//! What /proc says of the processes NVML lists by pid: names, CPU time, resident memory, and
-//! whether the pid is in our pid namespace at all.
+//! What the OS says of the processes NVML lists by pid: names, CPU time, resident memory, and
+//! whether the pid is ours to see at all. Linux reads /proc; Windows asks for a process handle
+//! with limited query rights (enough for another user's process, not for a protected one).
 
 /// The name of a running process: the executable's file name from `cmdline`, falling back to
 /// `comm` (which the kernel truncates to 15 bytes). `None` when the process is gone or hidden.
@@ -21,7 +22,11 @@ fn raw_process_name(pid: u32) -> Option<String> {
                 .filter(|s| !s.is_empty())
         })
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(windows)]
+    {
+        windows::image_name(pid)
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
     {
         let _ = pid;
         None
@@ -46,7 +51,11 @@ pub fn host_use(pid: u32) -> Option<HostUse> {
         let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
         parse_host_use(&stat, &statm, clock_ticks(), page_size())
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(windows)]
+    {
+        windows::host_use(pid)
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
     {
         let _ = pid;
         None
@@ -54,9 +63,64 @@ pub fn host_use(pid: u32) -> Option<HostUse> {
 }
 
 /// True when `pid` is a process of this pid namespace. Inside a container the driver reports
-/// host pids, which are not (or are another process) here.
+/// host pids, which are not (or are another process) here. On Windows: a process that exists.
 pub fn is_visible(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    #[cfg(windows)]
+    {
+        crate::platform::process::alive(pid)
+    }
+    #[cfg(not(windows))]
+    {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    }
+}
+
+#[cfg(windows)]
+mod windows {
+    use super::HostUse;
+    use crate::platform::process::{Handle, duration, zero};
+    use windows_sys::Win32::System::ProcessStatus::{
+        K32GetProcessMemoryInfo, PROCESS_MEMORY_COUNTERS,
+    };
+    use windows_sys::Win32::System::Threading::{
+        GetProcessTimes, PROCESS_QUERY_LIMITED_INFORMATION, QueryFullProcessImageNameW,
+    };
+
+    /// The executable's file name ("python.exe").
+    pub fn image_name(pid: u32) -> Option<String> {
+        let h = Handle::open(pid, PROCESS_QUERY_LIMITED_INFORMATION)?;
+        let mut buf = vec![0u16; 32_768];
+        let mut len = buf.len() as u32;
+        // SAFETY: a valid handle; `buf` holds `len` UTF-16 units.
+        let ok = unsafe { QueryFullProcessImageNameW(h.0, 0, buf.as_mut_ptr(), &mut len) };
+        if ok == 0 {
+            return None;
+        }
+        let path = String::from_utf16_lossy(&buf[..len as usize]);
+        let name = path.rsplit(['\\', '/']).next().unwrap_or(&path);
+        (!name.is_empty()).then(|| name.to_string())
+    }
+
+    /// CPU time (kernel + user) and the working set.
+    pub fn host_use(pid: u32) -> Option<HostUse> {
+        let h = Handle::open(pid, PROCESS_QUERY_LIMITED_INFORMATION)?;
+        let (mut a, mut b, mut kernel, mut user) = (zero(), zero(), zero(), zero());
+        // SAFETY: a valid handle and out-pointers.
+        if unsafe { GetProcessTimes(h.0, &mut a, &mut b, &mut kernel, &mut user) } == 0 {
+            return None;
+        }
+        // SAFETY: all-zero is a valid PROCESS_MEMORY_COUNTERS; its size is passed.
+        let mut counters: PROCESS_MEMORY_COUNTERS = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<PROCESS_MEMORY_COUNTERS>() as u32;
+        // SAFETY: a valid handle and a buffer of `size` bytes.
+        if unsafe { K32GetProcessMemoryInfo(h.0, &mut counters, size) } == 0 {
+            return None;
+        }
+        Some(HostUse {
+            cpu_seconds: (duration(kernel) + duration(user)).as_secs_f64(),
+            rss: crate::units::Bytes(counters.WorkingSetSize as u64),
+        })
+    }
 }
 
 #[cfg(target_os = "linux")]

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The Windows build's tests, run under Wine (CI runs this after scripts/build-windows.sh with
+# VRAMDECK_WINDOWS_TESTS=1): the library's unit tests and the window's kittest UI tests as
+# Windows test binaries; the command line's demo commands; the installer, installed silently,
+# then the installed exe started and uninstalled. Exits non-zero on the first failure.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+target=x86_64-pc-windows-gnu
+export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc-posix
+export CARGO_TARGET_DIR="$root/target/win"
+run="$root/scripts/wine-run.sh"
+exe="$CARGO_TARGET_DIR/$target/release/vramdeck.exe"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+
+echo "== Windows test binaries under Wine"
+# cargo names each test binary it built; the same command as the build, so nothing rebuilds.
+mapfile -t binaries < <(/usr/bin/cargo test --locked --release -Zbuild-std=std,panic_abort \
+  --target "$target" --no-run --lib --test ui_layout --test ui_monitor --test ui_chinese \
+  --test ui_alerts --test ui_logs --test ui_files 2>&1 \
+  | sed -n 's/.*Executable .*(\(.*\.exe\))$/\1/p')
+[ ${#binaries[@]} -gt 0 ] || { echo "no Windows test binaries: build them first"; exit 1; }
+for bin in "${binaries[@]}"; do
+  echo "-- $(basename "$bin")"
+  # One test thread: Wine's first start of many threads at once is slow, not wrong.
+  WINE_EXE="$bin" "$run" --test-threads=2 -q
+done
+
+echo "== the command line under Wine (demo mode: Wine has no nvml.dll)"
+export VRAMDECK_CONFIG_DIR="$scratch/config" VRAMDECK_DATA_DIR="$scratch/data"
+out="$("$run" advise --demo)"
+grep -q "what fits\|fits" <<<"$out" || { echo "advise said: $out"; exit 1; }
+out="$("$run" log --demo --count 2)"
+[ "$(wc -l <<<"$out")" -ge 3 ] || { echo "log said: $out"; exit 1; }
+out="$("$run" analyze tests/fixtures/logs/comfyui_ddcolor_oom.log)"
+grep -q "CUDA out of memory" <<<"$out" || { echo "analyze said: $out"; exit 1; }
+out="$("$run" diagnose --demo --seconds 2 --json)"
+grep -q '"schema"' <<<"$out" || { echo "diagnose said: $out"; exit 1; }
+out="$(LANG=zh_CN.UTF-8 "$run" --lang zh-CN advise --free-mib 8000 --total-mib 12000)"
+grep -q "假设的显卡" <<<"$out" || { echo "advise in Chinese said: $out"; exit 1; }
+echo "ok"
+
+echo "== the installer, silently, then the installed exe"
+setup="$(ls target/windows/vramdeck-*-setup.exe)"
+export WINEPREFIX="${WINEPREFIX:-$root/target/wine-prefix}"
+unix_path() { winepath -u "$1" 2>/dev/null; }
+# /AUTOSTART ticks "Start with Windows" in a silent install.
+WINE_EXE="$setup" "$run" /S /AUTOSTART
+user="$(wine cmd /c 'echo %USERNAME%' 2>/dev/null | tr -d '\r')"
+installed="$(unix_path "C:\\users\\$user\\AppData\\Local\\Programs\\vramdeck\\vramdeck.exe")"
+[ -n "$installed" ] && [ -f "$installed" ] || { echo "the installer put no vramdeck.exe at $installed"; exit 1; }
+shortcut="$(unix_path "C:\\users\\$user\\AppData\\Roaming\\Microsoft\\Windows\\Start Menu\\Programs\\vramdeck.lnk")"
+[ -f "$shortcut" ] || { echo "no Start-menu entry at $shortcut"; exit 1; }
+wine reg query 'HKCU\Software\Microsoft\Windows\CurrentVersion\Run' /v vramdeck 2>/dev/null \
+  | grep -q vramdeck.exe || { echo "no start with Windows"; exit 1; }
+WINE_EXE="$installed" "$run" --version
+uninstaller="$(dirname "$installed")/uninstall.exe"
+WINE_EXE="$uninstaller" "$run" /S
+# NSIS's uninstaller copies itself and returns at once; give it a moment to remove the files.
+for _ in $(seq 50); do [ -f "$installed" ] || break; sleep 0.2; done
+[ ! -f "$installed" ] || { echo "the uninstaller left $installed"; exit 1; }
+[ ! -f "$shortcut" ] || { echo "the uninstaller left the Start-menu entry"; exit 1; }
+! wine reg query 'HKCU\Software\Microsoft\Windows\CurrentVersion\Run' /v vramdeck >/dev/null 2>&1 \
+  || { echo "the uninstaller left the start with Windows"; exit 1; }
+echo "ok"

@@ -29,11 +29,15 @@ for bin in "${binaries[@]}"; do
 done
 
 echo "== the command line under Wine (demo mode: Wine has no nvml.dll)"
-export VRAMDECK_CONFIG_DIR="$scratch/config" VRAMDECK_DATA_DIR="$scratch/data"
+# Settings, data and a log in folders with spaces and Chinese, as under C:\Users\张三\.
+export VRAMDECK_CONFIG_DIR="$scratch/配置 目录" VRAMDECK_DATA_DIR="$scratch/数据 目录"
 out="$("$run" advise --demo)"
 grep -q "what fits\|fits" <<<"$out" || { echo "advise said: $out"; exit 1; }
 out="$("$run" log --demo --count 2)"
 [ "$(wc -l <<<"$out")" -ge 3 ] || { echo "log said: $out"; exit 1; }
+mkdir -p "$scratch/数据 目录"
+"$run" log --demo --count 2 --output "$(winepath -w "$scratch/数据 目录/显存 日志.csv")" >/dev/null
+[ "$(wc -l < "$scratch/数据 目录/显存 日志.csv")" -ge 3 ] || { echo "no log at a Chinese path"; exit 1; }
 out="$("$run" analyze tests/fixtures/logs/comfyui_ddcolor_oom.log)"
 grep -q "CUDA out of memory" <<<"$out" || { echo "analyze said: $out"; exit 1; }
 out="$("$run" diagnose --demo --seconds 2 --json)"

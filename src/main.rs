@@ -129,12 +129,12 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
     let source: Box<dyn vramdeck::telemetry::GpuSource> = Box::new(source);
     let (demo_gpus, prefill_hours, prefill_hz) = (cli.demo_gpus, cli.prefill_hours, cli.prefill_hz);
     let title = if source.kind().is_simulated() {
-        "vramdeck — demo mode (simulated GPU)"
+        vramdeck::t!("window-title-demo")
     } else {
-        "vramdeck"
+        "vramdeck".to_string()
     };
     let mut viewport = egui::ViewportBuilder::default()
-        .with_title(title)
+        .with_title(title.clone())
         .with_inner_size([1480.0, 900.0])
         .with_min_inner_size([640.0, 420.0]);
     match eframe::icon_data::from_png_bytes(include_bytes!("../assets/vramdeck-128.png")) {
@@ -163,7 +163,7 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
     let mut warnings: Vec<String> = loaded.warning.into_iter().collect();
     warnings.extend(calibration_warning);
     eframe::run_native(
-        title,
+        &title,
         options,
         Box::new(move |cc| {
             if let Err(e) = vramdeck::platform::window::identify(cc) {

@@ -32,8 +32,13 @@ pub fn open_log(
     calibration: &Calibration,
 ) -> Result<OpenedLog, String> {
     let origin = crate::text::sanitized(&path.display().to_string());
-    let file =
-        crate::persist::open_regular(path).map_err(|e| format!("Cannot read {origin}: {e}"))?;
+    let file = crate::persist::open_regular(path).map_err(|e| {
+        crate::t!(
+            "cannot-read",
+            path = origin.to_string(),
+            error = e.to_string()
+        )
+    })?;
     read_log(file, &origin, catalogue, calibration)
 }
 
@@ -47,7 +52,13 @@ pub fn read_log(
     catalogue: &Catalogue,
     calibration: &Calibration,
 ) -> Result<OpenedLog, String> {
-    let failed = |e: std::io::Error| format!("Cannot read {origin}: {e}");
+    let failed = |e: std::io::Error| {
+        crate::t!(
+            "cannot-read",
+            path = origin.to_string(),
+            error = e.to_string()
+        )
+    };
     let mut lines = lines::LogLines::new(source).map_err(failed)?;
     let mut head = Vec::new();
     let is_csv = loop {
@@ -72,7 +83,7 @@ pub fn read_log(
         return importer
             .finish()
             .map(OpenedLog::Csv)
-            .map_err(|e| format!("Not a readable nvidia-smi CSV log: {e}"));
+            .map_err(|e| crate::t!("not-a-csv-log", error = e));
     }
     let mut analyzer = oom::Analyzer::new(catalogue, calibration);
     for line in &head {

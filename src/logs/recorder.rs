@@ -228,9 +228,10 @@ impl RecordingObserver {
                         status
                     }
                     Err(e) => RecordingStatus {
-                        error: Some(format!(
-                            "Could not start recording in {}: {e}",
-                            dir.display()
+                        error: Some(crate::t!(
+                            "recording-could-not-start",
+                            dir = dir.display().to_string(),
+                            error = e.to_string()
                         )),
                         ..RecordingStatus::default()
                     },
@@ -247,7 +248,7 @@ impl RecordingObserver {
                 if let Some(r) = self.recorder.take()
                     && let Err(e) = r.finish()
                 {
-                    status.error = Some(format!("Recording stopped: {e}"));
+                    status.error = Some(crate::t!("recording-stopped", error = e.to_string()));
                 }
                 status
             }
@@ -268,7 +269,7 @@ impl ReadingObserver for RecordingObserver {
                         active: false,
                         path: r.status().path,
                         bytes: r.status().bytes,
-                        error: Some(format!("Recording stopped: {e}")),
+                        error: Some(crate::t!("recording-stopped", error = e.to_string())),
                     };
                     self.recorder = None;
                     stopped
@@ -321,7 +322,7 @@ fn prune(dir: &Path, keep: usize) {
 mod tests {
     use super::*;
     use crate::telemetry::history::HistoryConfig;
-    use crate::telemetry::sampler::{MIN_INTERVAL, Sampler, lock};
+    use crate::telemetry::sampler::{MIN_INTERVAL, Sampler};
     use crate::telemetry::sim::SimulatedGpus;
 
     /// The demo GPUs sampled every 100 ms, recorded through the observer.
@@ -405,6 +406,7 @@ mod tests {
             error.starts_with("Recording stopped: No space left on device"),
             "{error}"
         );
+        use crate::telemetry::sampler::lock;
         let before = lock(&shared).history.samples_total();
         let deadline = Instant::now() + Duration::from_secs(10);
         while lock(&shared).history.samples_total() <= before + 2 {

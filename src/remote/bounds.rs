@@ -86,10 +86,9 @@ impl GpuIds {
         }
         self.renames = if renamed { self.renames + 1 } else { 0 };
         if self.renames >= RENAMES_IN_A_ROW {
-            let why = format!(
-                "the host named its GPUs anew in {RENAMES_IN_A_ROW} readings in a row, which no \
-                 real box does: its readings are not shown or stored. Remove it and add it again \
-                 once it is fixed"
+            let why = crate::t!(
+                "remote-refused-renames",
+                count = RENAMES_IN_A_ROW.to_string()
             );
             self.refused = Some(why.clone());
             return Admitted {
@@ -98,15 +97,15 @@ impl GpuIds {
             };
         }
         let problem = if more_than_cap {
-            Some(format!(
-                "the host named more than {MAX_GPUS_PER_HOST} GPUs (a real box has at most 16): \
-                 only the first {MAX_GPUS_PER_HOST} are read"
+            Some(crate::t!(
+                "remote-too-many-gpus",
+                max = MAX_GPUS_PER_HOST.to_string()
             ))
         } else if refused_new > 0 {
-            Some(format!(
-                "the host has named {} different GPUs since it was added: {refused_new} new \
-                 ones are not shown",
-                self.admitted.len() + refused_new
+            Some(crate::t!(
+                "remote-new-gpus-dropped",
+                total = (self.admitted.len() + refused_new).to_string(),
+                new = refused_new.to_string()
             ))
         } else {
             None

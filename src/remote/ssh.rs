@@ -196,7 +196,7 @@ fn read_once(target: &str, host: &str, shared: &Shared, ids: &mut GpuIds) -> Res
     // The host's address heads the line wherever this is shown; ssh's own words follow.
     Err(match (said.is_empty(), status) {
         (false, _) => said,
-        (true, Ok(s)) => format!("ssh ended ({s}) without a reading"),
+        (true, Ok(s)) => crate::t!("remote-ssh-ended", status = s.to_string()),
         (true, Err(e)) => format!("ssh: {e}"),
     })
 }

@@ -330,13 +330,11 @@ impl SourceKind {
 }
 
 /// Why a read failed. The sampler shows it and keeps trying; nothing here is fatal to the app.
-#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SourceError {
     /// NVML could not be loaded or initialised.
-    #[error("NVML not available: {0}")]
     Unavailable(String),
     /// A GPU stopped answering (fell off the bus, driver reset).
-    #[error("GPU {index} lost: {detail}")]
     GpuLost {
         /// NVML index of the GPU.
         index: u32,
@@ -344,7 +342,6 @@ pub enum SourceError {
         detail: String,
     },
     /// Any other driver error.
-    #[error("reading GPU {index} failed: {detail}")]
     Read {
         /// NVML index of the GPU.
         index: u32,
@@ -352,6 +349,26 @@ pub enum SourceError {
         detail: String,
     },
 }
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&match self {
+            SourceError::Unavailable(detail) => crate::t!("nvml-unavailable", detail = detail),
+            SourceError::GpuLost { index, detail } => {
+                crate::t!("gpu-lost", index = index.to_string(), detail = detail)
+            }
+            SourceError::Read { index, detail } => {
+                crate::t!(
+                    "gpu-read-failed",
+                    index = index.to_string(),
+                    detail = detail
+                )
+            }
+        })
+    }
+}
+
+impl std::error::Error for SourceError {}
 
 /// Anything that can read all GPUs: NVML on a real machine, a simulation in demo mode and tests.
 pub trait GpuSource: Send {

@@ -17,7 +17,14 @@ use std::time::{Duration, Instant};
 
 /// Library names tried in order: the versioned name exists on every driver install, the bare
 /// name only where the -dev package added the symlink.
-const LIBRARY_NAMES: &[&str] = &["libnvidia-ml.so.1", "libnvidia-ml.so", "nvml.dll"];
+/// Where NVML lives: Linux's driver library, Windows' nvml.dll (System32 since driver 418, the
+/// NVSMI folder before).
+const LIBRARY_NAMES: &[&str] = &[
+    "libnvidia-ml.so.1",
+    "libnvidia-ml.so",
+    "nvml.dll",
+    r"C:\Program Files\NVIDIA Corporation\NVSMI\nvml.dll",
+];
 
 /// How often each reading is taken: the one table `vramdeck bench` prints. Every NVML call is a
 /// round trip to the driver, so only what changes at the sampling rate is read every sample.
@@ -174,6 +181,8 @@ impl NvmlSource {
         for name in LIBRARY_NAMES {
             match Nvml::builder().lib_path(name.as_ref()).init() {
                 Ok(nvml) => return Self::from_nvml(nvml),
+                // A library that loaded but failed says more than the names that are absent.
+                Err(NvmlError::LibloadingError(_)) if last_error.is_some() => {}
                 Err(e) => last_error = Some(e),
             }
         }

@@ -62,7 +62,11 @@ impl Calibration {
             Err(e) => {
                 return (
                     Calibration::default(),
-                    Some(format!("Cannot read {}: {e}", path.display())),
+                    Some(crate::t!(
+                        "cannot-read",
+                        path = path.display().to_string(),
+                        error = e.to_string()
+                    )),
                 );
             }
         };

@@ -399,13 +399,15 @@ impl Catalogue {
                         Ok(user) => catalogue.merge_user(user),
                         Err(e) => catalogue
                             .warnings
-                            .push(format!("Your presets file was ignored: {e}")),
+                            .push(crate::t!("presets-file-ignored", error = e)),
                     }
                 }
                 Err(ReadError::NotFound) => {}
-                Err(e) => catalogue
-                    .warnings
-                    .push(format!("Cannot read {}: {e}", path.display())),
+                Err(e) => catalogue.warnings.push(crate::t!(
+                    "cannot-read",
+                    path = path.display().to_string(),
+                    error = e.to_string()
+                )),
             }
         }
         catalogue

@@ -69,3 +69,4 @@ preset-batch-too-big = preset { $id } allows batches up to { $batch }; at most {
 preset-list-too-long = preset { $id } lists { $count } sizes, phases or subjects; at most { $max }
 preset-file-too-many = { $origin }: { $count } presets; a presets file holds at most { $max }
 preset-file-line = { $origin } line { $line }: { $error }
+presets-file-ignored = Your presets file was ignored: { $error }

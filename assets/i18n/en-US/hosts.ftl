@@ -35,3 +35,7 @@ remote-bad-address = { $address }: use http://host:9401 (vramdeck serve) or ssh 
 remote-over-ssh = over SSH: nvidia-smi's readings, no process list
 remote-smi-stopped = nvidia-smi on the host stopped
 hosts-already-listed = { $address } is already in the list
+remote-refused-renames = the host named its GPUs anew in { $count } readings in a row, which no real box does: its readings are not shown or stored. Remove it and add it again once it is fixed
+remote-too-many-gpus = the host named more than { $max } GPUs (a real box has at most 16): only the first { $max } are read
+remote-new-gpus-dropped = the host has named { $total } different GPUs since it was added: { $new } new ones are not shown
+remote-ssh-ended = ssh ended ({ $status }) without a reading

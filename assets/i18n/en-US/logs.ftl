@@ -129,3 +129,4 @@ analyze-bad-rows-first =
             [one] { $n } bad row
            *[other] { $n } bad rows
         } (the first { $first }):
+not-a-csv-log = Not a readable nvidia-smi CSV log: { $error }

@@ -61,3 +61,4 @@ preset-batch-too-big = 预设 { $id } 允许的批量最大到 { $batch }；上�
 preset-list-too-long = 预设 { $id } 列出了 { $count } 个尺寸、阶段或对象；上限为 { $max }
 preset-file-too-many = { $origin }：{ $count } 个预设；一个预设文件最多 { $max } 个
 preset-file-line = { $origin } 第 { $line } 行：{ $error }
+presets-file-ignored = 你的预设文件被忽略了：{ $error }

@@ -31,3 +31,7 @@ remote-bad-address = { $address }：请使用 http://host:9401（vramdeck serve�
 remote-over-ssh = 通过 SSH：nvidia-smi 的读数，没有进程列表
 remote-smi-stopped = 主机上的 nvidia-smi 已停止
 hosts-already-listed = { $address } 已经在列表中
+remote-refused-renames = 该主机连续 { $count } 次读数都给它的 GPU 换了新名字，真实主机不会这样：它的读数不会显示也不会保存。修好后请把它删除再重新添加
+remote-too-many-gpus = 该主机报告了超过 { $max } 块 GPU（真实主机最多 16 块）：只读取前 { $max } 块
+remote-new-gpus-dropped = 该主机自添加以来报告过 { $total } 块不同的 GPU：新出现的 { $new } 块不显示
+remote-ssh-ended = ssh 结束了（{ $status }），没有得到读数

@@ -91,3 +91,4 @@ analyze-memory-na = memory.used 未报告（每行都是 [N/A]：GB10 或 Jetson
 analyze-util = utilization.gpu 峰值 { $peak } %，平均 { $mean } %
 analyze-bad-rows = { $n } 个坏行：
 analyze-bad-rows-first = { $n } 个坏行（前 { $first } 个）：
+not-a-csv-log = 不是可读的 nvidia-smi CSV 日志：{ $error }

@@ -22,6 +22,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 export WINEPREFIX="${WINEPREFIX:-$root/target/wine-prefix}"
+# Wine reads arguments and environment in the Unix locale's character set: without a UTF-8
+# locale, a path or a value in Chinese would reach the program garbled.
+case "${LC_ALL:-${LC_CTYPE:-${LANG:-}}}" in
+  *UTF-8*|*utf8*) ;;
+  *) export LC_ALL=C.UTF-8 ;;
+esac
 export WINEDEBUG="${WINEDEBUG:--all}"
 export WINEDLLOVERRIDES="${WINEDLLOVERRIDES:-mscoree,mshtml=;bcryptprimitives=n,b}"
 shim="$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"

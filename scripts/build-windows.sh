@@ -41,6 +41,9 @@ fi
 echo "== building vramdeck.exe (the first build takes 20-30 minutes on 2 cores)"
 "${build[@]}" --bin vramdeck
 exe="$CARGO_TARGET_DIR/$target/release/vramdeck.exe"
+# Also where a plain `cargo build --target` would put it.
+mkdir -p "target/$target/release"
+cp "$exe" "target/$target/release/vramdeck.exe"
 if [ "${VRAMDECK_WINDOWS_TESTS:-0}" = 1 ]; then
   echo "== building the Windows test binaries (same profile: the dependencies are shared)"
   /usr/bin/cargo test --locked --release -Zbuild-std=std,panic_abort --target "$target" \

@@ -1,4 +1,5 @@
-//! Alerts: VRAM above N % for T seconds, temperature above X, a process appearing or leaving.
+//! Alerts: VRAM above N % for T seconds, temperature above X, a process appearing or leaving,
+//! a job spilling into system memory (Windows' sysmem fallback, see `diagnosis::spill`).
 //! Each fires once when its condition starts and re-arms only after it clears (with a little
 //! hysteresis), so a value hovering at the threshold does not spam.
 
@@ -11,6 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Events kept for markers and the log.
 pub const RECENT_EVENTS: usize = 200;
+/// How far back the spill rule looks, seconds (and at most this many readings).
+pub const SPILL_WINDOW: f64 = 30.0;
+const SPILL_READINGS: usize = 600;
 
 /// The user's alert rules.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,6 +58,8 @@ pub enum AlertKind {
     ProcessStarted,
     /// A process stopped using the GPU.
     ProcessExited,
+    /// VRAM is full and a job spills into system memory.
+    SystemMemoryFallback,
 }
 
 impl AlertKind {
@@ -64,6 +70,7 @@ impl AlertKind {
             AlertKind::TemperatureHigh => crate::t!("alert-short-temperature"),
             AlertKind::ProcessStarted => crate::t!("alert-short-started"),
             AlertKind::ProcessExited => crate::t!("alert-short-exited"),
+            AlertKind::SystemMemoryFallback => crate::t!("alert-short-spill"),
         }
     }
 }
@@ -98,6 +105,14 @@ pub enum AlertDetail {
         /// Memory it held when first seen.
         used: Option<Bytes>,
     },
+    /// A job spills into system memory: a process's shared GPU memory rose by `grew` to
+    /// `shared` while VRAM was full.
+    SystemMemoryFallback {
+        /// The rise.
+        grew: Bytes,
+        /// Held now.
+        shared: Bytes,
+    },
     /// A process stopped using the GPU.
     ProcessExited {
         /// Process name.
@@ -129,6 +144,7 @@ impl AlertEvent {
             AlertDetail::TemperatureHigh { .. } => AlertKind::TemperatureHigh,
             AlertDetail::ProcessStarted { .. } => AlertKind::ProcessStarted,
             AlertDetail::ProcessExited { .. } => AlertKind::ProcessExited,
+            AlertDetail::SystemMemoryFallback { .. } => AlertKind::SystemMemoryFallback,
         };
         AlertEvent {
             t,
@@ -183,6 +199,12 @@ impl AlertEvent {
                 name = name.clone(),
                 pid = pid.to_string()
             ),
+            AlertDetail::SystemMemoryFallback { grew, shared } => crate::t!(
+                "alert-spill",
+                gpu = gpu,
+                grew = unit.format(*grew),
+                shared = unit.format(*shared)
+            ),
         }
     }
 }
@@ -191,6 +213,8 @@ impl AlertEvent {
 #[derive(Clone, Debug, Default)]
 pub struct AlertEngine {
     vram_high_since: HashMap<u32, f64>,
+    /// The last [`SPILL_WINDOW`] seconds of each GPU, for the spill rule.
+    spill_window: HashMap<u32, VecDeque<crate::telemetry::activity::ActivitySample>>,
     firing: HashSet<(u32, AlertKind)>,
     processes: HashMap<u32, HashMap<u32, String>>,
     recent: VecDeque<AlertEvent>,
@@ -228,6 +252,9 @@ impl AlertEngine {
             } else if percent < rules.vram_percent - 2.0 {
                 self.vram_high_since.remove(&g.index);
                 self.firing.remove(&vram_key);
+            }
+            if let Some(event) = self.watch_spill(t, g) {
+                events.push(event);
             }
             if let Some(temp) = g.temperature {
                 let key = (g.index, AlertKind::TemperatureHigh);
@@ -293,10 +320,50 @@ impl AlertEngine {
         events
     }
 
-    /// Conditions firing now (for the banner), as (gpu, kind).
+    /// The spill rule: fires when `diagnosis::spill` sees one over the last half minute,
+    /// clears once VRAM is no longer full (with a little hysteresis).
+    fn watch_spill(&mut self, t: f64, g: &crate::telemetry::GpuSample) -> Option<AlertEvent> {
+        use crate::telemetry::activity::ActivitySample;
+        let window = self.spill_window.entry(g.index).or_default();
+        window.push_back(ActivitySample::from_gpu(t, g));
+        while window.len() > SPILL_READINGS
+            || window.front().is_some_and(|s| t - s.t > SPILL_WINDOW)
+        {
+            window.pop_front();
+        }
+        let key = (g.index, AlertKind::SystemMemoryFallback);
+        match crate::diagnosis::spill(window.make_contiguous()) {
+            Some(spill) => self.firing.insert(key).then(|| {
+                let mib = |v: f32| Bytes((v.max(0.0) as f64 * crate::units::MIB as f64) as u64);
+                AlertEvent::new(
+                    t,
+                    g,
+                    AlertDetail::SystemMemoryFallback {
+                        grew: mib(spill.grew_mib),
+                        shared: mib(spill.shared_mib),
+                    },
+                )
+            }),
+            None => {
+                if g.memory.used_fraction() < crate::diagnosis::SPILL_VRAM_SHARE - 0.05 {
+                    self.firing.remove(&key);
+                }
+                None
+            }
+        }
+    }
+
+    /// Conditions firing now (for the banner), as (gpu, kind), the weightiest of each GPU
+    /// first: a spill says more than "VRAM above 90 %", which it implies.
     pub fn active(&self) -> Vec<(u32, AlertKind)> {
         let mut a: Vec<_> = self.firing.iter().copied().collect();
-        a.sort_by_key(|(gpu, kind)| (*gpu, *kind as u8));
+        a.sort_by_key(|(gpu, kind)| {
+            let weight = match kind {
+                AlertKind::SystemMemoryFallback => 0,
+                other => 1 + *other as u8,
+            };
+            (*gpu, weight)
+        });
         a
     }
 
@@ -375,10 +442,14 @@ impl ReadingObserver for AlertObserver {
         };
         // Thresholds go to the desktop; process comings and goings stay in the app.
         if let Some(unit) = notify {
-            for e in raised
-                .iter()
-                .filter(|e| matches!(e.kind, AlertKind::VramHigh | AlertKind::TemperatureHigh))
-            {
+            for e in raised.iter().filter(|e| {
+                matches!(
+                    e.kind,
+                    AlertKind::VramHigh
+                        | AlertKind::TemperatureHigh
+                        | AlertKind::SystemMemoryFallback
+                )
+            }) {
                 notify_desktop(&crate::t!("alert-notification-title"), &e.message(unit));
             }
         }
@@ -448,6 +519,51 @@ mod tests {
         for t in 0..40 {
             let used = if t % 8 == 7 { 1_000 } else { high };
             n += e.observe(&snap(t, used, 50.0, &[]), &rules).len();
+        }
+        assert_eq!(n, 0);
+    }
+
+    fn demo_at(t: u64) -> Snapshot {
+        Snapshot {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + t),
+            gpus: SimulatedGpus::demo("t").sample_at(Duration::from_secs(t)),
+        }
+    }
+
+    #[test]
+    fn a_spill_into_system_memory_fires_once_on_that_gpu_and_pinned_memory_does_not() {
+        let rules = AlertRules::default();
+        let mut e = AlertEngine::default();
+        let mut fired = Vec::new();
+        for t in 0..40 {
+            fired.extend(e.observe(&demo_at(t), &rules));
+        }
+        let spills: Vec<&AlertEvent> = fired
+            .iter()
+            .filter(|e| e.kind == AlertKind::SystemMemoryFallback)
+            .collect();
+        assert_eq!(spills.len(), 1, "{fired:?}");
+        assert_eq!(
+            spills[0].gpu, 2,
+            "the Windows card spills, the others do not"
+        );
+        let text = spills[0].message(MemoryUnit::MiB);
+        assert!(text.contains("spilling into system memory"), "{text}");
+        assert!(e.active().contains(&(2, AlertKind::SystemMemoryFallback)));
+
+        // The same card with 4 GiB of pinned host memory that never moves: no alert.
+        let mut e = AlertEngine::default();
+        let mut n = 0;
+        for t in 0..40 {
+            let mut s = demo_at(t);
+            for p in &mut s.gpus[2].processes {
+                p.shared = Some(Bytes::from_mib(4_096));
+            }
+            n += e
+                .observe(&s, &rules)
+                .iter()
+                .filter(|e| e.kind == AlertKind::SystemMemoryFallback)
+                .count();
         }
         assert_eq!(n, 0);
     }

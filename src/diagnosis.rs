@@ -27,6 +27,14 @@ pub const PCIE_SATURATED: f32 = 0.7;
 pub const ENGINE_BOUND: f32 = 80.0;
 /// A host process this busy (% of one core) is feeding the GPU as fast as one thread can.
 pub const HOST_BUSY: f32 = 80.0;
+/// VRAM this full (share of the card) is where the sysmem fallback starts placing allocations
+/// in system memory.
+pub const SPILL_VRAM_SHARE: f32 = 0.95;
+/// A process's shared GPU memory rising by this much (MiB) while VRAM is full is a spill;
+/// pinned host memory at rest stays flat.
+pub const SPILL_GROWTH_MIB: f32 = 256.0;
+/// ...and the bus carries at least this share of its capacity (the spilled data moves).
+pub const SPILL_PCIE_SHARE: f32 = 0.1;
 
 /// The answer.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +60,9 @@ pub enum Verdict {
     DecoderBound,
     /// Partly busy with no bottleneck in view.
     PartlyBusy,
+    /// VRAM is full and the driver places the job's memory in system memory (Windows' CUDA
+    /// sysmem fallback): no out-of-memory error, a much slower run.
+    SystemMemoryFallback,
 }
 
 impl Verdict {
@@ -71,6 +82,7 @@ impl Verdict {
             Verdict::EncoderBound => crate::t!("diag-verdict-encoder"),
             Verdict::DecoderBound => crate::t!("diag-verdict-decoder"),
             Verdict::PartlyBusy => crate::t!("diag-verdict-partly"),
+            Verdict::SystemMemoryFallback => crate::t!("diag-verdict-spill"),
         }
     }
 
@@ -87,6 +99,7 @@ impl Verdict {
             Verdict::EncoderBound => "encoder_bound",
             Verdict::DecoderBound => "decoder_bound",
             Verdict::PartlyBusy => "partly_busy",
+            Verdict::SystemMemoryFallback => "system_memory_fallback",
         }
     }
 }
@@ -232,6 +245,61 @@ fn throttling(busy: &[&ActivitySample]) -> Option<(&'static str, f32)> {
     .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
+/// A job spilling into system memory, as the readings show it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spill {
+    /// VRAM used, share of the card, at its fullest.
+    pub vram_share: f32,
+    /// How far a process's shared GPU memory rose over the window, MiB.
+    pub grew_mib: f32,
+    /// What it holds at the end, MiB.
+    pub shared_mib: f32,
+    /// PCIe traffic (the busier direction), share of the link.
+    pub pcie_share: Option<f32>,
+}
+
+/// VRAM full, a process's shared GPU memory rising, the bus busy: the CUDA sysmem fallback at
+/// work. Pinned host memory (ComfyUI pins by default) also counts as shared memory, but it is
+/// allocated once and stays flat, so it is not mistaken for a spill. Samples oldest first.
+pub fn spill(samples: &[ActivitySample]) -> Option<Spill> {
+    let fullest = samples
+        .iter()
+        .map(|s| s.vram_used_share)
+        .filter(|v| !v.is_nan())
+        .fold(f32::NAN, f32::max);
+    if fullest.is_nan() || fullest < SPILL_VRAM_SHARE {
+        return None;
+    }
+    // The largest rise from a low point to a later high point.
+    let mut lowest = f32::NAN;
+    let mut grew = 0.0f32;
+    let mut last = f32::NAN;
+    for s in samples.iter().filter(|s| !s.shared_mib.is_nan()) {
+        lowest = lowest.min(s.shared_mib);
+        grew = grew.max(s.shared_mib - lowest);
+        last = s.shared_mib;
+    }
+    if grew < SPILL_GROWTH_MIB {
+        return None;
+    }
+    let peak = |f: fn(&ActivitySample) -> f32| mean(samples.iter().map(f));
+    let traffic = peak(|s| s.pcie_rx)
+        .unwrap_or(0.0)
+        .max(peak(|s| s.pcie_tx).unwrap_or(0.0));
+    let link = peak(|s| s.pcie_max).filter(|m| *m > 0.0);
+    let pcie_share = link.map(|m| traffic / m);
+    let busy_bus = match pcie_share {
+        Some(share) => share >= SPILL_PCIE_SHARE,
+        None => traffic >= PCIE_MBS * SPILL_PCIE_SHARE / PCIE_SHARE,
+    };
+    busy_bus.then_some(Spill {
+        vram_share: fullest,
+        grew_mib: grew,
+        shared_mib: last,
+        pcie_share,
+    })
+}
+
 /// Diagnoses one GPU from its samples (oldest first).
 pub fn diagnose(samples: &[ActivitySample]) -> Diagnosis {
     let seconds = match (samples.first(), samples.last()) {
@@ -356,6 +424,33 @@ pub fn diagnose(samples: &[ActivitySample]) -> Diagnosis {
     {
         d.verdict = Verdict::Idle;
         d.advice.push(crate::t!("diag-advice-idle"));
+    } else if let Some(s) = spill(samples) {
+        d.verdict = Verdict::SystemMemoryFallback;
+        d.evidence.push(crate::t!(
+            "diag-ev-spill-full",
+            share = format!("{:.0}", s.vram_share * 100.0)
+        ));
+        d.evidence.push(crate::t!(
+            "diag-ev-spill-shared",
+            grew = n(s.grew_mib),
+            now = n(s.shared_mib)
+        ));
+        d.evidence.push(match s.pcie_share {
+            Some(share) => crate::t!(
+                "diag-ev-pcie-share",
+                rx = n(rx.unwrap_or(0.0)),
+                tx = n(tx.unwrap_or(0.0)),
+                share = format!("{:.0}", share * 100.0),
+                max = n(link.unwrap_or(0.0))
+            ),
+            None => crate::t!(
+                "diag-ev-pcie",
+                rx = n(rx.unwrap_or(0.0)),
+                tx = n(tx.unwrap_or(0.0))
+            ),
+        });
+        d.advice.push(crate::t!("diag-advice-spill-policy"));
+        d.advice.push(crate::t!("diag-advice-spill-fit"));
     } else if pcie_saturated {
         d.verdict = Verdict::PcieBound;
         d.evidence.push(crate::t!(
@@ -490,6 +585,8 @@ mod tests {
             host_cpu: 30.0,
             power: 300.0,
             power_limit: 700.0,
+            vram_used_share: 0.5,
+            shared_mib: f32::NAN,
         }
     }
 
@@ -656,6 +753,49 @@ mod tests {
             s.host_cpu = 100.0;
         });
         assert_eq!(d.verdict, Verdict::CpuStarved);
+    }
+
+    fn spilling(i: usize, s: &mut ActivitySample) {
+        s.vram_used_share = 0.99;
+        s.shared_mib = i as f32 * 30.0; // 3 GiB over the window
+        s.pcie_rx = 12_800.0;
+        s.pcie_max = 31_508.0;
+    }
+
+    #[test]
+    fn a_job_spilling_into_system_memory_is_told_from_pinned_memory_at_rest() {
+        let d = run(100, spilling);
+        assert_eq!(d.verdict, Verdict::SystemMemoryFallback);
+        assert_eq!(d.verdict.id(), "system_memory_fallback");
+        assert!(
+            d.evidence.iter().any(|e| e.contains("rose by 2,970 MiB")),
+            "{d:?}"
+        );
+        assert!(d.advice[0].contains("Prefer No Sysmem Fallback"), "{d:?}");
+        // Pinned host memory: 4 GiB that never moves, the same traffic: not a spill.
+        let pinned = run(100, |i, s| {
+            spilling(i, s);
+            s.shared_mib = 4_096.0;
+        });
+        assert_ne!(pinned.verdict, Verdict::SystemMemoryFallback);
+        // Shared memory rising while VRAM has room is the app's own choice, not the fallback.
+        let room = run(100, |i, s| {
+            spilling(i, s);
+            s.vram_used_share = 0.8;
+        });
+        assert_ne!(room.verdict, Verdict::SystemMemoryFallback);
+        // Rising with a quiet bus is not a job pulling its data over it.
+        let quiet = run(100, |i, s| {
+            spilling(i, s);
+            s.pcie_rx = 100.0;
+        });
+        assert_ne!(quiet.verdict, Verdict::SystemMemoryFallback);
+        // No shared memory reported (Linux, NVML only): never a spill.
+        let linux = run(100, |i, s| {
+            spilling(i, s);
+            s.shared_mib = f32::NAN;
+        });
+        assert_ne!(linux.verdict, Verdict::SystemMemoryFallback);
     }
 
     #[test]

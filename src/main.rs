@@ -110,7 +110,7 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
             );
         }
     }
-    let local: Box<dyn vramdeck::telemetry::GpuSource> = if demo && cli.demo_gpus != 2 {
+    let local: Box<dyn vramdeck::telemetry::GpuSource> = if demo && cli.demo_gpus != 3 {
         Box::new(vramdeck::telemetry::sim::SimulatedGpus::demo_many(
             &vramdeck::t!("demo-requested"),
             cli.demo_gpus,

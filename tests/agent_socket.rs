@@ -114,10 +114,7 @@ fn free_one_agent_leaves_the_others_alone() {
 fn a_hung_agent_times_out_with_a_clear_message() {
     let dir = agent_dir();
     let (_hung, pid) = webui(dir.path(), &["", "--hang"]);
-    let endpoint = Endpoint {
-        pid,
-        path: dir.path().join(format!("{pid}.sock")),
-    };
+    let endpoint = Endpoint::unix(pid, dir.path().join(format!("{pid}.sock")));
     let err = AgentClient::connect(&endpoint, Duration::from_millis(300))
         .and_then(|mut c| c.hello())
         .unwrap_err();
@@ -196,10 +193,7 @@ fn a_killed_agents_socket_is_removed_as_stale() {
 fn an_agent_of_another_user_is_refused() {
     let dir = agent_dir();
     let (_webui, pid) = webui(dir.path(), &["x"]);
-    let endpoint = Endpoint {
-        pid,
-        path: dir.path().join(format!("{pid}.sock")),
-    };
+    let endpoint = Endpoint::unix(pid, dir.path().join(format!("{pid}.sock")));
     let me = discovery::current_uid();
     // The peer-credential check compares the agent's real uid (ours) with the one expected.
     let err = AgentClient::connect_as(&endpoint, Duration::from_secs(2), me + 1)

@@ -106,7 +106,8 @@ fn the_cli_prints_a_verdict_per_gpu_as_json() {
             "cpu_starved",
             "pcie_bound",
             "gpu_bound_at_power_limit",
-            "encoder_bound"
+            "encoder_bound",
+            "system_memory_fallback"
         ]
     );
     assert!(gpus[3]["evidence"].as_array().unwrap().len() >= 2);

@@ -97,7 +97,7 @@ fn vramdecks_own_log_reads_back() {
         text.push('\n');
     }
     let log = import_csv(&text, "ours").unwrap();
-    assert_eq!((log.rows, log.bad_rows, log.gpus.len()), (10, 0, 2));
+    assert_eq!((log.rows, log.bad_rows, log.gpus.len()), (15, 0, 3));
 }
 
 #[test]

@@ -10,6 +10,9 @@ use vramdeck::remote::fleet::{Fleet, FleetSource};
 use vramdeck::remote::{HostConfig, HostStatus};
 use vramdeck::telemetry::GpuSource;
 
+/// GPUs of a demo box (`vramdeck serve --demo`).
+const DEMO: usize = 3;
+
 /// A fleet watching the demo serve on `port`, with the token it keeps in `dir`.
 fn fleet_with_box(dir: &std::path::Path, port: u16) -> Fleet {
     let token = std::fs::read_to_string(dir.join("token")).unwrap();
@@ -50,8 +53,8 @@ fn a_serve_host_shows_its_gpus_goes_stale_when_it_stops_and_back_fills_after_a_r
     std::thread::sleep(Duration::from_secs(2));
     let fleet = fleet_with_box(dir.path(), port);
     let mut source = FleetSource::new(None, "no NVIDIA driver here", fleet.clone());
-    let gpus = sample_until(&mut source, 20, "two remote GPUs", |g| {
-        g.len() == 2 && g.iter().all(|g| g.is_current())
+    let gpus = sample_until(&mut source, 20, "the box's GPUs", |g| {
+        g.len() == DEMO && g.iter().all(|g| g.is_current())
     });
     for (slot, g) in gpus.iter().enumerate() {
         assert_eq!(g.index, slot as u32);
@@ -62,13 +65,13 @@ fn a_serve_host_shows_its_gpus_goes_stale_when_it_stops_and_back_fills_after_a_r
     }
     // First contact fills history with what the box saw before.
     let first = source.take_backfill();
-    assert_eq!(first.len(), 2, "{first:?}");
+    assert_eq!(first.len(), DEMO, "{first:?}");
     assert!(first.iter().all(|b| b.points.len() >= 5), "{first:?}");
 
     // The box stops: after three intervals its cards say stale, and keep their place.
     drop(server);
     let stale = sample_until(&mut source, 20, "stale cards", |g| {
-        g.len() == 2
+        g.len() == DEMO
             && g.iter()
                 .all(|g| g.remote.as_ref().unwrap().stale_seconds.is_some())
     });
@@ -84,11 +87,11 @@ fn a_serve_host_shows_its_gpus_goes_stale_when_it_stops_and_back_fills_after_a_r
     server = demo_serve(dir.path(), port);
     std::thread::sleep(Duration::from_secs(2));
     sample_until(&mut source, 40, "live again", |g| {
-        g.len() == 2 && g.iter().all(|g| g.is_current())
+        g.len() == DEMO && g.iter().all(|g| g.is_current())
     });
     let refill = source.take_backfill();
     assert!(!refill.is_empty(), "no back-fill after the reconnect");
-    assert!(refill.iter().all(|b| b.slot < 2));
+    assert!(refill.iter().all(|b| b.slot < DEMO));
     drop(server);
 }
 
@@ -99,7 +102,7 @@ fn free_vram_goes_to_the_host_with_its_token_and_a_wrong_token_says_so() {
     let _server = demo_serve(dir.path(), port);
     let fleet = fleet_with_box(dir.path(), port);
     let mut source = FleetSource::new(None, "test", fleet.clone());
-    sample_until(&mut source, 20, "connected", |g| g.len() == 2);
+    sample_until(&mut source, 20, "connected", |g| g.len() == DEMO);
     // Two hosts may call themselves the same: Free VRAM goes by the address added.
     fleet.free(
         &format!("http://127.0.0.1:{port}"),
@@ -159,13 +162,13 @@ fn removing_a_host_removes_its_cards_and_their_history_places() {
     );
     let local = vramdeck::telemetry::sim::SimulatedGpus::demo("test");
     let mut source = FleetSource::new(Some(Box::new(local)), "", fleet.clone());
-    let gpus = sample_until(&mut source, 20, "2 local + 2 remote", |g| g.len() == 4);
-    assert!(gpus[0].remote.is_none() && gpus[1].remote.is_none());
-    assert!(gpus[2].remote.is_some() && gpus[3].remote.is_some());
+    let gpus = sample_until(&mut source, 20, "local and remote", |g| g.len() == 2 * DEMO);
+    assert!(gpus[..DEMO].iter().all(|g| g.remote.is_none()));
+    assert!(gpus[DEMO..].iter().all(|g| g.remote.is_some()));
     fleet.remove(&address);
     let gpus = source.sample().unwrap();
-    assert_eq!(gpus.len(), 2);
-    assert_eq!(source.take_removed(), vec![3, 2]);
+    assert_eq!(gpus.len(), DEMO);
+    assert_eq!(source.take_removed(), vec![5, 4, 3]);
 }
 
 #[test]
@@ -184,8 +187,8 @@ fn two_hosts_side_by_side_keep_their_own_cards_and_one_leaves_cleanly() {
         .unwrap();
     let local = vramdeck::telemetry::sim::SimulatedGpus::demo("test");
     let mut source = FleetSource::new(Some(Box::new(local)), "", fleet.clone());
-    let gpus = sample_until(&mut source, 20, "2 local + 2 + 2 remote", |g| {
-        g.len() == 6 && g.iter().all(|g| g.is_current())
+    let gpus = sample_until(&mut source, 20, "local, box-a and box-b", |g| {
+        g.len() == 3 * DEMO && g.iter().all(|g| g.is_current())
     });
     let titles: Vec<String> = gpus.iter().map(|g| g.title()).collect();
     for expected in [
@@ -195,6 +198,7 @@ fn two_hosts_side_by_side_keep_their_own_cards_and_one_leaves_cleanly() {
         "box-a · GPU 1",
         "box-b · GPU 0",
         "box-b · GPU 1",
+        "box-b · GPU 2",
     ] {
         assert!(titles.iter().any(|t| t == expected), "{titles:?}");
     }
@@ -202,17 +206,20 @@ fn two_hosts_side_by_side_keep_their_own_cards_and_one_leaves_cleanly() {
     let first_a = titles.iter().position(|t| t.starts_with("box-a")).unwrap();
     fleet.remove(&format!("http://127.0.0.1:{port_a}"));
     let gpus = source.sample().unwrap();
-    assert_eq!(gpus.len(), 4);
+    assert_eq!(gpus.len(), 2 * DEMO);
     assert!(gpus.iter().all(|g| !g.title().starts_with("box-a")));
     assert_eq!(
         gpus.iter()
             .filter(|g| g.title().starts_with("box-b"))
             .count(),
-        2
+        DEMO
     );
     // Places are renumbered from 0 with no gap, and the sampler is told which places went.
     assert!(gpus.iter().enumerate().all(|(i, g)| g.index == i as u32));
-    assert_eq!(source.take_removed(), vec![first_a + 1, first_a]);
+    assert_eq!(
+        source.take_removed(),
+        (first_a..first_a + DEMO).rev().collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -233,7 +240,7 @@ fn two_hosts_of_one_name_each_get_only_their_own_free_vram() {
         })
         .unwrap();
     let mut source = FleetSource::new(None, "test", fleet.clone());
-    let gpus = sample_until(&mut source, 20, "both hosts", |g| g.len() == 4);
+    let gpus = sample_until(&mut source, 20, "both hosts", |g| g.len() == 2 * DEMO);
     // The card of B's first GPU names B's address: that is what its button frees.
     let b_card = gpus
         .iter()

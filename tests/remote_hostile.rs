@@ -32,6 +32,9 @@ fn add(fleet: &Fleet, address: &str) {
         .unwrap();
 }
 
+/// The demo's GPUs on this machine.
+const LOCAL: usize = 3;
+
 /// This machine's (simulated) GPUs and `fleet`, sampled every 200 ms as the window does;
 /// also counts the readings.
 fn window_sampler(fleet: &Fleet) -> (Sampler, Arc<AtomicUsize>) {
@@ -125,8 +128,8 @@ fn a_host_naming_thousands_of_gpus_gets_places_for_sixty_four_and_local_gpus_kee
     let before = readings.load(Ordering::SeqCst);
     let (now, most) = watch(&sampler, 5);
     let during = readings.load(Ordering::SeqCst) - before;
-    assert_eq!(now, 2 + MAX_GPUS_PER_HOST);
-    assert_eq!(most, 2 + MAX_GPUS_PER_HOST);
+    assert_eq!(now, LOCAL + MAX_GPUS_PER_HOST);
+    assert_eq!(most, LOCAL + MAX_GPUS_PER_HOST);
     // 25 readings are due in 5 s at 200 ms: this machine's GPUs are not held up.
     assert!(during >= 15, "only {during} readings in 5 s");
     let rss = resident_mib();
@@ -147,10 +150,10 @@ fn fresh_gpu_ids_on_every_poll_refuse_the_host_and_nothing_of_it_is_kept() {
     };
     assert!(why.contains("named its GPUs anew"), "{why}");
     let (now, most) = watch(&sampler, 2);
-    assert_eq!(now, 2, "the refused host's places are gone");
-    assert!(most <= 2 + MAX_GPUS_PER_HOST, "{most}");
+    assert_eq!(now, LOCAL, "the refused host's places are gone");
+    assert!(most <= LOCAL + MAX_GPUS_PER_HOST, "{most}");
     let history_gpus = sampler::lock(&sampler.telemetry()).history.gpu_count();
-    assert_eq!(history_gpus, 2);
+    assert_eq!(history_gpus, LOCAL);
     let rss = resident_mib();
     assert!(rss < 500.0, "{rss:.0} MiB resident");
 }
@@ -166,7 +169,7 @@ fn readings_dated_decades_away_are_dropped_and_the_plot_keeps_moving() {
     let now = vramdeck::telemetry::unix_seconds(SystemTime::now());
     let telemetry = sampler.telemetry();
     let t = sampler::lock(&telemetry);
-    assert_eq!(t.history.gpu_count(), 3);
+    assert_eq!(t.history.gpu_count(), LOCAL + 1);
     let points = t.history.readings(2, now - 86_400.0 * 400.0, f64::MAX);
     assert!(!points.is_empty());
     let newest = points.iter().map(|p| p.0).fold(f64::MIN, f64::max);
@@ -185,7 +188,7 @@ fn a_flapping_host_sending_huge_history_costs_a_bounded_read_each_time() {
     wait_for(&fleet, &flap, "live", |s| s.status == HostStatus::Live);
     let before = readings.load(Ordering::SeqCst);
     let (now, _) = watch(&sampler, 5);
-    assert_eq!(now, 3);
+    assert_eq!(now, LOCAL + 1);
     assert!(readings.load(Ordering::SeqCst) - before >= 15);
     // Each reconnect asks for the gap only and reads no more than the gap can hold: the 27 MB
     // answer is never taken in (it would be about 600,000 points of back-fill).

@@ -482,7 +482,7 @@ fn a_real_prometheus_scrapes_dcgm_series_with_the_token() {
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
-            if result.len() == 2 {
+            if result.len() == 3 {
                 break result;
             }
         }
@@ -527,6 +527,7 @@ fn a_real_prometheus_scrapes_dcgm_series_with_the_token() {
         "DCGM_FI_DEV_GPU_UTIL",
         "DCGM_FI_DEV_POWER_USAGE",
         "vramdeck_process_fb_used",
+        "vramdeck_process_shared_used",
         "vramdeck_free_released_bytes_total",
     ] {
         let answer = prometheus_query(web, name);

@@ -40,7 +40,7 @@ fn window(
         || {},
     );
     let app = plain_app(telemetry.shared()).with_release_worker(worker);
-    open_window(app, 1200.0, 1000.0)
+    open_window(app, 1200.0, 1300.0)
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn an_unload_while_comfyui_runs_a_prompt_shows_waiting_then_the_measured_result(
     };
     let app = VramDeckApp::new(telemetry.shared(), None, settings, None, vec![])
         .with_release_worker(worker);
-    let mut h = open_window(app, 1200.0, 1000.0);
+    let mut h = open_window(app, 1200.0, 1300.0);
     until(&mut h, "ComfyUI", |h| {
         h.query_by_label_contains("no vramdeck node").is_some()
     });
@@ -198,7 +198,7 @@ fn the_mini_view_says_demo_and_shows_the_result_inside_its_own_width() {
     };
     let app = VramDeckApp::new(telemetry.shared(), None, settings, None, vec![])
         .with_release_worker(worker);
-    let size = vramdeck::ui::mini_view::size(2);
+    let size = vramdeck::ui::mini_view::size(3);
     let mut h = open_window(app, size.x, size.y);
     h.run_steps(2);
     h.get_by_label("DEMO · simulated GPUs");

@@ -238,3 +238,39 @@ fn the_window_fills_in_from_a_running_sampler() {
     h.get_by_label("GPU 0 · Simulated 48 GB GPU");
     h.get_by_label("GPU 1 · Simulated RTX 3090 24 GB");
 }
+
+#[test]
+fn a_card_spilling_into_system_memory_says_so_in_its_table_its_verdict_and_an_alert() {
+    // The demo's GPU 2 opens its cycle on a full card whose job spills (Windows' sysmem
+    // fallback): forty seconds of it, through the alert rules as the sampler would.
+    let mut sim = SimulatedGpus::demo("NVML not available: test machine");
+    let mut telemetry =
+        Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default());
+    let alerts = vramdeck::alerts::SharedAlerts::default();
+    for s in 0..40 {
+        let snapshot = Snapshot {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs_f64(START + s as f64),
+            gpus: sim.sample_at(Duration::from_secs(s)),
+        };
+        alerts.lock().observe(&snapshot);
+        telemetry.record(snapshot);
+    }
+    let app = app(telemetry.shared(), Settings::default()).with_alerts(alerts);
+    let mut h = open_window(app, 1200.0, 1300.0);
+    h.run();
+    h.get_by_label_contains("GPU 2 · Simulated RTX 4090 · Windows")
+        .click();
+    h.run();
+    assert_eq!(h.state().settings().selected_gpu, 2);
+    h.get_by_label("Processes on GPU 2");
+    // Windows reports shared GPU memory per process: the table grows a column for it.
+    h.get_by_label("Shared");
+    h.get_by_label("spilling into system memory"); // the verdict
+    h.get_by_label_contains("Prefer No Sysmem Fallback");
+    // The status bar leads with the spill, the weightier of the card's two alerts.
+    h.get_by_label_contains("ALERT: GPU 2: VRAM is full and a job is spilling into system memory");
+    // The other cards report no shared memory: no column there.
+    h.get_by_label("GPU 1 · Simulated RTX 3090 24 GB").click();
+    h.run();
+    assert!(h.query_by_label("Shared").is_none());
+}

@@ -33,8 +33,8 @@ fn a_user_adds_a_serve_host_frees_its_vram_and_removes_it() {
         || {},
     );
     let app = plain_app(sampler.telemetry()).with_fleet(fleet.clone());
-    // Tall enough for four cards and the Free VRAM sections without scrolling.
-    let mut h = open_window(app, 1600.0, 1600.0);
+    // Tall enough for six cards and the Free VRAM sections without scrolling.
+    let mut h = open_window(app, 1600.0, 2400.0);
     until(&mut h, "the local cards", |h| {
         h.query_by_label_contains("GPU 1 · Simulated").is_some()
     });
@@ -64,7 +64,7 @@ fn a_user_adds_a_serve_host_frees_its_vram_and_removes_it() {
     assert_eq!(h.state().settings().remote_hosts.len(), 1);
     assert_eq!(h.state().settings().remote_hosts[0].address, address);
     until(&mut h, "the host live in the list", |h| {
-        h.query_by_label_contains("live · 2 GPUs").is_some()
+        h.query_by_label_contains("live · 3 GPUs").is_some()
     });
     until(&mut h, "the host's cards", |h| {
         h.query_by_label_contains("gpu-box · GPU 0 · Simulated 48 GB GPU")

@@ -35,6 +35,12 @@ pub fn process_line(p: &crate::telemetry::ProcessInfo) -> String {
         ),
         None => crate::t!("dx-process-vram", v = crate::t!("na")),
     }];
+    if let Some(shared) = p.shared {
+        parts.push(crate::t!(
+            "dx-process-shared",
+            v = crate::units::MemoryUnit::MiB.format(shared)
+        ));
+    }
     parts.push(match p.sm_util {
         Some(u) => format!("SM {:.0} %", u.0),
         None => format!("SM {}", crate::t!("na")),

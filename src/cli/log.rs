@@ -182,7 +182,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], smi_csv::GPU_HEADER);
-        assert_eq!(lines.len(), 1 + 3 * 2);
+        assert_eq!(lines.len(), 1 + 3 * 3);
     }
 
     #[test]
@@ -217,7 +217,11 @@ mod tests {
         assert_eq!(out.0.len(), 2, "one write per reading");
         for write in &out.0 {
             assert!(write.ends_with(b"\n"));
-            assert_eq!(write.iter().filter(|b| **b == b'\n').count(), 2, "two GPUs");
+            assert_eq!(
+                write.iter().filter(|b| **b == b'\n').count(),
+                3,
+                "three GPUs"
+            );
         }
     }
 
@@ -238,7 +242,7 @@ mod tests {
         run_log(&args(1), &mut SimulatedGpus::demo("test"), &mut file, false).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4);
+        assert_eq!(lines.len(), 5);
         assert!(
             lines[1].ends_with(", 10"),
             "the cut row stays on its own line"

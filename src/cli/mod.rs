@@ -43,7 +43,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "LANG")]
     pub lang: Option<crate::i18n::Language>,
     /// Measurement aid: simulate this many GPUs in demo mode.
-    #[arg(long, hide = true, default_value_t = 2)]
+    #[arg(long, hide = true, default_value_t = 3)]
     pub demo_gpus: usize,
     /// Measurement aid: start with this many hours of simulated history.
     #[arg(long, hide = true, default_value_t = 0.0)]

@@ -458,7 +458,7 @@ mod tests {
         r.finish().unwrap();
         let log = crate::logs::import::import_csv(&std::fs::read_to_string(path).unwrap(), "rec")
             .unwrap();
-        assert_eq!((log.rows, log.bad_rows, log.gpus.len()), (40, 0, 2));
+        assert_eq!((log.rows, log.bad_rows, log.gpus.len()), (60, 0, 3));
     }
 
     #[test]

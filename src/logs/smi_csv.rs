@@ -10,7 +10,10 @@ use std::fmt::Write as _;
 pub const GPU_HEADER: &str = "timestamp, index, name, memory.used [MiB], memory.total [MiB], utilization.gpu [%], temperature.gpu";
 
 /// The header for per-process rows, in the style of `nvidia-smi --query-compute-apps`.
-pub const PROCESS_HEADER: &str = "timestamp, index, pid, process_name, type, used_memory [MiB]";
+/// nvidia-smi's compute-apps columns, then the shared GPU memory (system memory) Windows
+/// counts for the process, `[N/A]` where the OS does not say.
+pub const PROCESS_HEADER: &str =
+    "timestamp, index, pid, process_name, type, used_memory [MiB], shared_memory [MiB]";
 
 /// What nvidia-smi prints for a field the GPU does not report.
 const NOT_AVAILABLE: &str = "[N/A]";
@@ -63,14 +66,16 @@ pub fn process_rows(snapshot: &Snapshot) -> String {
     let mut lines = Vec::new();
     for g in &snapshot.gpus {
         for p in &g.processes {
-            let used = p
-                .used
-                .map(|b| format!("{} MiB", b.whole_mib()))
-                .unwrap_or_else(|| NOT_AVAILABLE.into());
+            let mib = |value: Option<crate::units::Bytes>| {
+                value
+                    .map(|b| format!("{} MiB", b.whole_mib()))
+                    .unwrap_or_else(|| NOT_AVAILABLE.into())
+            };
+            let (used, shared) = (mib(p.used), mib(p.shared));
             // Commas would break the columns; nvidia-smi has the same problem and no answer.
             let name = p.name.replace(',', " ");
             lines.push(format!(
-                "{timestamp}, {}, {}, {name}, {}, {used}",
+                "{timestamp}, {}, {}, {name}, {}, {used}, {shared}",
                 g.index,
                 p.pid,
                 p.kind.letters()
@@ -120,7 +125,7 @@ mod tests {
     fn gpu_rows_have_nvidia_smi_columns_and_units() {
         let rows = gpu_rows(&snapshot());
         let lines: Vec<&str> = rows.lines().collect();
-        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.len(), 3);
         let cols: Vec<&str> = lines[0].split(", ").collect();
         assert_eq!(cols.len(), GPU_HEADER.split(", ").count());
         assert_eq!(cols[1], "0");
@@ -136,7 +141,7 @@ mod tests {
     fn process_rows_list_every_process() {
         let rows = process_rows(&snapshot());
         let lines: Vec<&str> = rows.lines().collect();
-        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.len(), 3);
         assert!(
             lines[0].contains(", 0, 4242, python3 wan_i2v_webui.py, C, "),
             "{}",
@@ -146,5 +151,9 @@ mod tests {
             lines[0].split(", ").count(),
             PROCESS_HEADER.split(", ").count()
         );
+        assert!(lines[0].ends_with(", [N/A]"), "no shared memory on Linux");
+        // The Windows card: shared GPU memory in MiB.
+        assert!(lines[2].contains("python.exe"), "{}", lines[2]);
+        assert!(lines[2].ends_with(" MiB"), "{}", lines[2]);
     }
 }

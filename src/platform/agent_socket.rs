@@ -1,14 +1,15 @@
 //! How vramdeck reaches the agents inside WebUI processes, and who is at the other end.
 //!
-//! On Unix each agent listens on `<pid>.sock`, a Unix socket in a private per-user folder, and
-//! the kernel names the process and user behind a connection (SO_PEERCRED). Windows has no
-//! such socket for Python agents: there the connection is `AgentStream` = a TCP stream, and
-//! [`connect`] says plainly that agents are not reachable on Windows yet (the Windows agent
-//! transport is its own piece of work); everything else in Free VRAM (ComfyUI's HTTP API)
-//! works.
+//! Two transports, one protocol. On Unix an agent listens on `<pid>.sock`, a Unix socket in a
+//! private per-user folder, and the kernel names the process and user behind a connection
+//! (SO_PEERCRED). Where Python has no AF_UNIX (Windows), or when asked to, it listens on a
+//! loopback port instead and names it, with a secret, in `<pid>.json` in the same folder; a
+//! TCP connection says nothing about its peer, so both sides prove they hold the secret (see
+//! `release::handshake`). Unix sockets do not exist in this Windows build.
 
 use std::ffi::OsString;
-use std::io;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,27 +23,90 @@ pub struct PeerCredentials {
 }
 
 /// A connection to one agent.
-#[cfg(unix)]
-pub type AgentStream = std::os::unix::net::UnixStream;
-/// A connection to one agent.
-#[cfg(windows)]
-pub type AgentStream = std::net::TcpStream;
+pub enum AgentStream {
+    /// A Unix socket (the OS names the peer).
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixStream),
+    /// A loopback TCP connection (the handshake proves the peer).
+    Loopback(TcpStream),
+}
 
-/// Where agents put their sockets unless `VRAMDECK_AGENT_DIR` says: a trusted base and the
-/// levels below it that must be private (the same rule as the Python agent).
+impl AgentStream {
+    /// Bounds each read (None: wait).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            #[cfg(unix)]
+            AgentStream::Unix(s) => s.set_read_timeout(timeout),
+            AgentStream::Loopback(s) => s.set_read_timeout(timeout),
+        }
+    }
+
+    /// Bounds each write (None: wait).
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            #[cfg(unix)]
+            AgentStream::Unix(s) => s.set_write_timeout(timeout),
+            AgentStream::Loopback(s) => s.set_write_timeout(timeout),
+        }
+    }
+}
+
+impl Read for AgentStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            #[cfg(unix)]
+            AgentStream::Unix(s) => s.read(buf),
+            AgentStream::Loopback(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for AgentStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            #[cfg(unix)]
+            AgentStream::Unix(s) => s.write(buf),
+            AgentStream::Loopback(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            #[cfg(unix)]
+            AgentStream::Unix(s) => s.flush(),
+            AgentStream::Loopback(s) => s.flush(),
+        }
+    }
+}
+
+/// Where agents put their sockets and endpoint files unless `VRAMDECK_AGENT_DIR` says: a
+/// trusted base and the levels below it that must be private (the same rule as the agent).
 pub fn default_dir() -> (PathBuf, Vec<OsString>) {
     imp::default_dir()
 }
 
-/// Connects to the agent at `path` within `timeout` (a hung agent whose backlog is full would
-/// otherwise block).
-pub fn connect(path: &Path, timeout: Duration) -> io::Result<AgentStream> {
-    imp::connect(path, timeout)
+/// Connects to the agent socket at `path` within `timeout` (a hung agent whose backlog is
+/// full would otherwise block).
+pub fn connect_unix(path: &Path, timeout: Duration) -> io::Result<AgentStream> {
+    imp::connect_unix(path, timeout)
 }
 
-/// The credentials of the process at the other end.
-pub fn peer_credentials(stream: &AgentStream) -> io::Result<PeerCredentials> {
-    imp::peer_credentials(stream)
+/// Connects to an agent's port on 127.0.0.1 within `timeout`; never any other address.
+pub fn connect_loopback(port: u16, timeout: Duration) -> io::Result<AgentStream> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let stream = TcpStream::connect_timeout(&address, timeout)?;
+    let _ = stream.set_nodelay(true); // requests are single short lines
+    Ok(AgentStream::Loopback(stream))
+}
+
+/// The credentials of the process at the other end, where the OS can say (Unix sockets);
+/// `None` for a loopback connection.
+pub fn peer_credentials(stream: &AgentStream) -> io::Result<Option<PeerCredentials>> {
+    match stream {
+        #[cfg(unix)]
+        AgentStream::Unix(s) => imp::peer_credentials(s).map(Some),
+        AgentStream::Loopback(_) => Ok(None),
+    }
 }
 
 #[cfg(unix)]
@@ -50,6 +114,7 @@ mod imp {
     use super::{AgentStream, PeerCredentials};
     use std::ffi::OsString;
     use std::io;
+    use std::os::unix::net::UnixStream;
     use std::path::{Path, PathBuf};
     use std::time::Duration;
 
@@ -69,15 +134,15 @@ mod imp {
         }
     }
 
-    pub fn connect(path: &Path, timeout: Duration) -> io::Result<AgentStream> {
+    pub fn connect_unix(path: &Path, timeout: Duration) -> io::Result<AgentStream> {
         let address = socket2::SockAddr::unix(path)?;
         let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
         socket.connect_timeout(&address, timeout)?;
         socket.set_nonblocking(false)?;
-        Ok(socket.into())
+        Ok(AgentStream::Unix(socket.into()))
     }
 
-    pub fn peer_credentials(stream: &AgentStream) -> io::Result<PeerCredentials> {
+    pub fn peer_credentials(stream: &UnixStream) -> io::Result<PeerCredentials> {
         use std::os::fd::AsRawFd;
         let mut cred = libc::ucred {
             pid: 0,
@@ -108,15 +173,14 @@ mod imp {
 
 #[cfg(windows)]
 mod imp {
-    use super::{AgentStream, PeerCredentials};
+    use super::AgentStream;
     use std::ffi::OsString;
     use std::io;
     use std::path::{Path, PathBuf};
     use std::time::Duration;
 
-    const NOT_YET: &str = "vramdeck cannot reach agents on Windows yet; ComfyUI is freed \
-                           through its HTTP API";
-
+    /// `%LOCALAPPDATA%\vramdeck\agents`: inside the user's profile, whose access list admits
+    /// only the user (and administrators); the agent creates the levels, which inherit it.
     pub fn default_dir() -> (PathBuf, Vec<OsString>) {
         let base = std::env::var_os("LOCALAPPDATA")
             .map(PathBuf::from)
@@ -124,11 +188,10 @@ mod imp {
         (base, vec!["vramdeck".into(), "agents".into()])
     }
 
-    pub fn connect(_: &Path, _: Duration) -> io::Result<AgentStream> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, NOT_YET))
-    }
-
-    pub fn peer_credentials(_: &AgentStream) -> io::Result<PeerCredentials> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, NOT_YET))
+    pub fn connect_unix(_: &Path, _: Duration) -> io::Result<AgentStream> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "agents on Windows listen on loopback ports (<pid>.json), not Unix sockets",
+        ))
     }
 }

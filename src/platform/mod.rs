@@ -6,6 +6,7 @@ pub mod console;
 pub mod file_dialog;
 pub mod files;
 pub mod fonts;
+pub mod gpu_memory;
 pub mod notify;
 pub mod process;
 pub mod process_info;

@@ -1,5 +1,6 @@
-//! Finding agents: each is a `<pid>.sock` in a private per-user directory. Sockets nobody
-//! listens on (a crashed or exited process) are removed as they are found.
+//! Finding agents: each is a `<pid>.sock` (a Unix socket) or a `<pid>.json` (a loopback port
+//! and its secret: Windows, or `VRAMDECK_AGENT_TRANSPORT=tcp`) in a private per-user directory.
+//! Sockets and files whose process is gone (crashed or exited) are removed as they are found.
 //!
 //! The directory may sit in /tmp, where another local user can create names first, so every
 //! level below its trusted base is checked without following links: a real directory, owned by
@@ -7,7 +8,9 @@
 
 use super::ReleaseError;
 use super::client::AgentClient;
+use super::handshake::Secret;
 use super::protocol::AgentInfo;
+use serde::Deserialize;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -111,13 +114,102 @@ pub fn current_uid() -> u32 {
     crate::platform::files::current_uid()
 }
 
-/// A socket file that looks like an agent.
+/// A socket or endpoint file that looks like an agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     /// Pid from the file name.
     pub pid: u32,
-    /// The socket path.
+    /// The socket or endpoint file.
     pub path: PathBuf,
+    /// How to reach it.
+    pub transport: Transport,
+}
+
+impl Endpoint {
+    /// An agent's Unix socket.
+    pub fn unix(pid: u32, path: PathBuf) -> Self {
+        Endpoint {
+            pid,
+            path,
+            transport: Transport::UnixSocket,
+        }
+    }
+}
+
+/// How an agent is reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// The Unix socket at the endpoint's path.
+    UnixSocket,
+    /// A port on 127.0.0.1 and the secret both sides prove they hold.
+    Loopback {
+        /// The agent's port.
+        port: u16,
+        /// From the endpoint file.
+        secret: Secret,
+    },
+    /// An endpoint file that cannot be used (the sentence says why).
+    Unreadable(String),
+}
+
+/// Endpoint files are a few hundred bytes; anything bigger is not one.
+const MAX_ENDPOINT_FILE_BYTES: u64 = 4096;
+
+#[derive(Deserialize)]
+struct EndpointFile {
+    format: String,
+    pid: u32,
+    transport: String,
+    host: String,
+    port: u16,
+    secret: String,
+}
+
+/// Reads `<pid>.json`: the agent's port and secret, or why they cannot be used.
+fn read_endpoint_file(path: &Path, pid: u32) -> Transport {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = crate::platform::files::open_no_follow(path).and_then(|file| {
+        file.take(MAX_ENDPOINT_FILE_BYTES + 1)
+            .read_to_string(&mut text)
+    });
+    if let Err(e) = read {
+        return Transport::Unreadable(format!("cannot read {}: {e}", path.display()));
+    }
+    if text.len() as u64 > MAX_ENDPOINT_FILE_BYTES {
+        return Transport::Unreadable(format!(
+            "{} is too big for an endpoint file",
+            path.display()
+        ));
+    }
+    let file: EndpointFile = match serde_json::from_str(&text) {
+        Ok(file) => file,
+        Err(e) => {
+            return Transport::Unreadable(format!(
+                "{} is not an agent endpoint file ({e})",
+                path.display()
+            ));
+        }
+    };
+    let secret = Secret::from_hex(&file.secret);
+    match secret {
+        Some(secret)
+            if file.format == "vramdeck-agent-endpoint"
+                && file.transport == "tcp"
+                && file.host == "127.0.0.1"
+                && file.pid == pid
+                && file.port != 0 =>
+        {
+            Transport::Loopback {
+                port: file.port,
+                secret,
+            }
+        }
+        _ => Transport::Unreadable(format!(
+            "{} does not name this agent on 127.0.0.1 with a 32-byte secret",
+            path.display()
+        )),
+    }
 }
 
 /// An agent that answered.
@@ -155,13 +247,18 @@ pub fn endpoints(dir: &AgentDir) -> Result<Vec<Endpoint>, ReleaseError> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let path = e.path();
-            let pid = path
-                .file_name()?
-                .to_str()?
-                .strip_suffix(".sock")?
-                .parse()
-                .ok()?;
-            Some(Endpoint { pid, path })
+            let name = path.file_name()?.to_str()?;
+            if let Some(pid) = name.strip_suffix(".sock") {
+                let pid = pid.parse().ok()?;
+                return cfg!(unix).then(|| Endpoint::unix(pid, path));
+            }
+            let pid = name.strip_suffix(".json")?.parse().ok()?;
+            let transport = read_endpoint_file(&path, pid);
+            Some(Endpoint {
+                pid,
+                path,
+                transport,
+            })
         })
         .collect();
     found.sort_by_key(|e| e.pid);
@@ -186,7 +283,7 @@ pub fn discover(dir: &AgentDir, timeout: Duration) -> Discovery {
                 endpoint: endpoint.clone(),
                 info,
             })
-            .map_err(|e| (endpoint, e))
+            .map_err(|e| (Box::new(endpoint), e))
     });
     for answer in answers {
         match answer {

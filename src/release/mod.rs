@@ -1,10 +1,12 @@
-//! Releasing cached VRAM: agents inside inference processes (a Unix socket each) and ComfyUI's
+//! Releasing cached VRAM: agents inside inference processes (a Unix socket or a loopback port
+//! each) and ComfyUI's
 //! own HTTP API on loopback. Every call has a timeout; nothing here listens on a network address.
 
 pub mod client;
 pub mod comfyui;
 pub mod discovery;
 pub mod free;
+pub mod handshake;
 pub mod local_http;
 pub mod loopback_owner;
 pub mod protocol;
@@ -91,6 +93,13 @@ pub enum ReleaseError {
         /// The pid the kernel names as the listener.
         served_by: u32,
     },
+    /// Whoever listens on an agent's loopback port cannot prove it holds the agent's secret.
+    Unproven {
+        /// Agent.
+        target: String,
+        /// The port.
+        port: u16,
+    },
     /// The peer belongs to another user.
     OtherUser {
         /// Agent.
@@ -134,6 +143,9 @@ impl std::fmt::Display for ReleaseError {
             ),
             ReleaseError::Impostor { target, served_by } => {
                 crate::t!("err-impostor", target = target, pid = served_by.to_string())
+            }
+            ReleaseError::Unproven { target, port } => {
+                crate::t!("err-unproven", target = target, port = port.to_string())
             }
             ReleaseError::OtherUser { target, uid } => {
                 crate::t!("err-other-user", target = target, uid = uid.to_string())

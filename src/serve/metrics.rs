@@ -144,6 +144,7 @@ pub fn series_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = GPU_GAUGES.iter().map(|(name, _, _)| *name).collect();
     names.extend([
         "vramdeck_process_fb_used",
+        "vramdeck_process_shared_used",
         "vramdeck_agent_torch_allocated_bytes",
         "vramdeck_agent_torch_reserved_bytes",
         "vramdeck_free_actions_total",
@@ -197,13 +198,22 @@ pub fn render(input: &ScrapeInput) -> String {
             "vramdeck_process_fb_used",
             "Frame buffer memory held by one process, MiB",
         );
+        let shared = gauge_family(
+            &mut registry,
+            "vramdeck_process_shared_used",
+            "System memory the GPU reaches for one process (Windows' shared GPU memory), MiB",
+        );
         for g in &snapshot.gpus {
             for p in &g.processes {
-                let Some(used) = p.used else { continue };
                 let mut labels = gpu_labels(input.host, g);
                 labels.push(("pid".into(), p.pid.to_string()));
                 labels.push(("process_name".into(), p.name.clone()));
-                processes.get_or_create(&labels).set(mib(used.0));
+                if let Some(used) = p.used {
+                    processes.get_or_create(&labels).set(mib(used.0));
+                }
+                if let Some(bytes) = p.shared {
+                    shared.get_or_create(&labels).set(mib(bytes.0));
+                }
             }
         }
     }

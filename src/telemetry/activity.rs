@@ -43,6 +43,11 @@ pub struct ActivitySample {
     pub power: f32,
     /// Power limit, W.
     pub power_limit: f32,
+    /// VRAM used, share of the card (0..1).
+    pub vram_used_share: f32,
+    /// The most system memory any of its processes holds through the GPU (Windows' shared GPU
+    /// memory), MiB.
+    pub shared_mib: f32,
 }
 
 impl ActivitySample {
@@ -68,6 +73,17 @@ impl ActivitySample {
                 .fold(nan, f32::max),
             power: g.power.map_or(nan, |w| w.0),
             power_limit: g.power_limit.map_or(nan, |w| w.0),
+            vram_used_share: if g.memory.total.0 > 0 {
+                g.memory.used_fraction()
+            } else {
+                nan
+            },
+            shared_mib: g
+                .processes
+                .iter()
+                .filter_map(|p| p.shared)
+                .map(|b| b.0 as f32 / crate::units::MIB as f32)
+                .fold(nan, f32::max),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod pcie;
 pub mod runtime_pm;
 pub mod sampler;
 pub mod sim;
+pub mod wddm;
 
 use crate::units::{Bytes, Celsius, MegaHertz, Percent, Watts};
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,10 @@ pub struct ProcessInfo {
     pub name: String,
     /// Memory it holds; `None` when the driver cannot tell (e.g. Windows WDDM, containers).
     pub used: Option<Bytes>,
+    /// System memory the GPU reaches for it over the bus (Windows' "shared GPU memory": the
+    /// CUDA sysmem fallback's spill, and pinned host memory); `None` where the OS does not say.
+    #[serde(default)]
+    pub shared: Option<Bytes>,
     /// Compute, graphics or both.
     pub kind: ProcessKind,
     /// Its share of the GPU's SM (kernel) time over the last second, when the driver says.

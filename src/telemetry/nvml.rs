@@ -80,6 +80,8 @@ pub struct NvmlSource {
     addresses: Vec<String>,
     /// How much is read each sample.
     detail: Detail,
+    /// Per-process memory from the OS where NVML says "not available" (Windows' WDDM).
+    os_memory: crate::platform::gpu_memory::OsGpuMemory,
 }
 
 /// Readings of one GPU that a sample reuses instead of asking the driver again. Every NVML call
@@ -165,6 +167,7 @@ impl NvmlSource {
                 sysfs,
                 addresses,
                 detail: Detail::Everything,
+                os_memory: Default::default(),
             });
         }
         let mut source = Self::init_nvml()?;
@@ -230,6 +233,7 @@ impl NvmlSource {
             sysfs: Sysfs::default(),
             addresses,
             detail: Detail::Everything,
+            os_memory: Default::default(),
         })
     }
 
@@ -337,7 +341,9 @@ impl NvmlSource {
         if let Detail::Basics { processes } = self.detail {
             // What `vramdeck log` prints, and nothing it does not: about a tenth of the calls.
             let processes = if processes {
-                listed_processes(&device, &mut self.process_names)
+                let mut list = listed_processes(&device, &mut self.process_names);
+                self.os_memory.fill(state.pci_bus_id.as_deref(), &mut list);
+                list
             } else {
                 Vec::new()
             };
@@ -347,6 +353,8 @@ impl NvmlSource {
             });
         }
         let process_names = &mut self.process_names;
+        let os_memory = &mut self.os_memory;
+        let pci_bus_id = state.pci_bus_id.clone();
         let cpu_seen = &mut self.cpu_seen;
         let util_seen = &mut state.process_util_seen;
         let process_sm = &mut state.process_sm;
@@ -354,6 +362,7 @@ impl NvmlSource {
             .processes
             .get(self.process_refresh, || {
                 let mut list = listed_processes(&device, process_names);
+                os_memory.fill(pci_bus_id.as_deref(), &mut list);
                 // Samples since the last read; a listed process without one used no SM time.
                 // Asked only when some process holds the GPU.
                 let sm = if list.is_empty() {

@@ -235,8 +235,8 @@ mod tests {
         let shared = sampler.telemetry();
         assert!(wait_for(&shared, |t| t.history.samples_total() >= 3));
         let t = lock(&shared);
-        assert_eq!(t.history.gpu_count(), 2);
-        assert_eq!(t.latest.as_ref().unwrap().gpus.len(), 2);
+        assert_eq!(t.history.gpu_count(), 3);
+        assert_eq!(t.latest.as_ref().unwrap().gpus.len(), 3);
         assert!(t.source.is_simulated());
         let now = t.history.newest(0).unwrap();
         assert!(

@@ -40,6 +40,10 @@ pub enum Pattern {
     PowerCapped,
     /// A video export: NVENC saturated, the SMs lightly used.
     EncoderBound,
+    /// Windows' CUDA sysmem fallback: once the job fills the card, its further allocations
+    /// land in shared system memory (the process's shared GPU memory rises and wavers as
+    /// buffers come and go) and every step pulls them over PCIe: full utilisation, low power.
+    SysmemFallback,
 }
 
 /// A repeating workload on one simulated GPU.
@@ -183,6 +187,30 @@ impl Scenario {
         }
     }
 
+    /// A Wan 2.1 14B video at 720p on a 24 GB RTX 4090 under Windows with the driver's
+    /// default sysmem fallback: the card fills and the job spills instead of failing.
+    pub fn windows_sysmem_fallback() -> Self {
+        let k = |t, used_mib, util| Keyframe { t, used_mib, util };
+        Scenario {
+            gpu_name: "Simulated RTX 4090 · Windows",
+            total_mib: 24_564,
+            power_limit: 450.0,
+            process_name: "python.exe ComfyUI\\main.py",
+            baseline_mib: 350.0,
+            // The cycle opens on a full card (the demo shows the spill at once).
+            keyframes: vec![
+                k(0.0, 23_900.0, 99.0), // sampling: slow, data pulled over the bus
+                k(70.0, 23_950.0, 99.0),
+                k(74.0, 1_500.0, 2.0), // done, released
+                k(92.0, 1_500.0, 1.0),
+                k(100.0, 23_900.0, 60.0), // the next job loads and fills the card
+            ],
+            pattern: Pattern::SysmemFallback,
+            pcie_max_mbs: 31_508.0,
+            sm_clock_max: 2_520,
+        }
+    }
+
     /// Every scenario, one per "busy but slow?" verdict, in demo order.
     pub fn all() -> Vec<Scenario> {
         vec![
@@ -192,6 +220,7 @@ impl Scenario {
             Scenario::comfyui_lowvram_offload(),
             Scenario::power_capped(),
             Scenario::nvenc_export(),
+            Scenario::windows_sysmem_fallback(),
         ]
     }
 
@@ -230,6 +259,8 @@ fn flat(used_mib: f64, util: f64) -> Vec<Keyframe> {
 /// What a pattern makes of the keyframes' utilisation `util` at `t` seconds.
 struct Shape {
     util: f64,
+    /// Shared GPU memory (system memory) of the process, MiB.
+    shared_mib: f64,
     host_cpu: f32,
     pcie_rx: f32,
     pcie_tx: f32,
@@ -237,10 +268,11 @@ struct Shape {
     decoder: f32,
 }
 
-fn shape(pattern: Pattern, t: f64, util: f64) -> Shape {
+fn shape(pattern: Pattern, t: f64, util: f64, full: bool) -> Shape {
     let busy = util > 10.0;
     let base = Shape {
         util,
+        shared_mib: 0.0,
         host_cpu: if busy { 35.0 } else { 2.0 },
         pcie_rx: if busy { 60.0 } else { 2.0 },
         pcie_tx: if busy { 20.0 } else { 1.0 },
@@ -262,6 +294,20 @@ fn shape(pattern: Pattern, t: f64, util: f64) -> Shape {
             pcie_rx: 11_200.0,
             pcie_tx: 450.0,
             host_cpu: 60.0,
+            ..base
+        },
+        Pattern::SysmemFallback => Shape {
+            // Up to 5.5 GiB over the first 20 s of the cycle, then wavering by ±300 MiB.
+            shared_mib: if full {
+                let since = t.rem_euclid(100.0);
+                (since / 20.0).min(1.0) * 5_632.0
+                    + (since * 0.7).sin() * 300.0 * (since / 20.0).min(1.0)
+            } else {
+                0.0
+            },
+            pcie_rx: if busy { 12_800.0 } else { 2.0 },
+            pcie_tx: if busy { 1_900.0 } else { 1.0 },
+            host_cpu: if busy { 45.0 } else { 2.0 },
             ..base
         },
         Pattern::EncoderBound => Shape {
@@ -290,12 +336,14 @@ pub struct SimulatedGpus {
 }
 
 impl SimulatedGpus {
-    /// The demo: an I2V double peak on GPU 0 and FaceFusion on GPU 1. `reason` says why.
+    /// The demo: an I2V double peak on GPU 0, FaceFusion on GPU 1 and, on GPU 2, a Windows
+    /// card spilling into system memory. `reason` says why.
     pub fn demo(reason: &str) -> Self {
         Self::new(
             vec![
                 Scenario::wan22_i2v_double_peak(),
                 Scenario::facefusion_fp16(),
+                Scenario::windows_sysmem_fallback(),
             ],
             reason,
         )
@@ -352,7 +400,10 @@ impl SimulatedGpus {
                 process_used.0 + (gpu.scenario.baseline_mib * crate::units::MIB as f64) as u64,
             )
             .min(total);
-            let shape = shape(gpu.scenario.pattern, t, util);
+            let full = used.0 as f64 >= total.0 as f64 * 0.95;
+            let shape = shape(gpu.scenario.pattern, t, util, full);
+            let shared = (gpu.scenario.pattern == Pattern::SysmemFallback)
+                .then(|| Bytes((shape.shared_mib.max(0.0) * crate::units::MIB as f64) as u64));
             let util = shape.util;
             let limit = gpu.scenario.power_limit;
             let busy = util > 10.0;
@@ -364,6 +415,8 @@ impl SimulatedGpus {
             };
             let power = match gpu.scenario.pattern {
                 Pattern::PowerCapped => limit,
+                // The SMs mostly wait for the bus: "100 %" at a third of the power.
+                Pattern::SysmemFallback => 25.0 + (limit - 25.0) * (util as f32 / 100.0) * 0.3,
                 _ => 25.0 + (limit - 25.0) * (util as f32 / 100.0) * 0.9,
             };
             let mut events = if busy { 0 } else { ClockEvents::IDLE };
@@ -391,6 +444,7 @@ impl SimulatedGpus {
                     pid: 4_242 + index as u32,
                     name: gpu.scenario.process_name.to_string(),
                     used: Some(process_used),
+                    shared,
                     kind: ProcessKind::Compute,
                     sm_util: Some(Percent(util as f32)),
                     cpu_percent: Some(shape.host_cpu),

@@ -9,6 +9,8 @@ use egui::{RichText, Ui};
 /// Widths of the fixed columns (PID, VRAM, SM, CPU, host memory, type), points; the name takes
 /// the rest.
 const COLUMNS: [f32; 6] = [72.0, 100.0, 52.0, 60.0, 92.0, 40.0];
+/// The shared GPU memory column, where the OS reports it (Windows).
+const SHARED_COLUMN: f32 = 100.0;
 /// Column headers (message ids).
 const HEADERS: [&str; 6] = [
     "table-pid",
@@ -62,6 +64,9 @@ pub fn show(
         return;
     }
     let height = ui.spacing().interact_size.y;
+    // Windows says how much system memory the GPU reaches for each process (the sysmem
+    // fallback's spill); the column is there whenever the OS reports it.
+    let with_shared = processes.iter().any(|p| p.shared.is_some());
     ui.horizontal(|ui| {
         for ((h, w), hint) in HEADERS.iter().zip(COLUMNS).zip(HINTS) {
             cell(
@@ -71,6 +76,15 @@ pub fn show(
                 height,
                 Some(crate::i18n::lookup(hint, &[])),
             );
+            if with_shared && *h == "table-vram" {
+                cell(
+                    ui,
+                    RichText::new(crate::t!("table-shared")).strong(),
+                    SHARED_COLUMN,
+                    height,
+                    Some(crate::t!("table-shared-hover")),
+                );
+            }
         }
         ui.label(RichText::new(crate::t!("table-process")).strong());
     });
@@ -88,8 +102,12 @@ pub fn show(
         ];
         let row = ui
             .horizontal(|ui| {
-                for (text, width) in cells.into_iter().zip(COLUMNS) {
+                for (column, (text, width)) in cells.into_iter().zip(COLUMNS).enumerate() {
                     cell(ui, RichText::new(text), width, height, None);
+                    if with_shared && column == 1 {
+                        let shared = or_na(p.shared, |b| unit.format(b));
+                        cell(ui, RichText::new(shared), SHARED_COLUMN, height, None);
+                    }
                 }
                 ui.add(egui::Label::new(&p.name).truncate().selectable(false))
                     .on_hover_text(&p.name);

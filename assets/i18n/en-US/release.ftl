@@ -77,3 +77,4 @@ err-not-loopback = { $address } is not a loopback address; vramdeck only talks t
 err-nothing-listens = nothing listens there (is { $app } running? tried port { $ports })
 err-app-at = { $app } at { $address }
 err-connection-closed = connection closed before a reply (did the process crash?)
+err-unproven = { $target }: whatever listens on its port { $port } cannot prove it holds the agent's secret (the agent may have exited and another program taken the port); refusing to talk to it

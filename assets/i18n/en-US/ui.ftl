@@ -184,3 +184,7 @@ recording-stopped = Recording stopped: { $error }
 gpu-lost = GPU { $index } lost: { $detail }
 gpu-read-failed = reading GPU { $index } failed: { $detail }
 window-title-demo = vramdeck — demo mode (simulated GPU)
+table-shared = Shared
+table-shared-hover = Shared GPU memory: system memory the GPU reaches over the bus for this process, as Windows counts it. It rises while VRAM is full when the NVIDIA driver's sysmem fallback moves the job there (slow); pinned host memory also counts here and stays flat.
+alert-short-spill = spilling
+alert-spill = { $gpu }: VRAM is full and a job is spilling into system memory (its shared GPU memory rose by { $grew }, to { $shared }): it will run many times slower. See "Busy but slow?" for the setting that turns this into an out-of-memory error instead.

@@ -68,3 +68,4 @@ err-not-loopback = { $address } 不是回环地址；vramdeck 只与本机通信
 err-nothing-listens = 那里没有程序在监听（{ $app } 在运行吗？试过端口 { $ports }）
 err-app-at = { $address } 上的 { $app }
 err-connection-closed = 应答之前连接就关闭了（进程崩溃了吗？）
+err-unproven = { $target }：在其端口 { $port } 上监听的程序无法证明它持有代理的密钥（代理可能已退出、端口被其他程序占用）；拒绝与它通信

@@ -176,3 +176,7 @@ recording-stopped = 录制已停止：{ $error }
 gpu-lost = GPU { $index } 已丢失：{ $detail }
 gpu-read-failed = 读取 GPU { $index } 失败：{ $detail }
 window-title-demo = vramdeck — 演示模式（模拟 GPU）
+table-shared = 共享
+table-shared-hover = 共享 GPU 内存：Windows 统计的、GPU 经总线为该进程访问的系统内存。显存已满时若 NVIDIA 驱动的系统内存回退把任务移到这里（很慢），它会上升；锁页主机内存也计入这里，但保持不变。
+alert-short-spill = 溢出
+alert-spill = { $gpu }：显存已满，任务正溢出到系统内存（其共享 GPU 内存增加了 { $grew }，达到 { $shared }），运行会慢很多倍。在“忙但很慢？”中可看到把它改为直接报显存不足的设置。

@@ -5,10 +5,11 @@ One line in a WebUI::
     import vramdeck_agent
     vramdeck_agent.start(unload=my_unload_fn, label="Wan2.1 T2V 14B")
 
-The agent listens on a Unix socket in a private per-user directory and answers versioned
-JSON-lines requests from vramdeck (see PROTOCOL.md). It runs on two daemon threads (a socket
-server and a free queue), never blocks the host, and works without torch (it then says why).
-Nothing listens on a network address.
+The agent listens on a Unix socket in a private per-user directory (on Windows: a loopback port
+whose secret only this user can read) and answers versioned JSON-lines requests from vramdeck
+(see PROTOCOL.md). It runs on two daemon threads (a socket server and a free queue), never
+blocks the host, and works without torch (it then says why). Nothing listens on a network
+address.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import types
 import time
 from typing import Callable, Iterable, List, Optional, Union
 
-from . import _dirs, _onnx, _protocol
+from . import _auth, _dirs, _onnx, _protocol, _transport
 from ._dirs import UnsafeDirectory, agent_dir
 from ._freeing import FreeQueue
 from ._protocol import LEVELS, MAX_MESSAGE_BYTES, PROTOCOL_VERSION
@@ -157,7 +158,10 @@ class Agent:
             self._base, self._levels = os.path.dirname(full), [os.path.basename(full)]
         self.directory = os.path.join(self._base, *self._levels)
         self.pid = os.getpid()
-        self.path = os.path.join(self.directory, f"{self.pid}.sock")
+        self.loopback = _transport.use_loopback()
+        name = f"{self.pid}.json" if self.loopback else f"{self.pid}.sock"
+        self.path = os.path.join(self.directory, name)
+        self.port: Optional[int] = None
         self._sock: Optional[socket.socket] = None
         self._server: Optional[Server] = None
         self._pending: List[Deferred] = []
@@ -167,21 +171,20 @@ class Agent:
     # -- lifecycle -------------------------------------------------------------------------
     def _bind(self) -> None:
         _dirs.ensure_private(self._base, self._levels)
-        try:
-            os.unlink(self.path)  # left by an earlier process with our pid
-        except FileNotFoundError:
-            pass
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(self.path)
-            os.chmod(self.path, 0o600)
-            sock.listen(64)
-        except OSError:
-            sock.close()
-            raise
+        secret = None
+        if self.loopback:
+            sock, self.port = _transport.listen_loopback()
+            secret = _auth.new_secret()
+            try:
+                _transport.write_endpoint(self.path, self.pid, self.port, secret)
+            except OSError:
+                sock.close()
+                raise
+        else:
+            sock = _transport.listen_unix(self.path)
         self._sock = sock
         self._server = Server(
-            sock, self._handle,
+            sock, self._handle, secret=secret,
             refuse_other_user=_protocol.encode(_protocol.error(None, "peer is another user")),
             too_long=_protocol.encode(_protocol.error(
                 None, f"request line longer than {MAX_MESSAGE_BYTES} bytes")),

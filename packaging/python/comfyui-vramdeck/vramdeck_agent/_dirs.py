@@ -5,6 +5,10 @@ base is created here with mkdir(0700) and then opened with O_NOFOLLOW: a planted
 a directory of another user or one others can enter is refused, never chmod-ed or entered.
 Once a level is verified as ours and private, nobody else can rename or replace anything inside
 it, so the socket can then be bound by path.
+
+On Windows the directory is `%LOCALAPPDATA%\\vramdeck\\agents`: the user's profile, whose access
+list admits only the user (and the machine's administrators), and every new level inherits it.
+A level that is a link or junction (a reparse point) is refused there too.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ def levels() -> Tuple[str, List[str]]:
     if override:
         full = os.path.abspath(override)
         return os.path.dirname(full), [os.path.basename(full)]
+    if os.name == "nt":
+        local = os.environ.get("LOCALAPPDATA") or os.path.join(os.path.expanduser("~"),
+                                                               "AppData", "Local")
+        return local, ["vramdeck", "agents"]
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
         return runtime, ["vramdeck", "agents"]
@@ -46,6 +54,8 @@ def ensure_private(base: str, below: List[str]) -> str:
     Raises UnsafeDirectory with a sentence for the user when a level is a symlink, not a
     directory, owned by someone else, or open to others.
     """
+    if os.name == "nt":
+        return _ensure_private_windows(base, below)
     uid = os.getuid()
     path = base
     fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -78,4 +88,26 @@ def ensure_private(base: str, below: List[str]) -> str:
                     f"`chmod 700 {path}` or remove it")
     finally:
         os.close(fd)
+    return path
+
+
+_REPARSE_POINT = 0x400  # FILE_ATTRIBUTE_REPARSE_POINT
+
+
+def _ensure_private_windows(base: str, below: List[str]) -> str:
+    """Windows: create the levels (they inherit the profile's access list); refuse a level
+    that is not a plain directory, links and junctions included."""
+    path = base
+    for name in below:
+        path = os.path.join(path, name)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            pass
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or \
+                getattr(st, "st_file_attributes", 0) & _REPARSE_POINT:
+            raise UnsafeDirectory(
+                f"{path} is not a plain directory (a file, link or junction): it may have been "
+                f"planted; remove it or set VRAMDECK_AGENT_DIR")
     return path

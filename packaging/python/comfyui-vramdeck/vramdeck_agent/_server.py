@@ -5,6 +5,11 @@ descriptors, whatever a client does: at most MAX_CONNECTIONS at once (the one id
 makes room for a newcomer), a line must arrive whole within LINE_S and a silent connection is
 closed after IDLE_S, and an error from accept() (EMFILE when the host ran out of descriptors)
 pauses accepting briefly instead of ending the server.
+
+On the loopback transport anyone on the machine can connect, so a connection must finish the
+handshake (see _auth) within AUTH_S before any request is read, and when every place is taken
+the oldest connection still shaking hands makes room first: strangers can cost the agent a
+handshake each, never its owner's place.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ import threading
 import time
 from typing import Callable, Deque, Dict, Optional, Tuple
 
+from ._auth import DONE, REFUSED, Handshake
+
 log = logging.getLogger("vramdeck_agent")
 
 MAX_CONNECTIONS = 16
 IDLE_S = 5.0
 LINE_S = 5.0
+AUTH_S = 2.0
 MAX_OUTPUT_BYTES = 256 * 1024
 ACCEPT_PAUSE_S = 0.5
 _RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -39,6 +47,8 @@ class _Connection:
         self.line_started: Optional[float] = None
         self.owed = 0  # replies still to come from the free queue
         self.closing = False
+        self.connected = self.last_activity
+        self.handshake: Optional[Handshake] = None  # set until a loopback peer has proved itself
 
     def evictable(self) -> bool:
         return self.owed == 0 and not self.inbuf and not self.outbuf
@@ -62,8 +72,10 @@ class Server:
 
     def __init__(self, listener: socket.socket,
                  handle: Callable[[bytes, Callable[[bytes], None]], None],
-                 refuse_other_user: bytes, too_long: bytes, max_line: int) -> None:
+                 refuse_other_user: bytes, too_long: bytes, max_line: int,
+                 secret: Optional[bytes] = None) -> None:
         self._listener = listener
+        self._secret = secret
         self._handle = handle
         self._refusal = refuse_other_user
         self._too_long = too_long
@@ -140,7 +152,9 @@ class Server:
     def _next_timeout(self, now: float) -> float:
         deadlines = [self._paused_until] if not self._accepting else []
         for c in self._conns.values():
-            if c.line_started is not None and c.owed == 0:
+            if c.handshake is not None:
+                deadlines.append(c.connected + AUTH_S)
+            elif c.line_started is not None and c.owed == 0:
                 deadlines.append(c.line_started + LINE_S)
             elif c.evictable():
                 deadlines.append(c.last_activity + IDLE_S)
@@ -184,6 +198,10 @@ class Server:
             self._add(sock)
 
     def _evict_one(self) -> bool:
+        strangers = [c for c in self._conns.values() if c.handshake is not None]
+        if strangers:
+            self._close(min(strangers, key=lambda c: c.connected))
+            return True
         idle = [c for c in self._conns.values() if c.evictable()]
         if not idle:
             return False
@@ -196,7 +214,9 @@ class Server:
         conn = _Connection(sock, self._next_id)
         self._conns[conn.cid] = conn
         self._sel.register(sock, selectors.EVENT_READ, conn.cid)
-        if not same_user(sock):
+        if self._secret is not None:
+            conn.handshake = Handshake(self._secret)  # no peer credentials over TCP
+        elif not same_user(sock):
             self._queue(conn, self._refusal)
             conn.closing = True
             self._flush(conn)
@@ -233,11 +253,25 @@ class Server:
             if len(line) > self._max_line:
                 self._refuse(conn)
                 return
-            if line.strip():
+            if conn.handshake is not None:
+                self._shake(conn, line)
+            elif line.strip():
                 self._dispatch(conn, line)
         # Whatever is left must still fit in one line (a free in flight holds the rest back).
         if not conn.closing and len(conn.inbuf) > self._max_line + 1:
             self._refuse(conn)
+
+    def _shake(self, conn: _Connection, line: bytes) -> None:
+        assert conn.handshake is not None
+        answer, outcome = conn.handshake.step(line)
+        if outcome == DONE:
+            conn.handshake = None
+        elif outcome == REFUSED:
+            conn.inbuf.clear()
+            conn.line_started = None
+            conn.closing = True
+        self._queue(conn, answer)
+        self._flush(conn)
 
     def _refuse(self, conn: _Connection) -> None:
         conn.inbuf.clear()
@@ -316,7 +350,9 @@ class Server:
 
     def _expire(self, now: float) -> None:
         for conn in list(self._conns.values()):
-            if conn.owed == 0 and conn.line_started is not None and \
+            if conn.handshake is not None and now - conn.connected > AUTH_S:
+                self._close(conn)
+            elif conn.owed == 0 and conn.line_started is not None and \
                     now - conn.line_started > LINE_S:
                 self._close(conn)
             elif conn.evictable() and now - conn.last_activity > IDLE_S:

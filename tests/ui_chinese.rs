@@ -34,11 +34,23 @@ fn demo() -> SharedTelemetry {
 /// system's CJK font installed as the app does at start-up. The harness panics on any
 /// character no font can draw, so every frame here also proves there is no box on screen.
 fn chinese_window(width: f32, height: f32) -> Harness<'static, VramDeckApp> {
+    chinese_window_with(
+        width,
+        height,
+        Settings {
+            language: Some(Language::Chinese),
+            ..Settings::default()
+        },
+    )
+}
+
+/// [`chinese_window`] with `settings` (Chinese stays the language on screen).
+fn chinese_window_with(
+    width: f32,
+    height: f32,
+    settings: Settings,
+) -> Harness<'static, VramDeckApp> {
     i18n::set_language(Language::Chinese);
-    let settings = Settings {
-        language: Some(Language::Chinese),
-        ..Settings::default()
-    };
     let app = VramDeckApp::new(demo(), None, settings, None, vec![]);
     let mut h = Harness::builder()
         .with_size(egui::vec2(width, height))
@@ -246,4 +258,17 @@ fn chinese_names_from_outside_draw_as_glyphs_in_the_process_table() {
     // The harness panics on a character no font has: these frames drawing the name prove it.
     h.run_steps(3);
     h.get_by_label_contains("万相2.1 文生视频 14B");
+}
+
+#[test]
+fn the_language_is_chosen_in_the_view_menu() {
+    // Chinese from the system, nothing chosen yet: the menu's row of languages takes a click
+    // (a combo box there was a popup in a popup that closed the menu instead).
+    let mut h = chinese_window_with(1280.0, 720.0, Settings::default());
+    assert_eq!(h.state().settings().language, None);
+    h.get_by_label("视图").click();
+    h.run_steps(2);
+    h.get_by_label("简体中文").click();
+    h.run_steps(2);
+    assert_eq!(h.state().settings().language, Some(Language::Chinese));
 }

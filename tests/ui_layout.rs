@@ -44,6 +44,21 @@ fn window(width: f32, height: f32) -> Harness<'static, VramDeckApp> {
     h
 }
 
+/// The demo window with the system's CJK font installed, as the app does at start-up: the View
+/// menu names Chinese in Chinese.
+fn window_with_fonts(width: f32, height: f32) -> Harness<'static, VramDeckApp> {
+    let (t, _) = demo();
+    let app = VramDeckApp::new(t, None, Default::default(), None, vec![]);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(width, height))
+        .with_context_setup(|ctx| {
+            vramdeck::ui::fonts::install(ctx);
+        })
+        .build_ui_state(|ui, app: &mut VramDeckApp| app.show(ui), app);
+    h.run_steps(3);
+    h
+}
+
 /// The process table on screen without scrolling: its last row ends above the status bar.
 fn assert_table_visible(h: &Harness<'static, VramDeckApp>, height: f32) {
     let row = h
@@ -151,4 +166,38 @@ fn readings_never_move_the_advisor_or_the_panels() {
         let now: Vec<_> = anchors.iter().map(|a| h.get_by_label(a).rect()).collect();
         assert_eq!(now, before, "after reading {s}");
     }
+}
+
+#[test]
+fn every_choice_in_the_view_menu_can_be_made_at_any_width() {
+    // A combo box inside a menu is a popup in a popup: clicking it closed the menu, so the
+    // language, the theme and (in a narrow window) the interval could not be changed there.
+    for (width, height) in [(1920.0, 1080.0), (1280.0, 720.0), (900.0, 600.0)] {
+        let mut h = window_with_fonts(width, height);
+        h.get_by_label("View").click();
+        h.run_steps(2);
+        h.get_by_label("Light").click();
+        h.run_steps(2);
+        assert_eq!(
+            h.state().settings().theme,
+            vramdeck::settings::Theme::Light,
+            "theme at {width}"
+        );
+        // The language is chosen the same way (tests/ui_chinese.rs clicks it: this binary
+        // stays in English).
+        if h.query_by_label("Dark").is_none() {
+            h.get_by_label("View").click();
+            h.run_steps(2);
+        }
+        h.get_by_label("Dark").click();
+        h.run_steps(2);
+        assert_eq!(h.state().settings().theme, vramdeck::settings::Theme::Dark);
+    }
+    // Narrow: the interval lives in the menu too.
+    let mut h = window_with_fonts(900.0, 600.0);
+    h.get_by_label("View").click();
+    h.run_steps(2);
+    h.get_by_label("2 s").click();
+    h.run_steps(2);
+    assert_eq!(h.state().settings().sample_interval_ms, 2_000);
 }

@@ -41,6 +41,10 @@ fn reading_settings(ui: &mut Ui, settings: &mut Settings) {
                 ui.selectable_value(&mut settings.sample_interval_ms, ms, interval_label(ms));
             }
         });
+    unit_choices(ui, settings);
+}
+
+fn unit_choices(ui: &mut Ui, settings: &mut Settings) {
     ui.horizontal(|ui| {
         for unit in MemoryUnit::ALL {
             ui.selectable_value(&mut settings.memory_unit, unit, unit.symbol());
@@ -48,28 +52,43 @@ fn reading_settings(ui: &mut Ui, settings: &mut Settings) {
     });
 }
 
+// Inside the View menu every choice is a row of buttons, never a combo box: a combo box there
+// is a popup in a popup, and clicking it closed the menu instead of opening.
+
+/// The interval and unit choices as the menu shows them (a narrow window).
+fn reading_settings_in_menu(ui: &mut Ui, settings: &mut Settings) {
+    ui.label(crate::t!("bar-sampling-interval"));
+    ui.horizontal_wrapped(|ui| {
+        for ms in INTERVAL_CHOICES_MS {
+            ui.selectable_value(&mut settings.sample_interval_ms, ms, interval_label(ms));
+        }
+    });
+    unit_choices(ui, settings);
+    ui.separator();
+}
+
 /// The language and theme, chosen once: always in the View menu.
 fn look_settings(ui: &mut Ui, settings: &mut Settings) {
     let system = crate::i18n::Language::of_system();
     let shown = settings.language.unwrap_or(system);
-    egui::ComboBox::from_label(crate::t!("bar-language"))
-        .selected_text(shown.native_name())
-        .show_ui(ui, |ui| {
-            for language in crate::i18n::Language::ALL {
-                ui.selectable_value(
-                    &mut settings.language,
-                    Some(language),
-                    language.native_name(),
-                );
+    ui.label(crate::t!("bar-language"));
+    ui.horizontal(|ui| {
+        for language in crate::i18n::Language::ALL {
+            if ui
+                .selectable_label(shown == language, language.native_name())
+                .clicked()
+            {
+                settings.language = Some(language);
             }
-        });
-    egui::ComboBox::from_label(crate::t!("bar-theme"))
-        .selected_text(settings.theme.text())
-        .show_ui(ui, |ui| {
-            for theme in Theme::ALL {
-                ui.selectable_value(&mut settings.theme, theme, theme.text());
-            }
-        });
+        }
+    });
+    ui.separator();
+    ui.label(crate::t!("bar-theme"));
+    ui.horizontal(|ui| {
+        for theme in Theme::ALL {
+            ui.selectable_value(&mut settings.theme, theme, theme.text());
+        }
+    });
 }
 
 /// Draws the bar; edits `settings` in place and returns a clicked action. `compact` (a narrow
@@ -115,7 +134,7 @@ pub fn show(
         ui.separator();
         if compact {
             ui.menu_button(crate::t!("bar-view"), |ui| {
-                reading_settings(ui, settings);
+                reading_settings_in_menu(ui, settings);
                 look_settings(ui, settings);
             });
         } else {

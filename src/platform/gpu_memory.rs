@@ -221,34 +221,32 @@ mod imp {
         // SAFETY: a valid open query.
         let status = unsafe { PdhCollectQueryData(query.query) };
         if status != 0 {
-            return Err(format!(
-                "reading Windows' GPU counters failed (0x{status:08X})"
-            ));
+            return Err(read_failed(status));
         }
         Ok((items(query.dedicated)?, items(query.shared)?))
+    }
+
+    fn read_failed(status: u32) -> String {
+        format!("reading Windows' GPU counters failed (0x{status:08X})")
     }
 
     /// Every instance of one counter: PDH's two-call pattern (size, then data).
     fn items(counter: PDH_HCOUNTER) -> Result<Items, String> {
         let mut size = 0u32;
         let mut count = 0u32;
-        // SAFETY: asking for the size with a null buffer, as PDH documents.
-        let status = unsafe {
-            PdhGetFormattedCounterArrayW(
-                counter,
-                PDH_FMT_LARGE,
-                &mut size,
-                &mut count,
-                std::ptr::null_mut(),
-            )
+        let mut call = |buffer: *mut PDH_FMT_COUNTERVALUE_ITEM_W, size: &mut u32| {
+            // SAFETY: `buffer` is null (asking for the size, as PDH documents) or holds at
+            // least `size` bytes.
+            unsafe {
+                PdhGetFormattedCounterArrayW(counter, PDH_FMT_LARGE, size, &mut count, buffer)
+            }
         };
+        let status = call(std::ptr::null_mut(), &mut size);
         if status != PDH_MORE_DATA {
             return if status == 0 {
                 Ok(Vec::new())
             } else {
-                Err(format!(
-                    "reading Windows' GPU counters failed (0x{status:08X})"
-                ))
+                Err(read_failed(status))
             };
         }
         // The item array comes first, the instance names after it, in one buffer: allocate it
@@ -256,20 +254,9 @@ mod imp {
         let item_size = std::mem::size_of::<PDH_FMT_COUNTERVALUE_ITEM_W>();
         let mut buffer: Vec<PDH_FMT_COUNTERVALUE_ITEM_W> =
             vec![Default::default(); (size as usize).div_ceil(item_size)];
-        // SAFETY: `buffer` holds at least `size` bytes.
-        let status = unsafe {
-            PdhGetFormattedCounterArrayW(
-                counter,
-                PDH_FMT_LARGE,
-                &mut size,
-                &mut count,
-                buffer.as_mut_ptr(),
-            )
-        };
+        let status = call(buffer.as_mut_ptr(), &mut size);
         if status != 0 {
-            return Err(format!(
-                "reading Windows' GPU counters failed (0x{status:08X})"
-            ));
+            return Err(read_failed(status));
         }
         let mut out = Vec::with_capacity(count as usize);
         for item in buffer.iter().take(count as usize) {

@@ -2,10 +2,12 @@
 # Proof on a real NVIDIA GPU with real torch (not run in CI): a process allocates 10 GiB and
 # frees the tensor (PyTorch keeps it cached); `vramdeck free` releases it through the agent and
 # NVML's used memory drops by at least 9.5 GiB.
-# Usage: tests/gpu/free_proof.sh [path/to/vramdeck]
+# With VRAMDECK_AGENT_TRANSPORT=tcp the agent and vramdeck use the loopback transport (Windows'
+# transport: a port and a secret in <pid>.json, the HMAC handshake) instead of a Unix socket.
+# Usage: [VRAMDECK_AGENT_TRANSPORT=tcp] tests/gpu/free_proof.sh [path/to/vramdeck]
 set -u
 B=${1:-target/release/vramdeck}
-export VRAMDECK_AGENT_DIR=/tmp/vramdeck-proof-agents PYTHONPATH=packaging/python
+export VRAMDECK_AGENT_DIR=/tmp/vramdeck-proof-agents PYTHONPATH=packaging/python/comfyui-vramdeck
 rm -rf "$VRAMDECK_AGENT_DIR"
 used() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1 | tr -d ' '; }
 
@@ -25,6 +27,8 @@ time.sleep(120)
 PY
 HOLDER=$!
 for _ in $(seq 120); do [ -f /tmp/holder.ready ] && break; sleep 0.5; done
+echo "== transport: ${VRAMDECK_AGENT_TRANSPORT:-unix socket}; the agent directory:"
+ls -l "$VRAMDECK_AGENT_DIR"
 echo "== vramdeck agents"; "$B" agents --comfyui none
 BEFORE=$(used); echo "nvidia-smi memory.used before: $BEFORE MiB"
 echo "== vramdeck free --level cache"; "$B" free --comfyui none

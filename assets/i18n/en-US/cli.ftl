@@ -93,7 +93,7 @@ agents-models-loaded =
             [one] { $n } model
            *[other] { $n } models
         } loaded
-agents-removed-stale = removed stale socket { $path }
+agents-removed-stale = removed what a gone agent left: { $path }
 agents-problem = problem: { $what }
 agents-comfy-vram = VRAM free { $free } of { $total }, torch reserved { $reserved }
 agents-comfy-device = ComfyUI at { $address }: { $name } — { $memory }

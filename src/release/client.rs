@@ -67,14 +67,7 @@ impl AgentClient {
                 reason: e.to_string(),
             },
         })?;
-        let peer = peer_credentials(&stream).map_err(|e| ReleaseError::Connect {
-            target: target.clone(),
-            reason: format!("cannot read peer credentials: {e}"),
-        })?;
-        let Some(peer) = peer else {
-            let Transport::Loopback { secret, port } = &endpoint.transport else {
-                unreachable!("only loopback connections lack credentials")
-            };
+        if let Transport::Loopback { secret, port } = &endpoint.transport {
             let mut client = AgentClient {
                 stream,
                 target,
@@ -84,7 +77,14 @@ impl AgentClient {
             };
             client.prove(secret, *port)?;
             return Ok(client);
+        }
+        let cannot_read = |reason: String| ReleaseError::Connect {
+            target: target.clone(),
+            reason: format!("cannot read peer credentials: {reason}"),
         };
+        let peer = peer_credentials(&stream)
+            .map_err(|e| cannot_read(e.to_string()))?
+            .ok_or_else(|| cannot_read("the OS names no peer".into()))?;
         if peer.uid != expected_uid {
             return Err(ReleaseError::OtherUser {
                 target,
@@ -127,12 +127,14 @@ impl AgentClient {
                 message,
             },
         };
-        let reply = self.exchange(&handshake::opening(&client_nonce), deadline)?;
+        let limit = self.timeout;
+        let reply = self.exchange(&handshake::opening(&client_nonce), deadline, limit)?;
         let agent_nonce = handshake::check_agent(&reply, secret, &client_nonce)
             .map_err(|failure| failed(self, failure))?;
         let reply = self.exchange(
             &handshake::proof_line(secret, &client_nonce, &agent_nonce),
             deadline,
+            limit,
         )?;
         handshake::check_accepted(&reply).map_err(|failure| failed(self, failure))
     }
@@ -183,7 +185,7 @@ impl AgentClient {
             level,
         };
         let deadline = Instant::now() + timeout;
-        let line = self.exchange(&request.encode(), deadline)?;
+        let line = self.exchange(&request.encode(), deadline, timeout)?;
         let reply = protocol::decode_reply(&line, id).map_err(|reason| self.malformed(&reason))?;
         if !reply.ok {
             return Err(ReleaseError::Refused {
@@ -194,16 +196,22 @@ impl AgentClient {
         Ok(reply)
     }
 
-    /// Sends one line and reads the answer's line, both by `deadline`.
-    fn exchange(&mut self, message: &[u8], deadline: Instant) -> Result<Vec<u8>, ReleaseError> {
-        let timeout = deadline.saturating_duration_since(Instant::now());
+    /// Sends one line and reads the answer's line, both by `deadline`; `limit` is the time the
+    /// caller allowed, named when it runs out.
+    fn exchange(
+        &mut self,
+        message: &[u8],
+        deadline: Instant,
+        limit: Duration,
+    ) -> Result<Vec<u8>, ReleaseError> {
         let timed_out = || ReleaseError::Timeout {
             target: self.target.clone(),
-            seconds: self.timeout.max(timeout).as_secs_f64(),
+            seconds: limit.as_secs_f64(),
         };
+        let left = deadline.saturating_duration_since(Instant::now());
         let _ = self
             .stream
-            .set_write_timeout(Some(timeout.max(Duration::from_millis(1))));
+            .set_write_timeout(Some(left.max(Duration::from_millis(1))));
         self.stream.write_all(message).map_err(|e| match e.kind() {
             ErrorKind::WouldBlock | ErrorKind::TimedOut => timed_out(),
             ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {

@@ -48,7 +48,7 @@ pub fn new_nonce() -> std::io::Result<Nonce> {
 
 /// The first line: vramdeck's nonce.
 pub fn opening(client_nonce: &Nonce) -> Vec<u8> {
-    line(&serde_json::json!({
+    crate::release::protocol::encode_line(&serde_json::json!({
         "v": super::protocol::PROTOCOL_VERSION, "id": 0, "op": "auth",
         "nonce": hex::encode(client_nonce),
     }))
@@ -60,16 +60,10 @@ pub fn proof_line(secret: &Secret, client_nonce: &Nonce, agent_nonce: &Nonce) ->
         &secret.key(),
         &[CLIENT_LABEL, agent_nonce, client_nonce].concat(),
     );
-    line(&serde_json::json!({
+    crate::release::protocol::encode_line(&serde_json::json!({
         "v": super::protocol::PROTOCOL_VERSION, "id": 0, "op": "auth",
         "proof": hex::encode(tag.as_ref()),
     }))
-}
-
-fn line(value: &serde_json::Value) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec(value).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes
 }
 
 #[derive(Deserialize)]
@@ -150,7 +144,7 @@ mod tests {
 
     fn agent_reply(secret: &Secret, client: &Nonce, agent: &Nonce) -> Vec<u8> {
         let tag = hmac::sign(&secret.key(), &[AGENT_LABEL, client, agent].concat());
-        line(&serde_json::json!({"v":1,"id":0,"ok":true,
+        crate::release::protocol::encode_line(&serde_json::json!({"v":1,"id":0,"ok":true,
             "auth":{"nonce":hex::encode(agent),"proof":hex::encode(tag.as_ref())}}))
     }
 

@@ -26,10 +26,15 @@ pub struct Request {
 impl Request {
     /// The request as one line, newline included.
     pub fn encode(&self) -> Vec<u8> {
-        let mut line = serde_json::to_vec(self).unwrap_or_default();
-        line.push(b'\n');
-        line
+        encode_line(self)
     }
+}
+
+/// Any message as one JSON line, newline included (requests and the handshake's lines).
+pub fn encode_line(message: &impl Serialize) -> Vec<u8> {
+    let mut line = serde_json::to_vec(message).unwrap_or_default();
+    line.push(b'\n');
+    line
 }
 
 /// PyTorch's view of the process's memory, in bytes.

@@ -63,6 +63,11 @@ impl ProcessKind {
     }
 }
 
+/// Orders a GPU's processes as every list shows them: the largest holder first, then by pid.
+pub fn sort_largest_first(processes: &mut [ProcessInfo]) {
+    processes.sort_by(|a, b| b.used.cmp(&a.used).then(a.pid.cmp(&b.pid)));
+}
+
 /// One process holding memory on a GPU.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessInfo {

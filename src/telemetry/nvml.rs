@@ -706,7 +706,7 @@ fn merge_processes(
             });
         }
     }
-    rows.sort_by(|a, b| b.used.cmp(&a.used).then(a.pid.cmp(&b.pid)));
+    super::sort_largest_first(&mut rows);
     rows
 }
 

@@ -104,7 +104,7 @@ pub fn apply(list: &mut Vec<ProcessInfo>, memory: &HashMap<u32, ProcessMemory>) 
             ..Default::default()
         });
     }
-    list.sort_by(|a, b| b.used.cmp(&a.used).then(a.pid.cmp(&b.pid)));
+    crate::telemetry::sort_largest_first(list);
 }
 
 #[cfg(test)]

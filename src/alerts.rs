@@ -310,6 +310,8 @@ impl AlertEngine {
                 }
             }
         }
+        self.forget_gone(snapshot);
+        self.refresh_firing(snapshot);
         for e in &events {
             if self.recent.len() == RECENT_EVENTS {
                 self.recent.pop_front();
@@ -318,6 +320,47 @@ impl AlertEngine {
         }
         self.total += events.len() as u64;
         events
+    }
+
+    /// Forgets GPUs no longer in the readings (a remote host removed, a GPU gone): their
+    /// alerts would otherwise stay "active" for ever.
+    fn forget_gone(&mut self, snapshot: &Snapshot) {
+        let present: HashSet<u32> = snapshot.gpus.iter().map(|g| g.index).collect();
+        self.firing.retain(|(gpu, _)| present.contains(gpu));
+        self.vram_high_since.retain(|gpu, _| present.contains(gpu));
+        self.spill_window.retain(|gpu, _| present.contains(gpu));
+        self.processes.retain(|gpu, _| present.contains(gpu));
+    }
+
+    /// Keeps the numbers of a condition still firing current: "VRAM above 90 %" says what is
+    /// used now, not what was used when it fired.
+    fn refresh_firing(&mut self, snapshot: &Snapshot) {
+        for g in snapshot.gpus.iter().filter(|g| g.is_current()) {
+            for kind in [AlertKind::VramHigh, AlertKind::TemperatureHigh] {
+                if !self.firing.contains(&(g.index, kind)) {
+                    continue;
+                }
+                let Some(event) = self
+                    .recent
+                    .iter_mut()
+                    .rev()
+                    .find(|e| e.gpu == g.index && e.kind == kind)
+                else {
+                    continue;
+                };
+                match &mut event.detail {
+                    AlertDetail::VramHigh { used, total, .. } => {
+                        (*used, *total) = (g.memory.used, g.memory.total);
+                    }
+                    AlertDetail::TemperatureHigh { now, .. } => {
+                        if let Some(t) = g.temperature {
+                            *now = t;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 
     /// The spill rule: fires when `diagnosis::spill` sees one over the last half minute,
@@ -521,6 +564,33 @@ mod tests {
             n += e.observe(&snap(t, used, 50.0, &[]), &rules).len();
         }
         assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn a_firing_alert_says_what_is_used_now_and_a_gone_gpu_takes_its_alerts_away() {
+        let rules = AlertRules::default();
+        let mut e = AlertEngine::default();
+        for t in 0..12 {
+            e.observe(&snap(t, 47_000, 50.0, &[]), &rules);
+        }
+        assert_eq!(
+            e.active_messages(MemoryUnit::MiB),
+            ["GPU 0: VRAM above 90 % for 10 s (47,000 MiB of 49,152 MiB)"]
+        );
+        e.observe(&snap(12, 48_500, 50.0, &[]), &rules);
+        assert_eq!(
+            e.active_messages(MemoryUnit::MiB),
+            ["GPU 0: VRAM above 90 % for 10 s (48,500 MiB of 49,152 MiB)"]
+        );
+        // The GPU leaves the readings (its remote host was removed): nothing stays firing.
+        let mut gone = snap(13, 48_500, 50.0, &[]);
+        gone.gpus.clear();
+        e.observe(&gone, &rules);
+        assert!(e.active().is_empty());
+        assert!(e.active_messages(MemoryUnit::MiB).is_empty());
+        // Back again, it starts afresh: 10 s before it fires.
+        assert!(e.observe(&snap(14, 48_500, 50.0, &[]), &rules).is_empty());
+        assert!(e.active().is_empty());
     }
 
     fn demo_at(t: u64) -> Snapshot {

@@ -128,15 +128,22 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
     };
     let source: Box<dyn vramdeck::telemetry::GpuSource> = Box::new(source);
     let (demo_gpus, prefill_hours, prefill_hz) = (cli.demo_gpus, cli.prefill_hours, cli.prefill_hz);
+    let start_hidden = cli.hidden;
     let title = if source.kind().is_simulated() {
         vramdeck::t!("window-title-demo")
     } else {
         "vramdeck".to_string()
     };
+    // A size eframe restores (kept with the window's position) replaces this one; either is
+    // fitted to the monitor on the first pass (`ui::window_state`).
     let mut viewport = egui::ViewportBuilder::default()
         .with_title(title.clone())
-        .with_inner_size([1480.0, 900.0])
-        .with_min_inner_size([640.0, 420.0]);
+        .with_inner_size(vramdeck::ui::window_state::DEFAULT_SIZE)
+        .with_min_inner_size(if loaded.settings.mini_view {
+            vramdeck::ui::mini_view::min_size(1)
+        } else {
+            vramdeck::ui::window_state::FULL_MIN_SIZE
+        });
     match eframe::icon_data::from_png_bytes(include_bytes!("../assets/vramdeck-128.png")) {
         Ok(icon) => viewport = viewport.with_icon(icon),
         Err(e) => eprintln!("vramdeck: the window icon could not be decoded: {e}"),
@@ -145,8 +152,12 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
     // .desktop file's StartupWMClass and the taskbar match the window by.
     viewport = viewport.with_app_id("vramdeck");
     vramdeck::platform::window::before_window();
+    // The window's place and size, egui's panel widths and the view: beside the calibration.
+    let persistence_path = vramdeck::workloads::calibration::default_path()
+        .and_then(|p| p.parent().map(|dir| dir.join("window.ron")));
     let options = eframe::NativeOptions {
         viewport,
+        persistence_path,
         dithering: false,
         ..Default::default()
     };
@@ -208,7 +219,23 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
                 Some(config) => app.with_recording(recording, config),
                 None => app,
             };
-            let mut app = app;
+            // The tray's commands wake the window, whose logic runs even while it is hidden.
+            let ctx = cc.egui_ctx.clone();
+            let tray = vramdeck::platform::tray::Tray::spawn(
+                vramdeck::platform::tray::TrayText {
+                    title: "vramdeck".into(),
+                    ..Default::default()
+                },
+                std::sync::Arc::new(move || ctx.request_repaint()),
+            );
+            if let Err(e) = &tray {
+                eprintln!("vramdeck: {e}");
+            }
+            let mut app = app
+                .restore(cc.storage)
+                .with_tray(tray)
+                .with_autostart(vramdeck::platform::autostart::enabled())
+                .start_hidden(start_hidden);
             if let Some(f) = file {
                 app.open_log_file(f);
             }

@@ -108,6 +108,10 @@ pub struct Settings {
     pub alerts: crate::alerts::AlertRules,
     /// The compact always-on-top view is on.
     pub mini_view: bool,
+    /// The full window stays above other windows too (the mini view always does).
+    pub always_on_top: bool,
+    /// Closing the window leaves vramdeck running in the tray (when there is a tray).
+    pub close_to_tray: bool,
     /// Remote hosts watched beside this machine's GPUs (tokens included: this file is 0600).
     pub remote_hosts: Vec<crate::remote::HostConfig>,
     /// The language chosen in View → Language; `None` follows the system.
@@ -128,6 +132,8 @@ impl Default for Settings {
             comfyui_address: crate::release::comfyui::DEFAULT_ADDRESS.to_string(),
             alerts: crate::alerts::AlertRules::default(),
             mini_view: false,
+            always_on_top: false,
+            close_to_tray: false,
             remote_hosts: Vec::new(),
             language: None,
         }
@@ -315,6 +321,8 @@ mod tests {
                 ..crate::alerts::AlertRules::default()
             },
             mini_view: true,
+            always_on_top: true,
+            close_to_tray: true,
             language: Some(crate::i18n::Language::Chinese),
             remote_hosts: vec![
                 crate::remote::HostConfig {

@@ -72,6 +72,24 @@ fn free_button_releases_cache_of_running_agent() {
 }
 
 #[test]
+fn an_agent_without_torch_is_named_with_the_reason_it_gave_nothing() {
+    let dir = agent_dir();
+    let (_webui, pid) = webui(dir.path(), &["", "--no-torch"]);
+    let report = free::perform(
+        &request(dir.path(), FreeTarget::All, FreeLevel::Cache),
+        &mut ReservedByAgents(dir.path().to_path_buf()),
+    );
+    let summary = report.summary();
+    assert!(summary.starts_with("Nothing was released"), "{summary}");
+    assert!(
+        summary.contains(&format!(
+            "(pid {pid}): released nothing: torch is not loaded in that process ("
+        )),
+        "{summary}"
+    );
+}
+
+#[test]
 fn unload_level_runs_the_applications_unload_hook() {
     let dir = agent_dir();
     let (_webui, _) = webui(dir.path(), &["FaceFusion"]);

@@ -35,6 +35,13 @@ command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 # tested with it (the test harness fails on any character no font can draw).
 command -v fc-list >/dev/null 2>&1 || missing+=(fontconfig)
 [ -n "$(fc-list :lang=zh-cn 2>/dev/null)" ] || missing+=(fonts-wqy-microhei)
+# The window under a real window manager, with a session bus for the tray
+# (tests/window_manager.rs).
+command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb xauth)
+command -v openbox >/dev/null 2>&1 || missing+=(openbox)
+command -v xdotool >/dev/null 2>&1 || missing+=(xdotool)
+command -v xwininfo >/dev/null 2>&1 || missing+=(x11-utils)
+command -v dbus-daemon >/dev/null 2>&1 || missing+=(dbus-daemon)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (real servers the tests run on loopback)"
   sudo=""

@@ -98,3 +98,28 @@ fn turning_alerts_off_in_the_window_reaches_the_sampler_side() {
     h.run_steps(2);
     assert!(h.query_by_label_contains("ALERT").is_none());
 }
+
+#[test]
+fn the_mini_view_shows_a_firing_alert_and_its_current_numbers() {
+    let mut sim = SimulatedGpus::demo("test");
+    let t = Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default()).shared();
+    let alerts = SharedAlerts::default();
+    record(&t, &alerts, &mut sim, 0, 2_000);
+    let settings = vramdeck::settings::Settings {
+        mini_view: true,
+        ..Default::default()
+    };
+    let app = VramDeckApp::new(t.clone(), None, settings, None, vec![]).with_alerts(alerts.clone());
+    let size = vramdeck::ui::mini_view::size(2);
+    let mut h = open_window(app, size.x, size.y);
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("Alert:").is_none());
+    for s in 1..=12 {
+        record(&t, &alerts, &mut sim, s, 47_000);
+    }
+    h.run_steps(2);
+    h.get_by_label("Alert: GPU 0: VRAM above 90 % for 10 s (47,000 MiB of 49,152 MiB)");
+    record(&t, &alerts, &mut sim, 13, 48_000);
+    h.run_steps(2);
+    h.get_by_label("Alert: GPU 0: VRAM above 90 % for 10 s (48,000 MiB of 49,152 MiB)");
+}

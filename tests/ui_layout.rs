@@ -201,3 +201,64 @@ fn every_choice_in_the_view_menu_can_be_made_at_any_width() {
     h.run_steps(2);
     assert_eq!(h.state().settings().sample_interval_ms, 2_000);
 }
+
+#[test]
+fn the_view_menu_keeps_the_window_on_top_and_says_why_there_is_no_tray() {
+    let mut h = window_with_fonts(1280.0, 720.0);
+    h.get_by_label("View").click();
+    h.run_steps(2);
+    h.get_by_label("Always on top").click();
+    h.run_steps(2);
+    assert!(h.state().settings().always_on_top);
+    if h.query_by_label("Start with the session (hidden)")
+        .is_none()
+    {
+        h.get_by_label("View").click();
+        h.run_steps(2);
+    }
+    // No tray in this harness: the choice is shown, greyed out (its reason on hover), so a
+    // close can never hide the window with no way back.
+    use egui_kittest::kittest::NodeT;
+    let keep = h.get_by_label("Keep running in the tray when closed");
+    assert!(keep.accesskit_node().is_disabled());
+    let start = h.get_by_label("Start with the session (hidden)");
+    assert!(!start.accesskit_node().is_disabled());
+}
+
+#[test]
+fn free_vram_is_on_the_top_bar_at_every_width_and_shortcuts_switch_the_view() {
+    for (width, height) in [
+        (1920.0, 1080.0),
+        (1280.0, 720.0),
+        (1024.0, 768.0),
+        (640.0, 420.0),
+    ] {
+        let (t, _) = demo();
+        let agents = common::agent_dir();
+        let worker = vramdeck::release::worker::ReleaseWorker::spawn(
+            vramdeck::release::discovery::AgentDir::at(agents.path()),
+            "none".into(),
+            Box::new(common::ReservedByAgents(agents.path().to_path_buf())),
+            || {},
+        );
+        let app =
+            VramDeckApp::new(t, None, Default::default(), None, vec![]).with_release_worker(worker);
+        let mut h = open_window(app, width, height);
+        h.run_steps(3);
+        let free = h.get_by_label("Free VRAM").rect();
+        assert!(
+            free.max.y < 80.0 && free.max.x <= width,
+            "Free VRAM at {free:?} in a {width}x{height} window"
+        );
+    }
+    let mut h = window(1280.0, 720.0);
+    let shift = egui::Modifiers::COMMAND | egui::Modifiers::SHIFT;
+    h.key_press_modifiers(shift, egui::Key::M);
+    h.run_steps(2);
+    assert!(h.state().settings().mini_view);
+    h.get_by_label("Full view");
+    h.key_press_modifiers(shift, egui::Key::M);
+    h.run_steps(2);
+    assert!(!h.state().settings().mini_view);
+    h.get_by_label("History of GPU 0");
+}

@@ -42,6 +42,9 @@ pub struct Cli {
     /// system's).
     #[arg(long, global = true, value_name = "LANG")]
     pub lang: Option<crate::i18n::Language>,
+    /// Start hidden in the tray (how the session starts vramdeck); shown when there is no tray.
+    #[arg(long)]
+    pub hidden: bool,
     /// Measurement aid: simulate this many GPUs in demo mode.
     #[arg(long, hide = true, default_value_t = 3)]
     pub demo_gpus: usize,

@@ -2,6 +2,7 @@
 //! interface on every platform; the rest of the code asks here instead of testing `cfg`s.
 
 pub mod agent_socket;
+pub mod autostart;
 pub mod console;
 pub mod file_dialog;
 pub mod files;
@@ -10,4 +11,5 @@ pub mod gpu_memory;
 pub mod notify;
 pub mod process;
 pub mod process_info;
+pub mod tray;
 pub mod window;

@@ -281,8 +281,16 @@ impl FreeReport {
         }
         for r in &self.results {
             match &r.outcome {
+                // The error names its target.
                 Err(e) => parts.push(e.to_string()),
                 Ok(freed) => {
+                    if let Some(b) = freed.reported.filter(|b| b.0 > 0) {
+                        parts.push(crate::t!(
+                            "free-target-released",
+                            target = r.target.clone(),
+                            amount = MemoryUnit::GiB.format(b)
+                        ));
+                    }
                     if let Some(why) = &freed.skipped {
                         parts.push(format!("{}: {why}", r.target));
                     }
@@ -415,12 +423,20 @@ fn free_agent(agent: &LiveAgent, level: FreeLevel) -> (TargetResult, Option<Pend
                 reason,
                 follow: Follow::Agent(agent.endpoint.clone()),
             });
+            let mut notes = freed.onnx.as_ref().map(onnx_notes).unwrap_or_default();
+            if pending.is_none()
+                && freed.released_bytes.unwrap_or(0) == 0
+                && notes.is_empty()
+                && freed.hook_errors.is_empty()
+            {
+                notes.push(why_nothing(&agent.info, level));
+            }
             (
                 TargetResult {
                     target,
                     outcome: Ok(TargetFreed {
                         reported: freed.released_bytes.map(Bytes),
-                        notes: freed.onnx.as_ref().map(onnx_notes).unwrap_or_default(),
+                        notes,
                         hook_errors: freed.hook_errors,
                         skipped: None,
                     }),
@@ -435,6 +451,22 @@ fn free_agent(agent: &LiveAgent, level: FreeLevel) -> (TargetResult, Option<Pend
             },
             None,
         ),
+    }
+}
+
+/// Why an agent that answered gave nothing back, from what it said at hello: no torch in
+/// that process, every byte torch holds in live tensors, or a cache already empty.
+fn why_nothing(info: &super::protocol::AgentInfo, level: FreeLevel) -> String {
+    let unit = MemoryUnit::GiB;
+    match (info.reserved, info.allocated, &info.torch_missing_reason) {
+        (None, _, Some(reason)) => crate::t!("free-why-no-torch", reason = reason.clone()),
+        (None, _, None) => crate::t!("free-why-no-torch-plain"),
+        (Some(reserved), Some(allocated), _)
+            if level == FreeLevel::Cache && reserved > 0 && allocated >= reserved =>
+        {
+            crate::t!("free-why-all-in-use", size = unit.format(Bytes(reserved)))
+        }
+        _ => crate::t!("free-why-cache-empty"),
     }
 }
 
@@ -710,7 +742,7 @@ mod tests {
         let r = report(vec![reported("python3 (pid 1)", 10_240)], 10_858, 358);
         assert_eq!(
             r.summary(),
-            "Released 10.3 GiB in 40 ms · reported by agents: 10.0 GiB · NVML used 10,858 to 358 MiB (-10,500 MiB)"
+            "Released 10.3 GiB in 40 ms · reported by agents: 10.0 GiB · NVML used 10,858 to 358 MiB (-10,500 MiB) · python3 (pid 1): released 10.0 GiB"
         );
         assert_eq!(r.outcome(), Outcome::Released);
     }
@@ -751,6 +783,34 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_that_gave_nothing_back_says_why() {
+        let info = |reserved, allocated, missing: Option<&str>| super::super::protocol::AgentInfo {
+            reserved,
+            allocated,
+            torch_missing_reason: missing.map(str::to_string),
+            ..serde_json::from_str(r#"{"pid":7,"process_name":"python3"}"#).unwrap()
+        };
+        let no_torch = why_nothing(
+            &info(None, None, Some("No module named 'torch'")),
+            FreeLevel::Cache,
+        );
+        assert_eq!(
+            no_torch,
+            "released nothing: torch is not loaded in that process (No module named 'torch')"
+        );
+        let in_use = why_nothing(&info(Some(4 << 30), Some(4 << 30), None), FreeLevel::Cache);
+        assert!(
+            in_use.contains("all 4.0 GiB torch holds is in live tensors"),
+            "{in_use}"
+        );
+        let empty = why_nothing(&info(Some(4 << 30), Some(1 << 30), None), FreeLevel::Cache);
+        assert_eq!(empty, "released nothing: its cache was already empty");
+        // At the unload level "all in use" is no reason: the models were the thing to drop.
+        let unload = why_nothing(&info(Some(4 << 30), Some(4 << 30), None), FreeLevel::Unload);
+        assert_eq!(unload, "released nothing: its cache was already empty");
+    }
+
+    #[test]
     fn untrusted_reported_numbers_do_not_wrap() {
         let r = report(
             vec![
@@ -773,7 +833,7 @@ mod tests {
         (r.used_before, r.used_after) = (None, None);
         assert_eq!(
             r.summary(),
-            "Released 1.0 GiB (reported) in 40 ms · reported by agents: 1.0 GiB · no NVML measurement (demo mode or no NVIDIA driver)"
+            "Released 1.0 GiB (reported) in 40 ms · reported by agents: 1.0 GiB · no NVML measurement (demo mode or no NVIDIA driver) · python3 (pid 1): released 1.0 GiB"
         );
     }
 

@@ -9,6 +9,7 @@ use super::mini_view::{self, MiniAction};
 use super::plots::{PlotData, PlotMarker, ViewControl};
 use super::release_panel::{self, ReleaseView, Toast};
 use super::top_bar::TopBarAction;
+use super::window_state::{ViewState, WindowState};
 use super::{banners, gpu_card, plots, process_table, status_bar, top_bar};
 use crate::logs::OpenedLog;
 use crate::logs::recorder::RecorderConfig;
@@ -54,6 +55,16 @@ pub struct VramDeckApp {
     /// Remote hosts read beside this machine's GPUs (the sampler reads the same fleet).
     fleet: Option<crate::remote::fleet::Fleet>,
     hosts_window: super::hosts_panel::HostsWindow,
+    /// Shown, hidden in the tray, quitting; the size limits and level sent.
+    window: WindowState,
+    /// View state kept between runs.
+    view_state: ViewState,
+    /// The tray icon, when the desktop has a tray.
+    tray: Option<crate::platform::tray::Tray>,
+    /// Why there is no tray icon.
+    tray_error: Option<String>,
+    /// The session starts vramdeck (read once at start, then as the user sets it).
+    autostart: bool,
 }
 
 /// Alerts as read under the telemetry lock.
@@ -100,6 +111,11 @@ impl VramDeckApp {
             recorder_config: None,
             fleet: None,
             hosts_window: Default::default(),
+            window: WindowState::default(),
+            view_state: ViewState::default(),
+            tray: None,
+            tray_error: Some(crate::t!("tray-not-started")),
+            autostart: false,
             telemetry,
             sampler,
             settings,
@@ -209,6 +225,62 @@ impl VramDeckApp {
     pub fn with_fleet(mut self, fleet: crate::remote::fleet::Fleet) -> Self {
         self.fleet = Some(fleet);
         self
+    }
+
+    /// Shows vramdeck in the tray (or says why not, in the View menu).
+    pub fn with_tray(mut self, tray: Result<crate::platform::tray::Tray, String>) -> Self {
+        match tray {
+            Ok(t) => {
+                self.tray = Some(t);
+                self.tray_error = None;
+            }
+            Err(e) => {
+                self.tray = None;
+                self.tray_error = Some(e);
+            }
+        }
+        self
+    }
+
+    /// The tray icon, if there is one.
+    pub fn tray(&self) -> Option<&crate::platform::tray::Tray> {
+        self.tray.as_ref()
+    }
+
+    /// Starts hidden in the tray (`--hidden`); shown anyway when there is no tray.
+    pub fn start_hidden(mut self, hidden: bool) -> Self {
+        self.window.start_hidden = hidden;
+        self
+    }
+
+    /// Whether the session starts vramdeck, as read from the system at start.
+    pub fn with_autostart(mut self, enabled: bool) -> Self {
+        self.autostart = enabled;
+        self
+    }
+
+    /// Takes up the view state kept by an earlier run (the tab, the full window's size).
+    pub fn restore(mut self, storage: Option<&dyn eframe::Storage>) -> Self {
+        if let Some(state) = storage
+            .and_then(|s| eframe::get_value::<ViewState>(s, super::window_state::STORAGE_KEY))
+        {
+            self.tab = state.tab;
+            self.view_state = state;
+        }
+        self
+    }
+
+    /// The view state as it would be kept now.
+    pub fn view_state(&self) -> ViewState {
+        ViewState {
+            tab: self.tab,
+            ..self.view_state.clone()
+        }
+    }
+
+    /// Hidden in the tray now.
+    pub fn hidden(&self) -> bool {
+        self.window.hidden
     }
 
     /// Connects the Free VRAM panel to a release worker.
@@ -333,12 +405,22 @@ impl VramDeckApp {
 
         let before = self.settings.clone();
         if self.settings.mini_view {
+            let alert_gpus: Vec<u32> = self
+                .alerts
+                .lock()
+                .engine
+                .active()
+                .into_iter()
+                .map(|(gpu, _)| gpu)
+                .collect();
             let view = mini_view::MiniView {
                 snapshot: latest.as_ref(),
                 source: &source,
                 unit,
                 freeing: self.release_view.in_flight,
                 result: self.release_view.toast.as_ref(),
+                alerts: &alerts.active,
+                alert_gpus: &alert_gpus,
             };
             match mini_view::show(ui, &view) {
                 Some(MiniAction::Free) => self.free_all(),
@@ -352,15 +434,20 @@ impl VramDeckApp {
         }
         let layout = Layout::for_width(ui.available_width());
         let mut bar_action = None;
+        let freeing = self
+            .can_free_here(&source)
+            .then_some(self.release_view.in_flight);
         egui::Panel::top("top_bar").show(ui, |ui| {
-            bar_action = top_bar::show(
-                ui,
-                &mut self.settings,
-                &source,
-                status.recording.active,
+            let bar = top_bar::BarState {
+                source: &source,
+                recording: status.recording.active,
                 // The full bar needs about 1,100 points; below that its settings go in a menu.
-                ui.available_width() < 1_100.0,
-            );
+                compact: ui.available_width() < 1_100.0,
+                freeing,
+                tray_error: self.tray_error.as_deref(),
+                autostart: self.autostart,
+            };
+            bar_action = top_bar::show(ui, &mut self.settings, &bar);
             banners::demo_mode(ui, &source);
             if let Some(problem) = &status.recording.error {
                 banners::read_error_text(ui, problem);
@@ -472,12 +559,8 @@ impl VramDeckApp {
                         fleet.free(&address, self.settings.free_level);
                     }
                 }
-                // Without a GPU here, this machine's agents hold no VRAM to release.
-                let remote_only = matches!(
-                    sampler::lock(&self.telemetry).source,
-                    crate::telemetry::SourceKind::RemoteOnly { .. }
-                );
-                if self.release.is_some() && !remote_only {
+                let source = sampler::lock(&self.telemetry).source.clone();
+                if self.can_free_here(&source) {
                     ui.separator();
                     let command = release_panel::show(
                         ui,
@@ -763,6 +846,12 @@ impl VramDeckApp {
         }
     }
 
+    /// True when Free VRAM has something to do on this machine: a release worker, and a GPU
+    /// here (without one, this machine's agents hold no VRAM to release).
+    fn can_free_here(&self, source: &crate::telemetry::SourceKind) -> bool {
+        self.release.is_some() && !matches!(source, crate::telemetry::SourceKind::RemoteOnly { .. })
+    }
+
     fn free_all(&mut self) {
         if let Some(worker) = &self.release {
             self.release_view.in_flight = true;
@@ -773,20 +862,117 @@ impl VramDeckApp {
         }
     }
 
-    fn set_mini_view(&mut self, ctx: &egui::Context, on: bool) {
-        self.settings.mini_view = on;
-        let gpus = sampler::lock(&self.telemetry)
+    fn gpu_count(&self) -> usize {
+        sampler::lock(&self.telemetry)
             .latest
             .as_ref()
             .map(|s| s.gpus.len())
-            .unwrap_or(1);
-        let (level, size) = if on {
-            (egui::WindowLevel::AlwaysOnTop, mini_view::size(gpus))
-        } else {
-            (egui::WindowLevel::Normal, egui::vec2(1480.0, 900.0))
+            .unwrap_or(1)
+    }
+
+    fn set_mini_view(&mut self, ctx: &egui::Context, on: bool) {
+        if self.settings.mini_view == on {
+            return;
+        }
+        self.settings.mini_view = on;
+        let gpus = self.gpu_count();
+        self.window.switch_view(ctx, on, gpus, &mut self.view_state);
+    }
+
+    /// The part of a pass that runs whether or not the window is shown: the tray, closing
+    /// to the tray, keyboard shortcuts, and the window's size limits and level.
+    pub fn logic(&mut self, ctx: &egui::Context) {
+        let commands = self.tray.as_ref().map(|t| t.commands()).unwrap_or_default();
+        for command in commands {
+            use crate::platform::tray::TrayCommand;
+            match command {
+                TrayCommand::ShowHide => {
+                    let hide = !self.window.hidden;
+                    self.window.set_hidden(ctx, hide);
+                }
+                TrayCommand::FreeVram => self.free_all(),
+                TrayCommand::Quit => self.window.quit(ctx),
+                TrayCommand::Lost => {
+                    self.tray = None;
+                    self.tray_error = Some(crate::t!("tray-lost"));
+                    if self.window.hidden {
+                        self.window.set_hidden(ctx, false);
+                    }
+                }
+            }
+        }
+        let shortcut = |key, shift| {
+            let modifiers = if shift {
+                egui::Modifiers::COMMAND | egui::Modifiers::SHIFT
+            } else {
+                egui::Modifiers::COMMAND
+            };
+            ctx.input_mut(|i| i.consume_key(modifiers, key))
         };
-        ctx.send_viewport_cmd(egui::ViewportCommand::WindowLevel(level));
-        ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(size));
+        if shortcut(egui::Key::Q, false) {
+            self.window.quit(ctx);
+        }
+        if shortcut(egui::Key::F, true) && !self.release_view.in_flight {
+            self.free_all();
+        }
+        if shortcut(egui::Key::M, true) {
+            let mini = !self.settings.mini_view;
+            let before = self.settings.clone();
+            self.set_mini_view(ctx, mini);
+            self.apply_settings_change(&before);
+        }
+        self.window
+            .close_to_tray(ctx, self.settings.close_to_tray, self.tray.is_some());
+        let gpus = self.gpu_count();
+        self.window.keep(
+            ctx,
+            (self.settings.mini_view, self.settings.always_on_top),
+            gpus,
+            self.tray.is_some(),
+            &mut self.view_state,
+        );
+        self.update_tray();
+    }
+
+    /// Puts the newest reading and the alerts firing in the tray's tooltip.
+    fn update_tray(&mut self) {
+        let Some(tray) = &mut self.tray else { return };
+        let unit = self.settings.memory_unit;
+        let (mut lines, demo) = {
+            let t = sampler::lock(&self.telemetry);
+            let lines: Vec<String> = t
+                .latest
+                .iter()
+                .flat_map(|s| s.gpus.iter())
+                .map(|g| {
+                    crate::t!(
+                        "tray-gpu-line",
+                        gpu = g.title(),
+                        used = unit.format(g.memory.used),
+                        total = unit.format(g.memory.total),
+                        percent = format!("{:.0}", g.memory.used_fraction() * 100.0)
+                    )
+                })
+                .collect();
+            (lines, t.source.is_simulated())
+        };
+        let alerts = self.alerts.lock().engine.active_messages(unit);
+        lines.extend(
+            alerts
+                .into_iter()
+                .map(|a| crate::t!("tray-alert-line", alert = a)),
+        );
+        tray.set_text(crate::platform::tray::TrayText {
+            title: if demo {
+                crate::t!("tray-title-demo")
+            } else {
+                crate::t!("tray-title")
+            },
+            lines,
+            free: crate::t!("tray-free"),
+            show_hide: crate::t!("tray-show-hide"),
+            quit: crate::t!("tray-quit"),
+        });
     }
 
     fn on_top_bar(
@@ -846,6 +1032,22 @@ impl VramDeckApp {
                 self.files.request(Purpose::ExportCsv(text, name));
             }
             TopBarAction::MiniView => self.set_mini_view(ctx, true),
+            TopBarAction::FreeVram => self.free_all(),
+            TopBarAction::SetAutostart(on) => match crate::platform::autostart::set(on) {
+                Ok(()) => {
+                    self.autostart = on;
+                    let text = if on {
+                        crate::t!(
+                            "autostart-on",
+                            location = crate::platform::autostart::location()
+                        )
+                    } else {
+                        crate::t!("autostart-off")
+                    };
+                    self.toast(text, true);
+                }
+                Err(e) => self.warnings.push(e),
+            },
             TopBarAction::Hosts => {
                 if self.fleet.is_some() {
                     self.hosts_window.open = true;
@@ -1162,8 +1364,21 @@ fn stats_line(ui: &mut Ui, data: &PlotData, unit: crate::units::MemoryUnit) {
 }
 
 impl eframe::App for VramDeckApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        VramDeckApp::logic(self, ctx);
+    }
+
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
         self.show(ui);
+    }
+
+    /// Keeps the view state; eframe keeps the window's geometry and egui's (panel widths).
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(
+            storage,
+            super::window_state::STORAGE_KEY,
+            &self.view_state(),
+        );
     }
 
     /// The theme's panel colour: panels themselves are transparent (see `show`).

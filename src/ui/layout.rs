@@ -52,7 +52,7 @@ impl Layout {
 }
 
 /// A tab of the centre area.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Tab {
     /// GPU cards, Free VRAM, alert rules.
     Gpus,

@@ -8,9 +8,15 @@ use crate::telemetry::{Snapshot, SourceKind};
 use crate::units::MemoryUnit;
 use egui::{RichText, Ui};
 
-/// Window size for the mini view with `gpus` GPUs: a row per GPU, the buttons, the result line.
+/// Window size for the mini view with `gpus` GPUs: a row per GPU, the buttons, the alert
+/// line and the result line.
 pub fn size(gpus: usize) -> egui::Vec2 {
-    egui::vec2(440.0, 74.0 + 26.0 * gpus.max(1) as f32)
+    egui::vec2(460.0, 100.0 + 26.0 * gpus.max(1) as f32)
+}
+
+/// The least size of the mini view: its rows must fit; the bars and lines may narrow.
+pub fn min_size(gpus: usize) -> egui::Vec2 {
+    egui::vec2(320.0, size(gpus).y)
 }
 
 /// What the user asked for.
@@ -34,6 +40,10 @@ pub struct MiniView<'a> {
     pub freeing: bool,
     /// The latest result, shown while fresh.
     pub result: Option<&'a Toast>,
+    /// Alerts firing now, as sentences, the weightiest first.
+    pub alerts: &'a [String],
+    /// GPUs with an alert firing (their bar is drawn in the alert colour).
+    pub alert_gpus: &'a [u32],
 }
 
 /// Text colour for a result of `tone` (success green, nothing-happened grey, failure red).
@@ -51,12 +61,19 @@ pub fn show(ui: &mut Ui, view: &MiniView<'_>) -> Option<MiniAction> {
     egui::CentralPanel::default().show(ui, |ui| {
         for g in view.snapshot.map(|s| s.gpus.as_slice()).unwrap_or_default() {
             let fraction = g.memory.used_fraction();
+            let fill = if view.alert_gpus.contains(&g.index) {
+                pressure_color(1.0)
+            } else {
+                pressure_color(fraction)
+            };
             ui.horizontal(|ui| {
                 ui.label(RichText::new(g.title()).strong());
+                // The bar takes what the title and temperature leave: the window may narrow.
+                let width = (ui.available_width() - 44.0).clamp(80.0, 260.0);
                 ui.add(
                     egui::ProgressBar::new(fraction)
-                        .desired_width(230.0)
-                        .fill(pressure_color(fraction))
+                        .desired_width(width)
+                        .fill(fill)
                         .text(
                             RichText::new(format!(
                                 "{} / {}",
@@ -92,7 +109,28 @@ pub fn show(ui: &mut Ui, view: &MiniView<'_>) -> Option<MiniAction> {
                 .on_hover_text(crate::t!("mini-demo-hover"));
             }
         });
-        // Always one row, empty or not: the window never changes size.
+        // Always one row each, empty or not: the window never changes size.
+        match view.alerts.first() {
+            Some(first) => {
+                let text = if view.alerts.len() > 1 {
+                    crate::t!(
+                        "mini-alerts",
+                        first = first.clone(),
+                        more = (view.alerts.len() - 1).to_string()
+                    )
+                } else {
+                    crate::t!("mini-alert", alert = first.clone())
+                };
+                ui.add(
+                    egui::Label::new(RichText::new(&text).color(ui.visuals().error_fg_color))
+                        .truncate(),
+                )
+                .on_hover_text(view.alerts.join("\n"));
+            }
+            None => {
+                ui.label("");
+            }
+        }
         let fresh = view.result.filter(|t| t.shown_at.elapsed() < TOAST_FOR);
         match fresh {
             Some(t) => {

@@ -18,6 +18,7 @@ pub mod process_table;
 pub mod release_panel;
 pub mod status_bar;
 pub mod top_bar;
+pub mod window_state;
 
 pub use app::VramDeckApp;
 

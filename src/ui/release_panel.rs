@@ -80,7 +80,10 @@ impl ReleaseView {
             WorkerEvent::Freed(report) => {
                 self.in_flight = false;
                 self.waiting = None;
-                self.markers.push(marker(&report));
+                // A release that gave nothing back leaves no mark on the charts.
+                if report.outcome() == Outcome::Released {
+                    self.markers.push(marker(&report));
+                }
                 let tone = match report.outcome() {
                     Outcome::Released => Tone::Good,
                     Outcome::Nothing | Outcome::Pending => Tone::Neutral,
@@ -116,6 +119,12 @@ fn marker(report: &FreeReport) -> PlotMarker {
     }
 }
 
+/// This machine's name, looked up once.
+fn this_host() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| gethostname::gethostname().to_string_lossy().into_owned())
+}
+
 /// The level as the buttons name it.
 fn level_name(level: FreeLevel) -> String {
     match level {
@@ -141,7 +150,7 @@ pub fn show(
     unit: MemoryUnit,
 ) -> Option<WorkerCommand> {
     let mut command = None;
-    ui.label(RichText::new(crate::t!("rel-title")).strong());
+    ui.label(RichText::new(crate::t!("rel-title-here", host = this_host())).strong());
     ui.horizontal(|ui| {
         ui.selectable_value(level, FreeLevel::Cache, crate::t!("rel-empty-cache"))
             .on_hover_text(level_help(FreeLevel::Cache));
@@ -149,13 +158,14 @@ pub fn show(
             .on_hover_text(level_help(FreeLevel::Unload));
     });
     ui.label(RichText::new(level_help(*level)).weak().small());
+    // Free VRAM itself is on the top bar, always in view; here: its state, and each target.
     ui.horizontal(|ui| {
-        let button = ui.add_enabled(!view.in_flight, egui::Button::new(crate::t!("free-vram")));
-        if button
-            .on_hover_text(crate::t!("rel-free-all-hover"))
-            .clicked()
-        {
-            command = Some(WorkerCommand::Free(FreeTarget::All, *level));
+        if !view.in_flight {
+            ui.label(
+                RichText::new(crate::t!("rel-free-is-on-top"))
+                    .weak()
+                    .small(),
+            );
         }
         if view.in_flight {
             ui.spinner();

@@ -30,6 +30,26 @@ pub enum TopBarAction {
     MiniView,
     /// Open the remote hosts window.
     Hosts,
+    /// Free VRAM in every agent at the chosen level.
+    FreeVram,
+    /// Start with the session (true) or not.
+    SetAutostart(bool),
+}
+
+/// What the bar shows besides the settings.
+pub struct BarState<'a> {
+    /// Where readings come from.
+    pub source: &'a SourceKind,
+    /// Recording to CSV now.
+    pub recording: bool,
+    /// A narrow window: the view settings go in a menu so the bar stays one row.
+    pub compact: bool,
+    /// Free VRAM: `None` where this machine has nothing to free, `Some(true)` while running.
+    pub freeing: Option<bool>,
+    /// Why there is no tray icon, if there is none.
+    pub tray_error: Option<&'a str>,
+    /// The session starts vramdeck.
+    pub autostart: bool,
 }
 
 /// The interval and unit choices, used all the time: on the bar when there is room.
@@ -67,6 +87,38 @@ fn reading_settings_in_menu(ui: &mut Ui, settings: &mut Settings) {
     ui.separator();
 }
 
+/// How the window behaves on the desktop: in the View menu.
+fn window_settings(
+    ui: &mut Ui,
+    settings: &mut Settings,
+    bar: &BarState<'_>,
+) -> Option<TopBarAction> {
+    ui.separator();
+    ui.label(crate::t!("bar-window"));
+    ui.checkbox(&mut settings.always_on_top, crate::t!("bar-always-on-top"));
+    let tray = bar.tray_error.is_none();
+    let close = ui.add_enabled(
+        tray,
+        egui::Checkbox::new(&mut settings.close_to_tray, crate::t!("bar-close-to-tray")),
+    );
+    match bar.tray_error {
+        None => close.on_hover_text(crate::t!("bar-close-to-tray-hover")),
+        Some(e) => close.on_disabled_hover_text(crate::t!("bar-no-tray", error = e)),
+    };
+    let mut autostart = bar.autostart;
+    if ui
+        .checkbox(&mut autostart, crate::t!("bar-autostart"))
+        .on_hover_text(crate::t!(
+            "bar-autostart-hover",
+            location = crate::platform::autostart::location()
+        ))
+        .changed()
+    {
+        return Some(TopBarAction::SetAutostart(autostart));
+    }
+    None
+}
+
 /// The language and theme, chosen once: always in the View menu.
 fn look_settings(ui: &mut Ui, settings: &mut Settings) {
     let system = crate::i18n::Language::of_system();
@@ -93,16 +145,27 @@ fn look_settings(ui: &mut Ui, settings: &mut Settings) {
 
 /// Draws the bar; edits `settings` in place and returns a clicked action. `compact` (a narrow
 /// window) puts the view settings in a menu so the bar stays one row.
-pub fn show(
-    ui: &mut Ui,
-    settings: &mut Settings,
-    source: &SourceKind,
-    recording: bool,
-    compact: bool,
-) -> Option<TopBarAction> {
+pub fn show(ui: &mut Ui, settings: &mut Settings, bar: &BarState<'_>) -> Option<TopBarAction> {
+    let (source, recording, compact) = (bar.source, bar.recording, bar.compact);
     let mut action = None;
     ui.horizontal_wrapped(|ui| {
         ui.heading("vramdeck");
+        // Free VRAM first after the name: in view at every width, whatever the panels below.
+        if let Some(freeing) = bar.freeing {
+            if ui
+                .add_enabled(
+                    !freeing,
+                    egui::Button::new(RichText::new(crate::t!("free-vram")).strong()),
+                )
+                .on_hover_text(crate::t!("bar-free-hover"))
+                .clicked()
+            {
+                action = Some(TopBarAction::FreeVram);
+            }
+            if freeing {
+                ui.spinner();
+            }
+        }
         match source {
             SourceKind::Nvml { driver_version } => {
                 let text = if compact {
@@ -136,10 +199,18 @@ pub fn show(
             ui.menu_button(crate::t!("bar-view"), |ui| {
                 reading_settings_in_menu(ui, settings);
                 look_settings(ui, settings);
+                if let Some(a) = window_settings(ui, settings, bar) {
+                    action = Some(a);
+                }
             });
         } else {
             reading_settings(ui, settings);
-            ui.menu_button(crate::t!("bar-view"), |ui| look_settings(ui, settings));
+            ui.menu_button(crate::t!("bar-view"), |ui| {
+                look_settings(ui, settings);
+                if let Some(a) = window_settings(ui, settings, bar) {
+                    action = Some(a);
+                }
+            });
         }
         ui.separator();
         if ui

@@ -120,7 +120,8 @@ pub fn until<S>(
     }
 }
 
-/// The window around `app`, `width` × `height` points, driven headless.
+/// The window around `app`, `width` × `height` points, driven headless: its logic, then its
+/// panels, each pass, as eframe runs them.
 pub fn open_window(
     app: vramdeck::ui::VramDeckApp,
     width: f32,
@@ -128,7 +129,13 @@ pub fn open_window(
 ) -> egui_kittest::Harness<'static, vramdeck::ui::VramDeckApp> {
     egui_kittest::Harness::builder()
         .with_size(egui::vec2(width, height))
-        .build_ui_state(|ui, app: &mut vramdeck::ui::VramDeckApp| app.show(ui), app)
+        .build_ui_state(
+            |ui, app: &mut vramdeck::ui::VramDeckApp| {
+                app.logic(ui.ctx());
+                app.show(ui);
+            },
+            app,
+        )
 }
 
 /// An app showing `telemetry` with default settings: no sampler, nothing saved.

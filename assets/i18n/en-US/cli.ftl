@@ -113,3 +113,4 @@ log-cannot-open-for-writing = cannot open { $path } for writing: { $error }
 log-other-kind = { $path } already holds another kind of log (its first line is not `{ $header }`); choose another file
 log-demo-simulated = vramdeck: demo mode, these readings are simulated ({ $reason })
 log-writing-failed = writing { $path } failed: { $error }
+cli-arg-vramdeck-hidden = Start hidden in the tray (how the session starts vramdeck); shown when there is no tray.

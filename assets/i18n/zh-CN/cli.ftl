@@ -109,3 +109,4 @@ log-cannot-open-for-writing = 无法打开 { $path } 进行写入：{ $error }
 log-other-kind = { $path } 已经是另一种日志（第一行不是 `{ $header }`）；请换一个文件
 log-demo-simulated = vramdeck：演示模式，这些读数是模拟的（{ $reason }）
 log-writing-failed = 写入 { $path } 失败：{ $error }
+cli-arg-vramdeck-hidden = 启动时隐藏在托盘中（随系统启动时即如此）；没有托盘时照常显示窗口。

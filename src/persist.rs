@@ -6,8 +6,19 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Writes `text` to `path` atomically: a new temp file with an unpredictable name beside it
-/// (created exclusively, never through a link another user planted), fsync, rename.
+/// (created exclusively, never through a link another user planted), fsync, rename. The file
+/// is its owner's only (settings hold tokens).
 pub fn atomic_write(path: &Path, text: &str) -> std::io::Result<()> {
+    write_atomically(path, text, false)
+}
+
+/// [`atomic_write`] for a document the user exports (a CSV, presets to share): readable by
+/// everyone, as a file saved by any editor is (0644 on Unix).
+pub fn atomic_write_readable(path: &Path, text: &str) -> std::io::Result<()> {
+    write_atomically(path, text, true)
+}
+
+fn write_atomically(path: &Path, text: &str, readable: bool) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -30,6 +41,13 @@ pub fn atomic_write(path: &Path, text: &str) -> std::io::Result<()> {
     };
     let written = file
         .write_all(text.as_bytes())
+        .and_then(|()| {
+            if readable {
+                crate::platform::files::make_readable(&tmp)
+            } else {
+                Ok(())
+            }
+        })
         .and_then(|()| file.sync_all())
         .and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {

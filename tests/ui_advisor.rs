@@ -241,3 +241,67 @@ fn the_advisor_speaks_the_unit_the_user_chose() {
     h.get_by_label_contains("needs 15.8 GiB (peak 11.9 GiB + 28 % + 512 MiB)");
     assert!(h.query_by_label_contains("needs 16,128 MiB").is_none());
 }
+
+#[test]
+fn a_run_marked_mid_way_counts_from_its_start_and_a_tiny_peak_asks_before_it_is_kept() {
+    // The job was already running when the user clicked: 2,000 MiB idle, then 14,000.
+    let t = telemetry_at(2_000);
+    let mut sim = SimulatedGpus::demo("test");
+    set_used(&t, &mut sim, 14_000);
+    let mut h = window(t.clone());
+    h.run();
+    h.get_by_label("I'm running Wan2.1 T2V 1.3B 480p now")
+        .click();
+    h.run();
+    h.get_by_label_contains("Recording Wan2.1 T2V 1.3B 480p: peak so far 12,000 MiB");
+    h.get_by_label_contains("2,000 MiB in use then");
+    h.get_by_label("Done: keep this peak").click();
+    h.run();
+    assert_eq!(
+        h.state()
+            .calibration()
+            .peak_mib(&key("wan21-t2v-1.3b-480p", None)),
+        Some(12_000)
+    );
+
+    // Clicked long after the job began (no idle reading in the look-back): the rise is tiny,
+    // and it is not kept without the user saying so.
+    let t = telemetry_at(14_000);
+    let mut h = window(t.clone());
+    h.run();
+    h.get_by_label("I'm running Wan2.1 T2V 1.3B 480p now")
+        .click();
+    h.run();
+    h.get_by_label("Done: keep this peak").click();
+    h.run();
+    h.get_by_label_contains("is less than half of the");
+    assert_eq!(
+        h.state()
+            .calibration()
+            .peak_mib(&key("wan21-t2v-1.3b-480p", None)),
+        None
+    );
+    h.get_by_label("Discard").click();
+    h.run();
+    assert!(h.query_by_label_contains("Recording Wan2.1").is_none());
+    assert_eq!(
+        h.state()
+            .calibration()
+            .peak_mib(&key("wan21-t2v-1.3b-480p", None)),
+        None
+    );
+    // Asked again, "Save anyway" keeps it.
+    h.get_by_label("I'm running Wan2.1 T2V 1.3B 480p now")
+        .click();
+    h.run();
+    h.get_by_label("Done: keep this peak").click();
+    h.run();
+    h.get_by_label("Save anyway").click();
+    h.run();
+    assert_eq!(
+        h.state()
+            .calibration()
+            .peak_mib(&key("wan21-t2v-1.3b-480p", None)),
+        Some(0)
+    );
+}

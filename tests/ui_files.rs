@@ -140,3 +140,38 @@ fn cancel_closes_the_chooser_and_changes_nothing() {
     chooser_open(&mut h);
     h.get_by_label("Open a log");
 }
+
+#[test]
+fn an_export_over_an_existing_file_asks_first_and_is_readable_by_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let existing = dir.path().join("mine.csv");
+    std::fs::write(&existing, "keep me\n").unwrap();
+    let mut h = window_starting_in(dir.path());
+    h.get_by_label("Export CSV...").click();
+    chooser_open(&mut h);
+    until(&mut h, "the folder listing", |h| {
+        h.query_by_label("mine.csv").is_some()
+    });
+    h.get_by_label("mine.csv").click();
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::Button, "Save").click();
+    h.run_steps(3);
+    h.get_by_label("mine.csv already exists.");
+    // "Keep it" leaves the file as it was, the chooser open.
+    h.get_by_label("Keep it").click();
+    h.run_steps(3);
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me\n");
+    assert!(h.query_by_label("mine.csv already exists.").is_none());
+    h.get_by_role_and_label(Role::Button, "Save").click();
+    h.run_steps(3);
+    h.get_by_label("Replace it").click();
+    until(&mut h, "the replaced file", |_| {
+        std::fs::read_to_string(&existing).is_ok_and(|t| t.starts_with("timestamp"))
+    });
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&existing).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "an export is a document others may read");
+    }
+}

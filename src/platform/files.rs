@@ -34,6 +34,12 @@ pub fn create_new_private(path: &Path) -> io::Result<File> {
     imp::create_new_private(path)
 }
 
+/// Makes the file at `path` readable by everyone, writable by its owner (0644 on Unix; on
+/// Windows a new file already inherits its folder's access).
+pub fn make_readable(path: &Path) -> io::Result<()> {
+    imp::make_readable(path)
+}
+
 /// Opens `path` for reading without waiting for a writer if it is a FIFO; the file comes back
 /// in blocking mode. Links are followed.
 pub fn open_for_reading(path: &Path) -> io::Result<File> {
@@ -77,6 +83,11 @@ pub fn fill_random(buf: &mut [u8]) -> io::Result<()> {
 
 #[cfg(unix)]
 mod imp {
+    pub fn make_readable(path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+    }
+
     use super::Ownership;
     use std::fs::{File, Metadata, OpenOptions};
     use std::io;
@@ -156,6 +167,10 @@ mod imp {
 
 #[cfg(windows)]
 mod imp {
+    pub fn make_readable(_path: &Path) -> io::Result<()> {
+        Ok(())
+    }
+
     use super::Ownership;
     use std::fs::{File, Metadata, OpenOptions};
     use std::io;

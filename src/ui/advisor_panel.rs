@@ -12,11 +12,13 @@ use egui::{Color32, RichText, Ui};
 #[derive(Clone, Debug, PartialEq)]
 pub enum AdvisorAction {
     /// Start recording a run of (calibration key, display name).
-    StartRun(String, String),
+    StartRun(String, String, u64),
     /// Stop recording and keep the measurement.
     FinishRun,
     /// Stop recording and drop it.
     CancelRun,
+    /// Keep a peak far below the catalogue's after all.
+    ConfirmRun,
     /// Add a preset the user described (or replace the one with its id).
     AddPreset(Box<Workload>),
     /// Remove a user preset.
@@ -184,14 +186,49 @@ pub fn show(
                 name = &r.name,
                 peak = unit.format_mib(r.peak_mib() as f64)
             ));
-            ui.horizontal(|ui| {
-                if ui.button(crate::t!("adv-done")).clicked() {
-                    action = Some(AdvisorAction::FinishRun);
-                }
-                if ui.button(crate::t!("adv-cancel")).clicked() {
-                    action = Some(AdvisorAction::CancelRun);
-                }
-            });
+            let since = chrono::DateTime::from_timestamp(r.since as i64, 0)
+                .map(|t| {
+                    t.with_timezone(&chrono::Local)
+                        .format("%H:%M:%S")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            ui.label(
+                RichText::new(crate::t!(
+                    "adv-recording-since",
+                    since = since,
+                    base = unit.format_mib(r.baseline_mib)
+                ))
+                .weak()
+                .small(),
+            );
+            if r.confirming {
+                ui.label(
+                    RichText::new(crate::t!(
+                        "adv-far-below",
+                        peak = unit.format_mib(r.peak_mib() as f64),
+                        expected = unit.format_mib(r.expected_mib as f64)
+                    ))
+                    .color(ui.visuals().warn_fg_color),
+                );
+                ui.horizontal(|ui| {
+                    if ui.button(crate::t!("adv-save-anyway")).clicked() {
+                        action = Some(AdvisorAction::ConfirmRun);
+                    }
+                    if ui.button(crate::t!("adv-discard")).clicked() {
+                        action = Some(AdvisorAction::CancelRun);
+                    }
+                });
+            } else {
+                ui.horizontal(|ui| {
+                    if ui.button(crate::t!("adv-done")).clicked() {
+                        action = Some(AdvisorAction::FinishRun);
+                    }
+                    if ui.button(crate::t!("adv-cancel")).clicked() {
+                        action = Some(AdvisorAction::CancelRun);
+                    }
+                });
+            }
         });
     }
 
@@ -237,7 +274,8 @@ pub fn show(
                                     .on_hover_text(crate::t!("adv-running-now-hover"))
                                     .clicked()
                                 {
-                                    action = Some(AdvisorAction::StartRun(key, name));
+                                    action =
+                                        Some(AdvisorAction::StartRun(key, name, a.catalogue_mib));
                                 }
                             }
                             (None, Some(_)) => {

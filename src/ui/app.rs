@@ -1193,9 +1193,27 @@ impl VramDeckApp {
 
     fn on_advisor_action(&mut self, action: AdvisorAction, gpu: &crate::telemetry::GpuSample) {
         match action {
-            AdvisorAction::StartRun(key, name) => {
-                self.workloads.recorder =
-                    Some(RunRecorder::start(key, name, gpu.memory.used.mib()));
+            AdvisorAction::StartRun(key, name, expected) => {
+                let readings: Vec<(f64, f64)> = {
+                    let t = sampler::lock(&self.telemetry);
+                    let slot = self.selected_slot(t.latest.as_ref());
+                    let now = t.history.newest(slot).unwrap_or(0.0);
+                    t.history
+                        .readings(slot, now - calibration::LOOK_BACK_SECONDS, now)
+                        .into_iter()
+                        .map(|(at, v)| {
+                            (
+                                at,
+                                f64::from(v.get(crate::telemetry::history::Metric::VramUsedMib)),
+                            )
+                        })
+                        .collect()
+                };
+                let now = gpu.memory.used.mib();
+                let recorder =
+                    RunRecorder::start_from(key.clone(), name.clone(), &readings, expected)
+                        .unwrap_or_else(|| RunRecorder::start(key, name, now));
+                self.workloads.recorder = Some(recorder);
             }
             AdvisorAction::FinishRun if self.is_demo() => {
                 if let Some(r) = self.workloads.recorder.take() {
@@ -1209,7 +1227,18 @@ impl VramDeckApp {
                     ));
                 }
             }
-            AdvisorAction::FinishRun => {
+            AdvisorAction::FinishRun
+                if self
+                    .workloads
+                    .recorder
+                    .as_ref()
+                    .is_some_and(RunRecorder::far_below_expected) =>
+            {
+                if let Some(r) = &mut self.workloads.recorder {
+                    r.confirming = true;
+                }
+            }
+            AdvisorAction::FinishRun | AdvisorAction::ConfirmRun => {
                 if let Some(r) = self.workloads.recorder.take() {
                     self.workloads
                         .calibration

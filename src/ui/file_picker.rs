@@ -91,6 +91,10 @@ pub struct FilePicker {
     listing: Listing,
     reading: Option<Receiver<Listing>>,
     problem: Option<String>,
+    /// Saving: an existing file is replaced only after the user says so.
+    saving: bool,
+    /// The existing file the user is asked about.
+    replace: Option<PathBuf>,
 }
 
 impl FilePicker {
@@ -115,9 +119,17 @@ impl FilePicker {
             listing: Listing::default(),
             reading: None,
             problem: None,
+            saving: false,
+            replace: None,
         };
         picker.read_dir();
         picker
+    }
+
+    /// Chooses where to save: an existing file is replaced only after the user says so.
+    pub fn saving(mut self) -> Self {
+        self.saving = true;
+        self
     }
 
     /// Says why this chooser is shown instead of the system's.
@@ -183,6 +195,10 @@ impl FilePicker {
         if path.is_dir() {
             self.name.clear();
             self.enter(path);
+            return None;
+        }
+        if self.saving && path.exists() {
+            self.replace = Some(path);
             return None;
         }
         Some(Picked::Path(path))
@@ -293,10 +309,31 @@ impl FilePicker {
                     .hint_text(crate::t!("picker-name-hint")),
             );
             let field = field.labelled_by(l.id);
+            if field.changed() {
+                self.replace = None;
+            }
             if field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
                 picked = picked.take().or_else(|| self.accept());
             }
         });
+        if let Some(existing) = self.replace.clone() {
+            let name = existing
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            ui.horizontal_wrapped(|ui| {
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    crate::t!("picker-exists", name = crate::text::sanitized(&name)),
+                );
+                if ui.button(crate::t!("picker-replace")).clicked() {
+                    picked = Some(Picked::Path(existing.clone()));
+                }
+                if ui.button(crate::t!("picker-keep")).clicked() {
+                    self.replace = None;
+                }
+            });
+        }
         ui.horizontal(|ui| {
             if ui.button(&self.action).clicked() {
                 picked = picked.take().or_else(|| self.accept());

@@ -55,7 +55,7 @@ impl Purpose {
     /// Does the reading or writing (on a file thread).
     fn run(self, path: PathBuf) -> FileOutcome {
         let write = |text: &str| {
-            crate::persist::atomic_write(&path, text)
+            crate::persist::atomic_write_readable(&path, text)
                 .map(|()| path.clone())
                 .map_err(|e| {
                     crate::t!(
@@ -214,6 +214,9 @@ impl Files {
         );
         if let Some(note) = note {
             picker = picker.with_note(note);
+        }
+        if purpose.is_save() {
+            picker = picker.saving();
         }
         self.picker = Some((picker, purpose));
     }

@@ -105,17 +105,69 @@ pub struct RunRecorder {
     pub baseline_mib: f64,
     /// Highest GPU memory used since, MiB.
     pub highest_mib: f64,
+    /// When the run is measured from (UNIX seconds): the lowest reading before the click.
+    pub since: f64,
+    /// The catalogue's peak for this run, MiB (0: none to compare with).
+    pub expected_mib: u64,
+    /// Finishing was asked for, and the peak is far below the catalogue's: waiting for the
+    /// user to save it anyway or discard it.
+    pub confirming: bool,
 }
 
+/// How far back a run is looked for when the user marks it: a click a few minutes into a
+/// job still measures it from its start.
+pub const LOOK_BACK_SECONDS: f64 = 300.0;
+
 impl RunRecorder {
-    /// Starts following a run with the GPU at `used_mib`.
+    /// Starts following a run with the GPU at `used_mib` now (at `t`).
     pub fn start(key: String, name: String, used_mib: f64) -> Self {
         RunRecorder {
             key,
             name,
             baseline_mib: used_mib,
             highest_mib: used_mib,
+            since: 0.0,
+            expected_mib: 0,
+            confirming: false,
         }
+    }
+
+    /// Starts following a run from the readings of the last [`LOOK_BACK_SECONDS`] as
+    /// `(t, used MiB)`, oldest first, the newest being now: measured from the lowest of them
+    /// (the card before the job began, when the click came after its start), its peak the
+    /// highest since. `expected_mib` is the catalogue's peak, to check the result against.
+    pub fn start_from(
+        key: String,
+        name: String,
+        readings: &[(f64, f64)],
+        expected_mib: u64,
+    ) -> Option<Self> {
+        let valid: Vec<(f64, f64)> = readings
+            .iter()
+            .copied()
+            .filter(|(_, v)| v.is_finite())
+            .collect();
+        let (low_at, (since, low)) = valid
+            .iter()
+            .copied()
+            .enumerate()
+            .min_by(|a, b| a.1.1.total_cmp(&b.1.1))?;
+        let highest = valid[low_at..].iter().map(|(_, v)| *v).fold(low, f64::max);
+        Some(RunRecorder {
+            key,
+            name,
+            baseline_mib: low,
+            highest_mib: highest,
+            since,
+            expected_mib,
+            confirming: false,
+        })
+    }
+
+    /// True when the peak is under half the catalogue's: most likely the job ran before the
+    /// look-back or not at all, and saving it would beat the catalogue with a wrong number.
+    pub fn far_below_expected(&self) -> bool {
+        self.expected_mib > 0 && self.peak_mib() * 2 < self.expected_mib
     }
 
     /// Takes a reading.
@@ -132,6 +184,37 @@ impl RunRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_marked_mid_way_is_measured_from_its_start() {
+        // Idle at 1 GiB, the job starts at t=100 and climbs to 13 GiB; the click comes at
+        // t=200 with 12 GiB in use.
+        let readings: Vec<(f64, f64)> = (0..=200)
+            .map(|t| {
+                let used = if t < 100 {
+                    1_024.0
+                } else {
+                    1_024.0 + 12_288.0 * ((t - 100).min(50) as f64 / 50.0)
+                };
+                (t as f64, used)
+            })
+            .collect();
+        let r = RunRecorder::start_from("k".into(), "n".into(), &readings, 12_000).unwrap();
+        assert_eq!(r.baseline_mib, 1_024.0);
+        assert_eq!(r.peak_mib(), 12_288);
+        assert!(!r.far_below_expected());
+        // Clicked long after the job began (nothing low in the look-back): a tiny rise, far
+        // below the catalogue, which must not be saved without asking.
+        let late: Vec<(f64, f64)> = (0..=300)
+            .map(|t| (t as f64, 13_000.0 + (t % 7) as f64))
+            .collect();
+        let r = RunRecorder::start_from("k".into(), "n".into(), &late, 12_000).unwrap();
+        assert!(r.peak_mib() < 10);
+        assert!(r.far_below_expected());
+        // No readings at all: nothing to measure from.
+        assert!(RunRecorder::start_from("k".into(), "n".into(), &[], 1).is_none());
+        assert!(RunRecorder::start_from("k".into(), "n".into(), &[(0.0, f64::NAN)], 1).is_none());
+    }
 
     #[test]
     fn calibration_round_trips_and_damaged_files_warn() {

@@ -70,3 +70,7 @@ preset-list-too-long = preset { $id } lists { $count } sizes, phases or subjects
 preset-file-too-many = { $origin }: { $count } presets; a presets file holds at most { $max }
 preset-file-line = { $origin } line { $line }: { $error }
 presets-file-ignored = Your presets file was ignored: { $error }
+adv-recording-since = measured from { $since } ({ $base } in use then: the lowest reading of the 5 minutes before the click)
+adv-far-below = The peak, { $peak }, is less than half of the { $expected } the catalogue expects: did the job run before the last 5 minutes, or not at all? Saved, it would win over the catalogue.
+adv-save-anyway = Save anyway
+adv-discard = Discard

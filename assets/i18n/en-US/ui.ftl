@@ -211,3 +211,6 @@ tray-not-started = the tray icon was not started
 tray-lost = the desktop's tray went away
 autostart-on = vramdeck will start with the session, hidden in the tray ({ $location })
 autostart-off = vramdeck will no longer start with the session
+picker-exists = { $name } already exists.
+picker-replace = Replace it
+picker-keep = Keep it

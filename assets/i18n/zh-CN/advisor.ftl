@@ -62,3 +62,7 @@ preset-list-too-long = 预设 { $id } 列出了 { $count } 个尺寸、阶段或
 preset-file-too-many = { $origin }：{ $count } 个预设；一个预设文件最多 { $max } 个
 preset-file-line = { $origin } 第 { $line } 行：{ $error }
 presets-file-ignored = 你的预设文件被忽略了：{ $error }
+adv-recording-since = 从 { $since } 开始测量（当时已用 { $base }：点击前 5 分钟内的最低读数）
+adv-far-below = 峰值 { $peak } 不到目录预期 { $expected } 的一半：任务是否在 5 分钟之前就已开始，或者根本没有运行？一旦保存，它将取代目录中的数值。
+adv-save-anyway = 仍然保存
+adv-discard = 放弃

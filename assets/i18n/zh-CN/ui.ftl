@@ -203,3 +203,6 @@ tray-not-started = 托盘图标未启动
 tray-lost = 桌面的托盘已消失
 autostart-on = vramdeck 将随系统启动，隐藏在托盘中（{ $location }）
 autostart-off = vramdeck 将不再随系统启动
+picker-exists = { $name } 已存在。
+picker-replace = 替换
+picker-keep = 保留

@@ -57,6 +57,34 @@ impl PlotWindow {
     }
 }
 
+/// The free memory "What fits" plans with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FitBasis {
+    /// Free now: the least free in the last few seconds, so a verdict does not flip with
+    /// every reading of a running job.
+    #[default]
+    Now,
+    /// Free now plus what Free VRAM would give back (the agents' caches on this GPU).
+    AfterFree,
+    /// The card with nothing running (total less what the driver keeps).
+    Idle,
+}
+
+impl FitBasis {
+    /// Every choice.
+    pub const ALL: [FitBasis; 3] = [FitBasis::Now, FitBasis::AfterFree, FitBasis::Idle];
+
+    /// Its button.
+    pub fn text(self) -> String {
+        match self {
+            FitBasis::Now => crate::t!("fit-basis-now"),
+            FitBasis::AfterFree => crate::t!("fit-basis-after-free"),
+            FitBasis::Idle => crate::t!("fit-basis-idle"),
+        }
+    }
+}
+
 /// Colour scheme.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Theme {
@@ -100,6 +128,8 @@ pub struct Settings {
     /// Safety margin for the advisor, percent of each workload's peak (files from before 0.2
     /// meant percent of the card; the value carries over as a share of the peak).
     pub margin_percent: f32,
+    /// The free memory "What fits" plans with.
+    pub fit_basis: FitBasis,
     /// Level the Free VRAM button uses.
     pub free_level: crate::release::FreeLevel,
     /// Where ComfyUI listens (loopback only).
@@ -128,6 +158,7 @@ impl Default for Settings {
             theme: Theme::default(),
             selected_gpu: 0,
             margin_percent: crate::workloads::advisor::DEFAULT_MARGIN_PERCENT,
+            fit_basis: FitBasis::Now,
             free_level: crate::release::FreeLevel::Cache,
             comfyui_address: crate::release::comfyui::DEFAULT_ADDRESS.to_string(),
             alerts: crate::alerts::AlertRules::default(),
@@ -314,6 +345,7 @@ mod tests {
             theme: Theme::Light,
             selected_gpu: 1,
             margin_percent: 15.0,
+            fit_basis: FitBasis::AfterFree,
             free_level: crate::release::FreeLevel::Unload,
             comfyui_address: "127.0.0.1:8000".into(),
             alerts: crate::alerts::AlertRules {

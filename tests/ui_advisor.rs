@@ -305,3 +305,31 @@ fn a_run_marked_mid_way_counts_from_its_start_and_a_tiny_peak_asks_before_it_is_
         Some(0)
     );
 }
+
+#[test]
+fn what_fits_holds_steady_while_a_job_wobbles_and_can_plan_for_an_idle_card() {
+    let t = telemetry_at(30_000);
+    let mut sim = SimulatedGpus::demo("test");
+    let mut h = window(t.clone());
+    h.run();
+    h.get_by_label_contains("19,152 MiB free.");
+    // The job dips for a reading: the plan keeps the high-water mark of the last seconds.
+    set_used(&t, &mut sim, 20_000);
+    h.run();
+    h.get_by_label_contains("19,152 MiB free.");
+    assert!(h.query_by_label_contains("29,152 MiB free.").is_none());
+    // The card with nothing running: its total less what the driver keeps.
+    h.get_by_label("Idle card").click();
+    h.run();
+    h.get_by_label("What fits on GPU 0 when idle");
+    let reserved = lock(&t).latest.as_ref().unwrap().gpus[0].memory.reserved;
+    let idle = 49_152 - reserved.whole_mib();
+    h.get_by_label_contains(&format!(
+        "{} MiB free.",
+        vramdeck::units::group_thousands(idle)
+    ));
+    assert_eq!(
+        h.state().settings().fit_basis,
+        vramdeck::settings::FitBasis::Idle
+    );
+}

@@ -88,6 +88,11 @@ fn a_console_log_opens_the_out_of_memory_analysis() {
     h.get_by_label("- this process's own tensors held 9.8 GiB of the 12.0 GiB card: the job itself is too big for it");
     h.get_by_label("line 13: PyTorch CUDA out of memory");
     h.get_by_label("- DDColor (ComfyUI): use size 960 instead of 1280 (the largest safe size on a 12.0 GiB card)");
+    // Esc closes it, as it closes the file chooser.
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
+    assert!(h.state().analysis().is_none());
+    assert!(h.query_by_label("2 events in 19 lines").is_none());
 }
 
 #[test]
@@ -169,4 +174,42 @@ fn record_to_csv_from_the_top_bar() {
     until(&mut h, "the stop", |_| !recording.status().active);
     let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(files.len(), 1);
+}
+
+#[test]
+fn the_mouse_wheel_zooms_a_logs_chart_as_its_hint_says() {
+    let mut h = window(plain_app(demo()));
+    h.run();
+    h.state_mut().open_log_file(fixture("csv/two_gpus_na.csv"));
+    until(&mut h, "the imported log", |h| {
+        h.state().imported_log().is_some()
+    });
+    h.run_steps(3);
+    use egui_kittest::kittest::NodeT;
+    let (t0, t1) = h.state().imported_log().unwrap().span;
+    let whole = vramdeck::ui::logs_view::visible_range_text(t0, t1);
+    h.get_by_label(&whole);
+    assert!(h.get_by_label("Whole log").accesskit_node().is_disabled());
+    // Over the VRAM chart (right of the log's column, under the header), a plain wheel turn.
+    h.event(egui::Event::PointerMoved(egui::pos2(900.0, 300.0)));
+    h.run_steps(2);
+    for _ in 0..4 {
+        h.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, 120.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Unknown,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.run_steps(2);
+    }
+    h.run_steps(4);
+    // Zoomed in: "Whole log" can go back.
+    assert!(
+        !h.get_by_label("Whole log").accesskit_node().is_disabled(),
+        "the wheel did not zoom"
+    );
+    h.get_by_label("Whole log").click();
+    h.run_steps(4);
+    h.get_by_label(&whole);
 }

@@ -63,9 +63,13 @@ fn a_user_adds_a_serve_host_frees_its_vram_and_removes_it() {
     h.run_steps(2);
     assert_eq!(h.state().settings().remote_hosts.len(), 1);
     assert_eq!(h.state().settings().remote_hosts[0].address, address);
+    // Live in the hosts window's list, and on its line above the cards (always there, so a
+    // missed reading never moves the cards).
     until(&mut h, "the host live in the list", |h| {
-        h.query_by_label_contains("live · 3 GPUs").is_some()
+        h.query_all_by_label_contains("live · 3 GPUs").count() == 2
     });
+    let status = format!("{address}: live · 3 GPUs");
+    let line = h.get_by_label(&status).rect();
     until(&mut h, "the host's cards", |h| {
         h.query_by_label_contains("gpu-box · GPU 0 · Simulated 48 GB GPU")
             .is_some()
@@ -76,6 +80,7 @@ fn a_user_adds_a_serve_host_frees_its_vram_and_removes_it() {
     // Close the window, select the remote GPU: its host's Free VRAM appears, and answers.
     h.get_by_label("Close window").click();
     h.run_steps(2);
+    assert_eq!(h.get_by_label(&status).rect(), line);
     h.get_by_label_contains("gpu-box · GPU 0 · Simulated")
         .click();
     h.run_steps(2);

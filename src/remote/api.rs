@@ -47,8 +47,31 @@ fn get<T: serde::de::DeserializeOwned>(
     if let Some(t) = token {
         request = request.header("Authorization", format!("Bearer {t}"));
     }
-    let mut response = request.call().map_err(|e| e.to_string())?;
+    let mut response = request.call().map_err(in_words)?;
     read(&mut response, limit)
+}
+
+/// A failed request in the user's words: "timeout: global" says nothing to someone watching a
+/// box across the room.
+pub fn in_words(e: ureq::Error) -> String {
+    use std::io::ErrorKind;
+    match e {
+        ureq::Error::Timeout(_) => crate::t!("remote-err-timeout"),
+        ureq::Error::HostNotFound => crate::t!("remote-err-no-host"),
+        ureq::Error::ConnectionFailed => crate::t!("remote-err-connect"),
+        ureq::Error::Io(io) => match io.kind() {
+            ErrorKind::ConnectionRefused => crate::t!("remote-err-refused"),
+            ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::UnexpectedEof => {
+                crate::t!("remote-err-dropped")
+            }
+            ErrorKind::TimedOut => crate::t!("remote-err-timeout"),
+            _ => io.to_string(),
+        },
+        ureq::Error::BodyStalled => crate::t!("remote-err-timeout"),
+        e => e.to_string(),
+    }
 }
 
 /// Reads an answer of at most `limit` bytes straight into `T` (never into generic JSON
@@ -275,7 +298,7 @@ pub(super) fn free(
             let accepted = request
                 .content_type("application/json")
                 .send(body.as_str())
-                .map_err(|e| e.to_string())
+                .map_err(in_words)
                 .and_then(|mut r| read::<wire::FreeStatusBody>(&mut r, MAX_SMALL_BYTES));
             if let Err(e) = accepted {
                 set(failed(e));

@@ -151,6 +151,7 @@ pub fn show(
     view: &AdvisorView<'_>,
     unit: MemoryUnit,
     margin_percent: &mut f32,
+    basis: &mut crate::settings::FitBasis,
     form: &mut NewPresetForm,
 ) -> Option<AdvisorAction> {
     let AdvisorView {
@@ -162,7 +163,19 @@ pub fn show(
         user_ids,
     } = *view;
     let mut action = None;
-    ui.label(RichText::new(crate::t!("adv-what-fits-on", gpu = gpu_title)).strong());
+    use crate::settings::FitBasis;
+    let title = match *basis {
+        FitBasis::Now => crate::t!("adv-what-fits-on", gpu = gpu_title),
+        FitBasis::AfterFree => crate::t!("adv-what-fits-after-free", gpu = gpu_title),
+        FitBasis::Idle => crate::t!("adv-what-fits-idle", gpu = gpu_title),
+    };
+    ui.label(RichText::new(title).strong());
+    ui.horizontal(|ui| {
+        for b in FitBasis::ALL {
+            ui.selectable_value(basis, b, b.text())
+                .on_hover_text(crate::t!("fit-basis-hover"));
+        }
+    });
     let rule = crate::t!(
         "adv-rule",
         free = unit.format(budget.free),

@@ -326,8 +326,17 @@ impl VramDeckApp {
             // Panels cover the whole window, so their background is the clear colour instead
             // (see `clear_color`): on a software renderer a full-window fill costs as much as
             // everything else in the frame, while clearing is nearly free.
-            ui.ctx()
-                .all_styles_mut(|style| style.visuals.panel_fill = egui::Color32::TRANSPARENT);
+            ui.ctx().all_styles_mut(|style| {
+                style.visuals.panel_fill = egui::Color32::TRANSPARENT;
+                // egui's small text is 9 points: too small to read the helper lines beside
+                // a WebUI all day.
+                style.text_styles.insert(
+                    egui::TextStyle::Small,
+                    egui::FontId::proportional(SMALL_TEXT_POINTS),
+                );
+                // A 0–100 % slider 75 points long moves in steps of a percent and a half.
+                style.spacing.slider_width = 180.0;
+            });
         }
 
         if let Some(worker) = &self.release {
@@ -607,10 +616,47 @@ impl VramDeckApp {
                     &view,
                     unit,
                     &mut self.settings.margin_percent,
+                    &mut self.settings.fit_basis,
                     &mut self.workloads.form,
                 )
             })
             .inner
+    }
+
+    /// The free memory "What fits" plans with, on the basis the user chose.
+    fn fit_free(&self, slot: usize, gpu: &crate::telemetry::GpuSample) -> crate::units::Bytes {
+        use crate::settings::FitBasis;
+        use crate::units::Bytes;
+        let steady = || {
+            let t = sampler::lock(&self.telemetry);
+            let now = t.history.newest(slot).unwrap_or(0.0);
+            let most_used = t
+                .history
+                .readings(slot, now - STEADY_FREE_SECONDS, now)
+                .iter()
+                .map(|(_, v)| v.get(crate::telemetry::history::Metric::VramUsedMib))
+                .filter(|v| v.is_finite())
+                .fold(gpu.memory.used.mib() as f32, f32::max);
+            // Free now, less what was in use above now at the high point (whatever the
+            // driver counts as reserved, it is in both).
+            let above_now = Bytes::from_mib(most_used.max(0.0) as u64)
+                .saturating_sub(Bytes::from_mib(gpu.memory.used.whole_mib()));
+            gpu.memory.free.saturating_sub(above_now)
+        };
+        match self.settings.fit_basis {
+            FitBasis::Now => steady(),
+            FitBasis::AfterFree => {
+                let cached: u64 = self
+                    .release_view
+                    .agents
+                    .iter()
+                    .filter(|a| gpu.processes.iter().any(|p| agent_is_process(a, p)))
+                    .filter_map(|a| Some(a.info.reserved?.saturating_sub(a.info.allocated?)))
+                    .sum();
+                Bytes(gpu.memory.free.0.saturating_add(cached))
+            }
+            FitBasis::Idle => gpu.memory.total.saturating_sub(gpu.memory.reserved),
+        }
     }
 
     fn show_gpus(&mut self, ui: &mut Ui, snapshot: &Snapshot, layout: Layout) {
@@ -620,7 +666,7 @@ impl VramDeckApp {
         };
         self.follow_runs(snapshot, gpu);
         let budget = Budget::new(
-            gpu.memory.free,
+            self.fit_free(slot, gpu),
             gpu.memory.total,
             self.settings.margin_percent,
         );
@@ -920,6 +966,17 @@ impl VramDeckApp {
             let before = self.settings.clone();
             self.set_mini_view(ctx, mini);
             self.apply_settings_change(&before);
+        }
+        // Esc closes what floats over the window, topmost first (the file chooser handles
+        // its own); the toast goes with it.
+        if !self.files.busy() && ctx.input(|i| i.key_pressed(egui::Key::Escape)) {
+            if self.hosts_window.open {
+                self.hosts_window.open = false;
+            } else if self.logs.analysis.is_some() {
+                self.logs.analysis = None;
+            } else {
+                self.release_view.toast = None;
+            }
         }
         self.window
             .close_to_tray(ctx, self.settings.close_to_tray, self.tray.is_some());
@@ -1337,6 +1394,13 @@ fn agent_is_process(
 fn plot_columns(width: f32) -> usize {
     (width / 2.0).max(50.0) as usize
 }
+
+/// Size of the helper lines under controls, points.
+const SMALL_TEXT_POINTS: f32 = 11.0;
+
+/// How far back "Free now" looks for the most memory in use, seconds: a verdict then follows a
+/// job's high-water mark instead of every reading.
+const STEADY_FREE_SECONDS: f64 = 10.0;
 
 /// Least height the charts get (below it, the history scrolls instead), points.
 const MIN_CHARTS_HEIGHT: f32 = 260.0;

@@ -55,6 +55,8 @@ pub fn show(ui: &mut Ui, gpu: &GpuSample, unit: MemoryUnit, selected: bool) -> b
             ui.label(format_used_total(memory.used, memory.total, unit));
             ui.add(
                 egui::ProgressBar::new(fraction)
+                    // Square ends: a short rounded fill looked like a badge, not a level.
+                    .corner_radius(2)
                     .fill(pressure_color(fraction))
                     .text(
                         RichText::new(crate::t!(

@@ -140,23 +140,25 @@ pub fn show(
 /// cards show old values), above the cards.
 pub fn troubles(ui: &mut Ui, hosts: &[(HostConfig, HostState)]) {
     let now = Instant::now();
+    // One line per host, always, trouble or not: a line that came and went with each missed
+    // reading moved every card below it under the pointer.
     for (config, state) in hosts {
         let (line, bad) = status_line(state, now);
         let line = match &state.problem {
             Some(problem) if !bad => format!("{line} · {problem}"),
             _ => line,
         };
-        if bad || state.gpus.is_empty() || state.problem.is_some() {
-            ui.add(
-                egui::Label::new(
-                    RichText::new(format!("{}: {line}", config.address))
-                        .color(ui.visuals().warn_fg_color),
-                )
-                .wrap(),
-            )
-            .on_hover_text(crate::t!("hosts-list-hover"));
-            ui.add_space(4.0);
-        }
+        let text = format!("{}: {line}", config.address);
+        let rich = if bad || state.gpus.is_empty() || state.problem.is_some() {
+            RichText::new(&text).color(ui.visuals().warn_fg_color)
+        } else {
+            RichText::new(&text).weak()
+        };
+        ui.add(egui::Label::new(rich).truncate())
+            .on_hover_text(format!("{text}\n{}", crate::t!("hosts-list-hover")));
+    }
+    if !hosts.is_empty() {
+        ui.add_space(4.0);
     }
 }
 

@@ -72,6 +72,8 @@ pub fn show(ui: &mut Ui, view: &MiniView<'_>) -> Option<MiniAction> {
                 let width = (ui.available_width() - 44.0).clamp(80.0, 260.0);
                 ui.add(
                     egui::ProgressBar::new(fraction)
+                        // Square ends: a short rounded fill looked like a badge, not a level.
+                        .corner_radius(2)
                         .desired_width(width)
                         .fill(fill)
                         .text(

@@ -181,7 +181,12 @@ fn base_plot(ui: &Ui, id: &str, data: &PlotData, height: f32, view: ViewControl)
     let plot = Plot::new(id.to_string())
         .height(height)
         // A line and its band share a name (one entry); the entry shows the line's colour.
-        .legend(Legend::default().color_conflict_handling(ColorConflictHandling::PickFirst))
+        // Top left: the newest readings are on the right, where a legend would hide them.
+        .legend(
+            Legend::default()
+                .position(egui_plot::Corner::LeftTop)
+                .color_conflict_handling(ColorConflictHandling::PickFirst),
+        )
         .allow_zoom([view.interactive, false])
         .allow_drag([view.interactive, false])
         .allow_scroll([view.interactive, false])
@@ -243,11 +248,47 @@ const DOTS_BELOW: usize = 64;
 
 /// Adds a column series: the mean line, the min..max band where readings spread within a
 /// column, and dots where readings are few. `scale` converts to the shown unit.
+/// The runs of `columns` with readings close together: where readings stop (a paused or
+/// unreachable host, a sleeping GPU) the chart shows a gap, not a line across the time
+/// nothing was read. A gap is a step over three times the usual one between columns.
+pub fn runs(columns: &[Column]) -> Vec<&[Column]> {
+    if columns.len() < 3 {
+        return vec![columns];
+    }
+    let mut steps: Vec<f64> = columns.windows(2).map(|w| w[1].t - w[0].t).collect();
+    steps.sort_by(f64::total_cmp);
+    let usual = steps[steps.len() / 2];
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..columns.len() {
+        if columns[i].t - columns[i - 1].t > 3.0 * usual {
+            runs.push(&columns[start..i]);
+            start = i;
+        }
+    }
+    runs.push(&columns[start..]);
+    runs
+}
+
 fn add_series(
     plot: &mut egui_plot::PlotUi<'_>,
     name: &str,
     columns: &[Column],
     scale: impl Fn(f64) -> f64,
+    color: Color32,
+    width: f32,
+) {
+    for run in runs(columns) {
+        add_run(plot, name, run, &scale, color, width);
+    }
+}
+
+/// One unbroken run of a series: its line, its dots when few, its min..max band.
+fn add_run(
+    plot: &mut egui_plot::PlotUi<'_>,
+    name: &str,
+    columns: &[Column],
+    scale: &impl Fn(f64) -> f64,
     color: Color32,
     width: f32,
 ) {
@@ -300,6 +341,7 @@ pub fn vram(
         .y_axis_formatter(move |mark, _| axis_value(mark, unit))
         .label_formatter(move |pos| hover_text(pos, &value_text))
         .show(ui, |plot| {
+            wheel_zoom(plot, view);
             add_series(
                 plot,
                 &crate::t!("plot-vram-used"),
@@ -332,6 +374,20 @@ pub fn vram(
     (b.min()[0], b.max()[0])
 }
 
+/// The mouse wheel zooms an interactive chart's time around the pointer (egui_plot zooms only
+/// with Ctrl held, and a plain wheel did nothing while the hint promised a zoom).
+fn wheel_zoom(plot: &mut egui_plot::PlotUi<'_>, view: ViewControl) {
+    if !view.interactive || !plot.response().contains_pointer() {
+        return;
+    }
+    let (wheel, ctrl) = plot
+        .ctx()
+        .input(|i| (i.smooth_scroll_delta.y, i.modifiers.command));
+    if wheel != 0.0 && !ctrl {
+        plot.zoom_bounds_around_hovered(egui::vec2((wheel / 200.0).exp(), 1.0));
+    }
+}
+
 /// A value-axis label in the chart's unit: "40,000" MiB, "39" or "0.5" GiB.
 fn axis_value(mark: GridMark, unit: MemoryUnit) -> String {
     if mark.value < 0.0 {
@@ -352,6 +408,7 @@ pub fn utilisation(ui: &mut Ui, data: &PlotData, height: f32, view: ViewControl)
         .y_axis_label(crate::t!("plot-util-axis"))
         .label_formatter(move |pos| hover_text(pos, &value_text))
         .show(ui, |plot| {
+            wheel_zoom(plot, view);
             add_series(
                 plot,
                 &crate::t!("plot-gpu"),
@@ -443,6 +500,28 @@ fn outline(ui: &Ui, plot_area: egui::Rect) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readings_that_stop_leave_a_gap_instead_of_a_line_across_it() {
+        let at = |t: f64| Column {
+            t,
+            min: 1.0,
+            mean: 1.0,
+            max: 1.0,
+        };
+        // Every 2 s, then nothing for 60 s (a paused host), then every 2 s again.
+        let columns: Vec<Column> = (0..10)
+            .map(|i| at(i as f64 * 2.0))
+            .chain((0..10).map(|i| at(80.0 + i as f64 * 2.0)))
+            .collect();
+        let runs = runs(&columns);
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].len(), 10);
+        assert_eq!(runs[1][0].t, 80.0);
+        // Steady readings stay one line; one or two columns are one run.
+        assert_eq!(super::runs(&columns[..10]).len(), 1);
+        assert_eq!(super::runs(&columns[..2]).len(), 1);
+    }
 
     #[test]
     fn a_time_label_that_would_be_cut_off_at_the_right_edge_is_left_out() {

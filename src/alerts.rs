@@ -443,6 +443,8 @@ pub struct AlertState {
     pub rules: AlertRules,
     /// The unit the user reads memory in (notifications use it).
     pub unit: MemoryUnit,
+    /// The readings are simulated: notifications say so, so nobody takes them for their GPU.
+    pub demo: bool,
     /// What fired and when.
     pub engine: AlertEngine,
 }
@@ -480,11 +482,19 @@ impl ReadingObserver for AlertObserver {
             let raised = state.observe(snapshot);
             (
                 raised,
-                state.rules.desktop_notifications.then_some(state.unit),
+                state
+                    .rules
+                    .desktop_notifications
+                    .then_some((state.unit, state.demo)),
             )
         };
         // Thresholds go to the desktop; process comings and goings stay in the app.
-        if let Some(unit) = notify {
+        if let Some((unit, demo)) = notify {
+            let title = if demo {
+                crate::t!("alert-notification-title-demo")
+            } else {
+                crate::t!("alert-notification-title")
+            };
             for e in raised.iter().filter(|e| {
                 matches!(
                     e.kind,
@@ -493,7 +503,7 @@ impl ReadingObserver for AlertObserver {
                         | AlertKind::SystemMemoryFallback
                 )
             }) {
-                notify_desktop(&crate::t!("alert-notification-title"), &e.message(unit));
+                notify_desktop(&title, &e.message(unit));
             }
         }
     }

@@ -162,15 +162,43 @@ fn a_user_preset_added_in_the_window_is_advised_like_the_others() {
     h.get_by_role_and_label(Role::TextInput, "Peak MiB")
         .type_text("0");
     h.run();
-    h.get_by_label("Add preset").click();
+    // Editing shows Save changes and Cancel, not Add.
+    assert!(h.query_by_label("Add preset").is_none());
+    h.get_by_label("Save changes").click();
     h.run();
     let edited = h.state().catalogue().find("SDXL 1024 batch 4").unwrap();
     assert_eq!(edited.reference_peak_mib(), 400_000);
     assert_eq!(h.state().catalogue().user_ids.len(), 1);
 
-    h.get_by_label("Remove").click();
+    // Renamed in an edit: the old name goes, no copy is left behind.
+    h.get_by_label("Edit").click();
+    h.run();
+    h.get_by_role_and_label(Role::TextInput, "Name").focus();
+    h.key_press(egui::Key::End);
+    h.get_by_role_and_label(Role::TextInput, "Name")
+        .type_text(" v2");
+    h.run();
+    h.get_by_label("Save changes").click();
     h.run();
     assert!(h.state().catalogue().find("SDXL 1024 batch 4").is_none());
+    assert!(h.state().catalogue().find("SDXL 1024 batch 4 v2").is_some());
+    assert_eq!(h.state().catalogue().user_ids.len(), 1);
+    // Cancel leaves it as it is.
+    h.get_by_label("Edit").click();
+    h.run();
+    h.get_by_label("Cancel").click();
+    h.run();
+    h.get_by_label("Add preset");
+
+    h.get_by_label("Remove").click();
+    h.run();
+    assert!(h.state().catalogue().find("SDXL 1024 batch 4 v2").is_none());
+    // Removed by mistake: Undo puts it back.
+    h.get_by_label("Removed SDXL 1024 batch 4 v2.");
+    h.get_by_label("Undo").click();
+    h.run();
+    let back = h.state().catalogue().find("SDXL 1024 batch 4 v2").unwrap();
+    assert_eq!(back.reference_peak_mib(), 400_000);
 }
 
 #[test]

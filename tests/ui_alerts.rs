@@ -123,3 +123,25 @@ fn the_mini_view_shows_a_firing_alert_and_its_current_numbers() {
     h.run_steps(2);
     h.get_by_label("Alert: GPU 0: VRAM above 90 % for 10 s (48,000 MiB of 49,152 MiB)");
 }
+
+#[test]
+fn desktop_notifications_say_when_this_desktop_cannot_show_them() {
+    let mut sim = SimulatedGpus::demo("test");
+    let t = Telemetry::new(sim.kind(), Duration::from_secs(1), HistoryConfig::default()).shared();
+    let alerts = SharedAlerts::default();
+    record(&t, &alerts, &mut sim, 0, 2_000);
+    let mut h = window(t, &alerts);
+    h.run_steps(2);
+    h.get_by_label("Alerts").click();
+    h.run_steps(2);
+    let missing = std::env::var_os("PATH")
+        .is_none_or(|path| !std::env::split_paths(&path).any(|d| d.join("notify-send").is_file()));
+    let warning = h.query_by_label_contains("Desktop notifications need notify-send");
+    if cfg!(unix) && missing {
+        assert!(warning.is_some(), "a missing notify-send is not silent");
+    } else {
+        assert!(warning.is_none());
+    }
+    // Demo readings: a notification would say they are simulated.
+    assert!(alerts.lock().demo);
+}

@@ -21,6 +21,10 @@ pub enum AdvisorAction {
     ConfirmRun,
     /// Add a preset the user described (or replace the one with its id).
     AddPreset(Box<Workload>),
+    /// Replace the user's preset of this id with the edited one.
+    SavePreset(String, Box<Workload>),
+    /// Put back the preset removed last.
+    UndoRemove,
     /// Remove a user preset.
     RemovePreset(String),
     /// Pick a presets file to import.
@@ -40,6 +44,8 @@ pub struct NewPresetForm {
     pub measured_on: String,
     /// Why the last attempt was refused.
     pub error: Option<String>,
+    /// The id of the preset being edited (the form then saves it, or cancels).
+    pub editing: Option<String>,
 }
 
 fn fit_color(fit: Fit) -> Color32 {
@@ -136,6 +142,8 @@ pub struct AdvisorView<'a> {
     pub recorder: Option<&'a RunRecorder>,
     /// Ids of the user's own presets.
     pub user_ids: &'a [String],
+    /// The name of the preset removed last, while it can be put back.
+    pub removed: Option<&'a str>,
 }
 
 /// One line that never wraps (a reading must not change the panel's layout): cut with "…",
@@ -161,6 +169,7 @@ pub fn show(
         advice,
         recorder,
         user_ids,
+        removed,
     } = *view;
     let mut action = None;
     use crate::settings::FitBasis;
@@ -323,6 +332,7 @@ pub fn show(
                         peak_mib: w.reference_peak_mib().to_string(),
                         measured_on: w.measured_on.clone(),
                         error: None,
+                        editing: Some(w.id.clone()),
                     };
                 }
                 if ui
@@ -347,17 +357,45 @@ pub fn show(
                 .labelled_by(l.id);
             ui.end_row();
         });
-        if ui
-            .button(crate::t!("adv-add"))
-            .on_hover_text(crate::t!("adv-add-hover"))
-            .clicked()
-        {
-            match preset_from_form(form) {
-                Ok(w) => {
-                    *form = NewPresetForm::default();
-                    action = Some(AdvisorAction::AddPreset(Box::new(w)));
+        if let Some(name) = removed {
+            ui.horizontal(|ui| {
+                ui.label(RichText::new(crate::t!("adv-removed", name = name)).weak());
+                if ui.small_button(crate::t!("adv-undo")).clicked() {
+                    action = Some(AdvisorAction::UndoRemove);
                 }
-                Err(e) => form.error = Some(e),
+            });
+        }
+        match form.editing.clone() {
+            Some(id) => {
+                ui.horizontal(|ui| {
+                    if ui.button(crate::t!("adv-save-changes")).clicked() {
+                        match preset_from_form(form) {
+                            Ok(w) => {
+                                *form = NewPresetForm::default();
+                                action = Some(AdvisorAction::SavePreset(id, Box::new(w)));
+                            }
+                            Err(e) => form.error = Some(e),
+                        }
+                    }
+                    if ui.button(crate::t!("adv-cancel")).clicked() {
+                        *form = NewPresetForm::default();
+                    }
+                });
+            }
+            None => {
+                if ui
+                    .button(crate::t!("adv-add"))
+                    .on_hover_text(crate::t!("adv-add-hover"))
+                    .clicked()
+                {
+                    match preset_from_form(form) {
+                        Ok(w) => {
+                            *form = NewPresetForm::default();
+                            action = Some(AdvisorAction::AddPreset(Box::new(w)));
+                        }
+                        Err(e) => form.error = Some(e),
+                    }
+                }
             }
         }
         if let Some(e) = &form.error {

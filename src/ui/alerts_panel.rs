@@ -38,6 +38,15 @@ pub fn show(ui: &mut Ui, rules: &mut AlertRules) {
                 &mut rules.desktop_notifications,
                 crate::t!("alerts-desktop"),
             );
+            if rules.desktop_notifications
+                && let Some(why) = crate::platform::notify::unavailable()
+            {
+                ui.label(
+                    egui::RichText::new(why)
+                        .small()
+                        .color(ui.visuals().warn_fg_color),
+                );
+            }
         });
     });
 }

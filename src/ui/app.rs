@@ -85,6 +85,8 @@ struct Workloads {
     form: NewPresetForm,
     /// Highest VRAM seen per agent pid whose label names a preset.
     agent_peaks: HashMap<u32, u64>,
+    /// The user's preset removed last, for Undo.
+    removed: Option<catalogue::Workload>,
 }
 
 impl VramDeckApp {
@@ -133,6 +135,7 @@ impl VramDeckApp {
                 recorder: None,
                 form: NewPresetForm::default(),
                 agent_peaks: HashMap::new(),
+                removed: None,
             },
         }
     }
@@ -350,6 +353,7 @@ impl VramDeckApp {
         let alerts = {
             let mut a = self.alerts.lock();
             a.unit = unit;
+            a.demo = sampler::lock(&self.telemetry).source.is_simulated();
             AlertView {
                 active: a.engine.active_messages(unit),
                 total: a.engine.total(),
@@ -610,6 +614,7 @@ impl VramDeckApp {
                     advice,
                     recorder: self.workloads.recorder.as_ref(),
                     user_ids: &self.workloads.catalogue.user_ids,
+                    removed: self.workloads.removed.as_ref().map(|w| w.name.as_str()),
                 };
                 advisor_panel::show(
                     ui,
@@ -1317,9 +1322,29 @@ impl VramDeckApp {
                 self.workloads.catalogue.merge_user(vec![*w]);
                 self.save_user_presets();
             }
+            AdvisorAction::SavePreset(old_id, w) => {
+                // Renamed: the old entry goes, so an edit never leaves a copy behind.
+                if old_id != w.id {
+                    self.workloads.catalogue.remove_user(&old_id);
+                }
+                self.workloads.catalogue.merge_user(vec![*w]);
+                self.save_user_presets();
+            }
             AdvisorAction::RemovePreset(id) => {
+                self.workloads.removed = self
+                    .workloads
+                    .catalogue
+                    .user_workloads()
+                    .into_iter()
+                    .find(|w| w.id == id);
                 self.workloads.catalogue.remove_user(&id);
                 self.save_user_presets();
+            }
+            AdvisorAction::UndoRemove => {
+                if let Some(w) = self.workloads.removed.take() {
+                    self.workloads.catalogue.merge_user(vec![w]);
+                    self.save_user_presets();
+                }
             }
             AdvisorAction::Import => self.files.request(Purpose::ImportPresets),
             AdvisorAction::Export => {

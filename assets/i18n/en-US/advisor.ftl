@@ -80,3 +80,6 @@ fit-basis-idle = Idle card
 fit-basis-hover = Now: the least free memory of the last 10 s (a running job does not make verdicts flip). After Free VRAM: plus the caches the agents on this GPU would give back. Idle card: the whole card, nothing running.
 adv-what-fits-after-free = What fits on { $gpu } after Free VRAM
 adv-what-fits-idle = What fits on { $gpu } when idle
+adv-save-changes = Save changes
+adv-removed = Removed { $name }.
+adv-undo = Undo

@@ -214,3 +214,5 @@ autostart-off = vramdeck will no longer start with the session
 picker-exists = { $name } already exists.
 picker-replace = Replace it
 picker-keep = Keep it
+alert-notification-title-demo = vramdeck alert (demo: simulated GPUs)
+alerts-no-notifier = Desktop notifications need notify-send, which is not installed: apt-get install libnotify-bin

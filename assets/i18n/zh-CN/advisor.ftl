@@ -72,3 +72,6 @@ fit-basis-idle = 空闲的卡
 fit-basis-hover = 当前：最近 10 秒内最少的空闲显存（运行中的任务不会让结论来回跳动）。释放显存后：加上此 GPU 上各代理可归还的缓存。空闲的卡：整张卡，没有任何任务运行。
 adv-what-fits-after-free = 释放显存后 { $gpu } 上能运行什么
 adv-what-fits-idle = { $gpu } 空闲时能运行什么
+adv-save-changes = 保存更改
+adv-removed = 已删除 { $name }。
+adv-undo = 撤销

@@ -206,3 +206,5 @@ autostart-off = vramdeck 将不再随系统启动
 picker-exists = { $name } 已存在。
 picker-replace = 替换
 picker-keep = 保留
+alert-notification-title-demo = vramdeck 警报（演示：模拟 GPU）
+alerts-no-notifier = 桌面通知需要 notify-send，但它没有安装：apt-get install libnotify-bin

@@ -87,6 +87,22 @@ fn an_agent_without_torch_is_named_with_the_reason_it_gave_nothing() {
         )),
         "{summary}"
     );
+    // The terminal says it once, not "released (not reported)" and then "nothing".
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vramdeck"))
+        .args(["free", "--comfyui", "none"])
+        .env("VRAMDECK_AGENT_DIR", dir.path())
+        .env("VRAMDECK_CONFIG_DIR", dir.path().join("config"))
+        .env("VRAMDECK_DATA_DIR", dir.path().join("data"))
+        .env("LC_ALL", "C.UTF-8")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!said.contains("not reported"), "{said}");
+    assert_eq!(
+        said.matches("torch is not loaded in that process").count(),
+        1,
+        "{said}"
+    );
 }
 
 #[test]

@@ -195,6 +195,8 @@ pub fn free_command(args: &FreeArgs, demo: bool) -> anyhow::Result<()> {
     for r in &report.results {
         match &r.outcome {
             Ok(freed) if freed.skipped.is_some() => {}
+            // Gave nothing back: the summary says why, once.
+            Ok(freed) if freed.reported.is_none_or(|b| b.0 == 0) && !freed.notes.is_empty() => {}
             Ok(freed) => println!(
                 "{}",
                 crate::t!(
@@ -209,7 +211,7 @@ pub fn free_command(args: &FreeArgs, demo: bool) -> anyhow::Result<()> {
             Err(e) => println!("{}: {e}", r.target),
         }
     }
-    println!("{}", report.summary());
+    println!("{}", report.summary_after_targets());
     let all_failed =
         !report.results.is_empty() && report.results.iter().all(|r| r.outcome.is_err());
     if all_failed {

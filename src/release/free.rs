@@ -225,6 +225,16 @@ impl FreeReport {
     /// One line for a toast or a terminal: "Released 9.8 GiB in 40 ms · ...". Plain ASCII
     /// punctuation: egui's built-in font has no arrows.
     pub fn summary(&self) -> String {
+        self.summary_with(true)
+    }
+
+    /// [`Self::summary`] without the "target: released N" parts, for a terminal that printed a
+    /// line per target above it.
+    pub fn summary_after_targets(&self) -> String {
+        self.summary_with(false)
+    }
+
+    fn summary_with(&self, released_per_target: bool) -> String {
         if self.results.is_empty() {
             return if self.comfy_configured {
                 crate::t!("free-nothing-no-agent-no-comfy")
@@ -284,7 +294,7 @@ impl FreeReport {
                 // The error names its target.
                 Err(e) => parts.push(e.to_string()),
                 Ok(freed) => {
-                    if let Some(b) = freed.reported.filter(|b| b.0 > 0) {
+                    if let Some(b) = freed.reported.filter(|b| b.0 > 0 && released_per_target) {
                         parts.push(crate::t!(
                             "free-target-released",
                             target = r.target.clone(),

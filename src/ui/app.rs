@@ -751,10 +751,14 @@ impl VramDeckApp {
                 };
                 self.last_plot = plot;
                 let total_mib = gpu.memory.total.mib();
+                // This machine's releases mark this machine's GPUs only: a remote box's
+                // memory did not move because of them.
+                let local = gpu.remote.is_none();
                 let markers: Vec<PlotMarker> = self
                     .release_view
                     .markers
                     .iter()
+                    .filter(|_| local)
                     .cloned()
                     .chain(
                         self.alert_markers

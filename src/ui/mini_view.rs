@@ -138,11 +138,13 @@ pub fn show(ui: &mut Ui, view: &MiniView<'_>) -> Option<MiniAction> {
             Some(t) => {
                 ui.ctx()
                     .request_repaint_after(TOAST_FOR.saturating_sub(t.shown_at.elapsed()));
+                // The headline fits the strip; each target's line is on hover.
+                let headline = t.text.split(" · ").next().unwrap_or_default();
                 ui.add(
-                    egui::Label::new(RichText::new(&t.text).color(tone_color(ui, t.tone)))
+                    egui::Label::new(RichText::new(headline).color(tone_color(ui, t.tone)))
                         .truncate(),
                 )
-                .on_hover_text(&t.text);
+                .on_hover_text(t.text.replace(" · ", "\n"));
             }
             None => {
                 ui.label("");

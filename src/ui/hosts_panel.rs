@@ -82,7 +82,7 @@ pub fn show(
                             Some(problem) => format!("{line} · {problem}"),
                             None => line,
                         };
-                        let text = RichText::new(line);
+                        let text = RichText::new(with_note(line, state));
                         ui.label(if bad {
                             text.color(ui.visuals().warn_fg_color)
                         } else {
@@ -136,6 +136,15 @@ pub fn show(
     action
 }
 
+/// `line` and what the host says about itself ("gpu-box runs demo GPUs (…)", "over SSH"):
+/// simulated GPUs on another machine are marked as such wherever the host is named.
+fn with_note(line: String, state: &HostState) -> String {
+    match &state.note {
+        Some(note) => format!("{line} · {note}"),
+        None => line,
+    }
+}
+
 /// A line for each host that is not delivering readings (it has no card to say so, or its
 /// cards show old values), above the cards.
 pub fn troubles(ui: &mut Ui, hosts: &[(HostConfig, HostState)]) {
@@ -148,7 +157,7 @@ pub fn troubles(ui: &mut Ui, hosts: &[(HostConfig, HostState)]) {
             Some(problem) if !bad => format!("{line} · {problem}"),
             _ => line,
         };
-        let text = format!("{}: {line}", config.address);
+        let text = format!("{}: {}", config.address, with_note(line, state));
         let rich = if bad || state.gpus.is_empty() || state.problem.is_some() {
             RichText::new(&text).color(ui.visuals().warn_fg_color)
         } else {

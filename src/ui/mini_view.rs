@@ -11,7 +11,7 @@ use egui::{RichText, Ui};
 /// Window size for the mini view with `gpus` GPUs: a row per GPU, the buttons, the alert
 /// line and the result line.
 pub fn size(gpus: usize) -> egui::Vec2 {
-    egui::vec2(460.0, 100.0 + 26.0 * gpus.max(1) as f32)
+    egui::vec2(460.0, 88.0 + 26.0 * gpus.max(1) as f32)
 }
 
 /// The least size of the mini view: its rows must fit; the bars and lines may narrow.

@@ -134,6 +134,10 @@ pub struct Settings {
     pub free_level: crate::release::FreeLevel,
     /// Where ComfyUI listens (loopback only).
     pub comfyui_address: String,
+    /// Where Ollama listens (loopback only; "none": leave it alone).
+    pub ollama_address: String,
+    /// Where Stable Diffusion WebUI / Forge listens with --api (loopback only; "none").
+    pub a1111_address: String,
     /// Alert rules.
     pub alerts: crate::alerts::AlertRules,
     /// The compact always-on-top view is on.
@@ -161,6 +165,8 @@ impl Default for Settings {
             fit_basis: FitBasis::Now,
             free_level: crate::release::FreeLevel::Cache,
             comfyui_address: crate::release::comfyui::DEFAULT_ADDRESS.to_string(),
+            ollama_address: "localhost".into(),
+            a1111_address: "localhost".into(),
             alerts: crate::alerts::AlertRules::default(),
             mini_view: false,
             always_on_top: false,
@@ -348,6 +354,8 @@ mod tests {
             fit_basis: FitBasis::AfterFree,
             free_level: crate::release::FreeLevel::Unload,
             comfyui_address: "127.0.0.1:8000".into(),
+            ollama_address: "none".into(),
+            a1111_address: "127.0.0.1:7861".into(),
             alerts: crate::alerts::AlertRules {
                 vram_percent: 80.0,
                 ..crate::alerts::AlertRules::default()

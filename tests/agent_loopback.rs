@@ -57,6 +57,7 @@ fn a_loopback_agent_is_found_by_its_endpoint_file_and_freed_over_tcp() {
             level: FreeLevel::Cache,
             agent_dir: AgentDir::at(dir.path()),
             comfyui: None,
+            apps: Vec::new(),
         },
         &mut ReservedByAgents(dir.path().to_path_buf()),
     );

@@ -22,6 +22,7 @@ fn request(dir: &Path, target: FreeTarget, level: FreeLevel) -> FreeRequest {
         level,
         agent_dir: AgentDir::at(dir),
         comfyui: None,
+        apps: Vec::new(),
     }
 }
 

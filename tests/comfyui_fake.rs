@@ -82,6 +82,7 @@ fn request(comfy: &ComfyUi, dir: &Path, level: FreeLevel) -> FreeRequest {
         level,
         agent_dir: AgentDir::at(&dir.join("no-agents")),
         comfyui: Some(comfy.clone()),
+        apps: Vec::new(),
     }
 }
 
@@ -264,6 +265,7 @@ fn comfyui_with_the_vramdeck_node_is_one_entry_freed_through_its_agent() {
             level: FreeLevel::Cache,
             agent_dir: AgentDir::at(&agents),
             comfyui: Some(comfy.clone()),
+            apps: Vec::new(),
         },
         &mut probe,
     );
@@ -447,6 +449,7 @@ fn a_second_unload_during_comfyuis_unload_joins_it_and_leaves_no_flag_behind() {
                 level: FreeLevel::Unload,
                 agent_dir: AgentDir::at(&agents),
                 comfyui: None,
+                apps: Vec::new(),
             };
             let started = Instant::now();
             let report = free::perform(&request, &mut probe);

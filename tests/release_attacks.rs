@@ -52,6 +52,7 @@ fn all_agents(dir: &Path) -> FreeRequest {
         level: FreeLevel::Cache,
         agent_dir: AgentDir::at(dir),
         comfyui: None,
+        apps: Vec::new(),
     }
 }
 

@@ -537,3 +537,40 @@ fn a_real_prometheus_scrapes_dcgm_series_with_the_token() {
         );
     }
 }
+
+#[test]
+fn the_agents_answer_carries_what_ollama_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = common::agent_dir();
+    let log = dir.path().join("ollama.log");
+    let (_ollama, ollama_port) = common::python_fixture(
+        "fake_ollama.py",
+        &[log.to_str().unwrap(), "--model", "llama3.1:8b:6:5"],
+        None,
+    );
+    let port = free_port();
+    let (_serve, token) = serve_with_agents(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &[
+            "--interval-ms",
+            "200",
+            "--ollama",
+            &format!("127.0.0.1:{ollama_port}"),
+        ],
+        agents.path(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let app = loop {
+        let body = json(&get(port, "/api/v1/agents", &token).1);
+        if let Some(app) = body["apps"].as_array().and_then(|a| a.first()).cloned() {
+            break app;
+        }
+        assert!(Instant::now() < deadline, "Ollama never showed up: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(app["app"], format!("Ollama at 127.0.0.1:{ollama_port}"));
+    assert_eq!(app["holds"][0]["what"], "llama3.1:8b");
+    assert_eq!(app["holds"][0]["vram"], 5u64 << 30);
+    assert_eq!(app["holds"][0]["host"], 1u64 << 30);
+}

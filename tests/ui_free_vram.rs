@@ -238,3 +238,46 @@ fn facefusion_is_listed_with_its_onnx_sessions_and_what_each_level_does_there() 
     h.run_steps(2);
     h.get_by_label_contains("unload here: FaceFusion empties its inference pools");
 }
+
+#[test]
+fn ollama_is_listed_with_its_models_and_its_free_button_unloads_them() {
+    let dir = agent_dir();
+    let log = dir.path().join("ollama.log");
+    let (_ollama, port) = common::python_fixture(
+        "fake_ollama.py",
+        &[log.to_str().unwrap(), "--model", "llama3.1:8b:6:5"],
+        None,
+    );
+    let telemetry = demo_telemetry();
+    let worker = ReleaseWorker::spawn(
+        vramdeck::release::discovery::AgentDir::at(dir.path()),
+        "none".into(),
+        Box::new(ReservedByAgents(dir.path().to_path_buf())),
+        || {},
+    );
+    worker.send(vramdeck::release::worker::WorkerCommand::SetAppAddresses {
+        ollama: format!("127.0.0.1:{port}"),
+        a1111: "none".into(),
+    });
+    let app = plain_app(telemetry.shared()).with_release_worker(worker);
+    let mut h = open_window(app, 1200.0, 1300.0);
+    until(&mut h, "Ollama to be listed", |h| {
+        h.query_by_label(&format!("Ollama at 127.0.0.1:{port}"))
+            .is_some()
+    });
+    h.get_by_label("llama3.1:8b 5,120 MiB VRAM + 1,024 MiB RAM");
+    // At the cache level there is nothing to empty in Ollama: its Free waits for "Unload".
+    use egui_kittest::kittest::NodeT;
+    assert!(h.get_by_label("Free").accesskit_node().is_disabled());
+    h.get_by_label("unload models").click();
+    h.run_steps(2);
+    h.get_by_label("Free").click();
+    until(&mut h, "the result", |h| {
+        h.query_by_label_contains(&format!("Ollama at 127.0.0.1:{port}: released 5.0 GiB"))
+            .is_some()
+    });
+    until(&mut h, "the model gone", |h| {
+        h.query_by_label_contains("llama3.1:8b").is_none()
+            || h.query_by_label("nothing loaded").is_some()
+    });
+}

@@ -16,6 +16,16 @@ fn comfy_from(args: &ComfyArgs) -> anyhow::Result<Option<ComfyUi>> {
     Ok(Some(ComfyUi::parse(&args.comfyui)?))
 }
 
+/// Ollama and the SD WebUI as the options name them; an unusable address is an error here
+/// (the user typed it).
+fn apps_from(args: &ComfyArgs) -> anyhow::Result<Vec<crate::release::http_apps::HttpApp>> {
+    let (apps, problems) = crate::release::http_apps::configured(&args.ollama, &args.a1111);
+    match problems.into_iter().next() {
+        Some(p) => anyhow::bail!(p),
+        None => Ok(apps),
+    }
+}
+
 fn bytes(b: Option<u64>) -> String {
     b.map(|b| MemoryUnit::MiB.format(Bytes(b)))
         .unwrap_or_else(|| "n/a".into())
@@ -105,6 +115,9 @@ pub fn agents_command(args: &ComfyArgs) -> anyhow::Result<()> {
             crate::t!("agents-problem", what = problem.to_string())
         );
     }
+    for app in apps_from(args)? {
+        print_app(&app);
+    }
     let Some(comfy) = comfy_from(args)? else {
         return Ok(());
     };
@@ -145,6 +158,39 @@ pub fn agents_command(args: &ComfyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One app that unloads over its own API: where it answers, what it holds (VRAM and host
+/// memory per model), whether it is generating; silent when it is not running.
+fn print_app(app: &crate::release::http_apps::HttpApp) {
+    let status = match app.status() {
+        Ok(s) => s,
+        Err(crate::release::ReleaseError::Connect { .. }) => return,
+        Err(e) => {
+            println!("{e}");
+            return;
+        }
+    };
+    let busy = status
+        .busy
+        .as_deref()
+        .map(|b| format!("  {}", crate::t!("agents-app-busy", job = b)))
+        .unwrap_or_default();
+    println!("{}{busy}", status.target);
+    if status.holds.is_empty() {
+        println!("  {}", crate::t!("app-nothing-loaded"));
+    }
+    for h in &status.holds {
+        println!(
+            "  {}",
+            crate::t!(
+                "agents-app-holds",
+                what = h.what.clone(),
+                vram = bytes(Some(h.vram)),
+                host = bytes(Some(h.host))
+            )
+        );
+    }
+}
+
 /// `vramdeck free`: frees, follows a deferred release (ComfyUI busy with a prompt) until it
 /// happened or `--wait` ran out, then prints the measured result.
 pub fn free_command(args: &FreeArgs, demo: bool) -> anyhow::Result<()> {
@@ -157,6 +203,7 @@ pub fn free_command(args: &FreeArgs, demo: bool) -> anyhow::Result<()> {
         level: args.level,
         agent_dir: AgentDir::from_env(),
         comfyui: comfy_from(&args.comfy)?,
+        apps: apps_from(&args.comfy)?,
     };
     let mut probe = crate::telemetry::open_source(demo);
     let mut report = free::perform(&request, &mut probe);

@@ -172,6 +172,14 @@ pub struct ComfyArgs {
     /// Desktop's 8000 are tried); "none" to leave ComfyUI alone.
     #[arg(long, default_value = crate::release::comfyui::DEFAULT_ADDRESS)]
     pub comfyui: String,
+    /// Ollama's address on this machine (loopback only; without a port, 11434); "none" to
+    /// leave Ollama alone.
+    #[arg(long, default_value = "localhost")]
+    pub ollama: String,
+    /// Stable Diffusion WebUI's or Forge's address, started with --api (loopback only;
+    /// without a port, 7860); "none" to leave it alone.
+    #[arg(long, default_value = "localhost")]
+    pub a1111: String,
 }
 
 /// Options of `vramdeck free`.

@@ -85,6 +85,8 @@ pub enum FreeTarget {
     Agent(u32),
     /// ComfyUI only (through its agent when it has one, else its HTTP API).
     ComfyUi,
+    /// One app that unloads over its own API (Ollama, the SD WebUI).
+    App(super::http_apps::AppKind),
 }
 
 /// One target's outcome.
@@ -121,6 +123,18 @@ pub enum Follow {
         /// Prompts that were running when the unload was asked for.
         running: Vec<String>,
     },
+    /// Watch Ollama's loaded models until these are gone (each leaves when its request ends).
+    OllamaModels {
+        /// The server.
+        ollama: super::ollama::Ollama,
+        /// Models still loaded after the unload was asked for.
+        models: Vec<String>,
+    },
+    /// Wait for the WebUI's job to end, then unload its checkpoint.
+    A1111Job {
+        /// The WebUI.
+        webui: super::a1111::A1111,
+    },
 }
 
 /// A release that will happen later.
@@ -146,6 +160,7 @@ impl PendingRelease {
                 let now = comfy.queue(COMFY_TIMEOUT)?.running();
                 Ok(!running.iter().any(|id| now.contains(id)))
             }
+            other => super::http_apps::follow(other),
         }
     }
 }
@@ -330,6 +345,8 @@ pub struct FreeRequest {
     pub agent_dir: AgentDir,
     /// ComfyUI, when configured.
     pub comfyui: Option<ComfyUi>,
+    /// The apps that unload over their own API (Ollama, the SD WebUI), as configured.
+    pub apps: Vec<super::http_apps::HttpApp>,
 }
 
 /// "python3 (pid 437, Wan2.1 T2V 14B)".
@@ -510,6 +527,7 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
             .filter(|e| match request.target {
                 FreeTarget::All | FreeTarget::ComfyUi => true,
                 FreeTarget::Agent(pid) => e.pid == pid,
+                FreeTarget::App(_) => false,
             })
             .collect(),
         Err(e) => {
@@ -568,23 +586,36 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
         _ => None,
     };
 
+    let apps: Vec<&super::http_apps::HttpApp> = request
+        .apps
+        .iter()
+        .filter(|a| match request.target {
+            FreeTarget::All => true,
+            FreeTarget::App(kind) => a.kind() == kind,
+            _ => false,
+        })
+        .collect();
+
     // Phase 2, all at once: the frees.
     enum Job<'a> {
         Agent(&'a LiveAgent),
         Comfy(&'a ComfyUi),
+        App(&'a super::http_apps::HttpApp),
     }
     let mut jobs: Vec<Job> = live.iter().map(Job::Agent).collect();
     jobs.extend(comfy_http.map(Job::Comfy));
+    jobs.extend(apps.into_iter().map(Job::App));
     let outcomes = super::each_in_parallel(jobs, |job| match job {
-        Job::Agent(agent) => (free_agent(agent, request.level), false),
-        Job::Comfy(c) => (free_comfy_http(c, request.level), true),
+        Job::Agent(agent) => (free_agent(agent, request.level), (false, false)),
+        Job::Comfy(c) => (free_comfy_http(c, request.level), (true, false)),
+        Job::App(a) => (a.free(request.level), (false, true)),
     });
     let mut pending = Vec::new();
     let mut comfy_asked = false;
-    for ((result, deferred), is_comfy_http) in outcomes {
+    for ((result, deferred), (is_comfy_http, is_app)) in outcomes {
         let not_running = matches!(&result.outcome, Err(ReleaseError::Connect { .. }));
-        // "Free all" with no ComfyUI running is not worth a word.
-        if is_comfy_http && not_running && request.target == FreeTarget::All {
+        // "Free all" with no ComfyUI (or Ollama, or WebUI) running is not worth a word.
+        if (is_comfy_http || is_app) && not_running && request.target == FreeTarget::All {
             continue;
         }
         comfy_asked |= is_comfy_http

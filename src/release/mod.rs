@@ -2,13 +2,16 @@
 //! each) and ComfyUI's
 //! own HTTP API on loopback. Every call has a timeout; nothing here listens on a network address.
 
+pub mod a1111;
 pub mod client;
 pub mod comfyui;
 pub mod discovery;
 pub mod free;
 pub mod handshake;
+pub mod http_apps;
 pub mod local_http;
 pub mod loopback_owner;
+pub mod ollama;
 pub mod protocol;
 pub mod worker;
 

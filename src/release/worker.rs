@@ -26,6 +26,22 @@ pub enum WorkerCommand {
     Free(FreeTarget, FreeLevel),
     /// Use another ComfyUI address.
     SetComfyAddress(String),
+    /// Look at (and free) Ollama and the SD WebUI at these addresses ("none": not at all).
+    SetAppAddresses {
+        /// Ollama's address.
+        ollama: String,
+        /// The SD WebUI's address.
+        a1111: String,
+    },
+}
+
+/// An app that unloads over its own API, as last seen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppSeen {
+    /// Which app.
+    pub kind: super::http_apps::AppKind,
+    /// What it holds, or why it could not be read (not running, not with its API).
+    pub state: Result<super::http_apps::AppStatus, String>,
 }
 
 /// ComfyUI as last seen.
@@ -55,6 +71,8 @@ pub enum WorkerEvent {
         discovery: Discovery,
         /// ComfyUI.
         comfyui: ComfyStatus,
+        /// Ollama and the SD WebUI, as configured.
+        apps: Vec<AppSeen>,
     },
     /// A free finished, or (with `pending` set) is waiting for a deferred release.
     Freed(FreeReport),
@@ -86,6 +104,7 @@ impl ReleaseWorker {
             .name("vramdeck-release".into())
             .spawn(move || {
                 let mut comfy = configure(&comfy_address);
+                let mut apps: Vec<super::http_apps::HttpApp> = Vec::new();
                 let mut last_look: Option<WorkerEvent> = None;
                 let mut following: Option<Follower> = None;
                 let mut last_refresh = std::time::Instant::now();
@@ -99,7 +118,7 @@ impl ReleaseWorker {
                     match command.take() {
                         Some(WorkerCommand::Refresh) => {
                             last_refresh = std::time::Instant::now();
-                            let seen = look(&agent_dir, &comfy);
+                            let seen = look(&agent_dir, &comfy, &apps);
                             // Unchanged news is not worth a repaint (idle CPU matters).
                             if last_look.as_ref() != Some(&seen) {
                                 last_look = Some(seen.clone());
@@ -113,12 +132,19 @@ impl ReleaseWorker {
                             command = Some(WorkerCommand::Refresh);
                             continue;
                         }
+                        Some(WorkerCommand::SetAppAddresses { ollama, a1111 }) => {
+                            // An unusable address is said where the app would be listed.
+                            apps = super::http_apps::configured(&ollama, &a1111).0;
+                            command = Some(WorkerCommand::Refresh);
+                            continue;
+                        }
                         Some(WorkerCommand::Free(target, level)) if following.is_none() => {
                             let request = FreeRequest {
                                 target,
                                 level,
                                 agent_dir: agent_dir.clone(),
                                 comfyui: comfy.as_ref().ok().cloned(),
+                                apps: apps.clone(),
                             };
                             let report = free::perform(&request, probe.as_mut());
                             if !report.pending.is_empty() {
@@ -190,7 +216,11 @@ impl Drop for ReleaseWorker {
     }
 }
 
-fn look(agent_dir: &AgentDir, comfy: &Result<ComfyUi, String>) -> WorkerEvent {
+fn look(
+    agent_dir: &AgentDir,
+    comfy: &Result<ComfyUi, String>,
+    apps: &[super::http_apps::HttpApp],
+) -> WorkerEvent {
     let discovery = discovery::discover(agent_dir, free::HELLO_TIMEOUT);
     let comfyui = match comfy {
         Err(e) => ComfyStatus::BadAddress(e.clone()),
@@ -207,5 +237,13 @@ fn look(agent_dir: &AgentDir, comfy: &Result<ComfyUi, String>) -> WorkerEvent {
             Err(e) => ComfyStatus::NotRunning(e.to_string()),
         },
     };
-    WorkerEvent::Agents { discovery, comfyui }
+    let apps = super::each_in_parallel(apps.iter().collect(), |app| AppSeen {
+        kind: app.kind(),
+        state: app.status().map_err(|e| e.to_string()),
+    });
+    WorkerEvent::Agents {
+        discovery,
+        comfyui,
+        apps,
+    }
 }

@@ -110,6 +110,31 @@ pub struct AgentsBody {
     pub problems: Vec<String>,
     /// ComfyUI's state in words ("running at 127.0.0.1:8188", "not running: …").
     pub comfyui: String,
+    /// The apps that unload over their own API (Ollama, the SD WebUI) and what they hold.
+    #[serde(default)]
+    pub apps: Vec<AppBody>,
+}
+
+/// An app that unloads over its own API, as the box saw it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppBody {
+    /// "Ollama at 127.0.0.1:11434".
+    pub app: String,
+    /// What it holds (models, a checkpoint).
+    pub holds: Vec<HoldingBody>,
+    /// The generation running, if it said.
+    pub busy: Option<String>,
+}
+
+/// One thing an app holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HoldingBody {
+    /// "llama3.1:8b".
+    pub what: String,
+    /// Bytes in VRAM.
+    pub vram: u64,
+    /// Bytes in host memory.
+    pub host: u64,
 }
 
 /// One agent.

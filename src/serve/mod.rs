@@ -61,6 +61,13 @@ pub struct ServeArgs {
     /// Where ComfyUI listens on this box (loopback only); "none" to leave it alone.
     #[arg(long, default_value = crate::release::comfyui::DEFAULT_ADDRESS)]
     pub comfyui: String,
+    /// Where Ollama listens (loopback only; "none": leave it alone).
+    #[arg(long, default_value = "localhost")]
+    pub ollama: String,
+    /// Where Stable Diffusion WebUI / Forge listens with --api (loopback only; "none": leave
+    /// it alone).
+    #[arg(long, default_value = "localhost")]
+    pub a1111: String,
     /// Print the token (to set up a client) and exit.
     #[arg(long)]
     pub print_token: bool,
@@ -168,6 +175,10 @@ pub fn serve_command(args: &ServeArgs, demo: bool) -> anyhow::Result<()> {
         Box::new(TelemetryProbe(telemetry.clone())),
         || {},
     );
+    worker.send(crate::release::worker::WorkerCommand::SetAppAddresses {
+        ollama: args.ollama.clone(),
+        a1111: args.a1111.clone(),
+    });
     let state = Arc::new(ServeState::new(
         host.clone(),
         telemetry,

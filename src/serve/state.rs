@@ -96,6 +96,7 @@ struct ReleaseNews {
     agents: Vec<LiveAgent>,
     problems: Vec<String>,
     comfyui: String,
+    apps: Vec<crate::release::worker::AppSeen>,
     free: wire::FreeStatusBody,
     totals: FreeTotals,
     last_free: Option<Instant>,
@@ -191,7 +192,12 @@ impl ServeState {
         let mut news = locked(&self.news);
         for event in events {
             match event {
-                WorkerEvent::Agents { discovery, comfyui } => {
+                WorkerEvent::Agents {
+                    discovery,
+                    comfyui,
+                    apps,
+                } => {
+                    news.apps = apps;
                     news.agents = discovery.agents;
                     news.problems = discovery.problems;
                     news.comfyui = match comfyui {
@@ -455,6 +461,24 @@ impl ServeState {
                 .collect(),
             problems: news.problems.clone(),
             comfyui: news.comfyui.clone(),
+            apps: news
+                .apps
+                .iter()
+                .filter_map(|a| a.state.as_ref().ok())
+                .map(|s| wire::AppBody {
+                    app: s.target.clone(),
+                    holds: s
+                        .holds
+                        .iter()
+                        .map(|h| wire::HoldingBody {
+                            what: h.what.clone(),
+                            vram: h.vram,
+                            host: h.host,
+                        })
+                        .collect(),
+                    busy: s.busy.clone(),
+                })
+                .collect(),
         }
     }
 

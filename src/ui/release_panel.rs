@@ -54,6 +54,8 @@ pub struct ReleaseView {
     pub problems: Vec<String>,
     /// ComfyUI's state, once known.
     pub comfyui: Option<ComfyStatus>,
+    /// Ollama and the SD WebUI, as last seen.
+    pub apps: Vec<crate::release::worker::AppSeen>,
     /// A free is running (or waiting for a deferred release).
     pub in_flight: bool,
     /// What a deferred release waits for, while it does.
@@ -68,10 +70,15 @@ impl ReleaseView {
     /// Folds a worker event into the view.
     pub fn apply(&mut self, event: WorkerEvent) {
         match event {
-            WorkerEvent::Agents { discovery, comfyui } => {
+            WorkerEvent::Agents {
+                discovery,
+                comfyui,
+                apps,
+            } => {
                 self.agents = discovery.agents;
                 self.problems = discovery.problems;
                 self.comfyui = Some(comfyui);
+                self.apps = apps;
             }
             // Shown in the panel for as long as it lasts (a toast would leave after 10 s).
             WorkerEvent::Freed(report) if !report.pending.is_empty() => {
@@ -258,6 +265,9 @@ pub fn show(
     for problem in &view.problems {
         ui.label(RichText::new(problem).color(ui.visuals().warn_fg_color));
     }
+    if let Some(c) = apps(ui, view, *level, unit) {
+        command = Some(c);
+    }
 
     ui.horizontal(|ui| {
         let label = ui.label("ComfyUI");
@@ -338,6 +348,63 @@ pub fn show(
                 .small(),
             );
         }
+    }
+    command
+}
+
+/// Ollama and the SD WebUI when they run: what each holds (VRAM and host memory per model),
+/// whether it is generating, and a Free button that unloads them (they have no cache level).
+fn apps(
+    ui: &mut Ui,
+    view: &ReleaseView,
+    level: FreeLevel,
+    unit: MemoryUnit,
+) -> Option<WorkerCommand> {
+    let mut command = None;
+    for seen in &view.apps {
+        let Ok(status) = &seen.state else { continue };
+        ui.horizontal_wrapped(|ui| {
+            ui.label(&status.target);
+            let held = if status.holds.is_empty() {
+                crate::t!("app-nothing-loaded")
+            } else {
+                status
+                    .holds
+                    .iter()
+                    .map(|h| {
+                        crate::t!(
+                            "rel-app-holds",
+                            what = h.what.clone(),
+                            vram = unit.format(Bytes(h.vram)),
+                            host = unit.format(Bytes(h.host))
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            };
+            ui.label(RichText::new(held).weak());
+            if let Some(job) = &status.busy {
+                ui.label(
+                    RichText::new(crate::t!("rel-app-busy", job = job.clone()))
+                        .color(ui.visuals().warn_fg_color),
+                );
+            }
+            let (enabled, hover) = match level {
+                FreeLevel::Unload => (true, crate::t!("rel-app-free-hover")),
+                FreeLevel::Cache => (false, crate::t!("rel-app-no-cache")),
+            };
+            if ui
+                .add_enabled(
+                    enabled && !view.in_flight && !status.holds.is_empty(),
+                    egui::Button::new(crate::t!("rel-free")).small(),
+                )
+                .on_hover_text(&hover)
+                .on_disabled_hover_text(&hover)
+                .clicked()
+            {
+                command = Some(WorkerCommand::Free(FreeTarget::App(seen.kind), level));
+            }
+        });
     }
     command
 }

@@ -1,0 +1,161 @@
+//! Stable Diffusion WebUI (AUTOMATIC1111) and Forge on this machine, started with `--api`,
+//! through their own HTTP API: `GET /sdapi/v1/progress` says whether a job runs
+//! (`state.job_count`), `GET /sdapi/v1/memory` gives torch's own numbers
+//! (`cuda.reserved.current`, `cuda.allocated.current`), `POST /sdapi/v1/unload-checkpoint`
+//! moves the checkpoint's weights off the GPU. Formats from `modules/api/api.py` (progressapi,
+//! get_memory, unloadapi) and `modules/shared_state.py` (State.dict), A1111 v1.10 and Forge's
+//! copy of the same file.
+//!
+//! The unload route does not take the queue lock: asked during a generation it would pull the
+//! weights from under it. So vramdeck asks only while no job runs, and otherwise waits for the
+//! job to end, as it does for ComfyUI.
+
+use super::ReleaseError;
+use super::local_http::LocalService;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// The WebUI's port (A1111 and Forge).
+pub const USUAL_PORTS: [u16; 1] = [7860];
+/// Largest answer read (progress without its image, memory, unload).
+const MAX_BYTES: u64 = 64 << 10;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct JobState {
+    job: String,
+    job_count: i64,
+    job_no: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProgressBody {
+    state: JobState,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Current {
+    current: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CudaBody {
+    reserved: Current,
+    allocated: Current,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MemoryBody {
+    cuda: CudaBody,
+}
+
+/// torch's memory in the WebUI's process, as `/sdapi/v1/memory` reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TorchMemory {
+    /// Bytes torch's allocator holds from the driver.
+    pub reserved: u64,
+    /// Bytes in live tensors (the checkpoint while loaded).
+    pub allocated: u64,
+}
+
+/// A job running in the WebUI: "txt2img (1 of 4)".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunningJob(pub String);
+
+/// A WebUI on this machine (see [`LocalService`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct A1111 {
+    service: LocalService,
+}
+
+impl A1111 {
+    /// Parses "localhost", "127.0.0.1:7860", "http://localhost:7861/"; loopback only.
+    pub fn parse(address: &str) -> Result<Self, ReleaseError> {
+        Ok(A1111 {
+            service: LocalService::parse("Stable Diffusion WebUI", address, &USUAL_PORTS)?,
+        })
+    }
+
+    /// "Stable Diffusion WebUI at 127.0.0.1:7860".
+    pub fn target(&self) -> String {
+        self.service.target()
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        route: &str,
+        body: &[u8],
+    ) -> Result<T, ReleaseError> {
+        serde_json::from_slice(body).map_err(|e| ReleaseError::Malformed {
+            target: self.target(),
+            reason: crate::t!("a1111-not-api", route = route, error = e.to_string()),
+        })
+    }
+
+    /// The job running now, if any.
+    pub fn running(&self, timeout: Duration) -> Result<Option<RunningJob>, ReleaseError> {
+        let route = "/sdapi/v1/progress?skip_current_image=true";
+        let body = self.service.get(route, timeout, MAX_BYTES)?;
+        let progress: ProgressBody = self.decode(route, &body)?;
+        let s = progress.state;
+        Ok((s.job_count > 0).then(|| {
+            let job = crate::text::sanitized(&s.job)
+                .chars()
+                .take(80)
+                .collect::<String>();
+            RunningJob(crate::t!(
+                "a1111-job",
+                job = if job.is_empty() {
+                    "job".to_string()
+                } else {
+                    job
+                },
+                n = (s.job_no + 1).clamp(1, s.job_count).to_string(),
+                count = s.job_count.to_string()
+            ))
+        }))
+    }
+
+    /// torch's memory in the WebUI, when it runs on CUDA.
+    pub fn memory(&self, timeout: Duration) -> Result<Option<TorchMemory>, ReleaseError> {
+        let route = "/sdapi/v1/memory";
+        let body = self.service.get(route, timeout, MAX_BYTES)?;
+        let memory: MemoryBody = self.decode(route, &body)?;
+        Ok(memory.cuda.reserved.current.map(|reserved| TorchMemory {
+            reserved,
+            allocated: memory.cuda.allocated.current.unwrap_or(0),
+        }))
+    }
+
+    /// `POST /sdapi/v1/unload-checkpoint`: only call it with no job running.
+    pub fn unload(&self, timeout: Duration) -> Result<(), ReleaseError> {
+        self.service
+            .post_json("/sdapi/v1/unload-checkpoint", "{}", timeout, MAX_BYTES)
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_and_memory_as_the_webui_writes_them_decode() {
+        let idle = br#"{"progress":0.0,"eta_relative":0.0,"state":{"skipped":false,"interrupted":false,"stopping_generation":false,"job":"","job_count":0,"job_timestamp":"0","job_no":0,"sampling_step":0,"sampling_steps":0},"current_image":null,"textinfo":null,"current_task":null}"#;
+        let p: ProgressBody = serde_json::from_slice(idle).unwrap();
+        assert_eq!(p.state.job_count, 0);
+        let busy = br#"{"progress":0.41,"eta_relative":6.2,"state":{"job":"txt2img","job_count":4,"job_no":1,"sampling_step":12,"sampling_steps":20},"current_image":null,"textinfo":null}"#;
+        let p: ProgressBody = serde_json::from_slice(busy).unwrap();
+        assert_eq!((p.state.job_count, p.state.job_no), (4, 1));
+        let memory = br#"{"ram":{"free":1.0,"used":2.0,"total":3.0},"cuda":{"system":{"free":1,"used":2,"total":3},"active":{"current":5,"peak":6},"allocated":{"current":4200000000,"peak":6000000000},"reserved":{"current":5100000000,"peak":7000000000},"inactive":{"current":1,"peak":2},"events":{"retries":0,"oom":0}}}"#;
+        let m: MemoryBody = serde_json::from_slice(memory).unwrap();
+        assert_eq!(m.cuda.reserved.current, Some(5_100_000_000));
+        // On a CPU the WebUI says so instead.
+        let cpu: MemoryBody =
+            serde_json::from_slice(br#"{"ram":{},"cuda":{"error":"unavailable"}}"#).unwrap();
+        assert_eq!(cpu.cuda.reserved.current, None);
+    }
+}

@@ -1,0 +1,142 @@
+//! Ollama on this machine, through its own HTTP API (no agent inside it): `GET /api/ps` lists
+//! the loaded models with their size and the part of it in VRAM; `POST /api/generate` with an
+//! empty prompt and `keep_alive: 0` unloads one (answer `done_reason: "unload"`). Formats from
+//! Ollama's `api/types.go` (ProcessModelResponse, GenerateResponse) and `server/routes.go`
+//! (the unload branch of GenerateHandler), v0.3 to v0.12.
+//!
+//! Ollama never cuts a running request for an unload: its scheduler marks the runner expired
+//! and drops it when its last request ends (`expireRunner`: only with no references left).
+//! So a model still listed after the unload is in use, and its release is followed.
+
+use super::ReleaseError;
+use super::local_http::LocalService;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Ollama's port.
+pub const USUAL_PORTS: [u16; 1] = [11434];
+/// Largest `/api/ps` answer read: a model entry is a few hundred bytes.
+const MAX_PS_BYTES: u64 = 256 << 10;
+/// Largest answer to an unload.
+const MAX_UNLOAD_BYTES: u64 = 16 << 10;
+/// Most models listed: more than any machine loads at once.
+const MAX_MODELS: usize = 64;
+
+/// One loaded model, as `/api/ps` lists it.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct LoadedModel {
+    /// "llama3.1:8b".
+    pub name: String,
+    /// Bytes it takes in all.
+    pub size: u64,
+    /// Bytes of it in VRAM (the rest is in host memory).
+    pub size_vram: u64,
+    /// When Ollama drops it if idle (RFC 3339), as Ollama wrote it.
+    pub expires_at: String,
+}
+
+impl LoadedModel {
+    /// Bytes of it in host memory.
+    pub fn size_host(&self) -> u64 {
+        self.size.saturating_sub(self.size_vram)
+    }
+}
+
+#[derive(Deserialize)]
+struct PsBody {
+    #[serde(default)]
+    models: Vec<LoadedModel>,
+}
+
+#[derive(Deserialize)]
+struct GenerateBody {
+    #[serde(default)]
+    done_reason: String,
+}
+
+/// An Ollama server on this machine (see [`LocalService`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ollama {
+    service: LocalService,
+}
+
+impl Ollama {
+    /// Parses "localhost", "127.0.0.1:11434", "http://localhost:11434/"; loopback only.
+    pub fn parse(address: &str) -> Result<Self, ReleaseError> {
+        Ok(Ollama {
+            service: LocalService::parse("Ollama", address, &USUAL_PORTS)?,
+        })
+    }
+
+    /// "Ollama at 127.0.0.1:11434".
+    pub fn target(&self) -> String {
+        self.service.target()
+    }
+
+    /// The models loaded now.
+    pub fn loaded(&self, timeout: Duration) -> Result<Vec<LoadedModel>, ReleaseError> {
+        let body = self.service.get("/api/ps", timeout, MAX_PS_BYTES)?;
+        let mut ps: PsBody =
+            serde_json::from_slice(&body).map_err(|e| ReleaseError::Malformed {
+                target: self.target(),
+                reason: format!("/api/ps is not Ollama's JSON ({e})"),
+            })?;
+        ps.models.truncate(MAX_MODELS);
+        for m in &mut ps.models {
+            m.name = crate::text::sanitized(&m.name).chars().take(200).collect();
+            m.expires_at = crate::text::sanitized(&m.expires_at)
+                .chars()
+                .take(64)
+                .collect();
+        }
+        Ok(ps.models)
+    }
+
+    /// Asks Ollama to unload `model` (now, or when its running request ends).
+    pub fn unload(&self, model: &str, timeout: Duration) -> Result<(), ReleaseError> {
+        let body = serde_json::json!({ "model": model, "keep_alive": 0 }).to_string();
+        let answer = self
+            .service
+            .post_json("/api/generate", &body, timeout, MAX_UNLOAD_BYTES)?;
+        let reply: GenerateBody =
+            serde_json::from_slice(&answer).map_err(|e| ReleaseError::Malformed {
+                target: self.target(),
+                reason: format!("the unload answer is not Ollama's JSON ({e})"),
+            })?;
+        if reply.done_reason != "unload" {
+            return Err(ReleaseError::Refused {
+                target: self.target(),
+                message: format!(
+                    "asked to unload {model}, it answered done_reason {:?}",
+                    crate::text::sanitized(&reply.done_reason)
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ps_as_ollama_writes_it_decodes_and_splits_vram_from_host_memory() {
+        let json = br#"{"models":[{"name":"llama3.1:8b","model":"llama3.1:8b","size":6654289920,"digest":"42182419e950","details":{"parent_model":"","format":"gguf","family":"llama","families":["llama"],"parameter_size":"8.0B","quantization_level":"Q4_K_M"},"expires_at":"2026-12-01T10:05:00.123456789Z","size_vram":5234289920,"context_length":4096}]}"#;
+        let ps: PsBody = serde_json::from_slice(json).unwrap();
+        assert_eq!(ps.models[0].name, "llama3.1:8b");
+        assert_eq!(ps.models[0].size_vram, 5_234_289_920);
+        assert_eq!(ps.models[0].size_host(), 1_420_000_000);
+        // Nothing loaded: an empty list (Ollama writes `[]`).
+        let empty: PsBody = serde_json::from_slice(br#"{"models":[]}"#).unwrap();
+        assert!(empty.models.is_empty());
+    }
+
+    #[test]
+    fn only_loopback_addresses_are_taken() {
+        assert!(Ollama::parse("localhost").is_ok());
+        assert!(Ollama::parse("127.0.0.1:11434").is_ok());
+        assert!(Ollama::parse("10.0.0.7:11434").is_err());
+    }
+}

@@ -210,6 +210,9 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
                 move || vramdeck::ui::wake(&ctx),
             );
             let writer = path.map(settings::SettingsWriter::spawn);
+            release.send(vramdeck::release::worker::WorkerCommand::SetRoomPolicy(
+                loaded.settings.make_room,
+            ));
             release.send(vramdeck::release::worker::WorkerCommand::SetAppAddresses {
                 ollama: loaded.settings.ollama_address.clone(),
                 a1111: loaded.settings.a1111_address.clone(),

@@ -134,6 +134,8 @@ pub struct Settings {
     pub free_level: crate::release::FreeLevel,
     /// Where ComfyUI listens (loopback only).
     pub comfyui_address: String,
+    /// What to do when an app asks for room before a job (opt-in).
+    pub make_room: crate::release::arbiter::RoomPolicy,
     /// Where Ollama listens (loopback only; "none": leave it alone).
     pub ollama_address: String,
     /// Where Stable Diffusion WebUI / Forge listens with --api (loopback only; "none").
@@ -165,6 +167,7 @@ impl Default for Settings {
             fit_basis: FitBasis::Now,
             free_level: crate::release::FreeLevel::Cache,
             comfyui_address: crate::release::comfyui::DEFAULT_ADDRESS.to_string(),
+            make_room: crate::release::arbiter::RoomPolicy::Off,
             ollama_address: "localhost".into(),
             a1111_address: "localhost".into(),
             alerts: crate::alerts::AlertRules::default(),
@@ -354,6 +357,7 @@ mod tests {
             fit_basis: FitBasis::AfterFree,
             free_level: crate::release::FreeLevel::Unload,
             comfyui_address: "127.0.0.1:8000".into(),
+            make_room: crate::release::arbiter::RoomPolicy::Models,
             ollama_address: "none".into(),
             a1111_address: "127.0.0.1:7861".into(),
             alerts: crate::alerts::AlertRules {

@@ -183,7 +183,40 @@ impl AgentClient {
             id,
             op,
             level,
+            need: None,
+            granted: None,
+            message: None,
         };
+        self.send_request(request, timeout)
+    }
+
+    /// Answers the host's `need` request `need`: whether there is room, and what was done.
+    pub fn answer_need(
+        &mut self,
+        need: u64,
+        granted: bool,
+        message: &str,
+    ) -> Result<(), ReleaseError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = Request {
+            v: PROTOCOL_VERSION,
+            id,
+            op: "need_answer",
+            level: None,
+            need: Some(need),
+            granted: Some(granted),
+            message: Some(message.chars().take(3_000).collect()),
+        };
+        self.send_request(request, self.timeout).map(|_| ())
+    }
+
+    fn send_request(
+        &mut self,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<protocol::Reply, ReleaseError> {
+        let id = request.id;
         let deadline = Instant::now() + timeout;
         let line = self.exchange(&request.encode(), deadline, timeout)?;
         let reply = protocol::decode_reply(&line, id).map_err(|reason| self.malformed(&reason))?;

@@ -87,6 +87,15 @@ pub enum FreeTarget {
     ComfyUi,
     /// One app that unloads over its own API (Ollama, the SD WebUI).
     App(super::http_apps::AppKind),
+    /// Everything but the process of this pid (making room for its job).
+    AllBut(u32),
+}
+
+impl FreeTarget {
+    /// Every agent and app is asked (all of them, or all but one).
+    fn is_everyone(&self) -> bool {
+        matches!(self, FreeTarget::All | FreeTarget::AllBut(_))
+    }
 }
 
 /// One target's outcome.
@@ -525,7 +534,7 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
         Ok(all) => all
             .into_iter()
             .filter(|e| match request.target {
-                FreeTarget::All | FreeTarget::ComfyUi => true,
+                FreeTarget::All | FreeTarget::AllBut(_) | FreeTarget::ComfyUi => true,
                 FreeTarget::Agent(pid) => e.pid == pid,
                 FreeTarget::App(_) => false,
             })
@@ -560,7 +569,7 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
             Err(ReleaseError::Gone(target)) => {
                 // A crashed agent's socket: tidy up; worth a word only when it was asked for.
                 let _ = std::fs::remove_file(&endpoint.path);
-                if request.target != FreeTarget::All {
+                if !request.target.is_everyone() {
                     results.push(TargetResult {
                         target: target.clone(),
                         outcome: Err(ReleaseError::Gone(target)),
@@ -574,6 +583,18 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
         }
     }
     let comfy = request.comfyui.as_ref();
+    // Making room for one process: it is left alone, and so is its ComfyUI if it is one.
+    let spared = match request.target {
+        FreeTarget::AllBut(pid) => live
+            .iter()
+            .position(|a| a.endpoint.pid == pid)
+            .map(|i| live.swap_remove(i)),
+        _ => None,
+    };
+    let spared_is_comfy = spared
+        .as_ref()
+        .zip(comfy)
+        .is_some_and(|(a, c)| is_agent_of(a, c));
     let comfy_agent = comfy.and_then(|c| live.iter().position(|a| is_agent_of(a, c)));
     if request.target == FreeTarget::ComfyUi {
         live = comfy_agent
@@ -582,7 +603,11 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
     }
     // One ComfyUI is one target: through its agent when it has one, else over HTTP.
     let comfy_http = match (&request.target, comfy) {
-        (FreeTarget::All | FreeTarget::ComfyUi, Some(c)) if comfy_agent.is_none() => Some(c),
+        (FreeTarget::All | FreeTarget::AllBut(_) | FreeTarget::ComfyUi, Some(c))
+            if comfy_agent.is_none() && !spared_is_comfy =>
+        {
+            Some(c)
+        }
         _ => None,
     };
 
@@ -590,7 +615,7 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
         .apps
         .iter()
         .filter(|a| match request.target {
-            FreeTarget::All => true,
+            FreeTarget::All | FreeTarget::AllBut(_) => true,
             FreeTarget::App(kind) => a.kind() == kind,
             _ => false,
         })
@@ -615,7 +640,7 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
     for ((result, deferred), (is_comfy_http, is_app)) in outcomes {
         let not_running = matches!(&result.outcome, Err(ReleaseError::Connect { .. }));
         // "Free all" with no ComfyUI (or Ollama, or WebUI) running is not worth a word.
-        if (is_comfy_http || is_app) && not_running && request.target == FreeTarget::All {
+        if (is_comfy_http || is_app) && not_running && request.target.is_everyone() {
             continue;
         }
         comfy_asked |= is_comfy_http

@@ -3,6 +3,7 @@
 //! own HTTP API on loopback. Every call has a timeout; nothing here listens on a network address.
 
 pub mod a1111;
+pub mod arbiter;
 pub mod client;
 pub mod comfyui;
 pub mod discovery;

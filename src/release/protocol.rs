@@ -21,6 +21,15 @@ pub struct Request {
     /// For "free".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub level: Option<FreeLevel>,
+    /// For "need_answer": the need answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub need: Option<u64>,
+    /// For "need_answer": whether there is room now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub granted: Option<bool>,
+    /// For "need_answer": what vramdeck did, for the app's log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 impl Request {
@@ -255,6 +264,60 @@ pub struct AgentInfo {
     pub onnxruntime: Option<OnnxInfo>,
     /// What each level does there (agents from 0.3 on).
     pub does: Option<LevelsSay>,
+    /// Room the host asked for before a job (`agent.need`), while it waits.
+    pub need: Option<Need>,
+    /// The last out-of-memory failure the host reported.
+    pub oom: Option<Oom>,
+}
+
+/// Room asked for before a job.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Need {
+    /// Which request (answered by id).
+    pub id: u64,
+    /// Bytes of free VRAM the job needs.
+    pub bytes: u64,
+    /// Bytes free when it asked, as the driver counted them there.
+    pub free: Option<u64>,
+    /// The job, in the host's words.
+    #[serde(deserialize_with = "text::safe_opt_string")]
+    pub what: Option<String>,
+}
+
+impl Need {
+    /// Bytes missing when it asked.
+    pub fn short_by(&self) -> u64 {
+        self.bytes.saturating_sub(self.free.unwrap_or(0))
+    }
+}
+
+/// Seconds as the agent writes them (a float), kept whole: an agent's clock needs no more.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let seconds = f64::deserialize(d)?;
+    Ok(if seconds.is_finite() && seconds > 0.0 {
+        seconds.min(u64::MAX as f64) as u64
+    } else {
+        0
+    })
+}
+
+/// An out-of-memory failure, as the host reported it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Oom {
+    /// PyTorch's first line ("CUDA out of memory. Tried to allocate 2.00 GiB …").
+    #[serde(deserialize_with = "text::safe_string")]
+    pub message: String,
+    /// When (UNIX seconds, whole).
+    #[serde(deserialize_with = "whole_seconds")]
+    pub at: u64,
+    /// torch's allocated bytes then.
+    pub allocated: Option<u64>,
+    /// torch's reserved bytes then.
+    pub reserved: Option<u64>,
+    /// Free bytes on the GPU then.
+    pub free: Option<u64>,
 }
 
 /// What a free did.
@@ -345,6 +408,9 @@ mod tests {
             id: 3,
             op: "free",
             level: Some(FreeLevel::Unload),
+            need: None,
+            granted: None,
+            message: None,
         }
         .encode();
         assert_eq!(
@@ -356,9 +422,26 @@ mod tests {
             id: 1,
             op: "hello",
             level: None,
+            need: None,
+            granted: None,
+            message: None,
         }
         .encode();
         assert_eq!(hello, b"{\"v\":1,\"id\":1,\"op\":\"hello\"}\n");
+        let answer = Request {
+            v: 1,
+            id: 4,
+            op: "need_answer",
+            level: None,
+            need: Some(7),
+            granted: Some(true),
+            message: Some("made room".into()),
+        }
+        .encode();
+        assert_eq!(
+            answer,
+            b"{\"v\":1,\"id\":4,\"op\":\"need_answer\",\"need\":7,\"granted\":true,\"message\":\"made room\"}\n"
+        );
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub enum WorkerCommand {
     Free(FreeTarget, FreeLevel),
     /// Use another ComfyUI address.
     SetComfyAddress(String),
+    /// What to do when an app asks for room before a job.
+    SetRoomPolicy(super::arbiter::RoomPolicy),
     /// Look at (and free) Ollama and the SD WebUI at these addresses ("none": not at all).
     SetAppAddresses {
         /// Ollama's address.
@@ -76,6 +78,8 @@ pub enum WorkerEvent {
     },
     /// A free finished, or (with `pending` set) is waiting for a deferred release.
     Freed(FreeReport),
+    /// An app asked for room before a job, and this is what was done.
+    RoomMade(Box<super::arbiter::RoomMade>),
 }
 
 /// Handle to the worker; dropping it stops the thread.
@@ -105,6 +109,10 @@ impl ReleaseWorker {
             .spawn(move || {
                 let mut comfy = configure(&comfy_address);
                 let mut apps: Vec<super::http_apps::HttpApp> = Vec::new();
+                // None until the owner says: a need seen before then waits for the policy
+                // instead of being answered "off".
+                let mut room_policy: Option<super::arbiter::RoomPolicy> = None;
+                let mut answered = super::arbiter::Needs::default();
                 let mut last_look: Option<WorkerEvent> = None;
                 let mut following: Option<Follower> = None;
                 let mut last_refresh = std::time::Instant::now();
@@ -119,6 +127,27 @@ impl ReleaseWorker {
                         Some(WorkerCommand::Refresh) => {
                             last_refresh = std::time::Instant::now();
                             let seen = look(&agent_dir, &comfy, &apps);
+                            if let (WorkerEvent::Agents { discovery, .. }, Some(policy)) =
+                                (&seen, room_policy)
+                            {
+                                let base = FreeRequest {
+                                    target: free::FreeTarget::All,
+                                    level: super::FreeLevel::Cache,
+                                    agent_dir: agent_dir.clone(),
+                                    comfyui: comfy.as_ref().ok().cloned(),
+                                    apps: apps.clone(),
+                                };
+                                for made in answered.answer(
+                                    &discovery.agents,
+                                    policy,
+                                    &base,
+                                    probe.as_mut(),
+                                ) {
+                                    if !send(WorkerEvent::RoomMade(Box::new(made))) {
+                                        return;
+                                    }
+                                }
+                            }
                             // Unchanged news is not worth a repaint (idle CPU matters).
                             if last_look.as_ref() != Some(&seen) {
                                 last_look = Some(seen.clone());
@@ -129,6 +158,11 @@ impl ReleaseWorker {
                         }
                         Some(WorkerCommand::SetComfyAddress(address)) => {
                             comfy = configure(&address);
+                            command = Some(WorkerCommand::Refresh);
+                            continue;
+                        }
+                        Some(WorkerCommand::SetRoomPolicy(policy)) => {
+                            room_policy = Some(policy);
                             command = Some(WorkerCommand::Refresh);
                             continue;
                         }

@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// it alone).
     #[arg(long, default_value = "localhost")]
     pub a1111: String,
+    /// When an app on this box asks for room before a job (vramdeck_agent.need): off, caches
+    /// (empty the other apps' caches) or models (then their idle models too).
+    #[arg(long, value_enum, default_value_t = crate::release::arbiter::RoomPolicy::Off)]
+    pub make_room: crate::release::arbiter::RoomPolicy,
     /// Print the token (to set up a client) and exit.
     #[arg(long)]
     pub print_token: bool,
@@ -179,6 +183,12 @@ pub fn serve_command(args: &ServeArgs, demo: bool) -> anyhow::Result<()> {
         ollama: args.ollama.clone(),
         a1111: args.a1111.clone(),
     });
+    // A read-only box frees nothing, for anyone.
+    if !args.readonly {
+        worker.send(crate::release::worker::WorkerCommand::SetRoomPolicy(
+            args.make_room,
+        ));
+    }
     let state = Arc::new(ServeState::new(
         host.clone(),
         telemetry,

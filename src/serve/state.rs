@@ -206,6 +206,8 @@ impl ServeState {
                         ComfyStatus::Running { at, .. } => format!("running at {at}"),
                     };
                 }
+                // Said where the box's owner reads the service's log.
+                WorkerEvent::RoomMade(made) => eprintln!("vramdeck serve: {}", made.message),
                 WorkerEvent::Freed(report) => {
                     let outcome = report.outcome();
                     let measured = report.measured_release();

@@ -579,6 +579,7 @@ impl VramDeckApp {
                         ui,
                         &self.release_view,
                         &mut self.settings.free_level,
+                        &mut self.settings.make_room,
                         &mut self.settings.comfyui_address,
                         unit,
                     );

@@ -84,6 +84,22 @@ impl ReleaseView {
             WorkerEvent::Freed(report) if !report.pending.is_empty() => {
                 self.waiting = Some(report.summary());
             }
+            WorkerEvent::RoomMade(made) => {
+                let freed: Option<Bytes> = made
+                    .reports
+                    .iter()
+                    .filter_map(FreeReport::reported_total)
+                    .reduce(|a, b| Bytes(a.0.saturating_add(b.0)));
+                if let Some(b) = freed.filter(|b| b.0 > 0) {
+                    self.markers.push(PlotMarker {
+                        alert: false,
+                        t: crate::telemetry::unix_seconds(std::time::SystemTime::now()),
+                        label: crate::t!("rel-marker-room", size = MemoryUnit::GiB.format(b)),
+                    });
+                }
+                let tone = if made.granted { Tone::Good } else { Tone::Bad };
+                self.toast = Some(Toast::new(made.message, tone));
+            }
             WorkerEvent::Freed(report) => {
                 self.in_flight = false;
                 self.waiting = None;
@@ -153,6 +169,7 @@ pub fn show(
     ui: &mut Ui,
     view: &ReleaseView,
     level: &mut FreeLevel,
+    room: &mut crate::release::arbiter::RoomPolicy,
     comfy_address: &mut String,
     unit: MemoryUnit,
 ) -> Option<WorkerCommand> {
@@ -269,6 +286,21 @@ pub fn show(
         command = Some(c);
     }
 
+    ui.label(crate::t!("room-title"))
+        .on_hover_text(crate::t!("room-hover"));
+    ui.horizontal_wrapped(|ui| {
+        for policy in crate::release::arbiter::RoomPolicy::ALL {
+            if ui
+                .selectable_label(*room == policy, policy.text())
+                .on_hover_text(crate::t!("room-hover"))
+                .clicked()
+                && *room != policy
+            {
+                *room = policy;
+                command = Some(WorkerCommand::SetRoomPolicy(policy));
+            }
+        }
+    });
     ui.horizontal(|ui| {
         let label = ui.label("ComfyUI");
         let edit = ui

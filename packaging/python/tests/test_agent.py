@@ -198,3 +198,63 @@ def test_an_allocator_told_not_to_import_torch_waits_for_the_host_to_do_it(monke
     monkeypatch.setitem(sys.modules, "torch", CudaTorch)
     assert allocator.available
     assert allocator.memory() == {"allocated": 1, "reserved": 2}
+
+
+def test_need_waits_for_vramdecks_answer_and_logs_it(agent, caplog):
+    import threading
+    import time
+
+    agent.allocator.others = 20 * GIB  # another app holds most of the 24 GiB card
+    result = {}
+    caplog.set_level("INFO", logger="vramdeck_agent")
+    worker = threading.Thread(target=lambda: result.update(agent.need(8 * GIB, timeout=10,
+                                                                      what="Wan 14B")))
+    worker.start()
+    deadline = time.time() + 5
+    while True:
+        status = call(agent.path, {"v": 1, "id": 1, "op": "status"})[0]["agent"]
+        if status["need"] is not None:
+            break
+        assert time.time() < deadline
+        time.sleep(0.02)
+    assert status["need"]["bytes"] == 8 * GIB
+    assert status["need"]["free"] == 4 * GIB
+    assert status["need"]["what"] == "Wan 14B"
+    # An answer to another need is ignored; the right one ends the wait.
+    call(agent.path, {"v": 1, "id": 2, "op": "need_answer", "need": 99, "granted": True,
+                      "message": "not this one"})
+    time.sleep(0.1)
+    assert worker.is_alive()
+    agent.allocator.others = 8 * GIB
+    call(agent.path, {"v": 1, "id": 3, "op": "need_answer", "need": status["need"]["id"],
+                      "granted": True, "message": "freed 12.0 GiB: python3 (pid 7) cache"})
+    worker.join(5)
+    assert result["granted"] is True
+    assert result["free"] == 16 * GIB
+    assert "freed 12.0 GiB" in caplog.text
+    assert call(agent.path, {"v": 1, "id": 4, "op": "status"})[0]["agent"]["need"] is None
+
+
+def test_need_returns_at_once_with_room_and_says_so_when_nobody_answers(agent):
+    assert agent.need(1 * GIB)["granted"] is True  # 24 GiB free: nothing to ask
+    agent.allocator.others = 23 * GIB
+    answer = agent.need(8 * GIB, timeout=0.2)
+    assert answer["granted"] is False
+    assert "did not answer within" in answer["message"]
+
+
+def test_a_malformed_need_answer_is_refused(agent):
+    for bad in ({"need": "1", "granted": True, "message": ""},
+                {"need": 1, "granted": 1, "message": ""},
+                {"need": 1, "granted": True, "message": "x" * 5000}):
+        reply = call(agent.path, dict({"v": 1, "id": 5, "op": "need_answer"}, **bad))[0]
+        assert reply["ok"] is False and "malformed need_answer" in reply["error"]
+
+
+def test_an_oom_is_reported_with_pytorchs_numbers(agent):
+    agent.allocator.allocate(10 * GIB)
+    agent.report_oom(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; "
+                                  "24.00 GiB total capacity)\nmore"))
+    oom = call(agent.path, {"v": 1, "id": 6, "op": "status"})[0]["agent"]["oom"]
+    assert oom["message"].startswith("CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert oom["allocated"] == 10 * GIB

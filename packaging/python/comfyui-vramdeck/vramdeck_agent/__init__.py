@@ -110,6 +110,13 @@ class TorchAllocator:
         if self.torch:
             self.torch.cuda.ipc_collect()
 
+    def free_bytes(self) -> Optional[int]:
+        """Free memory on this process's GPU as the driver counts it (other processes' use
+        included), or None without CUDA."""
+        if not self.available:
+            return None
+        return int(self.torch.cuda.mem_get_info()[0])
+
 
 def _process_name(pid: int) -> str:
     try:
@@ -167,6 +174,13 @@ class Agent:
         self._pending: List[Deferred] = []
         self._pending_lock = threading.Lock()
         self.frees = FreeQueue(self.free)
+        # What the host asked vramdeck to make room for (see `need`), and the last OOM.
+        self._need: Optional[dict] = None
+        self._need_seq = 0
+        self._need_answer: Optional[dict] = None
+        self._need_event: Optional[threading.Event] = None
+        self._need_lock = threading.Lock()
+        self._oom: Optional[dict] = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def _bind(self) -> None:
@@ -217,6 +231,8 @@ class Agent:
             reply(_protocol.encode(refusal))
             return
         rid = request.get("id")
+        if request["op"] == "need_answer":
+            self._take_answer(request)
         if request["op"] == "free":
             def deliver(result: dict, shared_by: int) -> None:
                 reply(_protocol.encode(self._free_reply(rid, result, shared_by)))
@@ -246,7 +262,56 @@ class Agent:
         rid = request.get("id")
         if request["op"] == "free":
             return self._free_reply(rid, self.free(request.get("level", "cache")), 1)
+        if request["op"] == "need_answer":
+            self._take_answer(request)
         return {"v": PROTOCOL_VERSION, "id": rid, "ok": True, "agent": self.status()}
+
+    # -- making room before a job ----------------------------------------------------------
+    def _take_answer(self, request: dict) -> None:
+        with self._need_lock:
+            if self._need is None or self._need["id"] != request["need"]:
+                return  # an answer to a need that timed out, or another process's: ignored
+            self._need_answer = {"granted": request["granted"], "message": request["message"]}
+            if self._need_event is not None:
+                self._need_event.set()
+
+    def need(self, nbytes: int, timeout: float = 60.0, what: Optional[str] = None) -> dict:
+        """Asks vramdeck for `nbytes` of free VRAM before a job, and waits (up to `timeout`
+        seconds) while it frees other apps by the user's policy. Returns {"granted": bool,
+        "message": str, "free": bytes free now or None}; the message goes to this process's
+        log. Returns at once when the memory is free already or no torch is here."""
+        free = self.allocator.free_bytes() if hasattr(self.allocator, "free_bytes") else None
+        if free is None or free >= nbytes:
+            return {"granted": free is not None, "message": "", "free": free}
+        event = threading.Event()
+        with self._need_lock:
+            self._need_seq += 1
+            self._need = {"id": self._need_seq, "bytes": int(nbytes), "free": int(free),
+                          "what": what or self._label()}
+            self._need_answer, self._need_event = None, event
+        answered = event.wait(timeout)
+        with self._need_lock:
+            answer = self._need_answer if answered else None
+            self._need, self._need_event, self._need_answer = None, None, None
+        if answer is None:
+            answer = {"granted": False,
+                      "message": f"vramdeck did not answer within {timeout:.0f} s (is it running, "
+                                 f"with 'make room' switched on?)"}
+        answer["free"] = self.allocator.free_bytes()
+        if answer["message"]:
+            (log.info if answer["granted"] else log.warning)("vramdeck: %s", answer["message"])
+        return answer
+
+    def report_oom(self, error: BaseException) -> None:
+        """Records an out-of-memory failure (PyTorch's message and numbers) for vramdeck's
+        window, which can then offer to free the others and retry. Never retries itself."""
+        memory = self.allocator.memory()
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        self._oom = {"message": text[:1000], "at": time.time(),
+                     "allocated": memory["allocated"] if memory else None,
+                     "reserved": memory["reserved"] if memory else None,
+                     "free": self.allocator.free_bytes()
+                     if hasattr(self.allocator, "free_bytes") else None}
 
     # -- the work --------------------------------------------------------------------------
     def pending(self) -> Optional[str]:
@@ -317,6 +382,8 @@ class Agent:
             "app": self._app_info(),
             "onnxruntime": onnx_report,
             "does": self.does(onnx_report),
+            "need": dict(self._need) if self._need else None,
+            "oom": dict(self._oom) if self._oom else None,
         }
 
     def free(self, level: str) -> dict:
@@ -411,6 +478,23 @@ def start(unload=None, label: Label = None, *, cache=None, app: AppInfo = None, 
         atexit.register(agent.stop)
         process.agent = agent
         return agent
+
+
+def need(nbytes: int, timeout: float = 60.0, what: Optional[str] = None) -> dict:
+    """Asks vramdeck for `nbytes` of free VRAM before a job (see `Agent.need`); without a
+    running agent, says so and returns at once."""
+    agent = _process().agent
+    if agent is None:
+        return {"granted": False, "message": "no vramdeck agent runs in this process",
+                "free": None}
+    return agent.need(nbytes, timeout=timeout, what=what)
+
+
+def report_oom(error: BaseException) -> None:
+    """Records an out-of-memory failure for vramdeck's window (see `Agent.report_oom`)."""
+    agent = _process().agent
+    if agent is not None:
+        agent.report_oom(error)
 
 
 def stop() -> None:

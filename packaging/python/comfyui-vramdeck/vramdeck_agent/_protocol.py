@@ -57,7 +57,7 @@ def decode(line: bytes) -> Tuple[Optional[dict], Optional[dict]]:
         return None, error(rid, f"unsupported protocol version {shown}; "
                                 f"this agent speaks {PROTOCOL_VERSION}")
     op = request.get("op")
-    if op not in ("hello", "status", "free"):
+    if op not in ("hello", "status", "free", "need_answer"):
         shown = op if isinstance(op, str) and len(op) <= 32 else type(op).__name__
         return None, error(rid, f"unknown op {shown!r}")
     if op == "free":
@@ -65,4 +65,10 @@ def decode(line: bytes) -> Tuple[Optional[dict], Optional[dict]]:
         if level not in LEVELS:
             shown = level if isinstance(level, str) and len(level) <= 32 else type(level).__name__
             return None, error(rid, f"unknown level {shown!r}; expected one of {list(LEVELS)}")
+    if op == "need_answer":
+        need, granted, message = request.get("need"), request.get("granted"), request.get("message")
+        if not (_is_int(need) and 0 <= need <= _MAX_ID) or type(granted) is not bool \
+                or not (isinstance(message, str) and len(message) <= 4000):
+            return None, error(rid, "malformed need_answer: need (integer), granted (boolean) "
+                                    "and message (text up to 4,000 characters) are required")
     return request, None

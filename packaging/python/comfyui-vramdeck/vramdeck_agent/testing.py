@@ -41,3 +41,12 @@ class FakeAllocator:
 
     def ipc_collect(self) -> None:
         pass
+
+    #: The fake card's size; what it has free is what this process does not reserve, less
+    #: `others` (what other processes hold).
+    total = 24 * 1024**3
+    others = 0
+
+    def free_bytes(self) -> int:
+        with self._lock:
+            return max(0, self.total - self.reserved - self.others)

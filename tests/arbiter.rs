@@ -1,0 +1,137 @@
+//! Making room before a job, with real agent processes: one app asks (`agent.need`), the
+//! release worker frees the others by the user's policy and answers it; the asking app and a
+//! running job are never touched.
+
+mod common;
+
+use common::{ReservedByAgents, agent_dir, python_fixture_with, webui};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use vramdeck::release::arbiter::RoomPolicy;
+use vramdeck::release::discovery::AgentDir;
+use vramdeck::release::worker::{ReleaseWorker, WorkerCommand, WorkerEvent};
+
+const GIB: u64 = 1 << 30;
+
+/// The app about to run a job needing `gib` GiB; its answer lands in `result`.
+fn asking_app(dir: &Path, gib: &str, result: &Path) -> (common::Process, u32) {
+    let (p, pid) = python_fixture_with(
+        "fake_webui.py",
+        &["ltx-video", "--needs", gib],
+        Some(dir),
+        &[("NEED_RESULT", result.to_str().unwrap())],
+    );
+    (p, pid.parse().unwrap())
+}
+
+fn answer(result: &Path) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(result)
+            && let Ok(v) = serde_json::from_str(&text)
+        {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "the app never got an answer");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn worker(dir: &Path, policy: RoomPolicy) -> ReleaseWorker {
+    let w = ReleaseWorker::spawn(
+        AgentDir::at(dir),
+        "none".into(),
+        Box::new(ReservedByAgents(dir.to_path_buf())),
+        || {},
+    );
+    w.send(WorkerCommand::SetRoomPolicy(policy));
+    w.send(WorkerCommand::Refresh);
+    w
+}
+
+fn room_made(w: &ReleaseWorker) -> Box<vramdeck::release::arbiter::RoomMade> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for e in w.poll() {
+            if let WorkerEvent::RoomMade(made) = e {
+                return made;
+            }
+        }
+        assert!(Instant::now() < deadline, "no room was made");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_others_caches_make_room_and_the_asking_app_hears_who_gave_way() {
+    let dir = agent_dir();
+    // An idle WebUI: a 6 GiB model loaded and 10 GiB of cache.
+    let (_idle, idle_pid) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let result = dir.path().join("need.json");
+    let (_asking, asking_pid) = asking_app(dir.path(), "12", &result);
+    let w = worker(dir.path(), RoomPolicy::Caches);
+    let made = room_made(&w);
+    assert_eq!(made.pid, asking_pid);
+    assert!(made.granted, "{}", made.message);
+    let said = answer(&result);
+    assert_eq!(said["granted"], true);
+    let message = said["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("made room for test job (12.0 GiB needed): freed 10.0 GiB"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("(pid {idle_pid}, Wan2.1 T2V 14B) 10.0 GiB")),
+        "{message}"
+    );
+    // The asking app's own cache was left alone.
+    assert_eq!(said["reserved_after"], 3 * GIB);
+}
+
+#[test]
+fn idle_models_go_only_when_the_policy_allows_and_off_answers_at_once() {
+    let dir = agent_dir();
+    let (_idle, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    // 18 GiB needed, 4 GiB free: the 10 GiB cache is not enough.
+    let result = dir.path().join("need.json");
+    let (_asking, _) = asking_app(dir.path(), "18", &result);
+    let w = worker(dir.path(), RoomPolicy::Caches);
+    let made = room_made(&w);
+    assert!(!made.granted);
+    let said = answer(&result);
+    assert_eq!(said["granted"], false);
+    assert!(
+        said["message"]
+            .as_str()
+            .unwrap()
+            .contains("4.0 GiB still missing"),
+        "{said}"
+    );
+
+    // Caches, then idle models: the WebUI's 6 GiB model goes too.
+    let dir = agent_dir();
+    let (_idle, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let result = dir.path().join("need.json");
+    let (_asking, _) = asking_app(dir.path(), "18", &result);
+    let w = worker(dir.path(), RoomPolicy::Models);
+    let made = room_made(&w);
+    assert!(made.granted, "{}", made.message);
+    assert_eq!(made.reports.len(), 2, "caches first, then models");
+    assert_eq!(answer(&result)["granted"], true);
+
+    // Off: told at once, nothing freed.
+    let dir = agent_dir();
+    let (_idle, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let result = dir.path().join("need.json");
+    let (_asking, _) = asking_app(dir.path(), "12", &result);
+    let started = Instant::now();
+    let w = worker(dir.path(), RoomPolicy::Off);
+    let made = room_made(&w);
+    assert!(made.reports.is_empty());
+    let said = answer(&result);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        said["message"].as_str().unwrap().contains("switched off"),
+        "{said}"
+    );
+}

@@ -89,6 +89,18 @@ pub fn agents_command(args: &ComfyArgs) -> anyhow::Result<()> {
                 crate::t!("agents-inside", app = app.name.clone())
             );
         }
+        if let Some(oom) = &i.oom {
+            println!(
+                "           {}",
+                crate::t!(
+                    "agents-oom",
+                    message = oom.message.clone(),
+                    allocated = bytes(oom.allocated),
+                    reserved = bytes(oom.reserved),
+                    free = bytes(oom.free)
+                )
+            );
+        }
         if let Some(onnx) = &i.onnxruntime {
             println!("           {}", onnx.summary());
             for session in &onnx.sessions {

@@ -266,6 +266,26 @@ pub fn show(
                 command = Some(WorkerCommand::Free(FreeTarget::Agent(info.pid), *level));
             }
         });
+        // Its last out-of-memory failure, and the way out: free the others, then the user
+        // runs the job again (the agent never retries by itself).
+        if let Some(oom) = &info.oom {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(
+                    RichText::new(crate::t!("rel-oom", message = oom.message.clone()))
+                        .color(ui.visuals().error_fg_color),
+                );
+                if ui
+                    .add_enabled(
+                        !view.in_flight,
+                        egui::Button::new(crate::t!("rel-free-others")).small(),
+                    )
+                    .on_hover_text(crate::t!("rel-free-others-hover"))
+                    .clicked()
+                {
+                    command = Some(WorkerCommand::Free(FreeTarget::AllBut(info.pid), *level));
+                }
+            });
+        }
         // What the chosen level will do in this process, said before the click.
         if let Some(words) = info.does.as_ref().and_then(|d| d.get(*level)) {
             ui.label(

@@ -123,3 +123,4 @@ cli-arg-serve-a1111 = Where Stable Diffusion WebUI / Forge listens with --api (l
 agents-app-busy = generating: { $job }
 agents-app-holds = { $what }: { $vram } in VRAM, { $host } in host memory
 cli-arg-serve-make-room = When an app on this box asks for room before a job (vramdeck_agent.need): off, caches (empty the other apps' caches) or models (then their idle models too)
+agents-oom = out of memory: { $message } (torch allocated { $allocated }, reserved { $reserved }; { $free } free)

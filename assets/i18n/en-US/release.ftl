@@ -103,3 +103,6 @@ room-nobody = nobody gave anything back
 room-policy-off = { $what } asked for room, but making room is switched off in vramdeck
 room-made = made room for { $what } ({ $needed } needed): freed { $freed } · { $who }
 room-short = could not make room for { $what }: { $needed } needed, { $short } still missing after freeing { $freed } · { $who }
+rel-oom = out of memory: { $message }
+rel-free-others = Free the others
+rel-free-others-hover = Frees every other app at the chosen level (never this one); then run the job again in the app

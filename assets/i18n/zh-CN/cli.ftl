@@ -119,3 +119,4 @@ cli-arg-serve-a1111 = 以 --api 启动的 Stable Diffusion WebUI / Forge 的监�
 agents-app-busy = 正在生成：{ $job }
 agents-app-holds = { $what }：显存中 { $vram }，主机内存中 { $host }
 cli-arg-serve-make-room = 当本机上的应用在任务前请求空间时（vramdeck_agent.need）：off（关闭）、caches（清空其他应用的缓存）或 models（再卸载它们的空闲模型）
+agents-oom = 显存不足：{ $message }（torch 已分配 { $allocated }，保留 { $reserved }；空闲 { $free }）

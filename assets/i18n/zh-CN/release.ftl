@@ -94,3 +94,6 @@ room-nobody = 没有任何应用归还内存
 room-policy-off = { $what } 请求了空间，但 vramdeck 中“腾出空间”已关闭
 room-made = 已为 { $what } 腾出空间（需要 { $needed }）：释放了 { $freed } · { $who }
 room-short = 无法为 { $what } 腾出空间：需要 { $needed }，释放 { $freed } 后仍缺 { $short } · { $who }
+rel-oom = 显存不足：{ $message }
+rel-free-others = 释放其他应用
+rel-free-others-hover = 按所选级别释放所有其他应用（不包括这个）；然后在应用中重新运行该任务

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::events;
+
 use common::{Process, python_fixture, webui_with};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -26,14 +28,6 @@ fn comfyui(events: &Path) -> (Process, ComfyUi, u16) {
         ComfyUi::parse(&format!("127.0.0.1:{port}")).unwrap(),
         port,
     )
-}
-
-fn events(log: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn named<'a>(events: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json::Value> {

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::events;
+
 use common::{Process, python_fixture};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,14 +18,6 @@ use vramdeck::release::ollama::Ollama;
 use vramdeck::units::Bytes;
 
 const GIB: u64 = 1 << 30;
-
-fn events(log: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 fn ollama(dir: &Path, args: &[&str]) -> (Process, HttpApp, std::path::PathBuf) {
     let log = dir.join("ollama.log");

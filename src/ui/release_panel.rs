@@ -183,14 +183,17 @@ pub fn show(
     });
     ui.label(RichText::new(level_help(*level)).weak().small());
     // Free VRAM itself is on the top bar, always in view; here: its state, and each target.
-    ui.horizontal(|ui| {
-        if !view.in_flight {
-            ui.label(
+    if !view.in_flight {
+        ui.add(
+            egui::Label::new(
                 RichText::new(crate::t!("rel-free-is-on-top"))
                     .weak()
                     .small(),
-            );
-        }
+            )
+            .wrap(),
+        );
+    }
+    ui.horizontal(|ui| {
         if view.in_flight {
             ui.spinner();
             ui.label(if view.waiting.is_some() {
@@ -424,12 +427,20 @@ fn apps(
                     .holds
                     .iter()
                     .map(|h| {
-                        crate::t!(
-                            "rel-app-holds",
-                            what = h.what.clone(),
-                            vram = unit.format(Bytes(h.vram)),
-                            host = unit.format(Bytes(h.host))
-                        )
+                        if h.host == 0 {
+                            crate::t!(
+                                "rel-app-holds-vram",
+                                what = h.what.clone(),
+                                vram = unit.format(Bytes(h.vram))
+                            )
+                        } else {
+                            crate::t!(
+                                "rel-app-holds",
+                                what = h.what.clone(),
+                                vram = unit.format(Bytes(h.vram)),
+                                host = unit.format(Bytes(h.host))
+                            )
+                        }
                     })
                     .collect::<Vec<_>>()
                     .join(" · ")

@@ -19,6 +19,15 @@ impl Drop for Process {
     }
 }
 
+/// The JSON lines a stand-in server logged (its requests and what it did), in order.
+pub fn events(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")

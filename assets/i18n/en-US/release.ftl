@@ -106,3 +106,4 @@ room-short = could not make room for { $what }: { $needed } needed, { $short } s
 rel-oom = out of memory: { $message }
 rel-free-others = Free the others
 rel-free-others-hover = Frees every other app at the chosen level (never this one); then run the job again in the app
+rel-app-holds-vram = { $what } { $vram } VRAM

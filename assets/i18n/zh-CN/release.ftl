@@ -97,3 +97,4 @@ room-short = 无法为 { $what } 腾出空间：需要 { $needed }，释放 { $f
 rel-oom = 显存不足：{ $message }
 rel-free-others = 释放其他应用
 rel-free-others-hover = 按所选级别释放所有其他应用（不包括这个）；然后在应用中重新运行该任务
+rel-app-holds-vram = { $what } 显存 { $vram }

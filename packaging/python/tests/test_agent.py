@@ -253,8 +253,13 @@ def test_a_malformed_need_answer_is_refused(agent):
 
 def test_an_oom_is_reported_with_pytorchs_numbers(agent):
     agent.allocator.allocate(10 * GIB)
-    agent.report_oom(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; "
-                                  "24.00 GiB total capacity)\nmore"))
+    agent.report_oom(RuntimeError(
+        "CUDA out of memory. Tried to allocate 40.00 GiB. GPU 0 has a total capacity of 139.80 "
+        "GiB of which 14.60 GiB is free. Process 482 has 124.60 GiB memory in use. Including "
+        "non-PyTorch memory, this process has 610.00 MiB memory in use. Of the allocated ..."
+        "\nmore"))
     oom = call(agent.path, {"v": 1, "id": 6, "op": "status"})[0]["agent"]["oom"]
-    assert oom["message"].startswith("CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert oom["message"] == ("CUDA out of memory. Tried to allocate 40.00 GiB. GPU 0 has a "
+                              "total capacity of 139.80 GiB of which 14.60 GiB is free. Process "
+                              "482 has 124.60 GiB memory in use.")
     assert oom["allocated"] == 10 * GIB

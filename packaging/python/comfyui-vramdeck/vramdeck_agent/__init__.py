@@ -307,6 +307,12 @@ class Agent:
         window, which can then offer to free the others and retry. Never retries itself."""
         memory = self.allocator.memory()
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        # PyTorch's first line runs on with advice; its first four sentences hold the numbers
+        # ("Tried to allocate 40.00 GiB. GPU 0 has ... of which 14.60 GiB is free. Process 482
+        # has 124.60 GiB memory in use.").
+        sentences = text.split(". ")
+        if len(sentences) > 4:
+            text = ". ".join(sentences[:4]) + "."
         self._oom = {"message": text[:1000], "at": time.time(),
                      "allocated": memory["allocated"] if memory else None,
                      "reserved": memory["reserved"] if memory else None,

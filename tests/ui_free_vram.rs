@@ -281,3 +281,23 @@ fn ollama_is_listed_with_its_models_and_its_free_button_unloads_them() {
             || h.query_by_label("nothing loaded").is_some()
     });
 }
+
+#[test]
+fn making_room_is_off_until_chosen_and_the_choice_is_kept() {
+    let dir = agent_dir();
+    let mut h = window(dir.path(), "none".into(), dir.path());
+    until(&mut h, "the panel", |h| {
+        h.query_by_label("When an app asks for room before a job")
+            .is_some()
+    });
+    assert_eq!(
+        h.state().settings().make_room,
+        vramdeck::release::arbiter::RoomPolicy::Off
+    );
+    h.get_by_label("Caches, then idle models").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().settings().make_room,
+        vramdeck::release::arbiter::RoomPolicy::Models
+    );
+}

@@ -210,6 +210,9 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
                 move || vramdeck::ui::wake(&ctx),
             );
             let writer = path.map(settings::SettingsWriter::spawn);
+            release.send(vramdeck::release::worker::WorkerCommand::SetRoomKeep(
+                loaded.settings.room_keep.clone(),
+            ));
             release.send(vramdeck::release::worker::WorkerCommand::SetRoomPolicy(
                 loaded.settings.make_room,
             ));

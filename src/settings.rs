@@ -136,6 +136,8 @@ pub struct Settings {
     pub comfyui_address: String,
     /// What to do when an app asks for room before a job (opt-in).
     pub make_room: crate::release::arbiter::RoomPolicy,
+    /// Apps never freed to make room for another ("Ollama", "ComfyUI", an agent's label).
+    pub room_keep: Vec<String>,
     /// Where Ollama listens (loopback only; "none": leave it alone).
     pub ollama_address: String,
     /// Where Stable Diffusion WebUI / Forge listens with --api (loopback only; "none").
@@ -168,6 +170,7 @@ impl Default for Settings {
             free_level: crate::release::FreeLevel::Cache,
             comfyui_address: crate::release::comfyui::DEFAULT_ADDRESS.to_string(),
             make_room: crate::release::arbiter::RoomPolicy::Off,
+            room_keep: Vec::new(),
             ollama_address: "localhost".into(),
             a1111_address: "localhost".into(),
             alerts: crate::alerts::AlertRules::default(),
@@ -358,6 +361,7 @@ mod tests {
             free_level: crate::release::FreeLevel::Unload,
             comfyui_address: "127.0.0.1:8000".into(),
             make_room: crate::release::arbiter::RoomPolicy::Models,
+            room_keep: vec!["Ollama".into()],
             ollama_address: "none".into(),
             a1111_address: "127.0.0.1:7861".into(),
             alerts: crate::alerts::AlertRules {

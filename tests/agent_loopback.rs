@@ -58,6 +58,7 @@ fn a_loopback_agent_is_found_by_its_endpoint_file_and_freed_over_tcp() {
             agent_dir: AgentDir::at(dir.path()),
             comfyui: None,
             apps: Vec::new(),
+            keep: Vec::new(),
         },
         &mut ReservedByAgents(dir.path().to_path_buf()),
     );

@@ -23,6 +23,7 @@ fn request(dir: &Path, target: FreeTarget, level: FreeLevel) -> FreeRequest {
         agent_dir: AgentDir::at(dir),
         comfyui: None,
         apps: Vec::new(),
+        keep: Vec::new(),
     }
 }
 

@@ -38,12 +38,19 @@ fn answer(result: &Path) -> serde_json::Value {
 }
 
 fn worker(dir: &Path, policy: RoomPolicy) -> ReleaseWorker {
+    worker_keeping(dir, policy, &[])
+}
+
+fn worker_keeping(dir: &Path, policy: RoomPolicy, keep: &[&str]) -> ReleaseWorker {
     let w = ReleaseWorker::spawn(
         AgentDir::at(dir),
         "none".into(),
         Box::new(ReservedByAgents(dir.to_path_buf())),
         || {},
     );
+    w.send(WorkerCommand::SetRoomKeep(
+        keep.iter().map(|k| k.to_string()).collect(),
+    ));
     w.send(WorkerCommand::SetRoomPolicy(policy));
     w.send(WorkerCommand::Refresh);
     w
@@ -133,5 +140,116 @@ fn idle_models_go_only_when_the_policy_allows_and_off_answers_at_once() {
     assert!(
         said["message"].as_str().unwrap().contains("switched off"),
         "{said}"
+    );
+}
+
+#[test]
+fn an_app_the_user_keeps_is_never_freed_for_another() {
+    let dir = agent_dir();
+    // The idle WebUI (labelled "Wan2.1 T2V 14B") is on the user's "never free for others" list.
+    let (_idle, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let result = dir.path().join("need.json");
+    let (_asking, _) = asking_app(dir.path(), "12", &result);
+    let w = worker_keeping(dir.path(), RoomPolicy::Models, &["Wan2.1 T2V 14B"]);
+    let made = room_made(&w);
+    assert!(!made.granted);
+    let said = answer(&result);
+    assert!(
+        said["message"]
+            .as_str()
+            .unwrap()
+            .contains("nobody gave anything back"),
+        "{said}"
+    );
+    // Its cache and model are where they were: asked for its memory, it still has 16 GiB.
+    let still =
+        vramdeck::release::discovery::discover(&AgentDir::at(dir.path()), Duration::from_secs(2));
+    let kept = still
+        .agents
+        .iter()
+        .find(|a| a.info.label.as_deref() == Some("Wan2.1 T2V 14B"))
+        .unwrap();
+    assert_eq!(kept.info.reserved, Some(16 * GIB));
+}
+
+fn room_asked(w: &ReleaseWorker) -> Box<vramdeck::release::arbiter::RoomAsk> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for e in w.poll() {
+            match e {
+                WorkerEvent::RoomAsked(ask) => return ask,
+                WorkerEvent::RoomMade(made) => panic!("made room without asking: {made:?}"),
+                _ => {}
+            }
+        }
+        assert!(Instant::now() < deadline, "the user was never asked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ask_me_frees_nothing_until_the_user_answers_and_not_now_declines() {
+    let dir = agent_dir();
+    let (_idle, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let result = dir.path().join("need.json");
+    let (_asking, asking_pid) = asking_app(dir.path(), "12", &result);
+    let w = worker(dir.path(), RoomPolicy::Ask);
+    let ask = room_asked(&w);
+    assert_eq!(ask.pid, asking_pid);
+    assert_eq!(ask.who, "test job");
+    assert_eq!(ask.need.bytes, 12 * GIB);
+    // While the question is open nothing is freed and the app is still waiting.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!result.exists(), "the app was answered before the user");
+    assert!(
+        w.poll()
+            .iter()
+            .all(|e| !matches!(e, WorkerEvent::RoomMade(_) | WorkerEvent::RoomAsked(_))),
+        "asked twice, or answered alone"
+    );
+    w.send(WorkerCommand::AnswerRoom {
+        pid: ask.pid,
+        need: ask.need.id,
+        policy: RoomPolicy::Caches,
+    });
+    let made = room_made(&w);
+    assert!(made.granted, "{}", made.message);
+    assert_eq!(answer(&result)["granted"], true);
+
+    // "Not now": the app hears so, and nothing is freed.
+    let dir = agent_dir();
+    let (_idle, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let result = dir.path().join("need.json");
+    let (_asking, _) = asking_app(dir.path(), "12", &result);
+    let w = worker(dir.path(), RoomPolicy::Ask);
+    let ask = room_asked(&w);
+    w.send(WorkerCommand::AnswerRoom {
+        pid: ask.pid,
+        need: ask.need.id,
+        policy: RoomPolicy::Off,
+    });
+    let made = room_made(&w);
+    assert!(!made.granted);
+    assert!(made.reports.is_empty());
+    let said = answer(&result);
+    assert!(
+        said["message"]
+            .as_str()
+            .unwrap()
+            .contains("you chose not to free the others"),
+        "{said}"
+    );
+    // An answer for a request that is no longer there does nothing.
+    w.send(WorkerCommand::AnswerRoom {
+        pid: ask.pid,
+        need: ask.need.id + 100,
+        policy: RoomPolicy::Models,
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        w.poll()
+            .iter()
+            .all(|e| !matches!(e, WorkerEvent::RoomMade(_))),
+        "a stale answer freed something"
     );
 }

@@ -77,6 +77,7 @@ fn request(comfy: &ComfyUi, dir: &Path, level: FreeLevel) -> FreeRequest {
         agent_dir: AgentDir::at(&dir.join("no-agents")),
         comfyui: Some(comfy.clone()),
         apps: Vec::new(),
+        keep: Vec::new(),
     }
 }
 
@@ -260,6 +261,7 @@ fn comfyui_with_the_vramdeck_node_is_one_entry_freed_through_its_agent() {
             agent_dir: AgentDir::at(&agents),
             comfyui: Some(comfy.clone()),
             apps: Vec::new(),
+            keep: Vec::new(),
         },
         &mut probe,
     );
@@ -444,6 +446,7 @@ fn a_second_unload_during_comfyuis_unload_joins_it_and_leaves_no_flag_behind() {
                 agent_dir: AgentDir::at(&agents),
                 comfyui: None,
                 apps: Vec::new(),
+                keep: Vec::new(),
             };
             let started = Instant::now();
             let report = free::perform(&request, &mut probe);

@@ -44,6 +44,7 @@ fn request(apps: Vec<HttpApp>, target: FreeTarget, level: FreeLevel, dir: &Path)
         agent_dir: vramdeck::release::discovery::AgentDir::at(&dir.join("agents")),
         comfyui: None,
         apps,
+        keep: Vec::new(),
     }
 }
 

@@ -53,6 +53,7 @@ fn all_agents(dir: &Path) -> FreeRequest {
         agent_dir: AgentDir::at(dir),
         comfyui: None,
         apps: Vec::new(),
+        keep: Vec::new(),
     }
 }
 

@@ -32,6 +32,16 @@ fn window(
     comfy_address: String,
     probe_dir: &std::path::Path,
 ) -> Harness<'static, VramDeckApp> {
+    window_sized(agent_dir, comfy_address, probe_dir, 1300.0)
+}
+
+/// [`window`], `height` points tall (two apps listed push the panel's last rows down).
+fn window_sized(
+    agent_dir: &std::path::Path,
+    comfy_address: String,
+    probe_dir: &std::path::Path,
+    height: f32,
+) -> Harness<'static, VramDeckApp> {
     let telemetry = demo_telemetry();
     let worker = ReleaseWorker::spawn(
         vramdeck::release::discovery::AgentDir::at(agent_dir),
@@ -40,7 +50,7 @@ fn window(
         || {},
     );
     let app = plain_app(telemetry.shared()).with_release_worker(worker);
-    open_window(app, 1200.0, 1300.0)
+    open_window(app, 1200.0, height)
 }
 
 #[test]
@@ -285,6 +295,7 @@ fn ollama_is_listed_with_its_models_and_its_free_button_unloads_them() {
 #[test]
 fn making_room_is_off_until_chosen_and_the_choice_is_kept() {
     let dir = agent_dir();
+    let (_webui, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
     let mut h = window(dir.path(), "none".into(), dir.path());
     until(&mut h, "the panel", |h| {
         h.query_by_label("When an app asks for room before a job")
@@ -299,5 +310,63 @@ fn making_room_is_off_until_chosen_and_the_choice_is_kept() {
     assert_eq!(
         h.state().settings().make_room,
         vramdeck::release::arbiter::RoomPolicy::Models
+    );
+    // The apps running now can each be kept out of it.
+    until(&mut h, "the agent listed", |h| {
+        h.query_by_label("Never free for others:").is_some()
+    });
+    h.get_by_label("Wan2.1 T2V 14B").click();
+    h.run_steps(2);
+    assert_eq!(h.state().settings().room_keep, ["Wan2.1 T2V 14B"]);
+    h.get_by_label("Wan2.1 T2V 14B").click();
+    h.run_steps(2);
+    assert!(h.state().settings().room_keep.is_empty());
+}
+
+#[test]
+fn ask_me_puts_the_request_in_the_window_and_the_answer_frees_the_others() {
+    let dir = agent_dir();
+    let (_webui, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let result = dir.path().join("need.json");
+    let (_asking, _) = common::python_fixture_with(
+        "fake_webui.py",
+        &["ltx-video", "--needs", "12"],
+        Some(dir.path()),
+        &[("NEED_RESULT", result.to_str().unwrap())],
+    );
+    let mut h = window_sized(dir.path(), "none".into(), dir.path(), 1600.0);
+    // Both apps listed first: their rows arriving would move the buttons under the click.
+    until(&mut h, "both apps", |h| {
+        h.query_all_by_label_contains("(pid ").count() >= 2
+    });
+    h.run_steps(2);
+    h.get_by_label("Ask me").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().settings().make_room,
+        vramdeck::release::arbiter::RoomPolicy::Ask
+    );
+    until(&mut h, "the question", |h| {
+        h.query_by_label_contains("test job asks for 12.0 GiB of free VRAM")
+            .is_some()
+    });
+    h.get_by_label("Not now");
+    h.get_by_label("Free caches and idle models");
+    h.get_by_label("Free their caches").click();
+    h.run_steps(2);
+    // The question leaves at once; the result comes as a toast and a chart mark.
+    assert!(h.query_by_label("Free their caches").is_none());
+    until(&mut h, "the result toast", |h| {
+        h.query_by_label_contains("made room for test job")
+            .is_some()
+    });
+    assert!(
+        h.state()
+            .release_view()
+            .markers
+            .iter()
+            .any(|m| m.label.contains("10.0 GiB")),
+        "{:?}",
+        h.state().release_view().markers
     );
 }

@@ -216,6 +216,7 @@ pub fn free_command(args: &FreeArgs, demo: bool) -> anyhow::Result<()> {
         agent_dir: AgentDir::from_env(),
         comfyui: comfy_from(&args.comfy)?,
         apps: apps_from(&args.comfy)?,
+        keep: Vec::new(),
     };
     let mut probe = crate::telemetry::open_source(demo);
     let mut report = free::perform(&request, &mut probe);

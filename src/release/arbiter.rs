@@ -19,6 +19,8 @@ pub enum RoomPolicy {
     /// Nothing: the asking app is told so at once.
     #[default]
     Off,
+    /// The window asks the user each time (caches, models or not now); the app waits.
+    Ask,
     /// Empty the other apps' caches (their models stay).
     Caches,
     /// Caches first, then unload the other apps' idle models if that was not enough.
@@ -27,12 +29,18 @@ pub enum RoomPolicy {
 
 impl RoomPolicy {
     /// Every choice.
-    pub const ALL: [RoomPolicy; 3] = [RoomPolicy::Off, RoomPolicy::Caches, RoomPolicy::Models];
+    pub const ALL: [RoomPolicy; 4] = [
+        RoomPolicy::Off,
+        RoomPolicy::Ask,
+        RoomPolicy::Caches,
+        RoomPolicy::Models,
+    ];
 
     /// Its button.
     pub fn text(self) -> String {
         match self {
             RoomPolicy::Off => crate::t!("room-off"),
+            RoomPolicy::Ask => crate::t!("room-ask"),
             RoomPolicy::Caches => crate::t!("room-caches"),
             RoomPolicy::Models => crate::t!("room-models"),
         }
@@ -52,6 +60,36 @@ pub struct RoomMade {
     pub message: String,
     /// The releases performed, in order.
     pub reports: Vec<FreeReport>,
+}
+
+/// A request waiting for the user's answer (policy [`RoomPolicy::Ask`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoomAsk {
+    /// The asking process.
+    pub pid: u32,
+    /// The request.
+    pub need: Need,
+    /// Who asks, in words ("ComfyUI prompt").
+    pub who: String,
+}
+
+/// The asking job in words: its own, else the agent's label, else its process name.
+fn asker(agent: &LiveAgent, need: &Need) -> String {
+    need.what
+        .clone()
+        .or_else(|| agent.info.label.clone())
+        .unwrap_or_else(|| agent.info.process_name.clone())
+}
+
+impl RoomAsk {
+    /// The question for `agent`'s `need`.
+    pub fn new(agent: &LiveAgent, need: &Need) -> Self {
+        RoomAsk {
+            pid: agent.endpoint.pid,
+            need: need.clone(),
+            who: asker(agent, need),
+        }
+    }
 }
 
 /// Bytes a release gave back: NVML's measurement where there is one, else what was reported.
@@ -75,13 +113,9 @@ pub fn make_room(
     probe: &mut dyn UsedMemoryProbe,
 ) -> RoomMade {
     let short = need.short_by();
-    let what = need
-        .what
-        .clone()
-        .or_else(|| agent.info.label.clone())
-        .unwrap_or_else(|| agent.info.process_name.clone());
+    let what = asker(agent, need);
     let levels: &[FreeLevel] = match policy {
-        RoomPolicy::Off => &[],
+        RoomPolicy::Off | RoomPolicy::Ask => &[],
         RoomPolicy::Caches => &[FreeLevel::Cache],
         RoomPolicy::Models => &[FreeLevel::Cache, FreeLevel::Unload],
     };
@@ -117,6 +151,7 @@ pub fn make_room(
     };
     let message = match (policy, granted) {
         (RoomPolicy::Off, _) => crate::t!("room-policy-off", what = what.clone()),
+        (RoomPolicy::Ask, _) => crate::t!("room-declined", what = what.clone()),
         (_, true) => crate::t!(
             "room-made",
             what = what.clone(),
@@ -154,15 +189,9 @@ pub fn make_room(
 pub struct Needs(std::collections::VecDeque<(u32, u64)>);
 
 impl Needs {
-    /// Makes room for every need among `agents` not answered yet.
-    pub fn answer(
-        &mut self,
-        agents: &[LiveAgent],
-        policy: RoomPolicy,
-        base: &FreeRequest,
-        probe: &mut dyn UsedMemoryProbe,
-    ) -> Vec<RoomMade> {
-        let mut made = Vec::new();
+    /// The needs among `agents` not seen before, each returned once.
+    pub fn fresh<'a>(&mut self, agents: &'a [LiveAgent]) -> Vec<(&'a LiveAgent, &'a Need)> {
+        let mut fresh = Vec::new();
         for agent in agents {
             let Some(need) = &agent.info.need else {
                 continue;
@@ -175,8 +204,22 @@ impl Needs {
                 self.0.pop_front();
             }
             self.0.push_back(key);
-            made.push(make_room(agent, need, policy, base, probe));
+            fresh.push((agent, need));
         }
-        made
+        fresh
+    }
+
+    /// Makes room for every need among `agents` not answered yet.
+    pub fn answer(
+        &mut self,
+        agents: &[LiveAgent],
+        policy: RoomPolicy,
+        base: &FreeRequest,
+        probe: &mut dyn UsedMemoryProbe,
+    ) -> Vec<RoomMade> {
+        self.fresh(agents)
+            .into_iter()
+            .map(|(agent, need)| make_room(agent, need, policy, base, probe))
+            .collect()
     }
 }

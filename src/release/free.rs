@@ -356,6 +356,20 @@ pub struct FreeRequest {
     pub comfyui: Option<ComfyUi>,
     /// The apps that unload over their own API (Ollama, the SD WebUI), as configured.
     pub apps: Vec<super::http_apps::HttpApp>,
+    /// Apps never freed to make room for another (by [`app_name`]); only making room
+    /// (`AllBut`) honours it: Free VRAM itself frees what the user asked.
+    pub keep: Vec<String>,
+}
+
+/// How an agent is named in the user's "never free for others" list: its application
+/// ("ComfyUI"), else its label, else its process name.
+pub fn app_name(info: &super::protocol::AgentInfo) -> String {
+    info.app
+        .as_ref()
+        .map(|a| a.name.clone())
+        .filter(|n| !n.is_empty())
+        .or_else(|| info.label.clone())
+        .unwrap_or_else(|| info.process_name.clone())
 }
 
 /// "python3 (pid 437, Wan2.1 T2V 14B)".
@@ -595,6 +609,10 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
         .as_ref()
         .zip(comfy)
         .is_some_and(|(a, c)| is_agent_of(a, c));
+    let making_room = matches!(request.target, FreeTarget::AllBut(_));
+    let kept = |name: &str| making_room && request.keep.iter().any(|k| k == name);
+    live.retain(|a| !kept(&app_name(&a.info)));
+    let spared_is_comfy = spared_is_comfy || kept("ComfyUI");
     let comfy_agent = comfy.and_then(|c| live.iter().position(|a| is_agent_of(a, c)));
     if request.target == FreeTarget::ComfyUi {
         live = comfy_agent
@@ -614,6 +632,7 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
     let apps: Vec<&super::http_apps::HttpApp> = request
         .apps
         .iter()
+        .filter(|a| !kept(a.name()))
         .filter(|a| match request.target {
             FreeTarget::All | FreeTarget::AllBut(_) => true,
             FreeTarget::App(kind) => a.kind() == kind,

@@ -28,6 +28,17 @@ pub enum WorkerCommand {
     SetComfyAddress(String),
     /// What to do when an app asks for room before a job.
     SetRoomPolicy(super::arbiter::RoomPolicy),
+    /// Apps never freed to make room for another (see `free::app_name`).
+    SetRoomKeep(Vec<String>),
+    /// The user's answer to a request for room (policy Ask): `Off` declines it.
+    AnswerRoom {
+        /// The asking process.
+        pid: u32,
+        /// Its request.
+        need: u64,
+        /// What may be freed.
+        policy: super::arbiter::RoomPolicy,
+    },
     /// Look at (and free) Ollama and the SD WebUI at these addresses ("none": not at all).
     SetAppAddresses {
         /// Ollama's address.
@@ -80,6 +91,8 @@ pub enum WorkerEvent {
     Freed(FreeReport),
     /// An app asked for room before a job, and this is what was done.
     RoomMade(Box<super::arbiter::RoomMade>),
+    /// An app asks for room and the user decides (policy Ask): answer with `AnswerRoom`.
+    RoomAsked(Box<super::arbiter::RoomAsk>),
 }
 
 /// Handle to the worker; dropping it stops the thread.
@@ -112,7 +125,10 @@ impl ReleaseWorker {
                 // None until the owner says: a need seen before then waits for the policy
                 // instead of being answered "off".
                 let mut room_policy: Option<super::arbiter::RoomPolicy> = None;
+                let mut room_keep: Vec<String> = Vec::new();
                 let mut answered = super::arbiter::Needs::default();
+                // The agents as last seen, where an answer from the user finds its request.
+                let mut agents_seen: Vec<discovery::LiveAgent> = Vec::new();
                 let mut last_look: Option<WorkerEvent> = None;
                 let mut following: Option<Follower> = None;
                 let mut last_refresh = std::time::Instant::now();
@@ -127,23 +143,28 @@ impl ReleaseWorker {
                         Some(WorkerCommand::Refresh) => {
                             last_refresh = std::time::Instant::now();
                             let seen = look(&agent_dir, &comfy, &apps);
+                            if let WorkerEvent::Agents { discovery, .. } = &seen {
+                                agents_seen = discovery.agents.clone();
+                            }
                             if let (WorkerEvent::Agents { discovery, .. }, Some(policy)) =
                                 (&seen, room_policy)
                             {
-                                let base = FreeRequest {
-                                    target: free::FreeTarget::All,
-                                    level: super::FreeLevel::Cache,
-                                    agent_dir: agent_dir.clone(),
-                                    comfyui: comfy.as_ref().ok().cloned(),
-                                    apps: apps.clone(),
-                                };
-                                for made in answered.answer(
-                                    &discovery.agents,
-                                    policy,
-                                    &base,
-                                    probe.as_mut(),
-                                ) {
-                                    if !send(WorkerEvent::RoomMade(Box::new(made))) {
+                                let base = room_base(&agent_dir, &comfy, &apps, &room_keep);
+                                for (agent, need) in answered.fresh(&discovery.agents) {
+                                    let event = if policy == super::arbiter::RoomPolicy::Ask {
+                                        WorkerEvent::RoomAsked(Box::new(
+                                            super::arbiter::RoomAsk::new(agent, need),
+                                        ))
+                                    } else {
+                                        WorkerEvent::RoomMade(Box::new(super::arbiter::make_room(
+                                            agent,
+                                            need,
+                                            policy,
+                                            &base,
+                                            probe.as_mut(),
+                                        )))
+                                    };
+                                    if !send(event) {
                                         return;
                                     }
                                 }
@@ -166,6 +187,38 @@ impl ReleaseWorker {
                             command = Some(WorkerCommand::Refresh);
                             continue;
                         }
+                        Some(WorkerCommand::SetRoomKeep(keep)) => room_keep = keep,
+                        Some(WorkerCommand::AnswerRoom { pid, need, policy }) => {
+                            // Still asking? An agent that gave up waiting no longer holds it.
+                            let asking = agents_seen.iter().find(|a| {
+                                a.endpoint.pid == pid
+                                    && a.info.need.as_ref().is_some_and(|n| n.id == need)
+                            });
+                            if let Some((agent, need)) =
+                                asking.and_then(|a| Some((a, a.info.need.as_ref()?)))
+                            {
+                                // "Not now" is answered as the Ask policy itself: declined.
+                                let policy = match policy {
+                                    super::arbiter::RoomPolicy::Off => {
+                                        super::arbiter::RoomPolicy::Ask
+                                    }
+                                    other => other,
+                                };
+                                let base = room_base(&agent_dir, &comfy, &apps, &room_keep);
+                                let made = super::arbiter::make_room(
+                                    agent,
+                                    need,
+                                    policy,
+                                    &base,
+                                    probe.as_mut(),
+                                );
+                                if !send(WorkerEvent::RoomMade(Box::new(made))) {
+                                    return;
+                                }
+                            }
+                            command = Some(WorkerCommand::Refresh);
+                            continue;
+                        }
                         Some(WorkerCommand::SetAppAddresses { ollama, a1111 }) => {
                             // An unusable address is said where the app would be listed.
                             apps = super::http_apps::configured(&ollama, &a1111).0;
@@ -179,6 +232,7 @@ impl ReleaseWorker {
                                 agent_dir: agent_dir.clone(),
                                 comfyui: comfy.as_ref().ok().cloned(),
                                 apps: apps.clone(),
+                                keep: Vec::new(),
                             };
                             let report = free::perform(&request, probe.as_mut());
                             if !report.pending.is_empty() {
@@ -247,6 +301,23 @@ impl Drop for ReleaseWorker {
         // The thread ends after its current step; it is not joined, because a free can take
         // up to its timeout and closing the window must not wait for a hung agent.
         drop(self.thread.take());
+    }
+}
+
+/// What making room frees from (its target and level are set per step).
+fn room_base(
+    agent_dir: &AgentDir,
+    comfy: &Result<ComfyUi, String>,
+    apps: &[super::http_apps::HttpApp],
+    keep: &[String],
+) -> FreeRequest {
+    FreeRequest {
+        target: free::FreeTarget::All,
+        level: super::FreeLevel::Cache,
+        agent_dir: agent_dir.clone(),
+        comfyui: comfy.as_ref().ok().cloned(),
+        apps: apps.to_vec(),
+        keep: keep.to_vec(),
     }
 }
 

@@ -72,6 +72,10 @@ pub struct ServeArgs {
     /// (empty the other apps' caches) or models (then their idle models too).
     #[arg(long, value_enum, default_value_t = crate::release::arbiter::RoomPolicy::Off)]
     pub make_room: crate::release::arbiter::RoomPolicy,
+    /// An app never freed to make room for another ("Ollama", "ComfyUI", an agent's label);
+    /// repeat for several.
+    #[arg(long, value_name = "APP")]
+    pub make_room_keep: Vec<String>,
     /// Print the token (to set up a client) and exit.
     #[arg(long)]
     pub print_token: bool,
@@ -154,6 +158,9 @@ pub fn host_name(given: Option<&str>) -> String {
 /// `vramdeck serve`.
 pub fn serve_command(args: &ServeArgs, demo: bool) -> anyhow::Result<()> {
     let policy = policy(args)?;
+    if args.make_room == crate::release::arbiter::RoomPolicy::Ask {
+        anyhow::bail!(crate::t!("serve-ask-needs-window"));
+    }
     if args.print_token {
         match &policy.token {
             Some(t) => println!("{t}"),
@@ -185,6 +192,9 @@ pub fn serve_command(args: &ServeArgs, demo: bool) -> anyhow::Result<()> {
     });
     // A read-only box frees nothing, for anyone.
     if !args.readonly {
+        worker.send(crate::release::worker::WorkerCommand::SetRoomKeep(
+            args.make_room_keep.clone(),
+        ));
         worker.send(crate::release::worker::WorkerCommand::SetRoomPolicy(
             args.make_room,
         ));

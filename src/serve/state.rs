@@ -208,6 +208,8 @@ impl ServeState {
                 }
                 // Said where the box's owner reads the service's log.
                 WorkerEvent::RoomMade(made) => eprintln!("vramdeck serve: {}", made.message),
+                // Serve refuses the Ask policy at start: nobody is there to answer.
+                WorkerEvent::RoomAsked(_) => {}
                 WorkerEvent::Freed(report) => {
                     let outcome = report.outcome();
                     let measured = report.measured_release();

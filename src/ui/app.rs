@@ -417,6 +417,17 @@ impl VramDeckApp {
         }
 
         let before = self.settings.clone();
+        // A request for room the user decides on shows in every view.
+        if let Some(answer) = release_panel::room_ask(ui, &self.release_view.asks) {
+            if let WorkerCommand::AnswerRoom { pid, need, .. } = &answer {
+                self.release_view
+                    .asks
+                    .retain(|a| !(a.pid == *pid && a.need.id == *need));
+            }
+            if let Some(worker) = &self.release {
+                worker.send(answer);
+            }
+        }
         if self.settings.mini_view {
             let alert_gpus: Vec<u32> = self
                 .alerts
@@ -580,6 +591,7 @@ impl VramDeckApp {
                         &self.release_view,
                         &mut self.settings.free_level,
                         &mut self.settings.make_room,
+                        &mut self.settings.room_keep,
                         &mut self.settings.comfyui_address,
                         unit,
                     );

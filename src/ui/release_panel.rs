@@ -64,6 +64,8 @@ pub struct ReleaseView {
     pub toast: Option<Toast>,
     /// Frees to mark on the plot.
     pub markers: Vec<PlotMarker>,
+    /// Requests for room waiting for the user's answer (policy Ask), oldest first.
+    pub asks: Vec<crate::release::arbiter::RoomAsk>,
 }
 
 impl ReleaseView {
@@ -79,12 +81,31 @@ impl ReleaseView {
                 self.problems = discovery.problems;
                 self.comfyui = Some(comfyui);
                 self.apps = apps;
+                // A request its app stopped waiting for (timed out, ended) leaves the window.
+                let agents = &self.agents;
+                self.asks.retain(|ask| {
+                    agents.iter().any(|a| {
+                        a.endpoint.pid == ask.pid
+                            && a.info.need.as_ref().is_some_and(|n| n.id == ask.need.id)
+                    })
+                });
+            }
+            WorkerEvent::RoomAsked(ask) => {
+                if !self
+                    .asks
+                    .iter()
+                    .any(|a| a.pid == ask.pid && a.need.id == ask.need.id)
+                {
+                    self.asks.push(*ask);
+                }
             }
             // Shown in the panel for as long as it lasts (a toast would leave after 10 s).
             WorkerEvent::Freed(report) if !report.pending.is_empty() => {
                 self.waiting = Some(report.summary());
             }
             WorkerEvent::RoomMade(made) => {
+                self.asks
+                    .retain(|a| !(a.pid == made.pid && a.need.id == made.need.id));
                 let freed: Option<Bytes> = made
                     .reports
                     .iter()
@@ -170,6 +191,7 @@ pub fn show(
     view: &ReleaseView,
     level: &mut FreeLevel,
     room: &mut crate::release::arbiter::RoomPolicy,
+    keep: &mut Vec<String>,
     comfy_address: &mut String,
     unit: MemoryUnit,
 ) -> Option<WorkerCommand> {
@@ -324,6 +346,11 @@ pub fn show(
             }
         }
     });
+    if *room != crate::release::arbiter::RoomPolicy::Off
+        && let Some(c) = keep_row(ui, view, keep)
+    {
+        command = Some(c);
+    }
     ui.horizontal(|ui| {
         let label = ui.label("ComfyUI");
         let edit = ui
@@ -405,6 +432,51 @@ pub fn show(
         }
     }
     command
+}
+
+/// "Never free for others:" and a toggle per app seen now (agents by their app or label,
+/// ComfyUI, Ollama, the SD WebUI) plus any kept before that is not running.
+fn keep_row(ui: &mut Ui, view: &ReleaseView, keep: &mut Vec<String>) -> Option<WorkerCommand> {
+    let mut names: Vec<String> = view
+        .agents
+        .iter()
+        .map(|a| crate::release::free::app_name(&a.info))
+        .collect();
+    if matches!(view.comfyui, Some(ComfyStatus::Running { .. })) {
+        names.push("ComfyUI".into());
+    }
+    names.extend(
+        view.apps
+            .iter()
+            .filter_map(|a| a.state.as_ref().ok())
+            .map(|s| match s.kind {
+                crate::release::http_apps::AppKind::Ollama => "Ollama".to_string(),
+                crate::release::http_apps::AppKind::A1111 => "Stable Diffusion WebUI".to_string(),
+            }),
+    );
+    names.extend(keep.iter().cloned());
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return None;
+    }
+    let mut changed = false;
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new(crate::t!("room-keep")).weak())
+            .on_hover_text(crate::t!("room-keep-hover"));
+        for name in names {
+            let kept = keep.contains(&name);
+            if ui.selectable_label(kept, &name).clicked() {
+                if kept {
+                    keep.retain(|k| k != &name);
+                } else {
+                    keep.push(name);
+                }
+                changed = true;
+            }
+        }
+    });
+    changed.then(|| WorkerCommand::SetRoomKeep(keep.clone()))
 }
 
 /// Ollama and the SD WebUI when they run: what each holds (VRAM and host memory per model),
@@ -513,6 +585,65 @@ fn held(info: &crate::release::protocol::AgentInfo, unit: MemoryUnit) -> String 
 }
 
 /// The result toast in the bottom-right corner, while it is fresh; never wider than the window.
+/// The oldest request for room waiting for the user (policy Ask), as a box at the top of
+/// the window in every view; returns the answer once one is clicked.
+pub fn room_ask(ui: &mut Ui, asks: &[crate::release::arbiter::RoomAsk]) -> Option<WorkerCommand> {
+    use crate::release::arbiter::RoomPolicy;
+    let ask = asks.first()?;
+    let gib = |b: u64| MemoryUnit::GiB.format(Bytes(b));
+    let free = ask
+        .need
+        .free
+        .map_or_else(|| crate::t!("room-free-unknown"), gib);
+    let width = (ui.ctx().content_rect().width() - 32.0).clamp(200.0, 560.0);
+    let mut answer = None;
+    egui::Area::new(egui::Id::unique("room_ask"))
+        .anchor(egui::Align2::CENTER_TOP, [0.0, 40.0])
+        .order(egui::Order::Foreground)
+        .show(ui.ctx(), |ui| {
+            egui::Frame::popup(ui.style())
+                .inner_margin(12)
+                .show(ui, |ui| {
+                    ui.set_max_width(width);
+                    ui.add(
+                        egui::Label::new(
+                            RichText::new(crate::t!(
+                                "room-ask-title",
+                                who = ask.who.clone(),
+                                needed = gib(ask.need.bytes),
+                                free = free
+                            ))
+                            .strong(),
+                        )
+                        .wrap(),
+                    );
+                    ui.add(egui::Label::new(crate::t!("room-ask-question")).wrap());
+                    ui.horizontal_wrapped(|ui| {
+                        for policy in [RoomPolicy::Caches, RoomPolicy::Models, RoomPolicy::Off] {
+                            let text = match policy {
+                                RoomPolicy::Caches => crate::t!("room-ask-caches"),
+                                RoomPolicy::Models => crate::t!("room-ask-models"),
+                                _ => crate::t!("room-ask-not-now"),
+                            };
+                            if ui.button(text).clicked() {
+                                answer = Some(WorkerCommand::AnswerRoom {
+                                    pid: ask.pid,
+                                    need: ask.need.id,
+                                    policy,
+                                });
+                            }
+                        }
+                    });
+                    ui.label(RichText::new(crate::t!("room-ask-waits")).weak().small());
+                    if asks.len() > 1 {
+                        let count = (asks.len() - 1).to_string();
+                        ui.label(RichText::new(crate::t!("room-ask-more", count = count)).small());
+                    }
+                });
+        });
+    answer
+}
+
 pub fn toast(ui: &mut Ui, toast: &Toast) {
     let age = toast.shown_at.elapsed();
     if age >= TOAST_FOR {

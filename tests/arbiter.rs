@@ -253,3 +253,164 @@ fn ask_me_frees_nothing_until_the_user_answers_and_not_now_declines() {
         "a stale answer freed something"
     );
 }
+
+/// POSTs a prompt in ComfyUI's API format to the stand-in ComfyUI.
+fn post_json(port: u16, path: &str, body: &str) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.contains(" 200 "), "{reply}");
+}
+
+fn events_named(log: &Path, name: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&format!("\"event\": \"{name}\"")))
+        .count()
+}
+
+#[test]
+fn a_comfyui_prompt_whose_weights_do_not_fit_waits_for_room_before_it_runs() {
+    let dir = agent_dir();
+    let (_idle, idle_pid) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    // A 12 GiB checkpoint (sparse: it takes no disk) where ComfyUI's loaders look.
+    let models = tempfile::tempdir().unwrap();
+    std::fs::create_dir(models.path().join("checkpoints")).unwrap();
+    std::fs::File::create(models.path().join("checkpoints/big.safetensors"))
+        .unwrap()
+        .set_len(12 * GIB)
+        .unwrap();
+    let log = dir.path().join("comfy-events.jsonl");
+    let (_comfy, port) = python_fixture_with(
+        "fake_comfyui.py",
+        &[log.to_str().unwrap(), "--node"],
+        Some(dir.path()),
+        &[("FAKE_COMFY_MODELS", models.path().to_str().unwrap())],
+    );
+    let port: u16 = port.parse().unwrap();
+    let w = worker(dir.path(), RoomPolicy::Ask);
+    post_json(
+        port,
+        "/prompt",
+        r#"{"prompt": {"4": {"class_type": "CheckpointLoaderSimple",
+            "inputs": {"ckpt_name": "big.safetensors"}}, "seconds": 0}}"#,
+    );
+    let ask = room_asked(&w);
+    assert_eq!(
+        ask.who,
+        "ComfyUI prompt (1 model file, 12.0 GiB of weights)"
+    );
+    assert_eq!(ask.need.bytes, 12 * GIB);
+    // The prompt was taken from the queue but does not run while the user decides.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        events_named(&log, "prompt_start"),
+        0,
+        "the prompt ran first"
+    );
+    w.send(WorkerCommand::AnswerRoom {
+        pid: ask.pid,
+        need: ask.need.id,
+        policy: RoomPolicy::Models,
+    });
+    let made = room_made(&w);
+    assert!(made.granted, "{}", made.message);
+    assert!(
+        made.message
+            .contains(&format!("(pid {idle_pid}, Wan2.1 T2V 14B)")),
+        "{}",
+        made.message
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while events_named(&log, "prompt_start") == 0 {
+        assert!(Instant::now() < deadline, "the prompt never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A prompt naming no model file, or one ComfyUI has loaded, asks nothing.
+    post_json(port, "/prompt", r#"{"prompt": {"seconds": 0}}"#);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while events_named(&log, "prompt_start") < 2 {
+        assert!(Instant::now() < deadline, "the second prompt never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        w.poll()
+            .iter()
+            .all(|e| !matches!(e, WorkerEvent::RoomAsked(_))),
+        "a prompt without model files asked for room"
+    );
+}
+
+#[test]
+fn an_app_asking_by_preset_gets_the_advisors_figure_and_an_unknown_preset_is_said() {
+    use vramdeck::workloads::{calibration::Calibration, catalogue::Catalogue};
+    let catalogue = Catalogue::load(None);
+    let needs = vramdeck::release::arbiter::preset_needs(&catalogue, &Calibration::default(), 20.0);
+    let dir = agent_dir();
+    let (_idle, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let result = dir.path().join("need.json");
+    // Asks for a preset by its name (no bytes); 4 GiB free as its torch counts it.
+    let (_asking, _) = python_fixture_with(
+        "fake_webui.py",
+        &["Wan2.1 T2V 1.3B 480p", "--needs", "preset"],
+        Some(dir.path()),
+        &[("NEED_RESULT", result.to_str().unwrap())],
+    );
+    // The presets arrive before the policy, as the window sends them at its first frame.
+    let w = ReleaseWorker::spawn(
+        AgentDir::at(dir.path()),
+        "none".into(),
+        Box::new(ReservedByAgents(dir.path().to_path_buf())),
+        || {},
+    );
+    w.send(WorkerCommand::SetPresetNeeds(needs.clone()));
+    w.send(WorkerCommand::SetRoomPolicy(RoomPolicy::Ask));
+    let ask = room_asked(&w);
+    let preset = catalogue.find("Wan2.1 T2V 1.3B 480p").unwrap();
+    let expected = needs
+        .iter()
+        .find(|n| n.names.contains(&preset.id))
+        .unwrap()
+        .bytes;
+    // Peak + 20 % + the advisor's fixed allowance.
+    let peak = preset.reference_peak_mib() << 20;
+    assert!(expected > peak + peak / 5, "{expected} vs {peak}");
+    assert_eq!(ask.need.bytes, expected);
+    assert_eq!(ask.need.preset.as_deref(), Some("Wan2.1 T2V 1.3B 480p"));
+    w.send(WorkerCommand::AnswerRoom {
+        pid: ask.pid,
+        need: ask.need.id,
+        policy: RoomPolicy::Off,
+    });
+    room_made(&w);
+    answer(&result);
+
+    // An unknown preset is answered at once, in words, and nothing is freed.
+    let result = dir.path().join("need2.json");
+    let (_asking, _) = python_fixture_with(
+        "fake_webui.py",
+        &["No Such Preset", "--needs", "preset"],
+        Some(dir.path()),
+        &[("NEED_RESULT", result.to_str().unwrap())],
+    );
+    let made = room_made(&w);
+    assert!(made.reports.is_empty());
+    let said = answer(&result);
+    assert_eq!(said["granted"], false);
+    assert!(
+        said["message"]
+            .as_str()
+            .unwrap()
+            .contains("the preset “No Such Preset”, which vramdeck does not know"),
+        "{said}"
+    );
+}

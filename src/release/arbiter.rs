@@ -92,6 +92,122 @@ impl RoomAsk {
     }
 }
 
+/// What a preset's job needs free, as the advisor counts it — its peak (measured on this
+/// machine when it was, else the catalogue's) plus the user's margin and the fixed allowance —
+/// by every name an app may give it (id, name, translated name; lower case).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PresetNeed {
+    /// Its names, lower case.
+    pub names: Vec<String>,
+    /// Bytes its job needs free.
+    pub bytes: u64,
+}
+
+/// Every preset's need, for apps that ask by preset.
+pub fn preset_needs(
+    catalogue: &crate::workloads::catalogue::Catalogue,
+    calibration: &crate::workloads::calibration::Calibration,
+    margin_percent: f32,
+) -> Vec<PresetNeed> {
+    // Only the margin matters here: free and total are not part of `needs_mib`.
+    let budget = crate::workloads::advisor::Budget::new(Bytes(0), Bytes(0), margin_percent);
+    catalogue
+        .workloads
+        .iter()
+        .map(|w| {
+            let peak = calibration
+                .peak_mib(&crate::workloads::calibration::key(&w.id, None))
+                .unwrap_or_else(|| w.reference_peak_mib());
+            let mut names = vec![w.id.to_lowercase(), w.name.to_lowercase()];
+            if let Some(n) = w.zh_cn.as_ref().and_then(|z| z.name.as_deref()) {
+                names.push(n.to_lowercase());
+            }
+            PresetNeed {
+                names,
+                bytes: (budget.needs_mib(peak as f64).max(0.0) * 1_048_576.0) as u64,
+            }
+        })
+        .collect()
+}
+
+/// The request with its amount and free memory filled in: a preset named instead of bytes
+/// becomes the advisor's figure, and a free amount the app could not read (no torch there)
+/// comes from `free_here` (NVML). Err: the sentence for the app (an unknown preset).
+pub fn resolve(
+    need: &Need,
+    presets: &[PresetNeed],
+    free_here: Option<u64>,
+    who: &str,
+) -> Result<Need, String> {
+    let mut resolved = need.clone();
+    if resolved.bytes == 0 {
+        let Some(name) = need.preset.as_deref().filter(|n| !n.trim().is_empty()) else {
+            return Err(crate::t!("room-no-amount", what = who.to_string()));
+        };
+        let wanted = name.trim().to_lowercase();
+        let Some(preset) = presets.iter().find(|p| p.names.contains(&wanted)) else {
+            return Err(crate::t!(
+                "room-unknown-preset",
+                what = who.to_string(),
+                preset = name.to_string()
+            ));
+        };
+        resolved.bytes = preset.bytes;
+        if resolved.what.is_none() {
+            resolved.what = Some(name.to_string());
+        }
+    }
+    resolved.free = resolved.free.or(free_here);
+    Ok(resolved)
+}
+
+/// Answers `agent` and says so; `reports` are the releases done for it.
+pub fn reply(
+    agent: &LiveAgent,
+    need: &Need,
+    granted: bool,
+    message: String,
+    reports: Vec<FreeReport>,
+) -> RoomMade {
+    let answered = AgentClient::connect(&agent.endpoint, free::HELLO_TIMEOUT)
+        .and_then(|mut c| c.answer_need(need.id, granted, &message));
+    let message = match answered {
+        Ok(()) => message,
+        Err(e) => format!("{message} · {e}"),
+    };
+    RoomMade {
+        pid: agent.endpoint.pid,
+        need: need.clone(),
+        granted,
+        message,
+        reports,
+    }
+}
+
+/// A request that needs nothing freed (there is room already), or that cannot be counted.
+/// None: room has to be made (or the user asked).
+pub fn answer_at_once(
+    agent: &LiveAgent,
+    need: &Need,
+    presets: &[PresetNeed],
+    free_here: Option<u64>,
+) -> Result<Need, Box<RoomMade>> {
+    match resolve(need, presets, free_here, &asker(agent, need)) {
+        Err(message) => Err(Box::new(reply(agent, need, false, message, Vec::new()))),
+        Ok(n) if n.free.is_some() && n.short_by() == 0 => {
+            let gib = |b: u64| MemoryUnit::GiB.format(Bytes(b));
+            let message = crate::t!(
+                "room-already",
+                what = asker(agent, &n),
+                needed = gib(n.bytes),
+                free = gib(n.free.unwrap_or(0))
+            );
+            Err(Box::new(reply(agent, &n, true, message, Vec::new())))
+        }
+        Ok(n) => Ok(n),
+    }
+}
+
 /// Bytes a release gave back: NVML's measurement where there is one, else what was reported.
 fn given_back(report: &FreeReport) -> u64 {
     report
@@ -168,19 +284,7 @@ pub fn make_room(
             who = who
         ),
     };
-    let answered = AgentClient::connect(&agent.endpoint, free::HELLO_TIMEOUT)
-        .and_then(|mut c| c.answer_need(need.id, granted, &message));
-    let message = match answered {
-        Ok(()) => message,
-        Err(e) => format!("{message} · {e}"),
-    };
-    RoomMade {
-        pid: agent.endpoint.pid,
-        need: need.clone(),
-        granted,
-        message,
-        reports,
-    }
+    reply(agent, need, granted, message, reports)
 }
 
 /// The needs answered so far, so a refresh racing the agent's own bookkeeping never answers
@@ -221,5 +325,101 @@ impl Needs {
             .into_iter()
             .map(|(agent, need)| make_room(agent, need, policy, base, probe))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workloads::calibration::{Calibration, key};
+    use crate::workloads::catalogue::Catalogue;
+
+    const MIB: u64 = 1 << 20;
+
+    fn asking(preset: Option<&str>, bytes: u64, free: Option<u64>) -> Need {
+        Need {
+            id: 1,
+            bytes,
+            free,
+            what: None,
+            preset: preset.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_preset_is_found_by_id_name_or_chinese_name_with_the_advisors_margin() {
+        let catalogue = Catalogue::load(None);
+        let needs = preset_needs(&catalogue, &Calibration::default(), 20.0);
+        let w = catalogue.get("facefusion-fp16").unwrap();
+        let budget = crate::workloads::advisor::Budget::new(Bytes(0), Bytes(0), 20.0);
+        let expected = (budget.needs_mib(w.reference_peak_mib() as f64) * MIB as f64) as u64;
+        for name in [
+            "facefusion-fp16",
+            "FaceFusion (FP16)",
+            "  facefusion (fp16) ",
+        ] {
+            let n = resolve(&asking(Some(name), 0, Some(1)), &needs, None, "x").unwrap();
+            assert_eq!(n.bytes, expected, "{name}");
+            assert_eq!(
+                n.what.as_deref(),
+                Some(name),
+                "the job is named by its preset"
+            );
+        }
+        let zh = catalogue.get("wan21-t2v-14b-480p").unwrap();
+        let zh_name = zh.zh_cn.as_ref().unwrap().name.clone().unwrap();
+        assert!(resolve(&asking(Some(&zh_name), 0, None), &needs, None, "x").is_ok());
+    }
+
+    #[test]
+    fn a_peak_measured_here_replaces_the_catalogues() {
+        let catalogue = Catalogue::load(None);
+        let mut measured = Calibration::default();
+        measured.record(&key("facefusion-fp16", None), 2_000, "H200");
+        let needs = preset_needs(&catalogue, &measured, 0.0);
+        let n = resolve(&asking(Some("facefusion-fp16"), 0, None), &needs, None, "x").unwrap();
+        let budget = crate::workloads::advisor::Budget::new(Bytes(0), Bytes(0), 0.0);
+        assert_eq!(n.bytes, (budget.needs_mib(2_000.0) * MIB as f64) as u64);
+    }
+
+    #[test]
+    fn an_amount_given_wins_and_nvml_fills_in_only_a_free_amount_the_app_could_not_read() {
+        let needs = preset_needs(&Catalogue::load(None), &Calibration::default(), 20.0);
+        let n = resolve(&asking(Some("ddcolor"), 5, Some(7)), &needs, Some(99), "x").unwrap();
+        assert_eq!((n.bytes, n.free), (5, Some(7)));
+        let n = resolve(&asking(None, 5, None), &needs, Some(99), "x").unwrap();
+        assert_eq!(n.free, Some(99));
+        let unknown = resolve(&asking(Some("nope"), 0, None), &needs, None, "App").unwrap_err();
+        assert!(
+            unknown.starts_with("App asked for room for the preset “nope”"),
+            "{unknown}"
+        );
+        let nothing = resolve(&asking(None, 0, None), &needs, None, "App").unwrap_err();
+        assert!(
+            nothing.contains("without an amount or a preset"),
+            "{nothing}"
+        );
+    }
+
+    #[test]
+    fn free_memory_for_a_process_counts_what_it_holds_on_its_own_gpu() {
+        let mut sim = crate::telemetry::sim::SimulatedGpus::demo("test");
+        let mut gpus = sim.sample_at(std::time::Duration::from_secs(30));
+        let holder = gpus
+            .iter()
+            .enumerate()
+            .find_map(|(i, g)| Some((i, g.processes.iter().find(|p| p.used.is_some())?.clone())))
+            .expect("the demo has a process with memory");
+        let (at, process) = holder;
+        let expected = gpus[at].memory.free.0 + process.used.unwrap().0;
+        assert_eq!(free::free_for_process(&gpus, process.pid), Some(expected));
+        // Not listed anywhere: the only GPU's free memory, or unknown among several.
+        let only = vec![gpus[at].clone()];
+        assert_eq!(
+            free::free_for_process(&only, u32::MAX),
+            Some(gpus[at].memory.free.0)
+        );
+        gpus.push(gpus[at].clone());
+        assert_eq!(free::free_for_process(&gpus, u32::MAX), None);
     }
 }

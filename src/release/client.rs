@@ -141,7 +141,27 @@ impl AgentClient {
 
     /// Asks the agent who it is and what it holds.
     pub fn hello(&mut self) -> Result<AgentInfo, ReleaseError> {
-        let reply = self.call("hello", None, self.timeout)?;
+        self.hello_telling(None)
+    }
+
+    /// [`hello`](Self::hello), telling the agent what is done when its app asks for room.
+    pub fn hello_telling(
+        &mut self,
+        room: Option<super::arbiter::RoomPolicy>,
+    ) -> Result<AgentInfo, ReleaseError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = Request {
+            v: PROTOCOL_VERSION,
+            id,
+            op: "hello",
+            level: None,
+            need: None,
+            granted: None,
+            message: None,
+            room,
+        };
+        let reply = self.send_request(request, self.timeout)?;
         let info = reply
             .agent
             .ok_or_else(|| self.malformed("hello reply without agent"))?;
@@ -186,6 +206,7 @@ impl AgentClient {
             need: None,
             granted: None,
             message: None,
+            room: None,
         };
         self.send_request(request, timeout)
     }
@@ -207,6 +228,7 @@ impl AgentClient {
             need: Some(need),
             granted: Some(granted),
             message: Some(message.chars().take(3_000).collect()),
+            room: None,
         };
         self.send_request(request, self.timeout).map(|_| ())
     }

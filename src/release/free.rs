@@ -30,6 +30,30 @@ pub trait UsedMemoryProbe: Send {
     /// VRAM used on all GPUs by a reading taken at or after `not_before`; `None` if unknown.
     /// A simulated GPU is never a measurement: it answers `None`.
     fn used_since(&mut self, not_before: SystemTime) -> Option<Bytes>;
+
+    /// VRAM free for process `pid` on its GPU, counting what it holds itself (it may reuse
+    /// that), by the newest reading; `None` when unknown.
+    fn free_for(&mut self, _pid: u32) -> Option<u64> {
+        None
+    }
+}
+
+/// Free VRAM for `pid` in `gpus`: on the GPU that lists it, plus what it holds there; on the
+/// only GPU when none lists it (a driver that hides processes, a container).
+pub fn free_for_process(gpus: &[crate::telemetry::GpuSample], pid: u32) -> Option<u64> {
+    let holding = gpus
+        .iter()
+        .find_map(|g| Some((g, g.processes.iter().find(|p| p.pid == pid)?)));
+    match (holding, gpus) {
+        (Some((gpu, process)), _) => Some(
+            gpu.memory
+                .free
+                .0
+                .saturating_add(process.used.map_or(0, |b| b.0)),
+        ),
+        (None, [only]) => Some(only.memory.free.0),
+        (None, _) => None,
+    }
 }
 
 fn used_of(gpus: &[crate::telemetry::GpuSample]) -> Bytes {
@@ -45,6 +69,13 @@ impl UsedMemoryProbe for Box<dyn GpuSource> {
             return None;
         }
         self.sample().ok().map(|gpus| used_of(&gpus))
+    }
+
+    fn free_for(&mut self, pid: u32) -> Option<u64> {
+        if self.kind().is_simulated() {
+            return None;
+        }
+        free_for_process(&self.sample().ok()?, pid)
     }
 }
 
@@ -73,6 +104,14 @@ impl UsedMemoryProbe for TelemetryProbe {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn free_for(&mut self, pid: u32) -> Option<u64> {
+        let t = lock(&self.0);
+        if t.source.is_simulated() {
+            return None;
+        }
+        free_for_process(&t.latest.as_ref()?.gpus, pid)
     }
 }
 

@@ -30,6 +30,10 @@ pub struct Request {
     /// For "need_answer": what vramdeck did, for the app's log.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// For "hello": what vramdeck does when this app asks for room, so an app need not ask
+    /// (and wait) while making room is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room: Option<super::arbiter::RoomPolicy>,
 }
 
 impl Request {
@@ -283,6 +287,9 @@ pub struct Need {
     /// The job, in the host's words.
     #[serde(deserialize_with = "text::safe_opt_string")]
     pub what: Option<String>,
+    /// A preset named instead of an amount (`bytes` 0): vramdeck counts what its job needs.
+    #[serde(deserialize_with = "text::safe_opt_string")]
+    pub preset: Option<String>,
 }
 
 impl Need {
@@ -411,6 +418,7 @@ mod tests {
             need: None,
             granted: None,
             message: None,
+            room: None,
         }
         .encode();
         assert_eq!(
@@ -425,6 +433,7 @@ mod tests {
             need: None,
             granted: None,
             message: None,
+            room: None,
         }
         .encode();
         assert_eq!(hello, b"{\"v\":1,\"id\":1,\"op\":\"hello\"}\n");
@@ -436,6 +445,7 @@ mod tests {
             need: Some(7),
             granted: Some(true),
             message: Some("made room".into()),
+            room: None,
         }
         .encode();
         assert_eq!(

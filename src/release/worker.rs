@@ -30,6 +30,8 @@ pub enum WorkerCommand {
     SetRoomPolicy(super::arbiter::RoomPolicy),
     /// Apps never freed to make room for another (see `free::app_name`).
     SetRoomKeep(Vec<String>),
+    /// What each preset's job needs, for apps that ask by preset (see `arbiter::preset_needs`).
+    SetPresetNeeds(Vec<super::arbiter::PresetNeed>),
     /// The user's answer to a request for room (policy Ask): `Off` declines it.
     AnswerRoom {
         /// The asking process.
@@ -129,6 +131,7 @@ impl ReleaseWorker {
                 let mut answered = super::arbiter::Needs::default();
                 // The agents as last seen, where an answer from the user finds its request.
                 let mut agents_seen: Vec<discovery::LiveAgent> = Vec::new();
+                let mut presets: Vec<super::arbiter::PresetNeed> = Vec::new();
                 let mut last_look: Option<WorkerEvent> = None;
                 let mut following: Option<Follower> = None;
                 let mut last_refresh = std::time::Instant::now();
@@ -142,7 +145,7 @@ impl ReleaseWorker {
                     match command.take() {
                         Some(WorkerCommand::Refresh) => {
                             last_refresh = std::time::Instant::now();
-                            let seen = look(&agent_dir, &comfy, &apps);
+                            let seen = look(&agent_dir, &comfy, &apps, room_policy);
                             if let WorkerEvent::Agents { discovery, .. } = &seen {
                                 agents_seen = discovery.agents.clone();
                             }
@@ -151,19 +154,14 @@ impl ReleaseWorker {
                             {
                                 let base = room_base(&agent_dir, &comfy, &apps, &room_keep);
                                 for (agent, need) in answered.fresh(&discovery.agents) {
-                                    let event = if policy == super::arbiter::RoomPolicy::Ask {
-                                        WorkerEvent::RoomAsked(Box::new(
-                                            super::arbiter::RoomAsk::new(agent, need),
-                                        ))
-                                    } else {
-                                        WorkerEvent::RoomMade(Box::new(super::arbiter::make_room(
-                                            agent,
-                                            need,
-                                            policy,
-                                            &base,
-                                            probe.as_mut(),
-                                        )))
-                                    };
+                                    let event = on_need(
+                                        agent,
+                                        need,
+                                        policy,
+                                        &presets,
+                                        &base,
+                                        probe.as_mut(),
+                                    );
                                     if !send(event) {
                                         return;
                                     }
@@ -188,6 +186,7 @@ impl ReleaseWorker {
                             continue;
                         }
                         Some(WorkerCommand::SetRoomKeep(keep)) => room_keep = keep,
+                        Some(WorkerCommand::SetPresetNeeds(needs)) => presets = needs,
                         Some(WorkerCommand::AnswerRoom { pid, need, policy }) => {
                             // Still asking? An agent that gave up waiting no longer holds it.
                             let asking = agents_seen.iter().find(|a| {
@@ -197,22 +196,29 @@ impl ReleaseWorker {
                             if let Some((agent, need)) =
                                 asking.and_then(|a| Some((a, a.info.need.as_ref()?)))
                             {
-                                // "Not now" is answered as the Ask policy itself: declined.
-                                let policy = match policy {
-                                    super::arbiter::RoomPolicy::Off => {
-                                        super::arbiter::RoomPolicy::Ask
-                                    }
-                                    other => other,
-                                };
                                 let base = room_base(&agent_dir, &comfy, &apps, &room_keep);
-                                let made = super::arbiter::make_room(
-                                    agent,
-                                    need,
-                                    policy,
-                                    &base,
-                                    probe.as_mut(),
-                                );
-                                if !send(WorkerEvent::RoomMade(Box::new(made))) {
+                                let made = match policy {
+                                    // "Not now": declined (making room under Ask frees nothing).
+                                    super::arbiter::RoomPolicy::Off
+                                    | super::arbiter::RoomPolicy::Ask => {
+                                        WorkerEvent::RoomMade(Box::new(super::arbiter::make_room(
+                                            agent,
+                                            need,
+                                            super::arbiter::RoomPolicy::Ask,
+                                            &base,
+                                            probe.as_mut(),
+                                        )))
+                                    }
+                                    chosen => on_need(
+                                        agent,
+                                        need,
+                                        chosen,
+                                        &presets,
+                                        &base,
+                                        probe.as_mut(),
+                                    ),
+                                };
+                                if !send(made) {
                                     return;
                                 }
                             }
@@ -304,6 +310,29 @@ impl Drop for ReleaseWorker {
     }
 }
 
+/// A request for room by `policy` (Ask: the question for the user): answered at once when
+/// there is room already or it cannot be counted, else by freeing the others.
+fn on_need(
+    agent: &discovery::LiveAgent,
+    need: &super::protocol::Need,
+    policy: super::arbiter::RoomPolicy,
+    presets: &[super::arbiter::PresetNeed],
+    base: &FreeRequest,
+    probe: &mut dyn UsedMemoryProbe,
+) -> WorkerEvent {
+    use super::arbiter::{self, RoomPolicy};
+    let free_here = probe.free_for(agent.endpoint.pid);
+    match arbiter::answer_at_once(agent, need, presets, free_here) {
+        Err(made) => WorkerEvent::RoomMade(made),
+        Ok(need) if policy == RoomPolicy::Ask => {
+            WorkerEvent::RoomAsked(Box::new(arbiter::RoomAsk::new(agent, &need)))
+        }
+        Ok(need) => WorkerEvent::RoomMade(Box::new(arbiter::make_room(
+            agent, &need, policy, base, probe,
+        ))),
+    }
+}
+
 /// What making room frees from (its target and level are set per step).
 fn room_base(
     agent_dir: &AgentDir,
@@ -325,8 +354,9 @@ fn look(
     agent_dir: &AgentDir,
     comfy: &Result<ComfyUi, String>,
     apps: &[super::http_apps::HttpApp],
+    room: Option<super::arbiter::RoomPolicy>,
 ) -> WorkerEvent {
-    let discovery = discovery::discover(agent_dir, free::HELLO_TIMEOUT);
+    let discovery = discovery::discover_telling(agent_dir, free::HELLO_TIMEOUT, room);
     let comfyui = match comfy {
         Err(e) => ComfyStatus::BadAddress(e.clone()),
         Ok(comfy) => match comfy.system_stats(free::HELLO_TIMEOUT) {

@@ -166,6 +166,14 @@ impl ServeState {
         let (calibration, _) = crate::workloads::calibration::default_path()
             .map(|p| Calibration::load(&p))
             .unwrap_or_default();
+        // Apps that ask for room by preset get the advisor's figure, at its default margin.
+        worker.send(crate::release::worker::WorkerCommand::SetPresetNeeds(
+            crate::release::arbiter::preset_needs(
+                &catalogue,
+                &calibration,
+                crate::workloads::advisor::DEFAULT_MARGIN_PERCENT,
+            ),
+        ));
         ServeState {
             host,
             telemetry,

@@ -87,6 +87,9 @@ struct Workloads {
     agent_peaks: HashMap<u32, u64>,
     /// The user's preset removed last, for Undo.
     removed: Option<catalogue::Workload>,
+    /// The presets' needs (for apps that ask for room by preset) are stale at the release
+    /// worker: sent at the next frame. A Cell, because saving (`&self`) marks it.
+    needs_stale: std::cell::Cell<bool>,
 }
 
 impl VramDeckApp {
@@ -136,6 +139,7 @@ impl VramDeckApp {
                 form: NewPresetForm::default(),
                 agent_peaks: HashMap::new(),
                 removed: None,
+                needs_stale: std::cell::Cell::new(true),
             },
         }
     }
@@ -950,6 +954,17 @@ impl VramDeckApp {
     /// The part of a pass that runs whether or not the window is shown: the tray, closing
     /// to the tray, keyboard shortcuts, and the window's size limits and level.
     pub fn logic(&mut self, ctx: &egui::Context) {
+        if let Some(worker) = &self.release
+            && self.workloads.needs_stale.replace(false)
+        {
+            worker.send(WorkerCommand::SetPresetNeeds(
+                crate::release::arbiter::preset_needs(
+                    &self.workloads.catalogue,
+                    &self.workloads.calibration,
+                    self.settings.margin_percent,
+                ),
+            ));
+        }
         let commands = self.tray.as_ref().map(|t| t.commands()).unwrap_or_default();
         for command in commands {
             use crate::platform::tray::TrayCommand;
@@ -1243,6 +1258,7 @@ impl VramDeckApp {
     }
 
     fn save_calibration(&self) {
+        self.workloads.needs_stale.set(true);
         if let (Some(writer), Some(path)) =
             (&self.settings_writer, &self.workloads.calibration_path)
         {
@@ -1251,6 +1267,7 @@ impl VramDeckApp {
     }
 
     fn save_user_presets(&self) {
+        self.workloads.needs_stale.set(true);
         if let (Some(writer), Some(path)) =
             (&self.settings_writer, &self.workloads.user_presets_path)
         {
@@ -1397,6 +1414,9 @@ impl VramDeckApp {
     }
 
     fn apply_settings_change(&mut self, before: &Settings) {
+        if self.settings.margin_percent != before.margin_percent {
+            self.workloads.needs_stale.set(true);
+        }
         if self.settings.sample_interval_ms != before.sample_interval_ms
             && let Some(sampler) = &self.sampler
         {

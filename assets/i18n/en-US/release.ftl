@@ -119,3 +119,6 @@ room-free-unknown = not known
 room-ask-more = { $count } more waiting after this one
 room-ask-caches = Free their caches
 room-ask-models = Free caches and idle models
+room-no-amount = { $what } asked for room without an amount or a preset
+room-unknown-preset = { $what } asked for room for the preset “{ $preset }”, which vramdeck does not know (add it under What fits, or ask with bytes)
+room-already = { $what } has room already: { $needed } needed, { $free } free

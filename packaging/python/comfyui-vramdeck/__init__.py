@@ -16,6 +16,10 @@ agent, so nothing needs to be pip-installed. What vramdeck's levels then do in C
   ComfyUI's node cache is kept: the models leave VRAM for system RAM and the next run moves
   them back without reading the disk.
 
+Before each prompt runs, the node may ask vramdeck to make room (see `_room_for`): only when
+the model files the prompt names do not fit what ComfyUI can free itself, and only while the
+user has making room switched on in vramdeck. VRAMDECK_NO_NEED=1 turns this off.
+
 ComfyUI's queue wakes its worker once per flag it is given: a second unload flag set while the
 worker is busy unloading wakes nobody and stays set until the worker's next wake-up (up to
 1,000 s), then unloads after the user's next prompt. So the node sets the flag at most once per
@@ -200,6 +204,75 @@ def _what_levels_do():
             "cache stays, so they come back from RAM")
 
 
+# The folders (folder_paths names) whose files a prompt's loaders name: checkpoints, diffusion
+# models, text encoders, VAEs, LoRAs, ControlNets, upscalers...
+MODEL_FOLDERS = ("checkpoints", "diffusion_models", "unet", "text_encoders", "clip", "vae",
+                 "loras", "controlnet", "clip_vision", "upscale_models", "style_models",
+                 "gligen", "hypernetworks", "photomaker", "model_patches", "audio_encoders")
+# How long a prompt waits for vramdeck to make room (it starts anyway afterwards).
+NEED_WAIT_S = 60.0
+
+
+def _prompt_weights(prompt) -> tuple:
+    """(bytes, files) of the model files a prompt's nodes name, as ComfyUI would load them
+    (folder_paths resolves each name the way its loader nodes do)."""
+    import folder_paths
+
+    names, total = set(), 0
+    for node in prompt.values() if isinstance(prompt, dict) else ():
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        for value in (inputs or {}).values():
+            if not isinstance(value, str) or value in names:
+                continue
+            for folder in MODEL_FOLDERS:
+                try:
+                    path = folder_paths.get_full_path(folder, value)
+                except Exception:  # a folder this ComfyUI does not have
+                    path = None
+                if path and os.path.isfile(path):
+                    names.add(value)
+                    total += os.path.getsize(path)
+                    break
+    return total, len(names)
+
+
+def _room_for(agent, prompt) -> None:
+    """Before a prompt runs: when the weights it names are more than this ComfyUI can find
+    room for itself (what it holds loaded, which it unloads for the prompt when it must, and
+    torch's cache), vramdeck is asked to free other apps for the rest. The weights are a floor
+    (activations come on top), so vramdeck's own margin is not added here."""
+    weights, files = _prompt_weights(prompt)
+    if weights == 0:
+        return
+    loaded = _loaded_models()[1]
+    memory = agent.allocator.memory() or {"allocated": 0, "reserved": 0}
+    cached = max(0, memory["reserved"] - memory["allocated"])
+    wanted = weights - loaded - cached
+    if wanted <= 0:
+        return
+    what = f"ComfyUI prompt ({files} model file{'s' if files != 1 else ''}, " \
+           f"{weights / 1024**3:.1f} GiB of weights)"
+    agent.need(wanted, timeout=NEED_WAIT_S, what=what)
+
+
+def _ask_before_each_prompt(agent, queue) -> None:
+    """ComfyUI's prompt worker takes each prompt with `queue.get()` and runs it at once: the
+    prompt is looked at there, in the worker thread, so it waits for room (never the server's
+    event loop, and never a prompt already running)."""
+    original = queue.get
+
+    def get(*args, **kwargs):
+        taken = original(*args, **kwargs)
+        if taken is not None:
+            try:
+                _room_for(agent, taken[0][2])
+            except Exception as e:  # never stop a prompt for vramdeck's sake
+                log.warning("vramdeck: could not ask for room before the prompt: %s", e)
+        return taken
+
+    queue.get = get
+
+
 _cache_says, _unload_says = _what_levels_do()
 _agent = agent_module.start(
     unload=_unload_comfy_models, cache=_soft_empty_cache, label="ComfyUI", app=_comfy_identity,
@@ -210,3 +283,8 @@ if _agent is not None and _agent.unload_hooks != [_unload_comfy_models]:
                 os.path.dirname(os.path.abspath(__file__)))
 elif _agent is not None:
     log.info("vramdeck agent started for ComfyUI")
+    if os.environ.get("VRAMDECK_NO_NEED") != "1":
+        try:
+            _ask_before_each_prompt(_agent, _prompt_queue())
+        except Exception as e:  # an older ComfyUI without these internals
+            log.warning("vramdeck: prompts will not ask for room first: %s", e)

@@ -243,6 +243,74 @@ def test_need_returns_at_once_with_room_and_says_so_when_nobody_answers(agent):
     assert "did not answer within" in answer["message"]
 
 
+def test_need_without_a_vramdeck_looking_returns_at_once(agent):
+    import time
+
+    agent.allocator.others = 23 * GIB
+    agent._started_at -= 100  # started long ago, and no vramdeck has looked since
+    started = time.monotonic()
+    answer = agent.need(8 * GIB, timeout=30)
+    assert time.monotonic() - started < 1
+    assert answer["granted"] is False
+    assert "no vramdeck is running" in answer["message"]
+
+
+def test_need_stops_waiting_when_vramdeck_falls_silent(agent, monkeypatch):
+    import time
+
+    monkeypatch.setattr(vramdeck_agent, "CONTACT_S", 0.5)
+    agent.allocator.others = 23 * GIB
+    agent._started_at -= 100
+    call(agent.path, {"v": 1, "id": 1, "op": "status"})  # vramdeck looked, then went away
+    started = time.monotonic()
+    answer = agent.need(8 * GIB, timeout=30)
+    assert 0.4 < time.monotonic() - started < 3
+    assert "no vramdeck is running" in answer["message"]
+
+
+def test_need_with_making_room_off_in_vramdeck_does_not_ask(agent, caplog):
+    import time
+
+    agent.allocator.others = 23 * GIB
+    call(agent.path, {"v": 1, "id": 1, "op": "hello", "room": "off"})
+    caplog.set_level("INFO", logger="vramdeck_agent")
+    started = time.monotonic()
+    answer = agent.need(8 * GIB, timeout=30)
+    assert time.monotonic() - started < 1
+    assert answer["granted"] is False and "making room is off" in answer["message"]
+    assert [r.levelname for r in caplog.records] == ["INFO"]  # not a warning: the user chose
+    # A policy it does not know, or one on another op, changes nothing; "caches" asks again.
+    call(agent.path, {"v": 1, "id": 2, "op": "hello", "room": "sometimes"},
+         {"v": 1, "id": 3, "op": "status", "room": "caches"})
+    assert agent._room == "off"
+    call(agent.path, {"v": 1, "id": 4, "op": "hello", "room": "caches"})
+    assert agent.need(8 * GIB, timeout=0.2)["message"].startswith("vramdeck did not answer")
+
+
+def test_need_by_preset_leaves_the_amount_to_vramdeck(agent):
+    import threading
+    import time
+
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(
+        agent.need(preset="FaceFusion (FP16)", timeout=10)))
+    worker.start()
+    deadline = time.time() + 5
+    while True:
+        status = call(agent.path, {"v": 1, "id": 1, "op": "status"})[0]["agent"]
+        if status["need"] is not None:
+            break
+        assert time.time() < deadline
+        time.sleep(0.02)
+    # Even with 24 GiB free it asks: only vramdeck knows what the preset's job needs.
+    assert status["need"]["bytes"] == 0
+    assert status["need"]["preset"] == "FaceFusion (FP16)"
+    call(agent.path, {"v": 1, "id": 2, "op": "need_answer", "need": status["need"]["id"],
+                      "granted": True, "message": "FaceFusion (FP16) has room already"})
+    worker.join(5)
+    assert result["granted"] is True
+
+
 def test_a_malformed_need_answer_is_refused(agent):
     for bad in ({"need": "1", "granted": True, "message": ""},
                 {"need": 1, "granted": 1, "message": ""},

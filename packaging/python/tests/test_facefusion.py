@@ -19,10 +19,12 @@ from test_agent import call  # noqa: E402
 
 
 class Launched:
-    def __init__(self, tmp_path, cwd=FAKE, args=None):
+    def __init__(self, tmp_path, cwd=FAKE, args=None, need=False):
         self.dir = str(tmp_path / "agents")
         model = matmul_chain(tmp_path / "inswapper_128_fp16.onnx", size=512, depth=8)
         env = dict(os.environ, PYTHONPATH=PACKAGE, VRAMDECK_AGENT_DIR=self.dir)
+        if not need:  # no vramdeck here to answer: jobs would wait for one (up to 10 s)
+            env["VRAMDECK_NO_NEED"] = "1"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vramdeck_agent.facefusion"] + (args or [model, "cpu"]),
             cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -100,6 +102,30 @@ def test_an_unload_during_a_job_waits_for_the_job_to_end(facefusion):
     info = facefusion.wait_until(lambda i: i["pending"] is None)
     assert info["app"]["models_loaded"] == 0
     assert info["onnxruntime"]["sessions"] == []
+
+
+def test_a_job_asks_vramdeck_for_room_for_its_preset_and_waits_for_the_answer(tmp_path):
+    import threading
+
+    facefusion = Launched(tmp_path, need=True)
+    try:
+        assert facefusion.proc.stdout.readline().strip() == "ready", facefusion.proc.stderr.read()
+
+        done = threading.Event()
+        threading.Thread(target=lambda: (facefusion.command("job"), done.set()),
+                         daemon=True).start()
+        info = facefusion.wait_until(lambda i: i["need"] is not None)
+        # The job is the preset FaceFusion is known by; vramdeck counts what it needs.
+        assert info["need"]["preset"] == "FaceFusion (FP16)"
+        assert info["need"]["bytes"] == 0 and info["need"]["free"] is None  # no torch here
+        assert not done.wait(0.5), "the job started before vramdeck answered"
+        assert facefusion.hello()["app"]["models_loaded"] == 0
+        call(facefusion.socket, {"v": 1, "id": 9, "op": "need_answer", "need": info["need"]["id"],
+                                 "granted": True, "message": "made room for FaceFusion (FP16)"})
+        assert done.wait(10), "the job never started"
+        facefusion.command("end")
+    finally:
+        facefusion.close()
 
 
 def test_outside_facefusions_folder_the_launcher_says_where_to_run_it(tmp_path):

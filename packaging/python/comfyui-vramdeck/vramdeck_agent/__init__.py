@@ -37,6 +37,16 @@ __version__ = "0.3.0"
 
 log = logging.getLogger("vramdeck_agent")
 
+# vramdeck's window and `serve` look at every agent every 2 s; a need() that has heard from
+# none for this long stops waiting, so a host's job never stalls for a vramdeck not running.
+CONTACT_S = 10.0
+ROOM_POLICIES = ("off", "ask", "caches", "models")
+_ROOM_OFF = ("making room is off in vramdeck (Free VRAM panel: When an app asks for room before "
+             "a job); the job starts without asking")
+_NOBODY_LOOKS = {"granted": False,
+                 "message": f"no vramdeck is running (none looked at this process for "
+                            f"{CONTACT_S:.0f} s); the job starts without room made"}
+
 
 class Deferred:
     """What an unload hook returns when the host will unload later, e.g. after the job it is
@@ -181,6 +191,9 @@ class Agent:
         self._need_event: Optional[threading.Event] = None
         self._need_lock = threading.Lock()
         self._oom: Optional[dict] = None
+        self._last_contact = float("-inf")  # monotonic time vramdeck last asked anything
+        self._started_at = time.monotonic()
+        self._room: Optional[str] = None  # vramdeck's policy for `need`, as its hello says
 
     # -- lifecycle -------------------------------------------------------------------------
     def _bind(self) -> None:
@@ -231,6 +244,7 @@ class Agent:
             reply(_protocol.encode(refusal))
             return
         rid = request.get("id")
+        self._looked_at(request)
         if request["op"] == "need_answer":
             self._take_answer(request)
         if request["op"] == "free":
@@ -260,6 +274,7 @@ class Agent:
         if refusal is not None:
             return refusal
         rid = request.get("id")
+        self._looked_at(request)
         if request["op"] == "free":
             return self._free_reply(rid, self.free(request.get("level", "cache")), 1)
         if request["op"] == "need_answer":
@@ -267,6 +282,13 @@ class Agent:
         return {"v": PROTOCOL_VERSION, "id": rid, "ok": True, "agent": self.status()}
 
     # -- making room before a job ----------------------------------------------------------
+    def _looked_at(self, request: dict) -> None:
+        """vramdeck asked something: it runs; a hello may say what it does for `need`."""
+        self._last_contact = time.monotonic()
+        room = request.get("room")
+        if request["op"] == "hello" and room in ROOM_POLICIES:
+            self._room = room
+
     def _take_answer(self, request: dict) -> None:
         with self._need_lock:
             if self._need is None or self._need["id"] != request["need"]:
@@ -275,29 +297,61 @@ class Agent:
             if self._need_event is not None:
                 self._need_event.set()
 
-    def need(self, nbytes: int, timeout: float = 60.0, what: Optional[str] = None) -> dict:
+    def need(self, nbytes: Optional[int] = None, timeout: float = 60.0,
+             what: Optional[str] = None, preset: Optional[str] = None) -> dict:
         """Asks vramdeck for `nbytes` of free VRAM before a job, and waits (up to `timeout`
-        seconds) while it frees other apps by the user's policy. Returns {"granted": bool,
-        "message": str, "free": bytes free now or None}; the message goes to this process's
-        log. Returns at once when the memory is free already or no torch is here."""
+        seconds) while it frees other apps by the user's policy. Without `nbytes`, the job is
+        the preset `preset` (default: this agent's label) and vramdeck counts what it needs:
+        the preset's peak with the user's margin, as its advisor does. Returns {"granted":
+        bool, "message": str, "free": bytes free now or None}; the message goes to this
+        process's log. Returns at once when the memory is free already, and within
+        `CONTACT_S` when no vramdeck looks at this process."""
         free = self.allocator.free_bytes() if hasattr(self.allocator, "free_bytes") else None
-        if free is None or free >= nbytes:
-            return {"granted": free is not None, "message": "", "free": free}
+        if nbytes is not None and free is not None and free >= nbytes:
+            return {"granted": True, "message": "", "free": free}
+        if nbytes is None:
+            preset = preset or self._label()
+            if not preset:
+                return {"granted": False, "free": free,
+                        "message": "need() without bytes needs a preset (or a label naming one)"}
+        asked_at = time.monotonic()
+        # No vramdeck has looked here lately (and this agent is not so new that none has had
+        # the time to find it): nobody would answer, so the job goes ahead now.
+        if asked_at - self._last_contact > CONTACT_S and asked_at - self._started_at > CONTACT_S:
+            return dict(_NOBODY_LOOKS, free=free)
+        if self._room == "off":
+            log.info("vramdeck: %s", _ROOM_OFF)
+            return {"granted": False, "message": _ROOM_OFF, "free": free}
         event = threading.Event()
         with self._need_lock:
             self._need_seq += 1
-            self._need = {"id": self._need_seq, "bytes": int(nbytes), "free": int(free),
-                          "what": what or self._label()}
+            self._need = {"id": self._need_seq, "bytes": int(nbytes or 0),
+                          "free": None if free is None else int(free),
+                          "what": what or self._label(),
+                          "preset": preset if nbytes is None else None}
             self._need_answer, self._need_event = None, event
-        answered = event.wait(timeout)
+        deadline = asked_at + timeout
+        answer = None
+        while answer is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if event.wait(min(left, 0.25)):
+                with self._need_lock:
+                    answer = self._need_answer
+                break
+            # vramdeck looks at every agent every 2 s: silence this long means none runs.
+            if time.monotonic() - max(self._last_contact, asked_at) > CONTACT_S:
+                answer = _NOBODY_LOOKS
         with self._need_lock:
-            answer = self._need_answer if answered else None
             self._need, self._need_event, self._need_answer = None, None, None
         if answer is None:
             answer = {"granted": False,
                       "message": f"vramdeck did not answer within {timeout:.0f} s (is it running, "
                                  f"with 'make room' switched on?)"}
-        answer["free"] = self.allocator.free_bytes()
+        answer = dict(answer)
+        answer["free"] = self.allocator.free_bytes() if hasattr(self.allocator,
+                                                                 "free_bytes") else None
         if answer["message"]:
             (log.info if answer["granted"] else log.warning)("vramdeck: %s", answer["message"])
         return answer
@@ -486,14 +540,15 @@ def start(unload=None, label: Label = None, *, cache=None, app: AppInfo = None, 
         return agent
 
 
-def need(nbytes: int, timeout: float = 60.0, what: Optional[str] = None) -> dict:
-    """Asks vramdeck for `nbytes` of free VRAM before a job (see `Agent.need`); without a
-    running agent, says so and returns at once."""
+def need(nbytes: Optional[int] = None, timeout: float = 60.0, what: Optional[str] = None,
+         preset: Optional[str] = None) -> dict:
+    """Asks vramdeck for `nbytes` of free VRAM (or room for the preset `preset`'s job) before
+    a job (see `Agent.need`); without a running agent, says so and returns at once."""
     agent = _process().agent
     if agent is None:
         return {"granted": False, "message": "no vramdeck agent runs in this process",
                 "free": None}
-    return agent.need(nbytes, timeout=timeout, what=what)
+    return agent.need(nbytes, timeout=timeout, what=what, preset=preset)
 
 
 def report_oom(error: BaseException) -> None:

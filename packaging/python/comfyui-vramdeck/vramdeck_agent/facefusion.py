@@ -134,15 +134,40 @@ def _identity() -> dict:
     return identity
 
 
+def _ask_before_each_job(process_manager, agent) -> None:
+    """Every FaceFusion job (image, video, a queued job run) begins with
+    `process_manager.start()`; before it, vramdeck is asked for room for the job's preset (the
+    label: FaceFusion with the chosen face swapper), which vramdeck counts as its advisor does,
+    and the job waits while vramdeck frees other apps by the user's policy. Without a vramdeck
+    running, or with making room off, the job starts at once (or within 2 s)."""
+    if getattr(process_manager, "_vramdeck_asks", False):
+        return
+    original = process_manager.start
+
+    def start(*args, **kwargs):
+        try:
+            agent.need(what="FaceFusion job")
+        except Exception as e:  # never stop a job for vramdeck's sake
+            log.warning("vramdeck: could not ask for room before the job: %s", e)
+        return original(*args, **kwargs)
+
+    start.__doc__ = original.__doc__
+    process_manager.start = start
+    process_manager._vramdeck_asks = True
+
+
 def install(directory: Optional[str] = None):
     """Starts the agent for a FaceFusion imported in this process; returns it (None if it could
     not start: FaceFusion then runs as usual)."""
-    from facefusion import inference_manager
+    from facefusion import inference_manager, process_manager
 
     _guard_pools(inference_manager)
-    return start(unload=unload_inference_pools, label=_label, app=_identity, onnx=True,
-                 unload_says=UNLOAD_SAYS, directory=directory,
-                 allocator=TorchAllocator(import_torch=False))
+    agent = start(unload=unload_inference_pools, label=_label, app=_identity, onnx=True,
+                  unload_says=UNLOAD_SAYS, directory=directory,
+                  allocator=TorchAllocator(import_torch=False))
+    if agent is not None and os.environ.get("VRAMDECK_NO_NEED") != "1":
+        _ask_before_each_job(process_manager, agent)
+    return agent
 
 
 def main(argv=None) -> None:

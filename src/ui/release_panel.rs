@@ -601,8 +601,10 @@ pub fn room_ask(ui: &mut Ui, asks: &[crate::release::arbiter::RoomAsk]) -> Optio
         .anchor(egui::Align2::CENTER_TOP, [0.0, 40.0])
         .order(egui::Order::Foreground)
         .show(ui.ctx(), |ui| {
+            // Outlined in the warning colour: a question waits, not a notice.
             egui::Frame::popup(ui.style())
                 .inner_margin(12)
+                .stroke(egui::Stroke::new(1.5, ui.visuals().warn_fg_color))
                 .show(ui, |ui| {
                     ui.set_max_width(width);
                     ui.add(

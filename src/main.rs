@@ -213,6 +213,11 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
             release.send(vramdeck::release::worker::WorkerCommand::SetRoomKeep(
                 loaded.settings.room_keep.clone(),
             ));
+            release.send(
+                vramdeck::release::worker::WorkerCommand::SetRoomPolicyByApp(
+                    loaded.settings.room_policy_by_app.clone(),
+                ),
+            );
             release.send(vramdeck::release::worker::WorkerCommand::SetRoomPolicy(
                 loaded.settings.make_room,
             ));

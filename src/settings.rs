@@ -138,6 +138,8 @@ pub struct Settings {
     pub make_room: crate::release::arbiter::RoomPolicy,
     /// Apps never freed to make room for another ("Ollama", "ComfyUI", an agent's label).
     pub room_keep: Vec<String>,
+    /// What is done when a given app asks for room, instead of `make_room`.
+    pub room_policy_by_app: std::collections::BTreeMap<String, crate::release::arbiter::RoomPolicy>,
     /// Where Ollama listens (loopback only; "none": leave it alone).
     pub ollama_address: String,
     /// Where Stable Diffusion WebUI / Forge listens with --api (loopback only; "none").
@@ -171,6 +173,7 @@ impl Default for Settings {
             comfyui_address: crate::release::comfyui::DEFAULT_ADDRESS.to_string(),
             make_room: crate::release::arbiter::RoomPolicy::Off,
             room_keep: Vec::new(),
+            room_policy_by_app: Default::default(),
             ollama_address: "localhost".into(),
             a1111_address: "localhost".into(),
             alerts: crate::alerts::AlertRules::default(),
@@ -362,6 +365,11 @@ mod tests {
             comfyui_address: "127.0.0.1:8000".into(),
             make_room: crate::release::arbiter::RoomPolicy::Models,
             room_keep: vec!["Ollama".into()],
+            room_policy_by_app: [(
+                "ComfyUI".to_string(),
+                crate::release::arbiter::RoomPolicy::Ask,
+            )]
+            .into(),
             ollama_address: "none".into(),
             a1111_address: "127.0.0.1:7861".into(),
             alerts: crate::alerts::AlertRules {

@@ -414,3 +414,54 @@ fn an_app_asking_by_preset_gets_the_advisors_figure_and_an_unknown_preset_is_sai
         "{said}"
     );
 }
+
+#[test]
+fn an_app_of_its_own_policy_is_answered_by_it_and_told_so() {
+    // Making room is off, but when "ltx-video" asks, the others' caches may go.
+    let dir = agent_dir();
+    let (_idle, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let result = dir.path().join("need.json");
+    let (_asking, asking_pid) = asking_app(dir.path(), "12", &result);
+    let w = ReleaseWorker::spawn(
+        AgentDir::at(dir.path()),
+        "none".into(),
+        Box::new(ReservedByAgents(dir.path().to_path_buf())),
+        || {},
+    );
+    w.send(WorkerCommand::SetRoomPolicyByApp(
+        [("ltx-video".to_string(), RoomPolicy::Caches)].into(),
+    ));
+    w.send(WorkerCommand::SetRoomPolicy(RoomPolicy::Off));
+    let made = room_made(&w);
+    assert_eq!(made.pid, asking_pid);
+    assert!(made.granted, "{}", made.message);
+    assert_eq!(answer(&result)["granted"], true);
+
+    // The other way round: caches for everyone, but not when "ltx-video" asks.
+    let dir = agent_dir();
+    let (_idle, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let result = dir.path().join("need.json");
+    let (_asking, _) = asking_app(dir.path(), "12", &result);
+    let w = ReleaseWorker::spawn(
+        AgentDir::at(dir.path()),
+        "none".into(),
+        Box::new(ReservedByAgents(dir.path().to_path_buf())),
+        || {},
+    );
+    w.send(WorkerCommand::SetRoomPolicyByApp(
+        [("ltx-video".to_string(), RoomPolicy::Off)].into(),
+    ));
+    w.send(WorkerCommand::SetRoomPolicy(RoomPolicy::Caches));
+    let made = room_made(&w);
+    assert!(made.reports.is_empty());
+    assert!(made.message.contains("switched off"), "{}", made.message);
+    // The idle app kept everything.
+    let still =
+        vramdeck::release::discovery::discover(&AgentDir::at(dir.path()), Duration::from_secs(2));
+    let idle = still
+        .agents
+        .iter()
+        .find(|a| a.info.label.as_deref() == Some("Wan2.1 T2V 14B"))
+        .unwrap();
+    assert_eq!(idle.info.reserved, Some(16 * GIB));
+}

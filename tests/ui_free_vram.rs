@@ -296,7 +296,7 @@ fn ollama_is_listed_with_its_models_and_its_free_button_unloads_them() {
 fn making_room_is_off_until_chosen_and_the_choice_is_kept() {
     let dir = agent_dir();
     let (_webui, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
-    let mut h = window(dir.path(), "none".into(), dir.path());
+    let mut h = window_sized(dir.path(), "none".into(), dir.path(), 1600.0);
     until(&mut h, "the panel", |h| {
         h.query_by_label("When an app asks for room before a job")
             .is_some()
@@ -369,4 +369,42 @@ fn ask_me_puts_the_request_in_the_window_and_the_answer_frees_the_others() {
         "{:?}",
         h.state().release_view().markers
     );
+}
+
+#[test]
+fn each_app_that_can_ask_gets_its_own_choice_kept_in_settings() {
+    let dir = agent_dir();
+    let (_webui, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let mut h = window_sized(dir.path(), "none".into(), dir.path(), 1600.0);
+    until(&mut h, "the app's row", |h| {
+        h.query_by_label("When Wan2.1 T2V 14B asks:").is_some()
+    });
+    h.run_steps(2);
+    // It follows the choice above until given its own.
+    use egui_kittest::kittest::NodeT;
+    let combo =
+        h.get_by_role_and_label(egui::accesskit::Role::ComboBox, "When Wan2.1 T2V 14B asks:");
+    assert_eq!(
+        combo.accesskit_node().value().as_deref(),
+        Some("as above (Off)")
+    );
+    combo.click();
+    h.run_steps(2);
+    // The list offers every choice; the one picked is kept and shown.
+    let options: Vec<_> = h.query_all_by_label("Caches, then idle models").collect();
+    assert_eq!(options.len(), 2, "the policy row and the list");
+    options.last().unwrap().click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state()
+            .settings()
+            .room_policy_by_app
+            .get("Wan2.1 T2V 14B")
+            .copied(),
+        Some(vramdeck::release::arbiter::RoomPolicy::Models)
+    );
+    // With an app that may make room, the "never free for others" row appears.
+    until(&mut h, "the keep row", |h| {
+        h.query_by_label("Never free for others:").is_some()
+    });
 }

@@ -268,14 +268,14 @@ pub fn endpoints(dir: &AgentDir) -> Result<Vec<Endpoint>, ReleaseError> {
 /// Asks every agent in `dir` who it is, all at once (a hung agent costs `timeout`, not a
 /// queue of them), removing sockets whose process is gone.
 pub fn discover(dir: &AgentDir, timeout: Duration) -> Discovery {
-    discover_telling(dir, timeout, None)
+    discover_telling(dir, timeout, &|_| None)
 }
 
-/// [`discover`], telling each agent what is done when its app asks for room.
+/// [`discover`], telling each agent (by pid) what is done when its app asks for room.
 pub fn discover_telling(
     dir: &AgentDir,
     timeout: Duration,
-    room: Option<super::arbiter::RoomPolicy>,
+    room: &(dyn Fn(u32) -> Option<super::arbiter::RoomPolicy> + Sync),
 ) -> Discovery {
     let mut result = Discovery::default();
     let endpoints = match endpoints(dir) {
@@ -287,7 +287,7 @@ pub fn discover_telling(
     };
     let answers = super::each_in_parallel(endpoints, |endpoint| {
         AgentClient::connect(&endpoint, timeout)
-            .and_then(|mut c| c.hello_telling(room))
+            .and_then(|mut c| c.hello_telling(room(endpoint.pid)))
             .map(|info| LiveAgent {
                 endpoint: endpoint.clone(),
                 info,

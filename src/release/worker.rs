@@ -30,6 +30,8 @@ pub enum WorkerCommand {
     SetRoomPolicy(super::arbiter::RoomPolicy),
     /// Apps never freed to make room for another (see `free::app_name`).
     SetRoomKeep(Vec<String>),
+    /// What is done when a given app asks, instead of the policy (by `free::app_name`).
+    SetRoomPolicyByApp(std::collections::BTreeMap<String, super::arbiter::RoomPolicy>),
     /// What each preset's job needs, for apps that ask by preset (see `arbiter::preset_needs`).
     SetPresetNeeds(Vec<super::arbiter::PresetNeed>),
     /// The user's answer to a request for room (policy Ask): `Off` declines it.
@@ -128,6 +130,10 @@ impl ReleaseWorker {
                 // instead of being answered "off".
                 let mut room_policy: Option<super::arbiter::RoomPolicy> = None;
                 let mut room_keep: Vec<String> = Vec::new();
+                let mut room_by_app = std::collections::BTreeMap::new();
+                // Each agent's policy as of the last look, told to it at the next.
+                let mut told: std::collections::HashMap<u32, super::arbiter::RoomPolicy> =
+                    std::collections::HashMap::new();
                 let mut answered = super::arbiter::Needs::default();
                 // The agents as last seen, where an answer from the user finds its request.
                 let mut agents_seen: Vec<discovery::LiveAgent> = Vec::new();
@@ -145,15 +151,31 @@ impl ReleaseWorker {
                     match command.take() {
                         Some(WorkerCommand::Refresh) => {
                             last_refresh = std::time::Instant::now();
-                            let seen = look(&agent_dir, &comfy, &apps, room_policy);
+                            let tell = |pid: u32| told.get(&pid).copied().or(room_policy);
+                            let seen = look(&agent_dir, &comfy, &apps, &tell);
                             if let WorkerEvent::Agents { discovery, .. } = &seen {
                                 agents_seen = discovery.agents.clone();
+                                told = room_policy
+                                    .map(|global| {
+                                        agents_seen
+                                            .iter()
+                                            .map(|a| {
+                                                let own = room_by_app
+                                                    .get(&free::app_name(&a.info))
+                                                    .copied();
+                                                (a.endpoint.pid, own.unwrap_or(global))
+                                            })
+                                            .collect()
+                                    })
+                                    .unwrap_or_default();
                             }
                             if let (WorkerEvent::Agents { discovery, .. }, Some(policy)) =
                                 (&seen, room_policy)
                             {
                                 let base = room_base(&agent_dir, &comfy, &apps, &room_keep);
                                 for (agent, need) in answered.fresh(&discovery.agents) {
+                                    let policy =
+                                        told.get(&agent.endpoint.pid).copied().unwrap_or(policy);
                                     let event = on_need(
                                         agent,
                                         need,
@@ -186,6 +208,12 @@ impl ReleaseWorker {
                             continue;
                         }
                         Some(WorkerCommand::SetRoomKeep(keep)) => room_keep = keep,
+                        Some(WorkerCommand::SetRoomPolicyByApp(by_app)) => {
+                            room_by_app = by_app;
+                            told.clear(); // re-counted at the next look
+                            command = Some(WorkerCommand::Refresh);
+                            continue;
+                        }
                         Some(WorkerCommand::SetPresetNeeds(needs)) => presets = needs,
                         Some(WorkerCommand::AnswerRoom { pid, need, policy }) => {
                             // Still asking? An agent that gave up waiting no longer holds it.
@@ -354,7 +382,7 @@ fn look(
     agent_dir: &AgentDir,
     comfy: &Result<ComfyUi, String>,
     apps: &[super::http_apps::HttpApp],
-    room: Option<super::arbiter::RoomPolicy>,
+    room: &(dyn Fn(u32) -> Option<super::arbiter::RoomPolicy> + Sync),
 ) -> WorkerEvent {
     let discovery = discovery::discover_telling(agent_dir, free::HELLO_TIMEOUT, room);
     let comfyui = match comfy {

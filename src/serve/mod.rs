@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// repeat for several.
     #[arg(long, value_name = "APP")]
     pub make_room_keep: Vec<String>,
+    /// What is done when one app asks, instead of --make-room: APP=off|caches|models;
+    /// repeat for several.
+    #[arg(long, value_name = "APP=POLICY", value_parser = room_for_app)]
+    pub make_room_for: Vec<(String, crate::release::arbiter::RoomPolicy)>,
     /// Print the token (to set up a client) and exit.
     #[arg(long)]
     pub print_token: bool,
@@ -144,6 +148,18 @@ pub fn policy(args: &ServeArgs) -> anyhow::Result<Policy> {
     })
 }
 
+/// `--make-room-for APP=POLICY`.
+fn room_for_app(text: &str) -> Result<(String, crate::release::arbiter::RoomPolicy), String> {
+    use clap::ValueEnum;
+    let (app, policy) = text
+        .rsplit_once('=')
+        .filter(|(app, _)| !app.trim().is_empty())
+        .ok_or_else(|| crate::t!("serve-room-for-form"))?;
+    let policy = crate::release::arbiter::RoomPolicy::from_str(policy.trim(), true)
+        .map_err(|_| crate::t!("serve-room-for-form"))?;
+    Ok((app.trim().to_string(), policy))
+}
+
 /// The box's name: `--name`, else the kernel's hostname.
 pub fn host_name(given: Option<&str>) -> String {
     if let Some(name) = given {
@@ -158,7 +174,12 @@ pub fn host_name(given: Option<&str>) -> String {
 /// `vramdeck serve`.
 pub fn serve_command(args: &ServeArgs, demo: bool) -> anyhow::Result<()> {
     let policy = policy(args)?;
-    if args.make_room == crate::release::arbiter::RoomPolicy::Ask {
+    if args.make_room == crate::release::arbiter::RoomPolicy::Ask
+        || args
+            .make_room_for
+            .iter()
+            .any(|(_, p)| *p == crate::release::arbiter::RoomPolicy::Ask)
+    {
         anyhow::bail!(crate::t!("serve-ask-needs-window"));
     }
     if args.print_token {
@@ -194,6 +215,9 @@ pub fn serve_command(args: &ServeArgs, demo: bool) -> anyhow::Result<()> {
     if !args.readonly {
         worker.send(crate::release::worker::WorkerCommand::SetRoomKeep(
             args.make_room_keep.clone(),
+        ));
+        worker.send(crate::release::worker::WorkerCommand::SetRoomPolicyByApp(
+            args.make_room_for.iter().cloned().collect(),
         ));
         worker.send(crate::release::worker::WorkerCommand::SetRoomPolicy(
             args.make_room,
@@ -250,6 +274,29 @@ mod tests {
         let mut argv = vec!["serve"];
         argv.extend_from_slice(extra);
         Wrap::parse_from(argv).args
+    }
+
+    #[test]
+    fn make_room_for_takes_app_equals_policy() {
+        use crate::release::arbiter::RoomPolicy;
+        let a = args(&[
+            "--make-room-for",
+            "ComfyUI=models",
+            "--make-room-for",
+            "FaceFusion (FP16) = Caches",
+        ]);
+        assert_eq!(
+            a.make_room_for,
+            [
+                ("ComfyUI".to_string(), RoomPolicy::Models),
+                ("FaceFusion (FP16)".to_string(), RoomPolicy::Caches)
+            ]
+        );
+        for bad in ["ComfyUI", "=models", "ComfyUI=sometimes"] {
+            let parsed = Wrap::try_parse_from(["serve", "--make-room-for", bad]);
+            let e = parsed.err().expect(bad).to_string();
+            assert!(e.contains("APP=POLICY"), "{bad}: {e}");
+        }
     }
 
     #[test]

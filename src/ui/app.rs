@@ -594,8 +594,11 @@ impl VramDeckApp {
                         ui,
                         &self.release_view,
                         &mut self.settings.free_level,
-                        &mut self.settings.make_room,
-                        &mut self.settings.room_keep,
+                        release_panel::RoomChoices {
+                            policy: &mut self.settings.make_room,
+                            by_app: &mut self.settings.room_policy_by_app,
+                            keep: &mut self.settings.room_keep,
+                        },
                         &mut self.settings.comfyui_address,
                         unit,
                     );

@@ -185,17 +185,31 @@ fn level_help(level: FreeLevel) -> String {
     }
 }
 
+/// The user's choices for making room, as the panel edits them (all kept in settings).
+pub struct RoomChoices<'a> {
+    /// What is done when an app asks.
+    pub policy: &'a mut crate::release::arbiter::RoomPolicy,
+    /// The same, for an app of its own choice.
+    pub by_app: &'a mut std::collections::BTreeMap<String, crate::release::arbiter::RoomPolicy>,
+    /// Apps never freed for others.
+    pub keep: &'a mut Vec<String>,
+}
+
 /// Draws the panel; returns the command the user asked for, if any.
 pub fn show(
     ui: &mut Ui,
     view: &ReleaseView,
     level: &mut FreeLevel,
-    room: &mut crate::release::arbiter::RoomPolicy,
-    keep: &mut Vec<String>,
+    room: RoomChoices<'_>,
     comfy_address: &mut String,
     unit: MemoryUnit,
 ) -> Option<WorkerCommand> {
     let mut command = None;
+    let RoomChoices {
+        policy: room,
+        by_app,
+        keep,
+    } = room;
     ui.label(RichText::new(crate::t!("rel-title-here", host = this_host())).strong());
     ui.horizontal(|ui| {
         ui.selectable_value(level, FreeLevel::Cache, crate::t!("rel-empty-cache"))
@@ -346,9 +360,14 @@ pub fn show(
             }
         }
     });
-    if *room != crate::release::arbiter::RoomPolicy::Off
-        && let Some(c) = keep_row(ui, view, keep)
-    {
+    if let Some(c) = asker_rows(ui, view, *room, by_app) {
+        command = Some(c);
+    }
+    let anyone_makes_room = *room != crate::release::arbiter::RoomPolicy::Off
+        || by_app
+            .values()
+            .any(|p| *p != crate::release::arbiter::RoomPolicy::Off);
+    if anyone_makes_room && let Some(c) = keep_row(ui, view, keep) {
         command = Some(c);
     }
     ui.horizontal(|ui| {
@@ -436,6 +455,60 @@ pub fn show(
 
 /// "Never free for others:" and a toggle per app seen now (agents by their app or label,
 /// ComfyUI, Ollama, the SD WebUI) plus any kept before that is not running.
+/// For each app that can ask (one with an agent), what is done when it asks: the choice above,
+/// or its own. So ComfyUI may unload the others' models while FaceFusion only empties caches.
+fn asker_rows(
+    ui: &mut Ui,
+    view: &ReleaseView,
+    global: crate::release::arbiter::RoomPolicy,
+    by_app: &mut std::collections::BTreeMap<String, crate::release::arbiter::RoomPolicy>,
+) -> Option<WorkerCommand> {
+    use crate::release::arbiter::RoomPolicy;
+    let mut names: Vec<String> = view
+        .agents
+        .iter()
+        .map(|a| crate::release::free::app_name(&a.info))
+        .collect();
+    names.extend(by_app.keys().cloned());
+    names.sort();
+    names.dedup();
+    let text = |choice: Option<RoomPolicy>| match choice {
+        None => crate::t!("room-as-above", policy = global.text()),
+        Some(p) => p.text(),
+    };
+    let mut changed = false;
+    for name in names {
+        // The label on its own line, the list under it: the same shape for every name,
+        // however long (a wrapped row put some lists beside their name and some under it).
+        ui.vertical(|ui| {
+            let label = ui
+                .label(RichText::new(crate::t!("room-when-asks", app = name.clone())).weak())
+                .on_hover_text(crate::t!("room-when-asks-hover"));
+            let current = by_app.get(&name).copied();
+            let combo = egui::ComboBox::from_id_salt(("room_for", &name))
+                .selected_text(text(current))
+                .show_ui(ui, |ui| {
+                    let choices = std::iter::once(None).chain(RoomPolicy::ALL.map(Some));
+                    for choice in choices {
+                        if ui
+                            .selectable_label(current == choice, text(choice))
+                            .clicked()
+                            && current != choice
+                        {
+                            match choice {
+                                None => by_app.remove(&name),
+                                Some(p) => by_app.insert(name.clone(), p),
+                            };
+                            changed = true;
+                        }
+                    }
+                });
+            combo.response.labelled_by(label.id);
+        });
+    }
+    changed.then(|| WorkerCommand::SetRoomPolicyByApp(by_app.clone()))
+}
+
 fn keep_row(ui: &mut Ui, view: &ReleaseView, keep: &mut Vec<String>) -> Option<WorkerCommand> {
     let mut names: Vec<String> = view
         .agents

@@ -126,3 +126,5 @@ cli-arg-serve-make-room = When an app on this box asks for room before a job (vr
 agents-oom = out of memory: { $message } (torch allocated { $allocated }, reserved { $reserved }; { $free } free)
 cli-arg-serve-make-room-keep = An app never freed to make room for another ("Ollama", "ComfyUI", an agent's label); repeat for several
 serve-ask-needs-window = --make-room ask needs the window to ask in; serve has none: choose caches or models
+serve-room-for-form = --make-room-for takes APP=POLICY, POLICY one of off, caches, models (e.g. ComfyUI=models)
+cli-arg-serve-make-room-for = What is done when one app asks, instead of --make-room: APP=off|caches|models; repeat for several

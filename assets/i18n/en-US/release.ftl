@@ -122,3 +122,6 @@ room-ask-models = Free caches and idle models
 room-no-amount = { $what } asked for room without an amount or a preset
 room-unknown-preset = { $what } asked for room for the preset “{ $preset }”, which vramdeck does not know (add it under What fits, or ask with bytes)
 room-already = { $what } has room already: { $needed } needed, { $free } free
+room-when-asks = When { $app } asks:
+room-as-above = as above ({ $policy })
+room-when-asks-hover = What vramdeck does when this app asks for room; "as above" follows the choice above

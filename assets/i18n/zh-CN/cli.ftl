@@ -122,3 +122,5 @@ cli-arg-serve-make-room = 当本机上的应用在任务前请求空间时（vra
 agents-oom = 显存不足：{ $message }（torch 已分配 { $allocated }，保留 { $reserved }；空闲 { $free }）
 cli-arg-serve-make-room-keep = 为其他应用腾出空间时绝不释放的应用（"Ollama"、"ComfyUI"、代理的标签）；可重复以指定多个
 serve-ask-needs-window = --make-room ask 需要在窗口中询问；serve 没有窗口：请选择 caches 或 models
+serve-room-for-form = --make-room-for 的格式为 应用=策略，策略为 off、caches、models 之一（例如 ComfyUI=models）
+cli-arg-serve-make-room-for = 某个应用请求时的做法（代替 --make-room）：应用=off|caches|models；可重复以指定多个

@@ -113,3 +113,6 @@ room-ask-models = 释放缓存和空闲模型
 room-no-amount = { $what } 请求空间时既没有给出数量也没有给出预设
 room-unknown-preset = { $what } 请求为预设“{ $preset }”腾出空间，但 vramdeck 不认识这个预设（请在“能跑什么”中添加，或按字节数请求）
 room-already = { $what } 已有足够空间：需要 { $needed }，空闲 { $free }
+room-when-asks = 当 { $app } 请求时：
+room-as-above = 同上（{ $policy }）
+room-when-asks-hover = 此应用请求空间时 vramdeck 的做法；“同上”即采用上面的选择

@@ -7,6 +7,7 @@
 #      (reported to vramdeck with report_oom).
 #   2. vramdeck serve --make-room caches: vramdeck empties A's cache; B's job runs; A's next
 #      job still runs; nvidia-smi shows the memory moving from A to B.
+#   3. the same, B asking by preset with no free-memory reading of its own (see run_preset).
 # Usage: tests/gpu/arbiter_proof.sh [path/to/vramdeck]
 set -u
 B=${1:-target/release/vramdeck}
@@ -85,5 +86,53 @@ PY
   kill $SERVE; wait $SERVE 2>/dev/null
   echo "  serve said:"; sed 's/^/    /' "$W/serve.err"
 }
+# 3. B asks by preset, without reading free memory itself (as FaceFusion, which has no torch):
+#    vramdeck counts the preset's need (its peak + the default margin + the allowance) and reads
+#    free memory from NVML.
+run_preset() {
+  rm -rf "$W"/* "$VRAMDECK_AGENT_DIR"
+  echo; echo "======== vramdeck serve --make-room caches; B asks by preset"
+  "$B" serve --make-room caches --listen 127.0.0.1:19411 --token-file "$W/token" \
+    --comfyui none --ollama none --a1111 none 2> "$W/serve.err" > /dev/null &
+  local SERVE=$!
+  CACHE_GIB=$CACHE_GIB W=$W python3 - <<'PY' &
+import os, time, torch, vramdeck_agent
+G = 1024**3
+models = [torch.ones(20 * G, dtype=torch.uint8, device="cuda")]
+vramdeck_agent.start(unload=models.clear, label="app A (20 GiB model)")
+job = torch.ones(int(os.environ["CACHE_GIB"]) * G, dtype=torch.uint8, device="cuda")
+torch.cuda.synchronize(); del job
+W = os.environ["W"]
+open(f"{W}/a.ready", "w").write("1")
+while not os.path.exists(f"{W}/b.done"):
+    time.sleep(0.1)
+PY
+  local A=$!
+  for _ in $(seq 600); do [ -f "$W/a.ready" ] && break; sleep 0.2; done
+  echo "  before B's job (pid, used):"; apps
+  W=$W python3 - <<'PY'
+import os, time, torch, vramdeck_agent
+W = os.environ["W"]
+preset = "Wan2.1 T2V 14B 480p (not quantised)"
+torch.zeros(1, device="cuda")
+# An allocator that cannot read free memory: vramdeck reads it from NVML.
+vramdeck_agent.start(label=preset, allocator=vramdeck_agent.TorchAllocator(import_torch=False))
+t = time.time()
+answer = vramdeck_agent.need(timeout=30)
+print(f"  B: need(preset) answered in {time.time() - t:.1f} s: granted={answer['granted']}: {answer['message']}", flush=True)
+try:
+    x = torch.ones(41200 * 1024**2, dtype=torch.uint8, device="cuda"); torch.cuda.synchronize()
+    print("  B: the preset's peak (41,200 MiB) allocated", flush=True)
+    del x
+except torch.cuda.OutOfMemoryError as e:
+    print("  B: the job failed: " + str(e).splitlines()[0], flush=True)
+open(f"{W}/b.done", "w").write("1")
+PY
+  echo "  after B's job (pid, used):"; apps
+  wait $A 2>/dev/null
+  kill $SERVE; wait $SERVE 2>/dev/null
+  echo "  serve said:"; sed 's/^/    /' "$W/serve.err"
+}
 run off
 run caches
+run_preset

@@ -243,6 +243,15 @@ def test_need_returns_at_once_with_room_and_says_so_when_nobody_answers(agent):
     assert "did not answer within" in answer["message"]
 
 
+def test_an_agent_stopped_before_its_thread_begins_ends_quietly(tmp_path):
+    # A host may stop the agent (atexit, say) before the server thread has run at all: the
+    # thread then finds its socket closed and must end without an exception in the host.
+    a = Agent([], "quick", FakeAllocator(), str(tmp_path / "agents"))
+    a._bind()
+    a.stop()
+    a._serve()  # what the thread runs; it raised ValueError on the closed socket
+
+
 def test_need_without_a_vramdeck_looking_returns_at_once(agent):
     import time
 

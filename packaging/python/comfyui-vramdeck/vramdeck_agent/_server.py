@@ -112,10 +112,17 @@ class Server:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
-        self._listener.setblocking(False)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
-        self._set_accepting(True)
         try:
+            if self._stopped.is_set():
+                return  # stopped before its thread began (a host quitting at once)
+            try:
+                self._listener.setblocking(False)
+                self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+                self._set_accepting(True)
+            except (OSError, ValueError):  # a socket closed under it while it began
+                if self._stopped.is_set():
+                    return
+                raise
             while not self._stopped.is_set():
                 try:
                     self._step()

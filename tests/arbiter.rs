@@ -41,13 +41,19 @@ fn worker(dir: &Path, policy: RoomPolicy) -> ReleaseWorker {
     worker_keeping(dir, policy, &[])
 }
 
-fn worker_keeping(dir: &Path, policy: RoomPolicy, keep: &[&str]) -> ReleaseWorker {
-    let w = ReleaseWorker::spawn(
+/// A worker for the agents in `dir`, told nothing yet: it answers no request until it has a
+/// policy.
+fn bare_worker(dir: &Path) -> ReleaseWorker {
+    ReleaseWorker::spawn(
         AgentDir::at(dir),
         "none".into(),
         Box::new(ReservedByAgents(dir.to_path_buf())),
         || {},
-    );
+    )
+}
+
+fn worker_keeping(dir: &Path, policy: RoomPolicy, keep: &[&str]) -> ReleaseWorker {
+    let w = bare_worker(dir);
     w.send(WorkerCommand::SetRoomKeep(
         keep.iter().map(|k| k.to_string()).collect(),
     ));
@@ -366,12 +372,7 @@ fn an_app_asking_by_preset_gets_the_advisors_figure_and_an_unknown_preset_is_sai
         &[("NEED_RESULT", result.to_str().unwrap())],
     );
     // The presets arrive before the policy, as the window sends them at its first frame.
-    let w = ReleaseWorker::spawn(
-        AgentDir::at(dir.path()),
-        "none".into(),
-        Box::new(ReservedByAgents(dir.path().to_path_buf())),
-        || {},
-    );
+    let w = bare_worker(dir.path());
     w.send(WorkerCommand::SetPresetNeeds(needs.clone()));
     w.send(WorkerCommand::SetRoomPolicy(RoomPolicy::Ask));
     let ask = room_asked(&w);
@@ -422,12 +423,7 @@ fn an_app_of_its_own_policy_is_answered_by_it_and_told_so() {
     let (_idle, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
     let result = dir.path().join("need.json");
     let (_asking, asking_pid) = asking_app(dir.path(), "12", &result);
-    let w = ReleaseWorker::spawn(
-        AgentDir::at(dir.path()),
-        "none".into(),
-        Box::new(ReservedByAgents(dir.path().to_path_buf())),
-        || {},
-    );
+    let w = bare_worker(dir.path());
     w.send(WorkerCommand::SetRoomPolicyByApp(
         [("ltx-video".to_string(), RoomPolicy::Caches)].into(),
     ));
@@ -442,12 +438,7 @@ fn an_app_of_its_own_policy_is_answered_by_it_and_told_so() {
     let (_idle, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
     let result = dir.path().join("need.json");
     let (_asking, _) = asking_app(dir.path(), "12", &result);
-    let w = ReleaseWorker::spawn(
-        AgentDir::at(dir.path()),
-        "none".into(),
-        Box::new(ReservedByAgents(dir.path().to_path_buf())),
-        || {},
-    );
+    let w = bare_worker(dir.path());
     w.send(WorkerCommand::SetRoomPolicyByApp(
         [("ltx-video".to_string(), RoomPolicy::Off)].into(),
     ));

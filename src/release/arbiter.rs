@@ -312,20 +312,6 @@ impl Needs {
         }
         fresh
     }
-
-    /// Makes room for every need among `agents` not answered yet.
-    pub fn answer(
-        &mut self,
-        agents: &[LiveAgent],
-        policy: RoomPolicy,
-        base: &FreeRequest,
-        probe: &mut dyn UsedMemoryProbe,
-    ) -> Vec<RoomMade> {
-        self.fresh(agents)
-            .into_iter()
-            .map(|(agent, need)| make_room(agent, need, policy, base, probe))
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -200,6 +200,19 @@ def test_an_allocator_told_not_to_import_torch_waits_for_the_host_to_do_it(monke
     assert allocator.memory() == {"allocated": 1, "reserved": 2}
 
 
+def waiting_need(agent):
+    """The agent's status once it shows a need waiting (5 s at most)."""
+    import time
+
+    deadline = time.time() + 5
+    while True:
+        status = call(agent.path, {"v": 1, "id": 1, "op": "status"})[0]["agent"]
+        if status["need"] is not None:
+            return status
+        assert time.time() < deadline
+        time.sleep(0.02)
+
+
 def test_need_waits_for_vramdecks_answer_and_logs_it(agent, caplog):
     import threading
     import time
@@ -210,13 +223,7 @@ def test_need_waits_for_vramdecks_answer_and_logs_it(agent, caplog):
     worker = threading.Thread(target=lambda: result.update(agent.need(8 * GIB, timeout=10,
                                                                       what="Wan 14B")))
     worker.start()
-    deadline = time.time() + 5
-    while True:
-        status = call(agent.path, {"v": 1, "id": 1, "op": "status"})[0]["agent"]
-        if status["need"] is not None:
-            break
-        assert time.time() < deadline
-        time.sleep(0.02)
+    status = waiting_need(agent)
     assert status["need"]["bytes"] == 8 * GIB
     assert status["need"]["free"] == 4 * GIB
     assert status["need"]["what"] == "Wan 14B"
@@ -304,13 +311,7 @@ def test_need_by_preset_leaves_the_amount_to_vramdeck(agent):
     worker = threading.Thread(target=lambda: result.update(
         agent.need(preset="FaceFusion (FP16)", timeout=10)))
     worker.start()
-    deadline = time.time() + 5
-    while True:
-        status = call(agent.path, {"v": 1, "id": 1, "op": "status"})[0]["agent"]
-        if status["need"] is not None:
-            break
-        assert time.time() < deadline
-        time.sleep(0.02)
+    status = waiting_need(agent)
     # Even with 24 GiB free it asks: only vramdeck knows what the preset's job needs.
     assert status["need"]["bytes"] == 0
     assert status["need"]["preset"] == "FaceFusion (FP16)"

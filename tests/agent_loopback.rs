@@ -59,6 +59,7 @@ fn a_loopback_agent_is_found_by_its_endpoint_file_and_freed_over_tcp() {
             comfyui: None,
             apps: Vec::new(),
             keep: Vec::new(),
+            only_pids: None,
         },
         &mut ReservedByAgents(dir.path().to_path_buf()),
     );
@@ -178,4 +179,56 @@ fn broken_or_huge_endpoint_files_are_named_not_trusted() {
     }
     let found = discovery::discover(&AgentDir::at(dir.path()), Duration::from_secs(1));
     assert_eq!(found.problems.len(), 3, "{found:?}");
+}
+
+/// Another user's connection flood on the agent's port (the third attack review: vramdeck saw
+/// the agent 3 and 1 times in 12). The agent asks the kernel who owns each connection and
+/// closes another user's before reading it, and never evicts a connection that has opened a
+/// handshake: vramdeck reaches it every time.
+#[test]
+fn another_users_connection_flood_never_cuts_vramdeck_off_from_its_agent() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    if discovery::current_uid() != 0 {
+        eprintln!("skipped: needs root to run the flood as a second user (CI runs as root)");
+        return;
+    }
+    let dir = agent_dir();
+    let (_webui, pid) = webui_with(dir.path(), &["Wan2.1 T2V 14B"], TCP);
+    let endpoints = discovery::endpoints(&AgentDir::at(dir.path())).unwrap();
+    let Transport::Loopback { port, .. } = endpoints[0].transport else {
+        panic!("{endpoints:?}")
+    };
+    // Debian's python3: another user cannot reach a toolchain under root's home.
+    let python = ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .find(|p| !p.starts_with('/') || Path::new(p).exists())
+        .unwrap();
+    let attacker_uid = 61_000 + (std::process::id() % 2_000) * 4 + 3;
+    let mut attacker = std::process::Command::new(python)
+        .arg(common::fixture("connection_flood.py"))
+        .args([port.to_string().as_str(), "12"])
+        .stdout(std::process::Stdio::piped())
+        .uid(attacker_uid)
+        .gid(attacker_uid)
+        .spawn()
+        .unwrap();
+    let mut said = std::io::BufReader::new(attacker.stdout.take().unwrap()).lines();
+    assert!(said.next().unwrap().unwrap().starts_with("READY"));
+    std::thread::sleep(Duration::from_secs(1)); // the flood is under way
+    let mut reached = 0;
+    for _ in 0..12 {
+        let found = discovery::discover(&AgentDir::at(dir.path()), Duration::from_secs(2));
+        reached += usize::from(found.agents.iter().any(|a| a.info.pid == pid));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let made: u64 = said
+        .find_map(|l| l.ok()?.strip_prefix("MADE ")?.trim().parse().ok())
+        .unwrap_or(0);
+    let _ = attacker.wait();
+    assert!(made > 1_000, "the flood was real: {made} connections");
+    assert_eq!(
+        reached, 12,
+        "vramdeck reached its agent {reached} times in 12"
+    );
 }

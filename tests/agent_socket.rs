@@ -24,6 +24,7 @@ fn request(dir: &Path, target: FreeTarget, level: FreeLevel) -> FreeRequest {
         comfyui: None,
         apps: Vec::new(),
         keep: Vec::new(),
+        only_pids: None,
     }
 }
 

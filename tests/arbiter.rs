@@ -456,3 +456,249 @@ fn an_app_of_its_own_policy_is_answered_by_it_and_told_so() {
         .unwrap();
     assert_eq!(idle.info.reserved, Some(16 * GIB));
 }
+
+/// What the agent of `pid` reports reserved now.
+fn reserved_of(dir: &Path, pid: u32) -> Option<u64> {
+    let found = vramdeck::release::discovery::discover(&AgentDir::at(dir), Duration::from_secs(2));
+    found
+        .agents
+        .iter()
+        .find(|a| a.endpoint.pid == pid)
+        .and_then(|a| a.info.reserved)
+}
+
+/// [`asking_app`] with extra environment variables.
+fn asking_app_with(
+    dir: &Path,
+    gib: &str,
+    result: &Path,
+    env: &[(&str, &str)],
+) -> (common::Process, u32) {
+    let mut all = vec![("NEED_RESULT", result.to_str().unwrap())];
+    all.extend_from_slice(env);
+    let (p, pid) = python_fixture_with(
+        "fake_webui.py",
+        &["ltx-video", "--needs", gib],
+        Some(dir),
+        &all,
+    );
+    (p, pid.parse().unwrap())
+}
+
+#[test]
+fn a_need_larger_than_the_whole_card_is_refused_in_words_and_nobody_is_freed() {
+    let dir = agent_dir();
+    let (_idle, idle_pid) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    // 60 GiB on its 24 GiB card (the third review: such needs unloaded the others 11 times
+    // in 30 s), and a million GiB (2^62 bytes the agent itself refuses, see test_agent.py).
+    for gib in ["60", "1000000"] {
+        let result = dir.path().join(format!("need-{gib}.json"));
+        let (_asking, _) = asking_app(dir.path(), gib, &result);
+        let w = worker(dir.path(), RoomPolicy::Models);
+        let made = room_made(&w);
+        assert!(!made.granted);
+        assert!(
+            made.reports.is_empty(),
+            "nothing is freed: {:?}",
+            made.reports
+        );
+        assert!(
+            made.message.contains("more than its whole GPU (24.0 GiB)"),
+            "{}",
+            made.message
+        );
+        assert_eq!(answer(&result)["granted"], false);
+    }
+    assert_eq!(reserved_of(dir.path(), idle_pid), Some(16 * GIB));
+}
+
+#[test]
+fn an_app_that_cannot_read_its_free_memory_gets_only_caches_emptied_never_models() {
+    let dir = agent_dir();
+    let (_idle, idle_pid) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let result = dir.path().join("need.json");
+    // The third review: an app without torch asking for 1 MiB caused unloads.
+    let (_asking, _) = asking_app_with(dir.path(), "18", &result, &[("NEED_NO_FREE", "1")]);
+    let w = worker(dir.path(), RoomPolicy::Models);
+    let made = room_made(&w);
+    assert!(
+        made.message
+            .contains("its free memory could not be read, so only caches were emptied"),
+        "{}",
+        made.message
+    );
+    assert_eq!(made.reports.len(), 1, "the cache level only");
+    // Its 10 GiB of cache went; its 6 GiB model stayed.
+    assert_eq!(reserved_of(dir.path(), idle_pid), Some(6 * GIB));
+}
+
+#[test]
+fn a_need_repeated_within_the_cooldown_is_answered_from_the_last_result() {
+    let dir = agent_dir();
+    let (_idle, idle_pid) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let result = dir.path().join("need.json");
+    // 18 GiB with 4 free: the first need empties the caches (and unloads the model); a loop
+    // asking again at once is told the same, and nobody is freed again.
+    let (_asking, _) = asking_app_with(dir.path(), "18", &result, &[("NEED_TIMES", "3")]);
+    let w = worker(dir.path(), RoomPolicy::Caches);
+    let first = room_made(&w);
+    assert!(!first.reports.is_empty());
+    let answers = answer(&result);
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), 3);
+    for again in &answers[1..] {
+        let message = again["message"].as_str().unwrap();
+        assert!(
+            message.contains("answered again from") && message.contains("once every 30 s"),
+            "{message}"
+        );
+    }
+    let mut repeats = 0;
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        for e in w.poll() {
+            if let WorkerEvent::RoomMade(made) = e {
+                assert!(made.reports.is_empty(), "freed again: {}", made.message);
+                repeats += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(repeats <= 2);
+    assert_eq!(reserved_of(dir.path(), idle_pid), Some(6 * GIB));
+}
+
+/// The asker's GPU as NVML would list it on a machine with several: only `holders` are on it.
+struct OnOneGpu {
+    dir: std::path::PathBuf,
+    holders: Vec<u32>,
+}
+
+impl vramdeck::release::free::UsedMemoryProbe for OnOneGpu {
+    fn used_since(&mut self, t: std::time::SystemTime) -> Option<vramdeck::units::Bytes> {
+        ReservedByAgents(self.dir.clone()).used_since(t)
+    }
+
+    fn gpu_of(&mut self, _pid: u32) -> vramdeck::release::free::GpuOf {
+        vramdeck::release::free::GpuOf::Found {
+            index: 1,
+            total: 24 * GIB,
+            holders: Some(self.holders.clone()),
+        }
+    }
+}
+
+#[test]
+fn only_apps_on_the_askers_gpu_give_way() {
+    let dir = agent_dir();
+    let (_same, same_pid) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let (_other, other_pid) = webui(dir.path(), &["FaceFusion"]);
+    let result = dir.path().join("need.json");
+    let (_asking, asking_pid) = asking_app(dir.path(), "12", &result);
+    let w = ReleaseWorker::spawn(
+        AgentDir::at(dir.path()),
+        "none".into(),
+        Box::new(OnOneGpu {
+            dir: dir.path().to_path_buf(),
+            holders: vec![asking_pid, same_pid],
+        }),
+        || {},
+    );
+    w.send(WorkerCommand::SetRoomPolicy(RoomPolicy::Caches));
+    let made = room_made(&w);
+    assert!(made.granted, "{}", made.message);
+    assert!(
+        made.message.contains("only apps on its GPU 1 were asked"),
+        "{}",
+        made.message
+    );
+    assert_eq!(reserved_of(dir.path(), same_pid), Some(6 * GIB));
+    assert_eq!(
+        reserved_of(dir.path(), other_pid),
+        Some(16 * GIB),
+        "the app on another GPU keeps its cache"
+    );
+}
+
+/// ComfyUI on a 16 GiB card with `free` GiB free, the node in it, a model file of `weights`
+/// GiB, and an idle app; the prompt is queued. Returns the event log and the idle app's pid.
+fn comfy_on_a_card(
+    dir: &Path,
+    models: &Path,
+    free: &str,
+    weights: u64,
+) -> (Vec<common::Process>, std::path::PathBuf, u32) {
+    let (idle, idle_pid) = webui(dir, &["Wan2.1 T2V 14B"]);
+    std::fs::create_dir(models.join("checkpoints")).unwrap();
+    std::fs::File::create(models.join("checkpoints/flux.safetensors"))
+        .unwrap()
+        .set_len(weights * GIB)
+        .unwrap();
+    let log = dir.join("comfy-events.jsonl");
+    let card = format!("{free},16");
+    let (comfy, port) = python_fixture_with(
+        "fake_comfyui.py",
+        &[log.to_str().unwrap(), "--node"],
+        Some(dir),
+        &[
+            ("FAKE_COMFY_MODELS", models.to_str().unwrap()),
+            ("FAKE_COMFY_CARD", &card),
+        ],
+    );
+    post_json(
+        port.parse().unwrap(),
+        "/prompt",
+        r#"{"prompt": {"4": {"class_type": "CheckpointLoaderSimple",
+            "inputs": {"ckpt_name": "flux.safetensors"}}, "seconds": 0}}"#,
+    );
+    (vec![idle, comfy], log, idle_pid)
+}
+
+#[test]
+fn a_workflow_heavier_than_the_card_asks_only_for_comfyuis_working_room() {
+    // The third review: a Flux or Wan workflow naming more weights than a 16-24 GB card asked
+    // for all of them and unloaded every other app before every prompt. 40 GiB of weights on
+    // a 16 GiB card are partly offloaded by ComfyUI whatever is freed.
+    let dir = agent_dir();
+    let models = tempfile::tempdir().unwrap();
+    // 0.5 GiB free: short of ComfyUI's working room (1.2 GiB), so room is made for that only.
+    let (_running, log, idle_pid) = comfy_on_a_card(dir.path(), models.path(), "0.5", 40);
+    let w = worker(dir.path(), RoomPolicy::Models);
+    let made = room_made(&w);
+    assert!(made.granted, "{}", made.message);
+    assert!(
+        made.message
+            .contains("of working room, the rest offloaded by ComfyUI"),
+        "{}",
+        made.message
+    );
+    assert!(made.need.bytes < 2 * GIB, "{}", made.need.bytes);
+    // Its caches were enough: the idle app keeps its model.
+    assert_eq!(reserved_of(dir.path(), idle_pid), Some(6 * GIB));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while events_named(&log, "prompt_start") == 0 {
+        assert!(Instant::now() < deadline, "the prompt never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_workflow_heavier_than_the_card_with_its_working_room_free_asks_nothing() {
+    let dir = agent_dir();
+    let models = tempfile::tempdir().unwrap();
+    let (_running, log, idle_pid) = comfy_on_a_card(dir.path(), models.path(), "2", 40);
+    let w = worker(dir.path(), RoomPolicy::Models);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while events_named(&log, "prompt_start") == 0 {
+        assert!(Instant::now() < deadline, "the prompt never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    for e in w.poll() {
+        assert!(
+            !matches!(e, WorkerEvent::RoomMade(_)),
+            "room was made: {e:?}"
+        );
+    }
+    assert_eq!(reserved_of(dir.path(), idle_pid), Some(16 * GIB));
+}

@@ -78,6 +78,7 @@ fn request(comfy: &ComfyUi, dir: &Path, level: FreeLevel) -> FreeRequest {
         comfyui: Some(comfy.clone()),
         apps: Vec::new(),
         keep: Vec::new(),
+        only_pids: None,
     }
 }
 
@@ -262,6 +263,7 @@ fn comfyui_with_the_vramdeck_node_is_one_entry_freed_through_its_agent() {
             comfyui: Some(comfy.clone()),
             apps: Vec::new(),
             keep: Vec::new(),
+            only_pids: None,
         },
         &mut probe,
     );
@@ -447,6 +449,7 @@ fn a_second_unload_during_comfyuis_unload_joins_it_and_leaves_no_flag_behind() {
                 comfyui: None,
                 apps: Vec::new(),
                 keep: Vec::new(),
+                only_pids: None,
             };
             let started = Instant::now();
             let report = free::perform(&request, &mut probe);

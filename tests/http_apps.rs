@@ -45,6 +45,7 @@ fn request(apps: Vec<HttpApp>, target: FreeTarget, level: FreeLevel, dir: &Path)
         comfyui: None,
         apps,
         keep: Vec::new(),
+        only_pids: None,
     }
 }
 

@@ -54,6 +54,7 @@ fn all_agents(dir: &Path) -> FreeRequest {
         comfyui: None,
         apps: Vec::new(),
         keep: Vec::new(),
+        only_pids: None,
     }
 }
 

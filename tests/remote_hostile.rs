@@ -159,6 +159,40 @@ fn fresh_gpu_ids_on_every_poll_refuse_the_host_and_nothing_of_it_is_kept() {
 }
 
 #[test]
+fn long_ids_at_fresh_indices_refuse_the_host_and_the_window_stays_flat_for_a_minute() {
+    // The third review's attack: the same 64 ids of 60,000 characters at fresh indices on
+    // every poll grew the window by 7.5 MB/s; beside it a host keeping its long ids in place.
+    let (_reindex, reindex) = hostile("reindex");
+    let (_long, long) = hostile("longids");
+    let fleet = Fleet::default();
+    add(&fleet, &reindex);
+    add(&fleet, &long);
+    let (sampler, _) = window_sampler(&fleet);
+    wait_for(&fleet, &reindex, "refused", |s| {
+        matches!(s.status, HostStatus::Refused(_))
+    });
+    wait_for(&fleet, &long, "live", |s| s.gpus.len() == MAX_GPUS_PER_HOST);
+    let ids: Vec<usize> = state_of(&fleet, &long)
+        .gpus
+        .iter()
+        .map(|g| g.uuid.as_ref().map_or(0, String::len))
+        .collect();
+    assert!(
+        ids.iter()
+            .all(|&n| n <= vramdeck::remote::bounds::MAX_ID_CHARS),
+        "{ids:?}"
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let settled = resident_mib();
+    let (now, most) = watch(&sampler, 55);
+    let grown = resident_mib() - settled;
+    assert_eq!(now, LOCAL + MAX_GPUS_PER_HOST, "the well-placed host stays");
+    assert!(most <= LOCAL + MAX_GPUS_PER_HOST, "{most}");
+    // Before the fix: 7.5 MB/s, over 400 MB in this minute.
+    assert!(grown < 24.0, "the window grew {grown:.1} MiB in 55 s");
+}
+
+#[test]
 fn readings_dated_decades_away_are_dropped_and_the_plot_keeps_moving() {
     let (_future, future) = hostile("future");
     let fleet = Fleet::default();

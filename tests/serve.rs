@@ -370,6 +370,44 @@ fn idle_connections_and_a_flood_without_the_token_never_lock_out_the_token_holde
 }
 
 #[test]
+fn anonymous_connection_churn_never_resets_the_token_holders_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (_serve, token) = serve(dir.path(), &format!("127.0.0.1:{port}"), &[]);
+    // The third review: bare connects and closes reset 2-3 % of the holder's requests.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churners: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut made = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    made += u32::from(TcpStream::connect(("127.0.0.1", port)).is_ok());
+                }
+                made
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // 25 a second: within the holder's rate (50 a second), so every answer should be 200.
+    let mut statuses = Vec::new();
+    for _ in 0..400 {
+        statuses.push(get(port, "/api/v1/snapshot", &token).0);
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let churn: u32 = churners.into_iter().map(|c| c.join().unwrap()).sum();
+    let failed = statuses.iter().filter(|s| **s != 200).count();
+    assert!(churn > 1_000, "the churn made only {churn} connections");
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} failed beside {churn} bare connections",
+        statuses.len()
+    );
+}
+
+#[test]
 fn requests_for_another_host_name_are_refused_so_dns_rebinding_reads_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();

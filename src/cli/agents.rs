@@ -217,6 +217,7 @@ pub fn free_command(args: &FreeArgs, demo: bool) -> anyhow::Result<()> {
         comfyui: comfy_from(&args.comfy)?,
         apps: apps_from(&args.comfy)?,
         keep: Vec::new(),
+        only_pids: None,
     };
     let mut probe = crate::telemetry::open_source(demo);
     let mut report = free::perform(&request, &mut probe);

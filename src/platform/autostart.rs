@@ -24,7 +24,7 @@ pub fn location() -> String {
 
 /// `path` quoted as the Desktop Entry specification's Exec key wants an argument: in double
 /// quotes, with `"`, `` ` ``, `$` and `\` escaped, then every `\` doubled again for the file's
-/// string escaping.
+/// string escaping, and every `%` written `%%` (a field code otherwise: GLib expands `%c`).
 #[cfg_attr(not(unix), allow(dead_code))]
 fn exec_quoted(path: &str) -> String {
     let mut quoted = String::from("\"");
@@ -35,18 +35,28 @@ fn exec_quoted(path: &str) -> String {
         quoted.push(c);
     }
     quoted.push('"');
-    quoted.replace('\\', "\\\\")
+    quoted.replace('\\', "\\\\").replace('%', "%%")
 }
 
-/// The autostart entry for `exe`.
+/// The autostart entry for `exe`, or why its path cannot be written in one: a line break or
+/// other control character would end the Exec line and start keys of its own.
 #[cfg_attr(not(unix), allow(dead_code))]
-fn desktop_entry(exe: &std::path::Path) -> String {
-    format!(
+fn desktop_entry(exe: &std::path::Path) -> Result<String, String> {
+    let path = exe
+        .to_str()
+        .filter(|p| !p.chars().any(char::is_control))
+        .ok_or_else(|| {
+            crate::t!(
+                "autostart-bad-path",
+                path = crate::text::sanitized(&exe.to_string_lossy())
+            )
+        })?;
+    Ok(format!(
         "[Desktop Entry]\nType=Application\nName=vramdeck\nComment=GPU memory monitor, started \
          with the session\nExec={} {HIDDEN_ARG}\nIcon=vramdeck\nTerminal=false\n\
          X-GNOME-Autostart-enabled=true\n",
-        exec_quoted(&exe.to_string_lossy())
-    )
+        exec_quoted(path)
+    ))
 }
 
 #[cfg(unix)]
@@ -88,6 +98,7 @@ mod imp {
                 _ => Ok(()),
             };
         }
+        let entry = super::desktop_entry(exe)?;
         let dir = path.parent().ok_or("no folder")?;
         std::fs::create_dir_all(dir).map_err(say)?;
         let temp = dir.join(format!(".vramdeck.desktop.{}", std::process::id()));
@@ -97,7 +108,7 @@ mod imp {
             .open(&temp)
             .map_err(say)?;
         let written = file
-            .write_all(super::desktop_entry(exe).as_bytes())
+            .write_all(entry.as_bytes())
             .and_then(|()| file.sync_all())
             .and_then(|()| {
                 use std::os::unix::fs::PermissionsExt;
@@ -213,6 +224,21 @@ mod tests {
         );
         // `$` escaped for Exec (\$), then the backslash doubled for the file (\\$).
         assert_eq!(exec_quoted("/a$b\"c"), "\"/a\\\\$b\\\\\"c\"");
+        // A field code in a folder's name stays literal: GLib expanded `%c` to the app's name.
+        assert_eq!(
+            exec_quoted("/opt/100%c/vramdeck"),
+            "\"/opt/100%%c/vramdeck\""
+        );
+    }
+
+    #[test]
+    fn a_path_with_a_line_break_is_refused_instead_of_injecting_keys() {
+        let evil = std::path::Path::new("/tmp/x\nExec=/tmp/evil\n/vramdeck");
+        let refused = desktop_entry(evil).unwrap_err();
+        assert!(refused.contains("line break"), "{refused}");
+        assert!(!refused.contains('\n'), "{refused:?}");
+        let fine = desktop_entry(std::path::Path::new("/usr/bin/vramdeck")).unwrap();
+        assert_eq!(fine.matches("Exec=").count(), 1);
     }
 
     #[cfg(unix)]

@@ -113,7 +113,7 @@ impl A1111 {
                 } else {
                     job
                 },
-                n = (s.job_no + 1).clamp(1, s.job_count).to_string(),
+                n = s.job_no.saturating_add(1).clamp(1, s.job_count).to_string(),
                 count = s.job_count.to_string()
             ))
         }))

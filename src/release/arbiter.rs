@@ -7,7 +7,7 @@
 use super::FreeLevel;
 use super::client::AgentClient;
 use super::discovery::LiveAgent;
-use super::free::{self, FreeReport, FreeRequest, FreeTarget, UsedMemoryProbe};
+use super::free::{self, FreeReport, FreeRequest, FreeTarget, GpuOf, UsedMemoryProbe};
 use super::protocol::Need;
 use crate::units::{Bytes, MemoryUnit};
 use serde::{Deserialize, Serialize};
@@ -184,18 +184,37 @@ pub fn reply(
     }
 }
 
-/// A request that needs nothing freed (there is room already), or that cannot be counted.
+/// The asker's GPU size: NVML's reading of it, else what its own driver said.
+fn card_size(need: &Need, gpu: &GpuOf) -> Option<u64> {
+    match gpu {
+        GpuOf::Found { total, .. } if *total > 0 => Some(*total),
+        _ => need.total.filter(|t| *t > 0),
+    }
+}
+
+/// A request that needs nothing freed (there is room already), that cannot be counted, or
+/// that can never be met (more than the asker's whole GPU: freeing everyone would not help).
 /// None: room has to be made (or the user asked).
 pub fn answer_at_once(
     agent: &LiveAgent,
     need: &Need,
     presets: &[PresetNeed],
     free_here: Option<u64>,
+    gpu: &GpuOf,
 ) -> Result<Need, Box<RoomMade>> {
+    let gib = |b: u64| MemoryUnit::GiB.format(Bytes(b));
     match resolve(need, presets, free_here, &asker(agent, need)) {
         Err(message) => Err(Box::new(reply(agent, need, false, message, Vec::new()))),
+        Ok(n) if card_size(&n, gpu).is_some_and(|card| n.bytes > card) => {
+            let message = crate::t!(
+                "room-larger-than-gpu",
+                what = asker(agent, &n),
+                needed = gib(n.bytes),
+                card = gib(card_size(&n, gpu).unwrap_or(0))
+            );
+            Err(Box::new(reply(agent, &n, false, message, Vec::new())))
+        }
         Ok(n) if n.free.is_some() && n.short_by() == 0 => {
-            let gib = |b: u64| MemoryUnit::GiB.format(Bytes(b));
             let message = crate::t!(
                 "room-already",
                 what = asker(agent, &n),
@@ -228,11 +247,42 @@ pub fn make_room(
     base: &FreeRequest,
     probe: &mut dyn UsedMemoryProbe,
 ) -> RoomMade {
+    make_room_by(agent, need, policy, base, probe, false)
+}
+
+/// [`make_room`] by the user's own answer to the question (policy Ask): what they chose is
+/// done even where free memory could not be read (the question said so).
+pub fn make_room_as_chosen(
+    agent: &LiveAgent,
+    need: &Need,
+    policy: RoomPolicy,
+    base: &FreeRequest,
+    probe: &mut dyn UsedMemoryProbe,
+) -> RoomMade {
+    make_room_by(agent, need, policy, base, probe, true)
+}
+
+fn make_room_by(
+    agent: &LiveAgent,
+    need: &Need,
+    policy: RoomPolicy,
+    base: &FreeRequest,
+    probe: &mut dyn UsedMemoryProbe,
+    user_chose: bool,
+) -> RoomMade {
     let short = need.short_by();
     let what = asker(agent, need);
+    let gpu = probe.gpu_of(agent.endpoint.pid);
+    // Models are unloaded only when the shortfall is known and on a known GPU: with free
+    // memory unread, or the asker on none of several GPUs, emptying caches is all that is safe.
+    let mut limits = RoomLimits::for_need(need, &gpu);
+    if user_chose && limits.free_unknown && gpu != GpuOf::Unlisted {
+        limits.caches_only = false;
+    }
     let levels: &[FreeLevel] = match policy {
         RoomPolicy::Off | RoomPolicy::Ask => &[],
         RoomPolicy::Caches => &[FreeLevel::Cache],
+        RoomPolicy::Models if limits.caches_only => &[FreeLevel::Cache],
         RoomPolicy::Models => &[FreeLevel::Cache, FreeLevel::Unload],
     };
     let mut reports = Vec::new();
@@ -244,6 +294,7 @@ pub fn make_room(
         let request = FreeRequest {
             target: FreeTarget::AllBut(agent.endpoint.pid),
             level,
+            only_pids: limits.only_pids.clone(),
             ..base.clone()
         };
         let report = free::perform(&request, probe);
@@ -265,7 +316,7 @@ pub fn make_room(
     } else {
         who.join(", ")
     };
-    let message = match (policy, granted) {
+    let mut message = match (policy, granted) {
         (RoomPolicy::Off, _) => crate::t!("room-policy-off", what = what.clone()),
         (RoomPolicy::Ask, _) => crate::t!("room-declined", what = what.clone()),
         (_, true) => crate::t!(
@@ -284,7 +335,105 @@ pub fn make_room(
             who = who
         ),
     };
+    if !levels.is_empty()
+        && let Some(why) = limits.why(policy)
+    {
+        message = format!("{message} ({why})");
+    }
     reply(agent, need, granted, message, reports)
+}
+
+/// What making room for one need may touch.
+#[derive(Clone, Debug, PartialEq)]
+struct RoomLimits {
+    /// Only caches are emptied.
+    caches_only: bool,
+    /// Only these processes' agents are freed (the asker's GPU among several).
+    only_pids: Option<Vec<u32>>,
+    /// Why caches only: free memory unread (else: the asker's GPU unknown among several).
+    free_unknown: bool,
+    /// The asker's GPU, when others were left alone.
+    gpu_index: Option<u32>,
+}
+
+impl RoomLimits {
+    fn for_need(need: &Need, gpu: &GpuOf) -> Self {
+        let free_unknown = need.free.is_none();
+        let (only_pids, gpu_index) = match gpu {
+            GpuOf::Found {
+                index,
+                holders: Some(pids),
+                ..
+            } => (Some(pids.clone()), Some(*index)),
+            _ => (None, None),
+        };
+        RoomLimits {
+            caches_only: free_unknown || *gpu == GpuOf::Unlisted,
+            only_pids,
+            free_unknown,
+            gpu_index,
+        }
+    }
+
+    /// The limit in words, when one held back what `policy` would do.
+    fn why(&self, policy: RoomPolicy) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.caches_only && policy == RoomPolicy::Models {
+            parts.push(if self.free_unknown {
+                crate::t!("room-limit-free-unknown")
+            } else {
+                crate::t!("room-limit-gpu-unknown")
+            });
+        }
+        if let Some(index) = self.gpu_index {
+            parts.push(crate::t!("room-limit-one-gpu", index = index.to_string()));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// How long an app's answer stands: a need from the same app within this time is answered
+/// with it instead of freeing the others again (a loop asking for room cannot unload every
+/// other app over and over).
+pub const ROOM_COOLDOWN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The newest answer that freed (or tried to free) others, per asking app.
+#[derive(Debug, Default)]
+pub struct Cooldowns(std::collections::HashMap<String, (std::time::Instant, bool, String)>);
+
+impl Cooldowns {
+    /// Remembers what making room (or the user's "not now") answered `app`.
+    pub fn remember(&mut self, app: &str, made: &RoomMade) {
+        if self.0.len() >= 256 {
+            self.0.retain(|_, (at, ..)| at.elapsed() < ROOM_COOLDOWN);
+        }
+        if self.0.len() < 256 {
+            self.0.insert(
+                app.to_string(),
+                (
+                    std::time::Instant::now(),
+                    made.granted,
+                    made.message.clone(),
+                ),
+            );
+        }
+    }
+
+    /// The answer for `app`'s new `need` from its last one, when that is recent.
+    pub fn answer(&self, agent: &LiveAgent, app: &str, need: &Need) -> Option<RoomMade> {
+        let (at, granted, message) = self.0.get(app)?;
+        let ago = at.elapsed();
+        if ago >= ROOM_COOLDOWN {
+            return None;
+        }
+        let message = crate::t!(
+            "room-cooldown",
+            last = message.clone(),
+            seconds = ago.as_secs().to_string(),
+            cooldown = ROOM_COOLDOWN.as_secs().to_string()
+        );
+        Some(reply(agent, need, *granted, message, Vec::new()))
+    }
 }
 
 /// The needs answered so far, so a refresh racing the agent's own bookkeeping never answers
@@ -329,6 +478,7 @@ mod tests {
             free,
             what: None,
             preset: preset.map(str::to_string),
+            total: None,
         }
     }
 

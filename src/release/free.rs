@@ -36,6 +36,51 @@ pub trait UsedMemoryProbe: Send {
     fn free_for(&mut self, _pid: u32) -> Option<u64> {
         None
     }
+
+    /// The GPU process `pid` works on, by the newest reading (see [`gpu_of_process`]).
+    fn gpu_of(&mut self, _pid: u32) -> GpuOf {
+        GpuOf::Unknown
+    }
+}
+
+/// Where a process works, as the newest reading shows it: what making room for it may touch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GpuOf {
+    /// No reading to tell (no NVML, simulated GPUs).
+    Unknown,
+    /// The GPU that lists it, or the machine's only GPU.
+    Found {
+        /// Its index.
+        index: u32,
+        /// Its size, bytes.
+        total: u64,
+        /// The processes holding memory there, when the machine has other GPUs as well
+        /// (`None`: it has one GPU, so everyone is on it).
+        holders: Option<Vec<u32>>,
+    },
+    /// Several GPUs and none lists it (it holds no memory yet).
+    Unlisted,
+}
+
+/// [`GpuOf`] for `pid` in `gpus`.
+pub fn gpu_of_process(gpus: &[crate::telemetry::GpuSample], pid: u32) -> GpuOf {
+    let listing = gpus
+        .iter()
+        .find(|g| g.processes.iter().any(|p| p.pid == pid));
+    match (listing, gpus) {
+        (_, []) => GpuOf::Unknown,
+        (Some(gpu), [_]) | (None, [gpu]) => GpuOf::Found {
+            index: gpu.index,
+            total: gpu.memory.total.0,
+            holders: None,
+        },
+        (Some(gpu), _) => GpuOf::Found {
+            index: gpu.index,
+            total: gpu.memory.total.0,
+            holders: Some(gpu.processes.iter().map(|p| p.pid).collect()),
+        },
+        (None, _) => GpuOf::Unlisted,
+    }
 }
 
 /// Free VRAM for `pid` in `gpus`: on the GPU that lists it, plus what it holds there; on the
@@ -77,6 +122,14 @@ impl UsedMemoryProbe for Box<dyn GpuSource> {
         }
         free_for_process(&self.sample().ok()?, pid)
     }
+
+    fn gpu_of(&mut self, pid: u32) -> GpuOf {
+        if self.kind().is_simulated() {
+            return GpuOf::Unknown;
+        }
+        self.sample()
+            .map_or(GpuOf::Unknown, |gpus| gpu_of_process(&gpus, pid))
+    }
 }
 
 /// Reads the sampler's telemetry, waiting (briefly) for a reading new enough.
@@ -112,6 +165,14 @@ impl UsedMemoryProbe for TelemetryProbe {
             return None;
         }
         free_for_process(&t.latest.as_ref()?.gpus, pid)
+    }
+
+    fn gpu_of(&mut self, pid: u32) -> GpuOf {
+        let t = lock(&self.0);
+        match t.latest.as_ref() {
+            Some(s) if !t.source.is_simulated() => gpu_of_process(&s.gpus, pid),
+            _ => GpuOf::Unknown,
+        }
     }
 }
 
@@ -398,6 +459,10 @@ pub struct FreeRequest {
     /// Apps never freed to make room for another (by [`app_name`]); only making room
     /// (`AllBut`) honours it: Free VRAM itself frees what the user asked.
     pub keep: Vec<String>,
+    /// Making room on one GPU of several: only agents of these processes are freed (the
+    /// ones holding memory on the asker's GPU); apps reached over HTTP, whose GPU is not
+    /// known, are left alone. `None`: no such limit.
+    pub only_pids: Option<Vec<u32>>,
 }
 
 /// How an agent is named in the user's "never free for others" list: its application
@@ -651,6 +716,8 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
     let making_room = matches!(request.target, FreeTarget::AllBut(_));
     let kept = |name: &str| making_room && request.keep.iter().any(|k| k == name);
     live.retain(|a| !kept(&app_name(&a.info)));
+    let on_this_gpu = |pid: u32| request.only_pids.as_ref().is_none_or(|p| p.contains(&pid));
+    live.retain(|a| on_this_gpu(a.endpoint.pid));
     let spared_is_comfy = spared_is_comfy || kept("ComfyUI");
     let comfy_agent = comfy.and_then(|c| live.iter().position(|a| is_agent_of(a, c)));
     if request.target == FreeTarget::ComfyUi {
@@ -661,7 +728,7 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
     // One ComfyUI is one target: through its agent when it has one, else over HTTP.
     let comfy_http = match (&request.target, comfy) {
         (FreeTarget::All | FreeTarget::AllBut(_) | FreeTarget::ComfyUi, Some(c))
-            if comfy_agent.is_none() && !spared_is_comfy =>
+            if comfy_agent.is_none() && !spared_is_comfy && request.only_pids.is_none() =>
         {
             Some(c)
         }
@@ -671,7 +738,7 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
     let apps: Vec<&super::http_apps::HttpApp> = request
         .apps
         .iter()
-        .filter(|a| !kept(a.name()))
+        .filter(|a| !kept(a.name()) && request.only_pids.is_none())
         .filter(|a| match request.target {
             FreeTarget::All | FreeTarget::AllBut(_) => true,
             FreeTarget::App(kind) => a.kind() == kind,

@@ -69,7 +69,9 @@ pub fn proof_line(secret: &Secret, client_nonce: &Nonce, agent_nonce: &Nonce) ->
 #[derive(Deserialize)]
 struct AuthReply {
     ok: bool,
-    #[serde(default)]
+    /// Whoever listens on the port wrote it (a squatter, after the agent exited): cleaned as
+    /// it is read, like every other field an agent sends.
+    #[serde(default, deserialize_with = "crate::text::safe_opt_string")]
     error: Option<String>,
     #[serde(default)]
     auth: Option<AuthBody>,
@@ -141,6 +143,20 @@ pub fn check_accepted(reply: &[u8]) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_from_the_port_reaches_the_terminal_with_its_escapes_made_visible() {
+        let hostile =
+            "{\"ok\":false,\"error\":\"\\u001b]0;pwned\\u0007\\u001b[2J\\u009b31m\\u202eevil\"}";
+        let Err(Failure::Refused(said)) = parse(hostile.as_bytes()) else {
+            panic!("not a refusal")
+        };
+        assert!(
+            !said.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{said:?}"
+        );
+        assert!(said.contains("\\u{1b}]0;pwned"), "{said}");
+    }
 
     fn agent_reply(secret: &Secret, client: &Nonce, agent: &Nonce) -> Vec<u8> {
         let tag = hmac::sign(&secret.key(), &[AGENT_LABEL, client, agent].concat());

@@ -34,8 +34,11 @@ pub enum HttpApp {
 /// Something an app holds: a model, a checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Holding {
-    /// "llama3.1:8b", "checkpoint".
+    /// "llama3.1:8b", "checkpoint", cleaned for the screen.
     pub what: String,
+    /// The name as the app itself wrote it, for asking the app about it again (a cleaned or
+    /// shortened name is not one the app knows).
+    pub id: String,
     /// Bytes of it in VRAM.
     pub vram: u64,
     /// Bytes of it in host memory.
@@ -58,7 +61,9 @@ pub struct AppStatus {
 impl AppStatus {
     /// Bytes of VRAM it holds in all.
     pub fn vram(&self) -> u64 {
-        self.holds.iter().map(|h| h.vram).sum()
+        self.holds
+            .iter()
+            .fold(0u64, |sum, h| sum.saturating_add(h.vram))
     }
 }
 
@@ -110,7 +115,8 @@ impl HttpApp {
                     .map(|m| Holding {
                         host: m.size_host(),
                         vram: m.size_vram,
-                        what: m.name,
+                        what: m.shown(),
+                        id: m.name,
                     })
                     .collect();
                 Ok(AppStatus {
@@ -127,6 +133,7 @@ impl HttpApp {
                     .filter(|m| m.reserved > 0)
                     .map(|m| Holding {
                         what: crate::t!("a1111-torch"),
+                        id: "torch".into(),
                         vram: m.reserved,
                         host: 0,
                     })
@@ -186,7 +193,7 @@ fn free_ollama(
     result: impl Fn(Result<TargetFreed, ReleaseError>) -> TargetResult,
 ) -> (TargetResult, Option<PendingRelease>) {
     for h in &status.holds {
-        if let Err(e) = o.unload(&h.what, APP_TIMEOUT) {
+        if let Err(e) = o.unload(&h.id, APP_TIMEOUT) {
             return (result(Err(e)), None);
         }
     }
@@ -194,16 +201,15 @@ fn free_ollama(
         Ok(now) => now
             .into_iter()
             .map(|m| m.name)
-            .filter(|n| status.holds.iter().any(|h| &h.what == n))
+            .filter(|n| status.holds.iter().any(|h| &h.id == n))
             .collect(),
         Err(e) => return (result(Err(e)), None),
     };
     let gone: u64 = status
         .holds
         .iter()
-        .filter(|h| !still.contains(&h.what))
-        .map(|h| h.vram)
-        .sum();
+        .filter(|h| !still.contains(&h.id))
+        .fold(0u64, |sum, h| sum.saturating_add(h.vram));
     let freed = TargetFreed {
         reported: Some(Bytes(gone)),
         notes: (status.holds.is_empty())
@@ -214,7 +220,14 @@ fn free_ollama(
     };
     let pending = (!still.is_empty()).then(|| PendingRelease {
         target: o.target(),
-        reason: crate::t!("ollama-after-request", models = still.join(", ")),
+        reason: crate::t!(
+            "ollama-after-request",
+            models = still
+                .iter()
+                .map(|n| super::ollama::shown_name(n))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         follow: Follow::OllamaModels {
             ollama: o.clone(),
             models: still,

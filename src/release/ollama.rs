@@ -21,12 +21,19 @@ const MAX_PS_BYTES: u64 = 256 << 10;
 const MAX_UNLOAD_BYTES: u64 = 16 << 10;
 /// Most models listed: more than any machine loads at once.
 const MAX_MODELS: usize = 64;
+/// Longest model name kept to send back (Ollama's names are `namespace/model:tag`).
+const MAX_NAME_BYTES: usize = 4096;
+
+/// A model's name cleaned and shortened for the screen.
+pub fn shown_name(name: &str) -> String {
+    crate::text::sanitized(name).chars().take(200).collect()
+}
 
 /// One loaded model, as `/api/ps` lists it.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct LoadedModel {
-    /// "llama3.1:8b".
+    /// "llama3.1:8b", as Ollama wrote it: never shown without [`LoadedModel::shown`].
     pub name: String,
     /// Bytes it takes in all.
     pub size: u64,
@@ -37,6 +44,11 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
+    /// Its name for the screen (see [`shown_name`]).
+    pub fn shown(&self) -> String {
+        shown_name(&self.name)
+    }
+
     /// Bytes of it in host memory.
     pub fn size_host(&self) -> u64 {
         self.size.saturating_sub(self.size_vram)
@@ -84,7 +96,11 @@ impl Ollama {
             })?;
         ps.models.truncate(MAX_MODELS);
         for m in &mut ps.models {
-            m.name = crate::text::sanitized(&m.name).chars().take(200).collect();
+            // The name stays as Ollama wrote it (it is sent back to unload the model); only
+            // its length is bounded, and `shown` cleans it for the screen.
+            if m.name.len() > MAX_NAME_BYTES {
+                m.name.clear(); // longer than any model name: not one to ask about
+            }
             m.expires_at = crate::text::sanitized(&m.expires_at)
                 .chars()
                 .take(64)

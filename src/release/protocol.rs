@@ -280,10 +280,21 @@ pub struct AgentInfo {
 pub struct Need {
     /// Which request (answered by id).
     pub id: u64,
-    /// Bytes of free VRAM the job needs.
+    /// Bytes of free VRAM the job needs. Any JSON number is read (a negative one as 0, one
+    /// past `u64` as `u64::MAX`), so a bad amount is refused in words instead of making the
+    /// agent's whole status unreadable.
+    #[serde(deserialize_with = "amount")]
     pub bytes: u64,
     /// Bytes free when it asked, as the driver counted them there.
+    #[serde(deserialize_with = "opt_amount")]
     pub free: Option<u64>,
+    /// The size of the asker's GPU as its driver counts it (torch's `mem_get_info`), so a
+    /// need larger than the card is refused even where NVML cannot be read.
+    #[serde(
+        deserialize_with = "opt_amount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total: Option<u64>,
     /// The job, in the host's words.
     #[serde(deserialize_with = "text::safe_opt_string")]
     pub what: Option<String>,
@@ -297,6 +308,42 @@ impl Need {
     pub fn short_by(&self) -> u64 {
         self.bytes.saturating_sub(self.free.unwrap_or(0))
     }
+}
+
+/// A byte count from any JSON number: whole and within `u64`, else clamped (negative and
+/// not-a-number to 0, too large to `u64::MAX`).
+fn to_amount(value: f64) -> u64 {
+    if value.is_nan() || value <= 0.0 {
+        0
+    } else if value >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        value as u64
+    }
+}
+
+/// An exact `u64` when the number is one, else [`to_amount`] of it.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Whole(u64),
+    Other(f64),
+}
+
+fn amount<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(match Option::<Number>::deserialize(d).unwrap_or(None) {
+        Some(Number::Whole(n)) => n,
+        Some(Number::Other(x)) => to_amount(x),
+        None => 0,
+    })
+}
+
+fn opt_amount<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Option::<Number>::deserialize(d).unwrap_or(None) {
+        Some(Number::Whole(n)) => Some(n),
+        Some(Number::Other(x)) if x.is_finite() && x >= 0.0 => Some(to_amount(x)),
+        _ => None,
+    })
 }
 
 /// Seconds as the agent writes them (a float), kept whole: an agent's clock needs no more.
@@ -407,6 +454,26 @@ pub fn decode_reply(line: &[u8], expected_id: u64) -> Result<Reply, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_amount_an_agent_sends_is_read_and_never_spoils_its_status() {
+        let read = |bytes: &str| -> Need {
+            serde_json::from_str(&format!(
+                r#"{{"id":1,"bytes":{bytes},"free":{bytes},"total":{bytes},"what":"x"}}"#
+            ))
+            .unwrap()
+        };
+        assert_eq!(read("1048576").bytes, 1 << 20);
+        assert_eq!(read("-1").bytes, 0);
+        assert_eq!(read("-1").free, None);
+        assert_eq!(read("18446744073709551616").bytes, u64::MAX);
+        assert_eq!(read("1e30").bytes, u64::MAX);
+        assert_eq!(read("1e30").total, Some(u64::MAX));
+        assert_eq!(read("2.5").bytes, 2);
+        assert_eq!(read(r#""lots""#).bytes, 0);
+        assert_eq!(read("null").free, None);
+        assert_eq!(read("[1]").bytes, 0);
+    }
 
     #[test]
     fn requests_are_single_json_lines() {

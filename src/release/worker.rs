@@ -135,6 +135,7 @@ impl ReleaseWorker {
                 let mut told: std::collections::HashMap<u32, super::arbiter::RoomPolicy> =
                     std::collections::HashMap::new();
                 let mut answered = super::arbiter::Needs::default();
+                let mut cooldowns = super::arbiter::Cooldowns::default();
                 // The agents as last seen, where an answer from the user finds its request.
                 let mut agents_seen: Vec<discovery::LiveAgent> = Vec::new();
                 let mut presets: Vec<super::arbiter::PresetNeed> = Vec::new();
@@ -183,6 +184,7 @@ impl ReleaseWorker {
                                         &presets,
                                         &base,
                                         probe.as_mut(),
+                                        &mut cooldowns,
                                     );
                                     if !send(event) {
                                         return;
@@ -229,23 +231,38 @@ impl ReleaseWorker {
                                     // "Not now": declined (making room under Ask frees nothing).
                                     super::arbiter::RoomPolicy::Off
                                     | super::arbiter::RoomPolicy::Ask => {
-                                        WorkerEvent::RoomMade(Box::new(super::arbiter::make_room(
+                                        let made = super::arbiter::make_room(
                                             agent,
                                             need,
                                             super::arbiter::RoomPolicy::Ask,
                                             &base,
                                             probe.as_mut(),
-                                        )))
+                                        );
+                                        cooldowns.remember(&free::app_name(&agent.info), &made);
+                                        WorkerEvent::RoomMade(Box::new(made))
                                     }
-                                    chosen => on_need(
-                                        agent,
-                                        need,
-                                        chosen,
-                                        &presets,
-                                        &base,
-                                        probe.as_mut(),
-                                    ),
+                                    chosen => {
+                                        let free_here = probe.free_for(agent.endpoint.pid);
+                                        let gpu = probe.gpu_of(agent.endpoint.pid);
+                                        match super::arbiter::answer_at_once(
+                                            agent, need, &presets, free_here, &gpu,
+                                        ) {
+                                            Err(made) => WorkerEvent::RoomMade(made),
+                                            Ok(need) => WorkerEvent::RoomMade(Box::new(
+                                                super::arbiter::make_room_as_chosen(
+                                                    agent,
+                                                    &need,
+                                                    chosen,
+                                                    &base,
+                                                    probe.as_mut(),
+                                                ),
+                                            )),
+                                        }
+                                    }
                                 };
+                                if let WorkerEvent::RoomMade(made) = &made {
+                                    cooldowns.remember(&free::app_name(&agent.info), made);
+                                }
                                 if !send(made) {
                                     return;
                                 }
@@ -259,7 +276,9 @@ impl ReleaseWorker {
                             command = Some(WorkerCommand::Refresh);
                             continue;
                         }
-                        Some(WorkerCommand::Free(target, level)) if following.is_none() => {
+                        // A new release while an earlier one is followed: it runs, and its
+                        // own deferred part (if any) is followed instead.
+                        Some(WorkerCommand::Free(target, level)) => {
                             let request = FreeRequest {
                                 target,
                                 level,
@@ -267,11 +286,16 @@ impl ReleaseWorker {
                                 comfyui: comfy.as_ref().ok().cloned(),
                                 apps: apps.clone(),
                                 keep: Vec::new(),
+                                only_pids: None,
                             };
                             let report = free::perform(&request, probe.as_mut());
                             if !report.pending.is_empty() {
                                 following =
                                     Some(Follower::new(report.clone(), free::FOLLOW_TIMEOUT));
+                            } else if following.is_some() {
+                                // Whatever was still awaited is part of this newer release's
+                                // answer now; the earlier wait ends here.
+                                following = None;
                             }
                             if !send(WorkerEvent::Freed(report)) {
                                 return;
@@ -279,7 +303,6 @@ impl ReleaseWorker {
                             command = Some(WorkerCommand::Refresh);
                             continue;
                         }
-                        Some(WorkerCommand::Free(..)) => {} // one release at a time
                         None => {
                             if let Some(f) = following.as_mut()
                                 && let FollowStep::Done(report) = f.step(probe.as_mut())
@@ -339,7 +362,8 @@ impl Drop for ReleaseWorker {
 }
 
 /// A request for room by `policy` (Ask: the question for the user): answered at once when
-/// there is room already or it cannot be counted, else by freeing the others.
+/// there is room already, it cannot be counted or can never be met, or the same app was
+/// answered within the cooldown; else by freeing the others.
 fn on_need(
     agent: &discovery::LiveAgent,
     need: &super::protocol::Need,
@@ -347,17 +371,28 @@ fn on_need(
     presets: &[super::arbiter::PresetNeed],
     base: &FreeRequest,
     probe: &mut dyn UsedMemoryProbe,
+    cooldowns: &mut super::arbiter::Cooldowns,
 ) -> WorkerEvent {
     use super::arbiter::{self, RoomPolicy};
     let free_here = probe.free_for(agent.endpoint.pid);
-    match arbiter::answer_at_once(agent, need, presets, free_here) {
+    let gpu = probe.gpu_of(agent.endpoint.pid);
+    let app = free::app_name(&agent.info);
+    match arbiter::answer_at_once(agent, need, presets, free_here, &gpu) {
         Err(made) => WorkerEvent::RoomMade(made),
-        Ok(need) if policy == RoomPolicy::Ask => {
-            WorkerEvent::RoomAsked(Box::new(arbiter::RoomAsk::new(agent, &need)))
-        }
-        Ok(need) => WorkerEvent::RoomMade(Box::new(arbiter::make_room(
-            agent, &need, policy, base, probe,
-        ))),
+        Ok(need) if policy == RoomPolicy::Off => WorkerEvent::RoomMade(Box::new(
+            arbiter::make_room(agent, &need, policy, base, probe),
+        )),
+        Ok(need) => match cooldowns.answer(agent, &app, &need) {
+            Some(made) => WorkerEvent::RoomMade(Box::new(made)),
+            None if policy == RoomPolicy::Ask => {
+                WorkerEvent::RoomAsked(Box::new(arbiter::RoomAsk::new(agent, &need)))
+            }
+            None => {
+                let made = arbiter::make_room(agent, &need, policy, base, probe);
+                cooldowns.remember(&app, &made);
+                WorkerEvent::RoomMade(Box::new(made))
+            }
+        },
     }
 }
 
@@ -375,6 +410,7 @@ fn room_base(
         comfyui: comfy.as_ref().ok().cloned(),
         apps: apps.to_vec(),
         keep: keep.to_vec(),
+        only_pids: None,
     }
 }
 

@@ -22,14 +22,50 @@ pub const RENAMES_IN_A_ROW: u32 = 3;
 pub const OLDEST_SECONDS: f64 = 24.0 * 3600.0 + 60.0;
 /// How far after now a remote reading may be dated (clocks drift a little).
 pub const NEWEST_SECONDS: f64 = 60.0;
+/// Longest GPU id kept: NVML's UUIDs are 40 characters ("GPU-" and 36), a MIG device's 44.
+pub const MAX_ID_CHARS: usize = 64;
+/// Longest GPU name kept ("NVIDIA H100 80GB HBM3" is 21 characters).
+pub const MAX_NAME_CHARS: usize = 96;
+/// Longest process name kept (NVML gives a full path).
+pub const MAX_PROCESS_NAME_CHARS: usize = 256;
+/// Longest PCI address kept ("00000000:3B:00.0" is 16 characters).
+pub const MAX_PCI_CHARS: usize = 32;
 
-/// The GPU ids one host has used, deciding which of its GPUs get a place.
+/// The GPU ids one host has used, deciding which of its GPUs get a place. Everything it holds
+/// is bounded by [`MAX_GPUS_PER_HOST`] entries of at most [`MAX_ID_CHARS`] characters, whatever
+/// the host sends: only admitted ids are remembered, each at one index.
 #[derive(Debug, Default)]
 pub struct GpuIds {
     admitted: HashSet<String>,
+    /// Where each admitted id was last seen, and the reverse.
+    index_of: HashMap<String, u32>,
     key_at_index: HashMap<u32, String>,
     renames: u32,
     refused: Option<String>,
+}
+
+/// `text` cut to `max` characters (at a character boundary).
+fn clip(text: &mut String, max: usize) {
+    if let Some((end, _)) = text.char_indices().nth(max) {
+        text.truncate(end);
+    }
+}
+
+/// A reading from a host with every string cut to what a real box sends and its process list
+/// capped, so one reading costs at most a few kilobytes whatever arrived.
+pub fn bounded(mut g: GpuSample) -> GpuSample {
+    if let Some(id) = g.uuid.as_mut() {
+        clip(id, MAX_ID_CHARS);
+    }
+    if let Some(pci) = g.pci_bus_id.as_mut() {
+        clip(pci, MAX_PCI_CHARS);
+    }
+    clip(&mut g.name, MAX_NAME_CHARS);
+    g.processes.truncate(MAX_PROCESSES_PER_GPU);
+    for p in &mut g.processes {
+        clip(&mut p.name, MAX_PROCESS_NAME_CHARS);
+    }
+    g
 }
 
 /// What became of one reading.
@@ -48,6 +84,35 @@ impl GpuIds {
         self.refused.as_deref()
     }
 
+    /// Remembers admitted `key` at `index` only: whatever was at either place before is
+    /// forgotten, so both maps hold at most one entry per admitted id.
+    fn place(&mut self, key: String, index: u32) {
+        if let Some(old_index) = self.index_of.insert(key.clone(), index)
+            && old_index != index
+            && self.key_at_index.get(&old_index) == Some(&key)
+        {
+            self.key_at_index.remove(&old_index);
+        }
+        if let Some(old_key) = self.key_at_index.insert(index, key.clone())
+            && old_key != key
+            && self.index_of.get(&old_key) == Some(&index)
+        {
+            self.index_of.remove(&old_key);
+        }
+    }
+
+    /// Entries remembered (ids and places): bounded by a constant whatever the host sent.
+    pub fn remembered(&self) -> usize {
+        self.admitted.len() + self.index_of.len() + self.key_at_index.len()
+    }
+
+    /// Characters of ids remembered.
+    pub fn remembered_chars(&self) -> usize {
+        self.admitted.iter().map(String::len).sum::<usize>()
+            + self.index_of.keys().map(String::len).sum::<usize>()
+            + self.key_at_index.values().map(String::len).sum::<usize>()
+    }
+
     /// Admits one reading of the host's GPUs. `more_than_cap` says the host named more GPUs
     /// than were read (the parser stops at [`MAX_GPUS_PER_HOST`]).
     pub fn admit(&mut self, gpus: Vec<GpuSample>, more_than_cap: bool) -> Admitted {
@@ -61,18 +126,19 @@ impl GpuIds {
         let mut seen = HashSet::new();
         let mut refused_new = 0usize;
         let mut kept = Vec::with_capacity(gpus.len().min(MAX_GPUS_PER_HOST));
-        for mut g in gpus.into_iter().take(MAX_GPUS_PER_HOST) {
+        for g in gpus.into_iter().take(MAX_GPUS_PER_HOST) {
+            let g = bounded(g);
             let key = gpu_key(&g);
             if !seen.insert(key.clone()) {
                 continue; // the same GPU twice in one reading
             }
-            if self
+            // A rename: another id where this one was, or this id where another index was.
+            let other_here = self
                 .key_at_index
                 .get(&g.index)
-                .is_some_and(|before| *before != key)
-            {
-                renamed = true;
-            }
+                .is_some_and(|before| *before != key);
+            let moved = self.index_of.get(&key).is_some_and(|&i| i != g.index);
+            renamed |= other_here || moved;
             if !self.admitted.contains(&key) {
                 if self.admitted.len() >= MAX_GPUS_PER_HOST {
                     refused_new += 1;
@@ -80,8 +146,7 @@ impl GpuIds {
                 }
                 self.admitted.insert(key.clone());
             }
-            self.key_at_index.insert(g.index, key);
-            g.processes.truncate(MAX_PROCESSES_PER_GPU);
+            self.place(key, g.index);
             kept.push(g);
         }
         self.renames = if renamed { self.renames + 1 } else { 0 };
@@ -213,6 +278,67 @@ mod tests {
         let a = ids.admit(vec![gpu(500, "GPU-500")], false);
         assert!(a.gpus.is_empty());
         assert!(a.problem.unwrap().contains("new ones are not shown"));
+    }
+
+    #[test]
+    fn the_same_ids_at_fresh_indices_every_poll_are_renames_and_memory_stays_bounded() {
+        let mut ids = GpuIds::default();
+        let long = "G".repeat(60_000);
+        let mut polls = 0u32;
+        while ids.refused().is_none() && polls < 1_000 {
+            let fresh: Vec<_> = (0..64u32)
+                .map(|i| gpu(polls * 64 + i, &format!("GPU-{i}-{long}")))
+                .collect();
+            let a = ids.admit(fresh, false);
+            assert!(
+                a.gpus
+                    .iter()
+                    .all(|g| g.uuid.as_ref().unwrap().len() <= MAX_ID_CHARS)
+            );
+            assert!(ids.remembered() <= 3 * MAX_GPUS_PER_HOST);
+            assert!(ids.remembered_chars() <= 3 * MAX_GPUS_PER_HOST * MAX_ID_CHARS);
+            polls += 1;
+        }
+        assert!(ids.refused().unwrap().contains("named its GPUs anew"));
+        assert_eq!(
+            polls,
+            1 + RENAMES_IN_A_ROW,
+            "the first reading, then the renames"
+        );
+    }
+
+    #[test]
+    fn a_known_id_at_a_new_index_is_a_rename_even_when_that_index_was_never_used() {
+        let mut ids = GpuIds::default();
+        ids.admit(vec![gpu(0, "GPU-a")], false);
+        for i in 1..=RENAMES_IN_A_ROW {
+            ids.admit(vec![gpu(i * 1000, "GPU-a")], false);
+        }
+        assert!(ids.refused().is_some());
+    }
+
+    #[test]
+    fn strings_from_a_host_are_cut_to_what_a_real_box_sends() {
+        let mut g = gpu(0, &"é".repeat(1_000));
+        g.name = "n".repeat(10_000);
+        g.pci_bus_id = Some("p".repeat(1_000));
+        g.processes = (0..1_000)
+            .map(|pid| crate::telemetry::ProcessInfo {
+                pid,
+                name: "x".repeat(100_000),
+                ..Default::default()
+            })
+            .collect();
+        let g = bounded(g);
+        assert_eq!(g.uuid.unwrap().chars().count(), MAX_ID_CHARS);
+        assert_eq!(g.name.len(), MAX_NAME_CHARS);
+        assert_eq!(g.pci_bus_id.unwrap().len(), MAX_PCI_CHARS);
+        assert_eq!(g.processes.len(), MAX_PROCESSES_PER_GPU);
+        assert!(
+            g.processes
+                .iter()
+                .all(|p| p.name.len() == MAX_PROCESS_NAME_CHARS)
+        );
     }
 
     #[test]

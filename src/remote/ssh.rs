@@ -169,6 +169,11 @@ fn read_once(target: &str, host: &str, shared: &Shared, ids: &mut GpuIds) -> Res
         let Some(sample) = admitted.gpus.into_iter().next() else {
             continue;
         };
+        // One place per GPU id: the same id at another index replaces its old row.
+        let key = super::gpu_key(&sample);
+        state
+            .gpus
+            .retain(|g| g.index == sample.index || super::gpu_key(g) != key);
         match state.gpus.iter_mut().find(|g| g.index == sample.index) {
             Some(slot) => *slot = sample,
             None => {

@@ -35,7 +35,54 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 struct Connection {
     id: u64,
     authenticated: AtomicBool,
+    /// A byte has arrived on it: a client sending a request, not a bare connect.
+    spoke: AtomicBool,
     close: Notify,
+}
+
+/// The client's stream, noting on its connection when the first byte arrives.
+struct Noting {
+    stream: tokio::net::TcpStream,
+    connection: Arc<Connection>,
+}
+
+impl tokio::io::AsyncRead for Noting {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.connection.spoke.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Noting {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 /// Which connections are open, by standing.
@@ -48,17 +95,24 @@ struct Connections {
 }
 
 impl Connections {
-    /// Admits a new connection, pushing the oldest anonymous one out when all are taken.
+    /// Admits a new connection, pushing an anonymous one out when all are taken: the oldest
+    /// that has sent nothing (a bare connect of a flood), else the oldest. A client whose
+    /// request is on its way is the last to go, so churn cannot reset the token holder.
     fn open(&mut self) -> Arc<Connection> {
-        if self.anonymous.len() >= MAX_ANONYMOUS_CONNECTIONS
-            && let Some(oldest) = self.anonymous.pop_front()
-        {
-            oldest.close.notify_one();
+        if self.anonymous.len() >= MAX_ANONYMOUS_CONNECTIONS {
+            let silent = self
+                .anonymous
+                .iter()
+                .position(|c| !c.spoke.load(Ordering::Relaxed));
+            if let Some(pushed) = self.anonymous.remove(silent.unwrap_or(0)) {
+                pushed.close.notify_one();
+            }
         }
         self.next_id += 1;
         let c = Arc::new(Connection {
             id: self.next_id,
             authenticated: AtomicBool::new(false),
+            spoke: AtomicBool::new(false),
             close: Notify::new(),
         });
         self.anonymous.push_back(Arc::clone(&c));
@@ -121,11 +175,15 @@ pub fn run(listener: TcpListener, state: Arc<ServeState>) -> anyhow::Result<()> 
                     let all = Arc::clone(&all);
                     async move { Ok::<_, Infallible>(handle(request, &state, &this, &all).await) }
                 });
+                let noting = Noting {
+                    stream,
+                    connection: Arc::clone(&connection),
+                };
                 let serving = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEADER_DEADLINE)
                     .max_buf_size(MAX_HEAD_BYTES)
-                    .serve_connection(TokioIo::new(stream), service);
+                    .serve_connection(TokioIo::new(noting), service);
                 tokio::select! {
                     _ = tokio::time::timeout(CONNECTION_LIFETIME, serving) => {}
                     // Pushed out by a newer anonymous connection.
@@ -133,6 +191,9 @@ pub fn run(listener: TcpListener, state: Arc<ServeState>) -> anyhow::Result<()> 
                 }
                 lock(&connections).closed(&connection);
             });
+            // The new connection's task runs before the next accept: a request already on its
+            // way is read (and its connection promoted) before a burst of newcomers arrives.
+            tokio::task::yield_now().await;
         }
     })
 }

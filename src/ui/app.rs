@@ -271,6 +271,7 @@ impl VramDeckApp {
         if let Some(state) = storage
             .and_then(|s| eframe::get_value::<ViewState>(s, super::window_state::STORAGE_KEY))
         {
+            let state = state.sanitized();
             self.tab = state.tab;
             self.view_state = state;
         }

@@ -100,7 +100,10 @@ impl ReleaseView {
                 }
             }
             // Shown in the panel for as long as it lasts (a toast would leave after 10 s).
+            // The panel stays free for other releases meanwhile: one app that never finishes
+            // its job must not lock Free VRAM for the follow's whole 15 minutes.
             WorkerEvent::Freed(report) if !report.pending.is_empty() => {
+                self.in_flight = false;
                 self.waiting = Some(report.summary());
             }
             WorkerEvent::RoomMade(made) => {
@@ -230,7 +233,7 @@ pub fn show(
         );
     }
     ui.horizontal(|ui| {
-        if view.in_flight {
+        if view.in_flight || view.waiting.is_some() {
             ui.spinner();
             ui.label(if view.waiting.is_some() {
                 crate::t!("rel-waiting")

@@ -27,6 +27,28 @@ pub struct ViewState {
     pub mini_size: Option<[f32; 2]>,
 }
 
+/// The largest window side taken from a kept file, points: more than any monitor (an 8K screen
+/// is 7,680 pixels), far less than a renderer crashes at (100,000 crashed llvmpipe).
+pub const MAX_KEPT_SIDE: f32 = 8_192.0;
+
+impl ViewState {
+    /// The state with every kept size and place made sane: a hand-edited or corrupt file
+    /// (sizes of 100,000, NaN, negative) must never keep the window from opening.
+    pub fn sanitized(mut self) -> Self {
+        let size = |v: Option<[f32; 2]>| {
+            v.filter(|s| s.iter().all(|x| x.is_finite() && *x >= 1.0))
+                .map(|[x, y]| [x.min(MAX_KEPT_SIDE), y.min(MAX_KEPT_SIDE)])
+        };
+        self.full_size = size(self.full_size);
+        self.mini_size = size(self.mini_size);
+        self.full_position = self.full_position.filter(|p| {
+            p.iter()
+                .all(|x| x.is_finite() && x.abs() <= 4.0 * MAX_KEPT_SIDE)
+        });
+        self
+    }
+}
+
 /// The key under which [`ViewState`] is stored in eframe's storage.
 pub const STORAGE_KEY: &str = "vramdeck-view";
 
@@ -196,17 +218,43 @@ impl WindowState {
     }
 }
 
-/// The mini view's size: as the user left it, at least its least size.
+/// The mini view's size: as the user left it, at least its least size, at most
+/// [`MAX_KEPT_SIDE`].
 fn mini_size(view: &ViewState, gpus: usize) -> Vec2 {
-    view.mini_size
+    view.clone()
+        .sanitized()
+        .mini_size
         .map(Vec2::from)
         .unwrap_or_else(|| super::mini_view::size(gpus))
         .max(super::mini_view::min_size(gpus))
+        .min(Vec2::splat(MAX_KEPT_SIDE))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_sizes_from_a_corrupt_file_are_made_sane() {
+        let kept = ViewState {
+            mini_size: Some([100_000.0, 100_000.0]),
+            full_size: Some([f32::NAN, 900.0]),
+            full_position: Some([f32::INFINITY, 0.0]),
+            ..Default::default()
+        }
+        .sanitized();
+        assert_eq!(kept.mini_size, Some([MAX_KEPT_SIDE, MAX_KEPT_SIDE]));
+        assert_eq!((kept.full_size, kept.full_position), (None, None));
+        let view = ViewState {
+            mini_size: Some([100_000.0, -5.0]),
+            ..Default::default()
+        };
+        let size = mini_size(&view, 2);
+        assert!(
+            size.x <= MAX_KEPT_SIDE && size.y <= MAX_KEPT_SIDE,
+            "{size:?}"
+        );
+    }
 
     #[test]
     fn a_window_larger_than_the_monitor_is_shrunk_to_it() {

@@ -236,23 +236,71 @@ def _prompt_weights(prompt) -> tuple:
     return total, len(names)
 
 
+def _working_room() -> int:
+    """What ComfyUI keeps free below any load for a prompt's activations
+    (model_management.minimum_inference_memory: 0.8 GiB plus its reserve)."""
+    try:
+        import comfy.model_management as mm
+
+        return int(mm.minimum_inference_memory())
+    except Exception:
+        return 1024**3
+
+
+def _streams_weights() -> bool:
+    """ComfyUI keeps only part of the weights on the card by design: Dynamic VRAM, or
+    --lowvram / --novram (model_management.vram_state)."""
+    if _dynamic_vram():
+        return True
+    try:
+        import comfy.model_management as mm
+
+        return getattr(mm.vram_state, "name", "") in ("LOW_VRAM", "NO_VRAM")
+    except Exception:
+        return False
+
+
+def _on_card(weights: int, total) -> int:
+    """Bytes a prompt with `weights` needs free on the card: all of them when they fit beside
+    ComfyUI's working room; only the working room when they do not fit the card at all (ComfyUI
+    then loads part of them and offloads the rest, however much is freed) or when it streams
+    weights by design (Dynamic VRAM, --lowvram, --novram)."""
+    room = _working_room()
+    if _streams_weights() or (total and weights > int(total) - room):
+        return min(weights, room)
+    return weights
+
+
 def _room_for(agent, prompt) -> None:
     """Before a prompt runs: when the weights it names are more than this ComfyUI can find
     room for itself (what it holds loaded, which it unloads for the prompt when it must, and
-    torch's cache), vramdeck is asked to free other apps for the rest. The weights are a floor
-    (activations come on top), so vramdeck's own margin is not added here."""
+    torch's cache), vramdeck is asked to free other apps for the rest. A workflow whose weights
+    outgrow the card asks only for what the card can hold (ComfyUI offloads the rest, as it
+    always would), never for everything. The weights are a floor (activations come on top), so
+    vramdeck's own margin is not added here."""
     weights, files = _prompt_weights(prompt)
     if weights == 0:
         return
+    total = agent.allocator.total_bytes() if hasattr(agent.allocator, "total_bytes") else None
+    on_card = _on_card(weights, total)
     loaded = _loaded_models()[1]
     memory = agent.allocator.memory() or {"allocated": 0, "reserved": 0}
     cached = max(0, memory["reserved"] - memory["allocated"])
-    wanted = weights - loaded - cached
+    wanted = on_card - loaded - cached
     if wanted <= 0:
         return
+    gib = 1024**3
     what = f"ComfyUI prompt ({files} model file{'s' if files != 1 else ''}, " \
-           f"{weights / 1024**3:.1f} GiB of weights)"
-    agent.need(wanted, timeout=NEED_WAIT_S, what=what)
+           f"{weights / gib:.1f} GiB of weights"
+    if on_card < weights:
+        log.info("vramdeck: this prompt names %.1f GiB of weights; ComfyUI keeps part of them "
+                 "in RAM %s, so only its working room (%.1f GiB) is asked for, not room for "
+                 "every weight", weights / gib,
+                 "by design here (Dynamic VRAM or --lowvram)" if _streams_weights()
+                 else f"since they are more than the {int(total or 0) / gib:.1f} GiB card holds",
+                 on_card / gib)
+        what += f"; {on_card / gib:.1f} GiB of working room, the rest offloaded by ComfyUI"
+    agent.need(wanted, timeout=NEED_WAIT_S, what=what + ")")
 
 
 def _ask_before_each_prompt(agent, queue) -> None:

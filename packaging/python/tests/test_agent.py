@@ -341,3 +341,53 @@ def test_an_oom_is_reported_with_pytorchs_numbers(agent):
                               "total capacity of 139.80 GiB of which 14.60 GiB is free. Process "
                               "482 has 124.60 GiB memory in use.")
     assert oom["allocated"] == 10 * GIB
+
+
+@pytest.mark.parametrize("nbytes", [-1, 0, 2**64, 10**30, float("nan"), float("inf"),
+                                    -float("inf"), "8 GiB", True, [1]])
+def test_a_bad_amount_is_answered_in_words_and_never_spoils_the_status(agent, nbytes, caplog):
+    # The third review: need(-1), need(2**64) and need(10**30) made the agent's whole status
+    # undecodable for vramdeck, and NaN and inf raised into the host application.
+    agent.allocator.others = 23 * GIB
+    answer = agent.need(nbytes, timeout=5)
+    assert answer["granted"] is False
+    assert answer["message"].startswith("need() ")
+    assert "need()" in caplog.text
+    status = call(agent.path, {"v": 1, "id": 1, "op": "status"})[0]
+    assert status["agent"]["need"] is None
+    json.dumps(status, allow_nan=False)  # what vramdeck reads stays plain JSON
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -1])
+def test_a_bad_timeout_is_answered_in_words(agent, timeout):
+    agent.allocator.others = 23 * GIB
+    answer = agent.need(8 * GIB, timeout=timeout)
+    assert answer["granted"] is False
+    assert "timeout" in answer["message"]
+
+
+def test_a_need_carries_the_cards_size_for_vramdeck_to_check(agent):
+    import threading
+
+    agent.allocator.others = 23 * GIB
+    worker = threading.Thread(target=lambda: agent.need(8 * GIB, timeout=2), daemon=True)
+    worker.start()
+    status = waiting_need(agent)
+    assert status["need"]["total"] == 24 * GIB
+    worker.join(5)
+
+
+def test_the_agent_the_node_and_protocol_md_say_one_version():
+    import re
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    version = vramdeck_agent.__version__
+    with open(os.path.join(here, "comfyui-vramdeck", "pyproject.toml"), encoding="utf-8") as f:
+        node = re.search(r'^version = "([^"]+)"', f.read(), re.M).group(1)
+    with open(os.path.join(here, "pyproject.toml"), encoding="utf-8") as f:
+        package = f.read()
+    with open(os.path.join(here, "PROTOCOL.md"), encoding="utf-8") as f:
+        protocol = set(re.findall(r'"agent_version":"([^"]+)"', f.read()))
+    assert node == version
+    assert 'dynamic = ["version"]' in package and "vramdeck_agent._version.__version__" in package
+    assert protocol == {version}

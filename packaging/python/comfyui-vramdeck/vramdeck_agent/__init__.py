@@ -33,7 +33,7 @@ from ._server import Server
 
 __all__ = ["start", "stop", "Agent", "Deferred", "TorchAllocator", "UnsafeDirectory",
            "agent_dir", "PROTOCOL_VERSION"]
-__version__ = "0.3.0"
+from ._version import __version__  # noqa: E402  (one source for the package, the node and PROTOCOL.md)
 
 log = logging.getLogger("vramdeck_agent")
 
@@ -127,8 +127,39 @@ class TorchAllocator:
             return None
         return int(self.torch.cuda.mem_get_info()[0])
 
+    def total_bytes(self) -> Optional[int]:
+        """The size of this process's GPU as the driver counts it, or None without CUDA."""
+        if not self.available:
+            return None
+        return int(self.torch.cuda.mem_get_info()[1])
+
+
+# The most a job may ask for: far beyond any card (64 PiB), far below what JSON readers choke on.
+MAX_NEED_BYTES = 1 << 56
+
+
+def _bad_need(nbytes, timeout) -> Optional[str]:
+    """Why need(nbytes, timeout) cannot be asked, or None when it can."""
+    import math
+
+    if nbytes is not None:
+        if isinstance(nbytes, bool) or not isinstance(nbytes, (int, float)):
+            return f"need() takes a number of bytes, not {type(nbytes).__name__}"
+        if isinstance(nbytes, float) and not math.isfinite(nbytes):
+            return f"need() takes a number of bytes, not {nbytes}"
+        if nbytes <= 0:
+            return f"need() takes a positive number of bytes, not {nbytes}"
+        if nbytes > MAX_NEED_BYTES:
+            return f"need() asked for {nbytes} bytes, more than any GPU has"
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or \
+            not math.isfinite(timeout) or timeout < 0:
+        return f"need() takes a timeout in seconds (0 or more), not {timeout!r}"
+    return None
+
 
 def _process_name(pid: int) -> str:
+    if os.name == "nt":  # no /proc (under Wine, /proc is Linux's and names wine's processes)
+        return os.path.basename(sys.executable)
     try:
         with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
             return f.read().strip()
@@ -307,6 +338,14 @@ class Agent:
         process's log. Returns at once when the memory is free already, and within
         `CONTACT_S` when no vramdeck looks at this process."""
         free = self.allocator.free_bytes() if hasattr(self.allocator, "free_bytes") else None
+        refusal = _bad_need(nbytes, timeout)
+        if refusal is not None:
+            # A bug in the host's arithmetic must not raise into its job or spoil this agent's
+            # status for vramdeck: it is answered here, in words, and logged.
+            log.warning("vramdeck: %s", refusal)
+            return {"granted": False, "message": refusal, "free": free}
+        if nbytes is not None:
+            nbytes = int(nbytes)
         if nbytes is not None and free is not None and free >= nbytes:
             return {"granted": True, "message": "", "free": free}
         if nbytes is None:
@@ -325,8 +364,11 @@ class Agent:
         event = threading.Event()
         with self._need_lock:
             self._need_seq += 1
+            total = self.allocator.total_bytes() if hasattr(self.allocator,
+                                                            "total_bytes") else None
             self._need = {"id": self._need_seq, "bytes": int(nbytes or 0),
                           "free": None if free is None else int(free),
+                          "total": None if total is None else int(total),
                           "what": what or self._label(),
                           "preset": preset if nbytes is None else None}
             self._need_answer, self._need_event = None, event

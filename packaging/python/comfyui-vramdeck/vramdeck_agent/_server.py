@@ -6,10 +6,11 @@ makes room for a newcomer), a line must arrive whole within LINE_S and a silent 
 closed after IDLE_S, and an error from accept() (EMFILE when the host ran out of descriptors)
 pauses accepting briefly instead of ending the server.
 
-On the loopback transport anyone on the machine can connect, so a connection must finish the
-handshake (see _auth) within AUTH_S before any request is read, and when every place is taken
-the oldest connection still shaking hands makes room first: strangers can cost the agent a
-handshake each, never its owner's place.
+On the loopback transport anyone on the machine can connect. A connection from another user
+(the OS says who owns the other end, see _peer) is closed before a byte is read; any other must
+finish the handshake (see _auth) within AUTH_S before a request is read. When every place is
+taken, the oldest connection that has not yet sent a valid opening line makes room first: one
+that has (vramdeck, mid-handshake) is never evicted for a newcomer.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import threading
 import time
 from typing import Callable, Deque, Dict, Optional, Tuple
 
-from ._auth import DONE, REFUSED, Handshake
+from ._auth import DONE, MORE, REFUSED, Handshake
+from . import _peer
 
 log = logging.getLogger("vramdeck_agent")
 
@@ -49,6 +51,8 @@ class _Connection:
         self.closing = False
         self.connected = self.last_activity
         self.handshake: Optional[Handshake] = None  # set until a loopback peer has proved itself
+        self.opened = False  # its first handshake line was valid: strangers cannot evict it
+        self.step_added = 0  # the loop's step it came in: it is read at least once before eviction
 
     def evictable(self) -> bool:
         return self.owed == 0 and not self.inbuf and not self.outbuf
@@ -93,6 +97,8 @@ class Server:
         self._paused_until = 0.0
         self._last_resource_warning = 0.0
         self.accept_errors = 0
+        self.other_users_refused = 0
+        self._steps = 0
 
     # -- called from other threads -----------------------------------------------------------
     def stop(self) -> None:
@@ -138,10 +144,14 @@ class Server:
 
     def _step(self) -> None:
         now = time.monotonic()
-        if not self._accepting and now >= self._paused_until and \
-                len(self._conns) < MAX_CONNECTIONS:
+        self._steps += 1
+        if not self._accepting and now >= self._paused_until and self._room_possible():
             self._set_accepting(True)
-        for key, mask in self._sel.select(self._next_timeout(now)):
+        # Connections are read before newcomers are accepted, so an opening line that has
+        # arrived protects its connection before anyone could be evicted for a newcomer.
+        events = sorted(self._sel.select(self._next_timeout(now)),
+                        key=lambda event: event[0].data == "listener")
+        for key, mask in events:
             if key.data == "listener":
                 self._accept()
             elif key.data == "wake":
@@ -204,12 +214,20 @@ class Server:
                 return
             self._add(sock)
 
+    def _evictable_strangers(self):
+        return [c for c in self._conns.values()
+                if c.handshake is not None and not c.opened and c.step_added < self._steps]
+
+    def _room_possible(self) -> bool:
+        return len(self._conns) < MAX_CONNECTIONS or bool(self._evictable_strangers()) or \
+            any(c.evictable() and c.handshake is None for c in self._conns.values())
+
     def _evict_one(self) -> bool:
-        strangers = [c for c in self._conns.values() if c.handshake is not None]
+        strangers = self._evictable_strangers()
         if strangers:
             self._close(min(strangers, key=lambda c: c.connected))
             return True
-        idle = [c for c in self._conns.values() if c.evictable()]
+        idle = [c for c in self._conns.values() if c.evictable() and c.handshake is None]
         if not idle:
             return False
         self._close(min(idle, key=lambda c: c.last_activity))
@@ -217,8 +235,20 @@ class Server:
 
     def _add(self, sock: socket.socket) -> None:
         sock.setblocking(False)
+        if self._secret is not None:
+            verdict = _peer.owner(sock)
+            if verdict in (_peer.OTHER, _peer.GONE):
+                # Another user's process, or one that hung up: closed before a byte is read
+                # or a nonce is spent.
+                self.other_users_refused += verdict == _peer.OTHER
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+                return
         self._next_id += 1
         conn = _Connection(sock, self._next_id)
+        conn.step_added = self._steps
         self._conns[conn.cid] = conn
         self._sel.register(sock, selectors.EVENT_READ, conn.cid)
         if self._secret is not None:
@@ -271,6 +301,8 @@ class Server:
     def _shake(self, conn: _Connection, line: bytes) -> None:
         assert conn.handshake is not None
         answer, outcome = conn.handshake.step(line)
+        if outcome == MORE:
+            conn.opened = True
         if outcome == DONE:
             conn.handshake = None
         elif outcome == REFUSED:

@@ -49,7 +49,9 @@ def listen_loopback() -> Tuple[socket.socket, int]:
         if exclusive is not None:
             sock.setsockopt(socket.SOL_SOCKET, exclusive, 1)
         sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
+        # A long queue: under a connection flood from another user, each is refused in
+        # microseconds, and vramdeck's own connection waits in the queue instead of being dropped.
+        sock.listen(socket.SOMAXCONN)
     except OSError:
         sock.close()
         raise

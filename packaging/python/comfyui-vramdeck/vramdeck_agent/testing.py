@@ -50,3 +50,6 @@ class FakeAllocator:
     def free_bytes(self) -> int:
         with self._lock:
             return max(0, self.total - self.reserved - self.others)
+
+    def total_bytes(self) -> int:
+        return self.total

@@ -14,20 +14,14 @@ usage: room_proof.py --comfyui DIR --vramdeck BIN [--python PY] [--cpu]
 """
 
 import argparse
-import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-NODE = os.path.join(REPO, "packaging", "python", "comfyui-vramdeck")
-PROOF_NODE = os.path.join(HERE, "proof_node")
+from proof_common import (HERE, REPO, agent_hello, check, failures, read, run_prompt, say,
+                          start_comfyui, stop, free_port)
+
 MODEL = "vramdeck_proof_unet.safetensors"
 
 args = argparse.ArgumentParser()
@@ -41,58 +35,7 @@ agents = os.path.join(work, "agents")
 env = dict(os.environ, VRAMDECK_AGENT_DIR=agents, PYTHONUNBUFFERED="1",
            VRAMDECK_CONFIG_DIR=os.path.join(work, "config"),
            VRAMDECK_DATA_DIR=os.path.join(work, "data"))
-failures = []
 started = []
-
-
-def say(text):
-    print(text, flush=True)
-
-
-def check(what, ok, detail=""):
-    say(f"{'PASS' if ok else 'FAIL'}: {what}{(' — ' + detail) if detail else ''}")
-    if not ok:
-        failures.append(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(port, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read() or b"null")
-
-
-def read(path):
-    with open(path, errors="replace") as f:
-        return f.read()
-
-
-def wait_for(what, done, timeout=180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if done():
-            return True
-        time.sleep(0.2)
-    check(what, False, "timed out")
-    return False
-
-
-def agent_hello(pid):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(5)
-        s.connect(os.path.join(agents, f"{pid}.sock"))
-        s.sendall(b'{"v":1,"id":1,"op":"hello"}\n')
-        data = b""
-        while not data.endswith(b"\n"):
-            data += s.recv(65536)
-    return json.loads(data)["agent"]
 
 
 try:
@@ -117,55 +60,19 @@ try:
     started.append(serve)
 
     # 2. ComfyUI with the node, on loopback.
-    custom = os.path.join(opts.comfyui, "custom_nodes")
-    for name, source in (("vramdeck", NODE), ("vramdeck_proof", PROOF_NODE)):
-        path = os.path.join(custom, name)
-        if os.path.islink(path) or os.path.isfile(path):
-            os.unlink(path)
-        elif os.path.isdir(path):
-            shutil.rmtree(path)
-        os.symlink(source, path)
-    port = free_port()
-    cmd = [opts.python, "main.py", "--listen", "127.0.0.1", "--port", str(port),
-           "--disable-auto-launch"] + (["--cpu"] if opts.cpu else [])
-    try:
-        import comfyui_frontend_package  # noqa: F401
-    except ImportError:
-        os.makedirs(os.path.join(work, "web"), exist_ok=True)
-        cmd += ["--front-end-root", os.path.join(work, "web")]  # the page is not the point
-    comfy_log = os.path.join(work, "comfyui.log")
-    comfy = subprocess.Popen(cmd, cwd=opts.comfyui, env=env, stdout=open(comfy_log, "w"),
-                             stderr=subprocess.STDOUT)
+    comfy, port, comfy_log = start_comfyui(opts.comfyui, opts.python, work, env,
+                                           ["--cpu"] if opts.cpu else [])
     started.append(comfy)
+    before = agent_hello(agents, idle_pid)["reserved"]
 
-    def comfy_up():
-        try:
-            http(port, "/system_stats")
-            return True
-        except OSError:
-            if comfy.poll() is not None:
-                raise SystemExit("ComfyUI exited:\n" + read(comfy_log)[-3000:])
-            return False
-
-    wait_for("ComfyUI starts", comfy_up)
-    before = agent_hello(idle_pid)["reserved"]
-
-    def run_prompt(tag):
-        graph = {"1": {"class_type": "UNETLoader",
-                       "inputs": {"unet_name": MODEL, "weight_dtype": "default"}},
-                 "2": {"class_type": "VramdeckProofHold",
-                       "inputs": {"model": ["1", 0], "seconds": 1.0, "tag": tag}}}
-        prompt_id = http(port, "/prompt", {"prompt": graph})["prompt_id"]
-
-        def finished():
-            history = http(port, f"/history/{prompt_id}") or {}
-            return prompt_id in history
-        wait_for(f"prompt {tag} finishes", finished, timeout=600)
-        status = http(port, f"/history/{prompt_id}")[prompt_id]["status"]["status_str"]
-        check(f"prompt {tag} ran", status == "success", status)
+    def unet_prompt(tag):
+        return {"1": {"class_type": "UNETLoader",
+                      "inputs": {"unet_name": MODEL, "weight_dtype": "default"}},
+                "2": {"class_type": "VramdeckProofHold",
+                      "inputs": {"model": ["1", 0], "seconds": 1.0, "tag": tag}}}
 
     # 3. The first prompt: the UNet is not loaded, so the node asks and the prompt waits.
-    run_prompt("first")
+    run_prompt(port, unet_prompt("first"), "first")
     log = read(comfy_log)
     asked = log.find("vramdeck: made room for ComfyUI prompt")
     ran = log.find("vramdeck proof: model loaded, holding the prompt 1.0 s (first)")
@@ -176,23 +83,17 @@ try:
     served = read(serve_log)
     check("serve said who gave way", "made room for ComfyUI prompt (1 model file" in served
           and f"pid {idle_pid}, idle app" in served, served.strip()[-400:])
-    after = agent_hello(idle_pid)["reserved"]
+    after = agent_hello(agents, idle_pid)["reserved"]
     check("the idle app gave memory back (its cache was enough)", after < before,
           f"its torch reserved {before / 1024**3:.1f} → {after / 1024**3:.1f} GiB")
 
     # 4. The same prompt again: ComfyUI holds the UNet, so nothing is asked.
-    run_prompt("second")
+    run_prompt(port, unet_prompt("second"), "second")
     check("a prompt whose model is loaded asks nothing",
           read(comfy_log).count("vramdeck: made room") == 1
           and read(serve_log).count("made room for") == 1)
 finally:
-    for process in reversed(started):
-        process.terminate()
-    for process in started:
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop(started)
     say(f"logs: {work}")
 
 say("ALL PASS" if not failures else f"{len(failures)} FAILED: {failures}")

@@ -283,12 +283,6 @@ def _room_for(agent, prompt) -> None:
         return
     total = agent.allocator.total_bytes() if hasattr(agent.allocator, "total_bytes") else None
     on_card = _on_card(weights, total)
-    loaded = _loaded_models()[1]
-    memory = agent.allocator.memory() or {"allocated": 0, "reserved": 0}
-    cached = max(0, memory["reserved"] - memory["allocated"])
-    wanted = on_card - loaded - cached
-    if wanted <= 0:
-        return
     gib = 1024**3
     what = f"ComfyUI prompt ({files} model file{'s' if files != 1 else ''}, " \
            f"{weights / gib:.1f} GiB of weights"
@@ -300,6 +294,12 @@ def _room_for(agent, prompt) -> None:
                  else f"since they are more than the {int(total or 0) / gib:.1f} GiB card holds",
                  on_card / gib)
         what += f"; {on_card / gib:.1f} GiB of working room, the rest offloaded by ComfyUI"
+    loaded = _loaded_models()[1]
+    memory = agent.allocator.memory() or {"allocated": 0, "reserved": 0}
+    cached = max(0, memory["reserved"] - memory["allocated"])
+    wanted = on_card - loaded - cached
+    if wanted <= 0:
+        return
     agent.need(wanted, timeout=NEED_WAIT_S, what=what + ")")
 
 

@@ -31,7 +31,7 @@ models between prompts. Nothing to pip-install: the agent is in this folder.
 Install: put this folder into ComfyUI/custom_nodes/ as comfyui-vramdeck (git clone, the zip,
 or ComfyUI-Manager), then restart ComfyUI; its log says "vramdeck agent started for ComfyUI".
 README
-printf 'MIT OR Apache-2.0: see https://github.com/vramdeck/vramdeck\n' > "$out/comfyui-vramdeck/LICENSE.txt"
+cp LICENSE "$out/comfyui-vramdeck/LICENSE"
 (
   cd "$out/comfyui-vramdeck"
   git init -q -b main

@@ -31,6 +31,9 @@ print(f"READY {os.getpid()}", flush=True)
 for line in sys.stdin:
     words = line.split()
     if words[:1] == ["fill"]:
+        # One block of all that should be cached: torch would carve a smaller one out of the
+        # cache it has, and the card's free memory would not move.
+        torch.cuda.empty_cache()
         free, _total = torch.cuda.mem_get_info()
         grow = free - int(float(words[1]) * GIB)
         if grow > 0:

@@ -18,9 +18,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root=()
   [ "$(id -u)" -eq 0 ] || as_root=(sudo)
   echo "== installing ${missing[*]}"
-  "${as_root[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}"
+  # Another apt at work (an unattended upgrade, a second build) holds the lock: wait for it.
+  wait_lock=(-o DPkg::Lock::Timeout=600)
+  "${as_root[@]}" apt-get "${wait_lock[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get "${wait_lock[@]}" install -y -qq \
+    --no-install-recommends "${missing[@]}"
 fi
 
 target=x86_64-pc-windows-gnu
@@ -56,10 +58,19 @@ out=target/windows
 rm -rf "$out"
 mkdir -p "$out/vramdeck"
 cp "$exe" "$out/vramdeck/vramdeck.exe"
-cp README.md LICENSE* "$out/vramdeck/" 2>/dev/null || cp README.md "$out/vramdeck/"
+cp README.md LICENSE "$out/vramdeck/"
 cp -r packaging/python "$out/vramdeck/python"
+find "$out/vramdeck" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
 (cd "$out" && zip -q -r "vramdeck-$version-windows-x64.zip" vramdeck)
-makensis -V2 -DVERSION="$version" -DSOURCE="$PWD/$out/vramdeck" \
+# What the uninstaller removes: exactly these files, then these folders if left empty (deepest
+# first), never a recursive delete of the install folder.
+list="$PWD/$out/uninstall-files.nsh"
+(
+  cd "$out/vramdeck"
+  find . -type f | LC_ALL=C sort | sed 's|^\./||; s|/|\\|g; s|.*|  Delete "$INSTDIR\\&"|'
+  find . -mindepth 1 -type d | LC_ALL=C sort -r | sed 's|^\./||; s|/|\\|g; s|.*|  RMDir "$INSTDIR\\&"|'
+) > "$list"
+makensis -V2 -DVERSION="$version" -DSOURCE="$PWD/$out/vramdeck" -DFILES_LIST="$list" \
   -DOUTFILE="$PWD/$out/vramdeck-$version-setup.exe" -DICON="$PWD/packaging/windows/vramdeck.ico" \
   packaging/windows/installer.nsi
 echo "== done"

@@ -30,6 +30,13 @@ for bin in "${binaries[@]}"; do
   WINE_EXE="$bin" "$run" --test-threads=2 -q
 done
 
+echo "== a GUI program: no console window of its own"
+# The PE optional header's Subsystem field: 2 is a GUI program (Windows opens no console for
+# it), 3 a console one. e_lfanew at 0x3C; the field sits 68 bytes into the optional header.
+subsystem=$(python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(); o=struct.unpack_from("<I",d,0x3C)[0]; print(struct.unpack_from("<H",d,o+4+20+68)[0])' "$exe")
+[ "$subsystem" = 2 ] || { echo "vramdeck.exe's subsystem is $subsystem, not 2 (GUI)"; exit 1; }
+echo "ok"
+
 echo "== the command line under Wine (demo mode: Wine has no nvml.dll)"
 # Settings, data and a log in folders with spaces and Chinese, as under C:\Users\张三\.
 export VRAMDECK_CONFIG_DIR="$scratch/配置 目录" VRAMDECK_DATA_DIR="$scratch/数据 目录"
@@ -46,6 +53,13 @@ out="$("$run" diagnose --demo --seconds 2 --json)"
 grep -q '"schema"' <<<"$out" || { echo "diagnose said: $out"; exit 1; }
 out="$(LANG=zh_CN.UTF-8 "$run" --lang zh-CN advise --free-mib 8000 --total-mib 12000)"
 grep -q "假设的显卡" <<<"$out" || { echo "advise in Chinese said: $out"; exit 1; }
+# Windows' display language decides, not a Unix variable in Windows' environment (Git Bash
+# sets LANG=en_US.UTF-8): Wine takes its display language from the Unix LANG it starts with,
+# and the program sees LC_ALL=en_US.UTF-8 set inside Windows.
+windows_exe="$(winepath -w "$exe")"
+out="$(WINE_EXE=cmd env -u LC_ALL LANG=zh_CN.UTF-8 "$run" /c \
+  "set LC_ALL=en_US.UTF-8&& \"$windows_exe\" advise --free-mib 8000 --total-mib 12000")"
+grep -q "假设的显卡" <<<"$out" || { echo "advise under a Chinese Windows said: $out"; exit 1; }
 echo "ok"
 
 echo "== the installer, silently, then the installed exe"
@@ -60,14 +74,45 @@ installed="$(unix_path "C:\\users\\$user\\AppData\\Local\\Programs\\vramdeck\\vr
 shortcut="$(unix_path "C:\\users\\$user\\AppData\\Roaming\\Microsoft\\Windows\\Start Menu\\Programs\\vramdeck.lnk")"
 [ -f "$shortcut" ] || { echo "no Start-menu entry at $shortcut"; exit 1; }
 wine reg query 'HKCU\Software\Microsoft\Windows\CurrentVersion\Run' /v vramdeck 2>/dev/null \
-  | grep -q vramdeck.exe || { echo "no start with Windows"; exit 1; }
+  | grep -q 'vramdeck.exe" --hidden' || { echo "no start with Windows into the tray"; exit 1; }
 WINE_EXE="$installed" "$run" --version
 uninstaller="$(dirname "$installed")/uninstall.exe"
+# A file of the user's beside the installed ones, and a folder of theirs: both must survive.
+echo "mine" > "$(dirname "$installed")/my notes.txt"
+mkdir -p "$(dirname "$installed")/python/my models"
+echo "weights" > "$(dirname "$installed")/python/my models/keep.bin"
+# While vramdeck runs, the uninstaller removes nothing (silently: exit code 2).
+WINE_EXE="$installed" "$run" --demo >/dev/null 2>&1 &
+running=$!
+sleep 8  # the window is up and holds its mutex
+set +e; WINE_EXE="$uninstaller" "$run" /S; refused=$?; set -e
+sleep 2
+[ -f "$installed" ] || { echo "the uninstaller removed files while vramdeck ran"; exit 1; }
+[ "$refused" = 2 ] || echo "(the uninstaller's exit status was $refused; its copy returns at once)"
+kill "$running" 2>/dev/null; wineserver -k 2>/dev/null || true; wait "$running" 2>/dev/null || true
 WINE_EXE="$uninstaller" "$run" /S
 # NSIS's uninstaller copies itself and returns at once; give it a moment to remove the files.
 for _ in $(seq 50); do [ -f "$installed" ] || break; sleep 0.2; done
 [ ! -f "$installed" ] || { echo "the uninstaller left $installed"; exit 1; }
+[ -f "$(dirname "$installed")/my notes.txt" ] || { echo "the uninstaller deleted the user's file"; exit 1; }
+[ -f "$(dirname "$installed")/python/my models/keep.bin" ] \
+  || { echo "the uninstaller deleted the user's folder"; exit 1; }
+[ ! -f "$(dirname "$installed")/python/vramdeck_agent/__init__.py" ] \
+  || [ ! -d "$(dirname "$installed")/python/comfyui-vramdeck" ] \
+  || { echo "the uninstaller left its own files"; exit 1; }
 [ ! -f "$shortcut" ] || { echo "the uninstaller left the Start-menu entry"; exit 1; }
 ! wine reg query 'HKCU\Software\Microsoft\Windows\CurrentVersion\Run' /v vramdeck >/dev/null 2>&1 \
   || { echo "the uninstaller left the start with Windows"; exit 1; }
+echo "ok"
+
+echo "== installing into a folder that holds someone else's files"
+chosen="$scratch/我的 文件"
+mkdir -p "$chosen"
+echo "do not delete" > "$chosen/report.docx"
+WINE_EXE="$setup" "$run" /S "/D=$(winepath -w "$chosen")"
+[ -f "$chosen/vramdeck/vramdeck.exe" ] || { echo "not installed into a folder of its own: $(ls "$chosen")"; exit 1; }
+WINE_EXE="$chosen/vramdeck/uninstall.exe" "$run" /S
+for _ in $(seq 50); do [ -f "$chosen/vramdeck/vramdeck.exe" ] || break; sleep 0.2; done
+[ ! -e "$chosen/vramdeck" ] || { echo "the uninstaller left $(ls -R "$chosen/vramdeck")"; exit 1; }
+[ -f "$chosen/report.docx" ] || { echo "the user's file is gone"; exit 1; }
 echo "ok"

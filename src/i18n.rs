@@ -110,19 +110,33 @@ impl Language {
         }
     }
 
-    /// The system's language: LC_ALL, then LC_MESSAGES, then LANG (as gettext reads them),
-    /// then the platform's own setting (the user's UI language on Windows); English when none
-    /// names a language the app speaks.
+    /// The system's language: on Unix LC_ALL, then LC_MESSAGES, then LANG (as gettext reads
+    /// them), then the platform's own setting; on Windows the user's display language alone
+    /// (see `platform::locale`); English when none names a language the app speaks.
     pub fn of_system() -> Language {
-        for var in ["LC_ALL", "LC_MESSAGES", "LANG"] {
-            if let Ok(value) = std::env::var(var)
-                && !value.is_empty()
-            {
-                // The first variable set decides, even "C": that is how gettext reads them.
-                return Language::from_locale(&value).unwrap_or_default();
+        Language::deciding(
+            crate::platform::locale::UNIX_LOCALE_VARIABLES_APPLY,
+            |var| std::env::var(var).ok(),
+            crate::platform::locale::system_locale(),
+        )
+    }
+
+    /// [`of_system`](Self::of_system) from given facts: whether the Unix variables apply,
+    /// the environment, and the OS's own locale.
+    pub fn deciding(
+        unix_variables: bool,
+        env: impl Fn(&str) -> Option<String>,
+        system: Option<String>,
+    ) -> Language {
+        if unix_variables {
+            for var in ["LC_ALL", "LC_MESSAGES", "LANG"] {
+                if let Some(value) = env(var).filter(|v| !v.is_empty()) {
+                    // The first variable set decides, even "C": that is how gettext reads them.
+                    return Language::from_locale(&value).unwrap_or_default();
+                }
             }
         }
-        sys_locale::get_locale()
+        system
             .and_then(|l| Language::from_locale(&l))
             .unwrap_or_default()
     }
@@ -253,6 +267,30 @@ pub fn message_ids(language: Language) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_windows_the_display_language_wins_over_unix_variables() {
+        // Git for Windows sets LANG=en_US.UTF-8 for its tools; a Chinese Windows stays Chinese.
+        let git_bash = |var: &str| (var == "LANG").then(|| "en_US.UTF-8".to_string());
+        let chinese_windows = Some("zh-CN".to_string());
+        assert_eq!(
+            Language::deciding(false, git_bash, chinese_windows.clone()),
+            Language::Chinese
+        );
+        // On Linux the variables speak first, as gettext reads them.
+        assert_eq!(
+            Language::deciding(true, git_bash, chinese_windows.clone()),
+            Language::English
+        );
+        assert_eq!(
+            Language::deciding(true, |_| None, chinese_windows),
+            Language::Chinese
+        );
+        assert_eq!(
+            Language::deciding(false, |_| None, Some("de-DE".into())),
+            Language::English
+        );
+    }
 
     #[test]
     fn counts_pick_plural_forms_and_are_written_with_grouped_thousands() {

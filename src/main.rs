@@ -1,4 +1,8 @@
 //! The vramdeck binary: parses arguments, then opens the window or runs a headless command.
+// On Windows a GUI program: no console window opens beside the window from Explorer or the
+// Start menu (and closing one cannot end vramdeck); commands attach to the console they were
+// typed in (platform::console). An attribute of the crate root, so it cannot live in platform.
+#![cfg_attr(windows, windows_subsystem = "windows")]
 
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
@@ -15,6 +19,9 @@ fn main() -> ExitCode {
     // The language before anything is said, --help included: --lang, else the window's
     // choice, else the system's.
     let args: Vec<String> = std::env::args().collect();
+    if prints_to_a_terminal(&args) {
+        vramdeck::platform::console::attach_to_parent_console();
+    }
     let language = vramdeck::cli::help::language_argument(&args)
         .or_else(|| settings::default_path().and_then(|p| settings::language_in(&p)))
         .unwrap_or_else(vramdeck::i18n::Language::of_system);
@@ -63,6 +70,18 @@ fn main() -> ExitCode {
 
 /// Opens the window; a panic inside the window system (winit panics, for example, when the
 /// keyboard layout data is missing) becomes a sentence instead of a backtrace.
+/// The arguments ask for a command or for help (something printed), not for the window.
+fn prints_to_a_terminal(args: &[String]) -> bool {
+    let commands: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .chain(["help".to_string()])
+        .collect();
+    args.iter()
+        .skip(1)
+        .any(|a| commands.contains(a) || matches!(a.as_str(), "-h" | "--help" | "-V" | "--version"))
+}
+
 fn run_window_guarded(cli: &Cli) -> anyhow::Result<()> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_window(cli))) {
         Ok(result) => result,

@@ -64,15 +64,63 @@ fn from_fontconfig() -> Option<FontFile> {
     None
 }
 
-/// Files the usual packages install (Debian/Ubuntu, Fedora, Arch; Windows' Microsoft YaHei and
-/// SimSun), where fontconfig is not there to ask.
-fn from_known_paths() -> Option<FontFile> {
-    let windows_fonts = std::env::var_os("WINDIR")
+/// Windows' Simplified Chinese UI fonts, best first, as Windows 10 and 11 install them: Microsoft
+/// YaHei (the UI font since Vista; face 0 of the collection is the regular weight), DengXian
+/// (Office's), SimHei, SimSun (face 0: SimSun, 1: NSimSun).
+const WINDOWS_CJK: [(&str, u32); 5] = [
+    ("msyh.ttc", 0),
+    ("msyh.ttf", 0),
+    ("Deng.ttf", 0),
+    ("simhei.ttf", 0),
+    ("simsun.ttc", 0),
+];
+
+/// Windows' font folders: the system's (`%WINDIR%\Fonts`) and the user's own installs
+/// (`%LOCALAPPDATA%\Microsoft\Windows\Fonts`, since Windows 10 1809).
+fn windows_font_folders() -> Vec<PathBuf> {
+    let system = std::env::var_os("WINDIR")
+        .or_else(|| std::env::var_os("SystemRoot"))
         .map(|w| PathBuf::from(w).join("Fonts"))
         .unwrap_or_else(|| PathBuf::from(r"C:\Windows\Fonts"));
-    let candidates: [(PathBuf, u32); 8] = [
-        (windows_fonts.join("msyh.ttc"), 0),
-        (windows_fonts.join("simsun.ttc"), 0),
+    let mut folders = vec![system];
+    if let Some(local) = std::env::var_os("LOCALAPPDATA") {
+        folders.push(PathBuf::from(local).join(r"Microsoft\Windows\Fonts"));
+    }
+    folders
+}
+
+/// The best of [`WINDOWS_CJK`] in `folders`, folder by folder in the font's order. Windows
+/// names files in any case ("MSYH.TTC" on older installs): the folder is listed once and
+/// matched without case.
+pub fn windows_cjk_font_in(folders: &[PathBuf]) -> Option<FontFile> {
+    let listed: Vec<(PathBuf, String)> = folders
+        .iter()
+        .filter_map(|f| std::fs::read_dir(f).ok())
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| (e.path(), e.file_name().to_string_lossy().to_lowercase()))
+        .collect();
+    WINDOWS_CJK.iter().find_map(|(name, index)| {
+        listed
+            .iter()
+            .find(|(_, lower)| *lower == name.to_lowercase())
+            .map(|(path, _)| FontFile {
+                path: path.clone(),
+                index: *index,
+            })
+    })
+}
+
+/// Files the usual packages install (Debian/Ubuntu, Fedora, Arch; Windows' own CJK fonts),
+/// where fontconfig is not there to ask.
+fn from_known_paths() -> Option<FontFile> {
+    if cfg!(windows)
+        && let Some(found) = windows_cjk_font_in(&windows_font_folders())
+    {
+        return Some(found);
+    }
+    let candidates: [(PathBuf, u32); 6] = [
         // Noto Sans CJK's collection: the faces go JP, KR, SC, TC, HK.
         (
             "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc".into(),
@@ -100,4 +148,34 @@ fn from_known_paths() -> Option<FontFile> {
         .into_iter()
         .find(|(p, _)| p.is_file())
         .map(|(path, index)| FontFile { path, index })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_fonts_folders_give_microsoft_yahei_first_in_any_case() {
+        let system = tempfile::tempdir().unwrap();
+        let user = tempfile::tempdir().unwrap();
+        for name in ["arial.ttf", "SIMSUN.TTC", "simhei.ttf"] {
+            std::fs::write(system.path().join(name), b"font").unwrap();
+        }
+        let folders = [system.path().to_path_buf(), user.path().to_path_buf()];
+        // No YaHei: SimHei comes before SimSun.
+        let found = windows_cjk_font_in(&folders).unwrap();
+        assert_eq!(found.path, system.path().join("simhei.ttf"));
+        // YaHei installed for this user only (upper case, as older installs name it).
+        std::fs::write(user.path().join("MSYH.TTC"), b"font").unwrap();
+        let found = windows_cjk_font_in(&folders).unwrap();
+        assert_eq!((found.path, found.index), (user.path().join("MSYH.TTC"), 0));
+        // A folder with no Chinese font, and one that is not there.
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::write(empty.path().join("arial.ttf"), b"font").unwrap();
+        let missing = empty.path().join("nope");
+        assert_eq!(
+            windows_cjk_font_in(&[empty.path().to_path_buf(), missing]),
+            None
+        );
+    }
 }

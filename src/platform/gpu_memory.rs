@@ -195,12 +195,14 @@ mod imp {
             dedicated: std::ptr::null_mut(),
             shared: std::ptr::null_mut(),
         };
+        // The resident pair, what Task Manager shows as dedicated and shared GPU memory; the
+        // set's "Dedicated/Shared Usage" are committed figures (see `telemetry::wddm`).
         for (path, counter) in [
+            ("\\GPU Process Memory(*)\\Local Usage", &mut query.dedicated),
             (
-                "\\GPU Process Memory(*)\\Dedicated Usage",
-                &mut query.dedicated,
+                "\\GPU Process Memory(*)\\Non Local Usage",
+                &mut query.shared,
             ),
-            ("\\GPU Process Memory(*)\\Shared Usage", &mut query.shared),
         ] {
             let path = wide(path);
             // SAFETY: `path` is NUL-terminated UTF-16; `counter` receives the handle.

@@ -8,6 +8,7 @@ pub mod file_dialog;
 pub mod files;
 pub mod fonts;
 pub mod gpu_memory;
+pub mod locale;
 pub mod notify;
 pub mod process;
 pub mod process_info;

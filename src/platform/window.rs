@@ -12,6 +12,10 @@ use raw_window_handle::HasWindowHandle;
 /// The AppUserModelID of vramdeck on Windows (the shortcut the installer makes has it too).
 pub const APP_USER_MODEL_ID: &str = "vramdeck.vramdeck";
 
+/// The named mutex vramdeck's window holds on Windows while it runs (the installer checks it).
+#[cfg_attr(not(windows), allow(dead_code))]
+pub const RUNNING_MUTEX: &str = "vramdeck-running";
+
 /// Called once before the window opens.
 pub fn before_window() {
     imp::before_window()
@@ -69,6 +73,17 @@ mod imp {
         // SAFETY: a NUL-terminated UTF-16 string that outlives the call.
         unsafe {
             windows_sys::Win32::UI::Shell::SetCurrentProcessExplicitAppUserModelID(id.as_ptr())
+        };
+        // The installer and uninstaller look for this mutex and ask the user to quit vramdeck
+        // before they replace or remove its files (packaging/windows/installer.nsi). Its handle
+        // is kept open for the process's life; Windows closes it at exit, even a crash.
+        let name: Vec<u16> = super::RUNNING_MUTEX
+            .encode_utf16()
+            .chain(std::iter::once(0))
+            .collect();
+        // SAFETY: a NUL-terminated UTF-16 name that outlives the call; no security attributes.
+        unsafe {
+            windows_sys::Win32::System::Threading::CreateMutexW(std::ptr::null(), 0, name.as_ptr())
         };
     }
 

@@ -4,10 +4,15 @@
 //! Task Manager reads the same numbers: the performance counter set "GPU Process Memory", one
 //! instance per process and adapter, named `pid_<pid>_luid_0x<high>_0x<low>_phys_<n>` (a
 //! process that uses two adapters, or two physical parts of one linked adapter, has several),
-//! with `Dedicated Usage` (memory on the card) and `Shared Usage` (system memory the GPU
-//! reaches through the bus: the CUDA sysmem fallback's spill, and pinned host memory). The
-//! reader itself is Windows-only (`platform::gpu_memory`); what it reads is turned into
-//! per-process numbers here, on every platform, so the parsing runs in every test run.
+//! with `Local Usage` (resident memory on the card) and `Non Local Usage` (resident system
+//! memory the GPU reaches through the bus: the CUDA sysmem fallback's spill, and pinned host
+//! memory). Those are Task Manager's "Dedicated/Shared GPU memory"; the set's `Dedicated Usage`
+//! and `Shared Usage` are what a process has committed, which for the desktop window manager
+//! and other graphics programs is many times what they hold (System Informer moved to the
+//! resident pair in PR #2971 after its issue #2389: dwm at 1,576 MB committed, 188 MB in Task
+//! Manager). The reader itself is Windows-only (`platform::gpu_memory`); what it reads is
+//! turned into per-process numbers here, on every platform, so the parsing runs in every test
+//! run.
 
 use crate::telemetry::{ProcessInfo, ProcessKind};
 use crate::units::{Bytes, MIB};
@@ -139,9 +144,29 @@ mod tests {
     const CAPTURE: &str = include_str!("../../tests/fixtures/wddm/typeperf-gpu-process-memory.csv");
 
     #[test]
+    fn dwm_shows_what_task_manager_shows_resident_not_committed() {
+        // The resident pair, as the reader asks for it: dwm's 188 + 4 MiB on the NVIDIA card.
+        let local = typeperf_column(CAPTURE, "Local Usage");
+        let non_local = typeperf_column(CAPTURE, "Non Local Usage");
+        let resident = per_process(&local, &non_local);
+        let nvidia = Luid {
+            high: 0,
+            low: 0xD3B4,
+        };
+        assert_eq!(resident[&nvidia][&4410].dedicated, Bytes(192 * MIB));
+        assert_eq!(resident[&nvidia][&4410].shared, Bytes(48 * MIB));
+        // The committed pair would have shown 1,588 MiB for it.
+        let committed = per_process(
+            &typeperf_column(CAPTURE, "Dedicated Usage"),
+            &typeperf_column(CAPTURE, "Shared Usage"),
+        );
+        assert_eq!(committed[&nvidia][&4410].dedicated, Bytes(1_588 * MIB));
+    }
+
+    #[test]
     fn a_typeperf_capture_gives_each_process_its_dedicated_and_shared_memory() {
-        let dedicated = typeperf_column(CAPTURE, "Dedicated Usage");
-        let shared = typeperf_column(CAPTURE, "Shared Usage");
+        let dedicated = typeperf_column(CAPTURE, "Local Usage");
+        let shared = typeperf_column(CAPTURE, "Non Local Usage");
         assert_eq!(dedicated.len(), 6);
         let adapters = per_process(&dedicated, &shared);
         let nvidia = Luid {
@@ -154,7 +179,7 @@ mod tests {
         assert_eq!(comfy.dedicated, Bytes(23_090_691_072));
         assert_eq!(comfy.shared, Bytes(5_905_580_032));
         // A process on two physical parts of the adapter is added up.
-        assert_eq!(on_nvidia[&4410].dedicated, Bytes(300 * MIB + 12 * MIB));
+        assert_eq!(on_nvidia[&4410].dedicated, Bytes(188 * MIB + 4 * MIB));
         // The integrated GPU's LUID is another adapter.
         assert_eq!(adapters.len(), 2);
         assert!(

@@ -154,3 +154,51 @@ def test_stop_removes_the_endpoint_file(tmp_path, monkeypatch):
     assert os.path.exists(a.path)
     a.stop()
     assert not os.path.exists(a.path)
+
+
+def test_the_windows_tcp_table_names_the_connections_owner():
+    # MIB_TCPTABLE_OWNER_PID as GetExtendedTcpTable writes it: a count, then six DWORDs a row,
+    # addresses and ports in network order (ports in the low 16 bits).
+    import struct
+    from vramdeck_agent import _peer
+
+    def row(local, remote, pid, state=5):
+        (la, lp), (ra, rp) = local, remote
+        return struct.pack("<6I", state, struct.unpack("<I", socket.inet_aton(la))[0],
+                           socket.htons(lp), struct.unpack("<I", socket.inet_aton(ra))[0],
+                           socket.htons(rp), pid)
+
+    client, agent_end = ("127.0.0.1", 55300), ("127.0.0.1", 45135)
+    rows = [row(("0.0.0.0", 2024), ("0.0.0.0", 0), 4, state=2),
+            row(agent_end, client, 1200),  # the agent's own end of it
+            row(client, agent_end, 7788)]  # the client's end: its owner
+    table = struct.pack("<I", len(rows)) + b"".join(rows)
+    assert _peer.owner_pid_in(table, client, agent_end) == 7788
+    assert _peer.owner_pid_in(table, ("127.0.0.1", 1), agent_end) is None
+    # A count larger than the rows written is not read past the buffer.
+    assert _peer.owner_pid_in(struct.pack("<I", 1000) + rows[2], client, agent_end) == 7788
+    assert _peer.owner_pid_in(b"\x01", client, agent_end) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0 or
+                    not os.path.exists("/usr/bin/python3"),
+                    reason="needs root to connect as a second user")
+def test_another_users_connection_is_closed_before_a_byte_is_read(agent):
+    # The third attack review: another local user's connections took the agent's places.
+    import subprocess
+
+    port = endpoint(agent)["port"]
+    opening = json.dumps({"v": 1, "id": 0, "op": "auth", "nonce": "ab" * 32})
+    code = ("import socket,sys; s=socket.create_connection(('127.0.0.1', int(sys.argv[1])));"
+            "s.settimeout(3); s.sendall(sys.argv[2].encode()+b'\\n');"
+            "print(repr(s.recv(4096)))")
+    out = subprocess.run(["/usr/bin/python3", "-c", code, str(port), opening], user=65534,
+                         group=65534, capture_output=True, text=True, timeout=20)
+    # Closed unread: no nonce came back (b'' at EOF, or a reset).
+    assert out.stdout.strip() in ("b''", "") or "ConnectionReset" in out.stderr, out
+    assert "nonce" not in out.stdout
+    assert agent._server.other_users_refused >= 1
+    # Our own user still gets through the handshake.
+    sock, _reader, accepted = authenticate(agent)
+    with sock:
+        assert accepted["ok"]

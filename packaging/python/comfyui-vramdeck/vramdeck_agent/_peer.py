@@ -93,6 +93,24 @@ def _linux_owner(sock: socket.socket) -> Optional[str]:
     return MINE if uid == os.getuid() else OTHER
 
 
+def owner_pid_in(table: bytes, peer: Tuple[str, int], mine: Tuple[str, int]) -> Optional[int]:
+    """The owning pid of the connection from `peer` to `mine` in a MIB_TCPTABLE_OWNER_PID
+    (a row count, then rows of state, local address, local port, remote address, remote port
+    and pid, six DWORDs each; addresses in network order, ports in network order in the low
+    16 bits), as GetExtendedTcpTable writes it."""
+    if len(table) < 4:
+        return None
+    count = struct.unpack_from("<I", table, 0)[0]
+    count = min(count, (len(table) - 4) // 24)
+    want = (struct.unpack("<I", socket.inet_aton(peer[0]))[0], socket.htons(peer[1]),
+            struct.unpack("<I", socket.inet_aton(mine[0]))[0], socket.htons(mine[1]))
+    for i in range(count):
+        _state, la, lp, ra, rp, pid = struct.unpack_from("<6I", table, 4 + 24 * i)
+        if (la, lp & 0xFFFF, ra, rp & 0xFFFF) == want:
+            return pid
+    return None
+
+
 def _windows_owner(sock: socket.socket) -> Optional[str]:
     import ctypes
     from ctypes import wintypes
@@ -101,11 +119,26 @@ def _windows_owner(sock: socket.socket) -> Optional[str]:
     iphlpapi = ctypes.WinDLL("iphlpapi")
     kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
     advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)
-
-    class Row(ctypes.Structure):  # MIB_TCPROW_OWNER_PID
-        _fields_ = [("state", wintypes.DWORD), ("local_addr", wintypes.DWORD),
-                    ("local_port", wintypes.DWORD), ("remote_addr", wintypes.DWORD),
-                    ("remote_port", wintypes.DWORD), ("pid", wintypes.DWORD)]
+    # Every signature spelled out: a HANDLE is pointer-sized (GetCurrentProcess's -1 overflows
+    # ctypes' default int).
+    iphlpapi.GetExtendedTcpTable.argtypes = [ctypes.c_void_p, ctypes.POINTER(wintypes.DWORD),
+                                             wintypes.BOOL, wintypes.ULONG, ctypes.c_int,
+                                             wintypes.ULONG]
+    iphlpapi.GetExtendedTcpTable.restype = wintypes.DWORD
+    kernel32.GetCurrentProcess.argtypes = []
+    kernel32.GetCurrentProcess.restype = wintypes.HANDLE
+    kernel32.OpenProcess.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.DWORD]
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.CloseHandle.argtypes = [wintypes.HANDLE]
+    kernel32.CloseHandle.restype = wintypes.BOOL
+    advapi32.OpenProcessToken.argtypes = [wintypes.HANDLE, wintypes.DWORD,
+                                          ctypes.POINTER(wintypes.HANDLE)]
+    advapi32.OpenProcessToken.restype = wintypes.BOOL
+    advapi32.GetTokenInformation.argtypes = [wintypes.HANDLE, ctypes.c_int, ctypes.c_void_p,
+                                             wintypes.DWORD, ctypes.POINTER(wintypes.DWORD)]
+    advapi32.GetTokenInformation.restype = wintypes.BOOL
+    advapi32.GetLengthSid.argtypes = [ctypes.c_void_p]
+    advapi32.GetLengthSid.restype = wintypes.DWORD
 
     TCP_TABLE_OWNER_PID_CONNECTIONS = 4
     size = wintypes.DWORD(0)
@@ -120,20 +153,9 @@ def _windows_owner(sock: socket.socket) -> Optional[str]:
             break
     else:
         return None
-    count = struct.unpack_from("=I", buffer.raw, 0)[0]
-    rows = ctypes.cast(ctypes.addressof(buffer) + 4, ctypes.POINTER(Row * count)).contents
-
-    def addr(ip: str) -> int:
-        return struct.unpack("=I", socket.inet_aton(ip))[0]
-
-    def port(p: int) -> int:  # the table keeps ports in network order in the low 16 bits
-        return socket.htons(p)
-
-    owner = next((r.pid for r in rows
-                  if r.local_addr == addr(peer[0]) and r.local_port == port(peer[1])
-                  and r.remote_addr == addr(mine[0]) and r.remote_port == port(mine[1])), None)
-    if owner is None:
-        return None
+    owner = owner_pid_in(buffer.raw[:size.value], peer, mine)
+    if not owner:
+        return None  # not listed, or pid 0 (Wine lists every connection so)
     if owner == os.getpid():
         return MINE
 
@@ -157,9 +179,7 @@ def _windows_owner(sock: socket.socket) -> Optional[str]:
         finally:
             kernel32.CloseHandle(token)
 
-    kernel32.GetCurrentProcess.restype = wintypes.HANDLE
     mine_sid = token_user(kernel32.GetCurrentProcess())
-    kernel32.OpenProcess.restype = wintypes.HANDLE
     other = kernel32.OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, False, owner)
     if not other:
         return None  # gone, or not ours to open: the handshake decides

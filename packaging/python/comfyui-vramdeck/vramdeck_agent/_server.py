@@ -214,23 +214,28 @@ class Server:
                 return
             self._add(sock)
 
-    def _evictable_strangers(self):
-        return [c for c in self._conns.values()
-                if c.handshake is not None and not c.opened and c.step_added < self._steps]
+    def _candidate(self) -> Optional[_Connection]:
+        """Who makes room for a newcomer: the oldest stranger (no valid opening line yet) that
+        has had a turn to be read; while strangers are only too new for that, nobody (they go
+        first at the next turn); with no strangers, the connection idle longest among those
+        that proved themselves."""
+        strangers = [c for c in self._conns.values() if c.handshake is not None and not c.opened]
+        ready = [c for c in strangers if c.step_added < self._steps]
+        if ready:
+            return min(ready, key=lambda c: c.connected)
+        if strangers:
+            return None
+        idle = [c for c in self._conns.values() if c.evictable() and c.handshake is None]
+        return min(idle, key=lambda c: c.last_activity) if idle else None
 
     def _room_possible(self) -> bool:
-        return len(self._conns) < MAX_CONNECTIONS or bool(self._evictable_strangers()) or \
-            any(c.evictable() and c.handshake is None for c in self._conns.values())
+        return len(self._conns) < MAX_CONNECTIONS or self._candidate() is not None
 
     def _evict_one(self) -> bool:
-        strangers = self._evictable_strangers()
-        if strangers:
-            self._close(min(strangers, key=lambda c: c.connected))
-            return True
-        idle = [c for c in self._conns.values() if c.evictable() and c.handshake is None]
-        if not idle:
+        candidate = self._candidate()
+        if candidate is None:
             return False
-        self._close(min(idle, key=lambda c: c.last_activity))
+        self._close(candidate)
         return True
 
     def _add(self, sock: socket.socket) -> None:

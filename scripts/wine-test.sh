@@ -116,3 +116,6 @@ for _ in $(seq 50); do [ -f "$chosen/vramdeck/vramdeck.exe" ] || break; sleep 0.
 [ ! -e "$chosen/vramdeck" ] || { echo "the uninstaller left $(ls -R "$chosen/vramdeck")"; exit 1; }
 [ -f "$chosen/report.docx" ] || { echo "the user's file is gone"; exit 1; }
 echo "ok"
+
+echo "== the agent under Windows' own Python"
+bash "$root/scripts/wine-agent-test.sh"

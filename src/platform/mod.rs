@@ -7,9 +7,12 @@ pub mod console;
 pub mod file_dialog;
 pub mod files;
 pub mod fonts;
+pub mod gpu_adapters;
 pub mod gpu_memory;
 pub mod locale;
 pub mod notify;
+#[cfg(windows)]
+pub mod pdh;
 pub mod process;
 pub mod process_info;
 pub mod tray;

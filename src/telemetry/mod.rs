@@ -11,6 +11,7 @@ pub mod runtime_pm;
 pub mod sampler;
 pub mod sim;
 pub mod wddm;
+pub mod wddm_adapters;
 
 use crate::units::{Bytes, Celsius, MegaHertz, Percent, Watts};
 use serde::{Deserialize, Serialize};
@@ -311,6 +312,12 @@ pub enum SourceKind {
         /// Driver version, e.g. "580.159.04".
         driver_version: String,
     },
+    /// Windows' own counters (WDDM): any maker's cards, without a vendor library (no
+    /// temperature, power or clocks).
+    Wddm {
+        /// The adapters, by name ("AMD Radeon RX 7900 XTX").
+        adapters: String,
+    },
     /// No GPU here: only remote hosts are watched.
     RemoteOnly {
         /// Why this machine has none (NVML's words).
@@ -330,6 +337,7 @@ impl SourceKind {
             SourceKind::Nvml { driver_version } => format!("NVML, driver {driver_version}"),
             SourceKind::Simulated { reason } => format!("demo: {reason}"),
             SourceKind::RemoteOnly { reason } => format!("remote hosts only ({reason})"),
+            SourceKind::Wddm { adapters } => format!("Windows (WDDM): {adapters}"),
         }
     }
 
@@ -432,12 +440,18 @@ pub fn open_source(force_demo: bool) -> Box<dyn GpuSource> {
     if force_demo {
         return Box::new(sim::SimulatedGpus::demo(&crate::t!("demo-requested")));
     }
+    // On Windows, cards NVML does not read (AMD, Intel) come from WDDM beside it, or alone.
     match nvml::NvmlSource::open() {
-        Ok(source) => Box::new(source),
-        Err(SourceError::Unavailable(detail)) => Box::new(sim::SimulatedGpus::demo(&crate::t!(
-            "nvml-unavailable",
-            detail = detail
-        ))),
-        Err(e) => Box::new(sim::SimulatedGpus::demo(&e.to_string())),
+        Ok(source) => wddm_adapters::beside(Box::new(source)),
+        Err(e) => match wddm_adapters::WddmSource::open(None) {
+            Ok(windows) => Box::new(windows),
+            Err(_) => match e {
+                SourceError::Unavailable(detail) => Box::new(sim::SimulatedGpus::demo(&crate::t!(
+                    "nvml-unavailable",
+                    detail = detail
+                ))),
+                e => Box::new(sim::SimulatedGpus::demo(&e.to_string())),
+            },
+        },
     }
 }

@@ -184,6 +184,13 @@ pub fn show(ui: &mut Ui, settings: &mut Settings, bar: &BarState<'_>) -> Option<
                 };
                 ui.label(RichText::new(text).color(egui::Color32::from_rgb(0xe0, 0x9b, 0x22)));
             }
+            SourceKind::Wddm { adapters } => {
+                ui.label(
+                    RichText::new(crate::t!("bar-live"))
+                        .color(egui::Color32::from_rgb(0x3b, 0xa5, 0x5c)),
+                )
+                .on_hover_text(crate::t!("bar-wddm", adapters = adapters));
+            }
             SourceKind::RemoteOnly { reason } => {
                 let text = if compact {
                     crate::t!("bar-remote")

@@ -217,3 +217,4 @@ picker-keep = Keep it
 alert-notification-title-demo = vramdeck alert (demo: simulated GPUs)
 alerts-no-notifier = Desktop notifications need notify-send, which is not installed: apt-get install libnotify-bin
 autostart-bad-path = vramdeck's path ({ $path }) holds a line break or another control character, which a session's autostart entry cannot carry; move vramdeck to a folder whose name has none
+bar-wddm = Read from Windows' own GPU counters (WDDM): { $adapters }. Memory, utilisation and processes; no temperature or power without the maker's library

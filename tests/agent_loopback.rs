@@ -213,16 +213,18 @@ fn another_users_connection_flood_never_cuts_vramdeck_off_from_its_agent() {
         .gid(attacker_uid)
         .spawn()
         .unwrap();
-    let mut said = std::io::BufReader::new(attacker.stdout.take().unwrap()).lines();
-    assert!(said.next().unwrap().unwrap().starts_with("READY"));
+    let mut lines = std::io::BufReader::new(attacker.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().starts_with("READY"));
     std::thread::sleep(Duration::from_secs(1)); // the flood is under way
     let mut reached = 0;
+    let mut said = Vec::new();
     for _ in 0..12 {
         let found = discovery::discover(&AgentDir::at(dir.path()), Duration::from_secs(2));
         reached += usize::from(found.agents.iter().any(|a| a.info.pid == pid));
+        said.extend(found.problems);
         std::thread::sleep(Duration::from_millis(200));
     }
-    let made: u64 = said
+    let made: u64 = lines
         .find_map(|l| l.ok()?.strip_prefix("MADE ")?.trim().parse().ok())
         .unwrap_or(0);
     let _ = attacker.wait();

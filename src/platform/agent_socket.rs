@@ -94,10 +94,27 @@ pub fn connect_unix(path: &Path, timeout: Duration) -> io::Result<AgentStream> {
 /// Connects to an agent's port on 127.0.0.1 within `timeout`; never any other address.
 pub fn connect_loopback(port: u16, timeout: Duration) -> io::Result<AgentStream> {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let stream = TcpStream::connect_timeout(&address, timeout)?;
-    let _ = stream.set_nodelay(true); // requests are single short lines
-    Ok(AgentStream::Loopback(stream))
+    let deadline = std::time::Instant::now() + timeout;
+    // A connection request dropped by a full accept queue (another user flooding the port) is
+    // sent again by the kernel only after a second: ask again sooner, within the caller's limit.
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left < Duration::from_millis(5) {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+        }
+        match TcpStream::connect_timeout(&address, left.min(RETRY_CONNECT_AFTER)) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true); // requests are single short lines
+                return Ok(AgentStream::Loopback(stream));
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
+
+/// How long one loopback connection attempt waits before a fresh one is made.
+const RETRY_CONNECT_AFTER: Duration = Duration::from_millis(200);
 
 /// The credentials of the process at the other end, where the OS can say (Unix sockets);
 /// `None` for a loopback connection.

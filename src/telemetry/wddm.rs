@@ -112,14 +112,12 @@ pub fn apply(list: &mut Vec<ProcessInfo>, memory: &HashMap<u32, ProcessMemory>) 
     crate::telemetry::sort_largest_first(list);
 }
 
+/// Reading `typeperf` captures in tests (the fixtures under tests/fixtures/wddm/).
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::units::GIB;
-
+pub(crate) mod typeperf {
     /// One counter's column of a `typeperf` capture (PDH-CSV 4.0): the header row names each
     /// counter `\\HOST\Set(instance)\Counter`, the next row holds the values, all quoted.
-    fn typeperf_column(csv: &str, counter: &str) -> Vec<(String, f64)> {
+    pub fn column(csv: &str, counter: &str) -> Vec<(String, f64)> {
         let mut rows = csv.lines().filter(|l| l.starts_with('"')).map(|l| {
             l.trim()
                 .trim_matches('"')
@@ -140,14 +138,20 @@ mod tests {
             })
             .collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::GIB;
 
     const CAPTURE: &str = include_str!("../../tests/fixtures/wddm/typeperf-gpu-process-memory.csv");
 
     #[test]
     fn dwm_shows_what_task_manager_shows_resident_not_committed() {
         // The resident pair, as the reader asks for it: dwm's 188 + 4 MiB on the NVIDIA card.
-        let local = typeperf_column(CAPTURE, "Local Usage");
-        let non_local = typeperf_column(CAPTURE, "Non Local Usage");
+        let local = typeperf::column(CAPTURE, "Local Usage");
+        let non_local = typeperf::column(CAPTURE, "Non Local Usage");
         let resident = per_process(&local, &non_local);
         let nvidia = Luid {
             high: 0,
@@ -157,16 +161,16 @@ mod tests {
         assert_eq!(resident[&nvidia][&4410].shared, Bytes(48 * MIB));
         // The committed pair would have shown 1,588 MiB for it.
         let committed = per_process(
-            &typeperf_column(CAPTURE, "Dedicated Usage"),
-            &typeperf_column(CAPTURE, "Shared Usage"),
+            &typeperf::column(CAPTURE, "Dedicated Usage"),
+            &typeperf::column(CAPTURE, "Shared Usage"),
         );
         assert_eq!(committed[&nvidia][&4410].dedicated, Bytes(1_588 * MIB));
     }
 
     #[test]
     fn a_typeperf_capture_gives_each_process_its_dedicated_and_shared_memory() {
-        let dedicated = typeperf_column(CAPTURE, "Local Usage");
-        let shared = typeperf_column(CAPTURE, "Non Local Usage");
+        let dedicated = typeperf::column(CAPTURE, "Local Usage");
+        let shared = typeperf::column(CAPTURE, "Non Local Usage");
         assert_eq!(dedicated.len(), 6);
         let adapters = per_process(&dedicated, &shared);
         let nvidia = Luid {

@@ -342,38 +342,19 @@ mod tests {
     use super::*;
     use crate::units::{GIB, MIB};
 
-    /// One typeperf capture's column per counter name (PDH-CSV 4.0, every field quoted).
-    fn column(capture: &str, counter: &str) -> Vec<(String, f64)> {
-        let mut rows = capture.lines().map(|l| {
-            l.trim_matches('"')
-                .split("\",\"")
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        });
-        let header = rows.next().unwrap();
-        let values = rows.next().unwrap();
-        header
-            .iter()
-            .zip(&values)
-            .skip(1)
-            .filter(|(h, _)| h.ends_with(&format!(")\\{counter}")))
-            .map(|(h, v)| {
-                let instance = &h[h.find('(').unwrap() + 1..h.rfind(')').unwrap()];
-                (instance.to_string(), v.trim().parse().unwrap())
-            })
-            .collect()
-    }
-
     const CAPTURE: &str =
         include_str!("../../tests/fixtures/wddm/typeperf-gpu-adapters-amd-intel.csv");
 
     fn counters() -> Counters {
         Counters {
-            adapter_dedicated: column(CAPTURE, "Dedicated Usage"),
-            adapter_shared: column(CAPTURE, "Shared Usage"),
-            engine_utilisation: column(CAPTURE, "Utilization Percentage"),
-            process_local: column(CAPTURE, "Local Usage"),
-            process_non_local: column(CAPTURE, "Non Local Usage"),
+            adapter_dedicated: super::super::wddm::typeperf::column(CAPTURE, "Dedicated Usage"),
+            adapter_shared: super::super::wddm::typeperf::column(CAPTURE, "Shared Usage"),
+            engine_utilisation: super::super::wddm::typeperf::column(
+                CAPTURE,
+                "Utilization Percentage",
+            ),
+            process_local: super::super::wddm::typeperf::column(CAPTURE, "Local Usage"),
+            process_non_local: super::super::wddm::typeperf::column(CAPTURE, "Non Local Usage"),
         }
     }
 

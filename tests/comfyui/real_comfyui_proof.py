@@ -30,6 +30,8 @@ import tempfile
 import time
 import urllib.request
 
+from proof_common import check, failures, free_port, say
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 NODE = os.path.join(REPO, "packaging", "python", "comfyui-vramdeck")
@@ -46,17 +48,7 @@ args.add_argument("--log-dir", default=None)
 opts = args.parse_args()
 log_dir = opts.log_dir or tempfile.mkdtemp(prefix="comfy-proof-")
 os.makedirs(log_dir, exist_ok=True)
-failures = []
 
-
-def say(text):
-    print(text, flush=True)
-
-
-def check(what, ok, detail=""):
-    say(f"{'PASS' if ok else 'FAIL'}: {what}{(' — ' + detail) if detail else ''}")
-    if not ok:
-        failures.append(what)
 
 
 def nvml_used():
@@ -66,12 +58,6 @@ def nvml_used():
     out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits",
                           "-i", "0"], capture_output=True, text=True).stdout
     return int(out.strip().splitlines()[0])
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Comfy:

@@ -21,6 +21,7 @@ scratch="$(mktemp -d)"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wineserver -k 2>/dev/null || true  # the Windows processes behind them
   rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -46,16 +47,18 @@ rm -rf "$agents_unix"
 winpath() { winepath -w "$1" 2>/dev/null; }
 
 # Starts a fixture under Windows' Python with its output in a pipe (a file as stdout kills the
-# interpreter at start under Wine); waits for "READY <value>" and prints the value.
+# interpreter at start under Wine), waits for "READY <value>" and sets `ready` to the value.
+# Not called in $(…): that would wait for the fixture's end.
+ready=""
 start() {
   local name=$1 log=$2
   shift 2
   (WINE_EXE="$python_exe" timeout 300 "$run" "$(winpath "$root/tests/fixtures/$name")" "$@" \
-    2>&1 | cat > "$log") &
+    2>&1 | cat > "$log") > /dev/null 2>&1 &
   pids+=($!)
   for _ in $(seq 300); do
     if grep -q '^READY ' "$log" 2>/dev/null; then
-      sed -n 's/^READY \([0-9]*\).*/\1/p' "$log" | head -n 1
+      ready="$(sed -n 's/^READY \([0-9]*\).*/\1/p' "$log" | head -n 1)"
       return 0
     fi
     sleep 0.2
@@ -66,17 +69,22 @@ start() {
 vramdeck() { timeout 60 "$run" "$@" 2>&1 | tr -d '\r'; }
 
 echo "== an idle app and a job that asks for room, under Windows' Python"
-idle_pid=$(start fake_webui.py "$scratch/idle.log" "Wan2.1 T2V 14B")
+start fake_webui.py "$scratch/idle.log" "Wan2.1 T2V 14B"
+idle_pid=$ready
 out="$(vramdeck agents)"
 grep -q "Wan2.1 T2V 14B" <<<"$out" || { echo "agents said: $out"; exit 1; }
 grep -q "python.exe" <<<"$out" || { echo "the agent is not named by Windows: $out"; exit 1; }
 grep -q "$idle_pid" <<<"$out" || { echo "agents lists no pid $idle_pid: $out"; exit 1; }
 (timeout 120 "$run" serve --make-room caches --listen 127.0.0.1:19431 --comfyui none \
-  --ollama none --a1111 none 2>&1 | cat > "$scratch/serve.log") &
-pids+=($!)
+  --ollama none --a1111 none 2>&1 | cat > "$scratch/serve.log") > /dev/null 2>&1 &
+serve_job=$!
+pids+=($serve_job)
 result="$scratch/need.json"
-NEED_RESULT="$(winpath "$result")" \
-  start fake_webui.py "$scratch/asking.log" "ltx-video" --needs 12 >/dev/null
+export NEED_RESULT="$(winpath "$result")"
+start fake_webui.py "$scratch/asking.log" "ltx-video" --needs 12
+asking_pid=$ready
+asking_job=${pids[-1]}
+unset NEED_RESULT
 for _ in $(seq 300); do [ -s "$result" ] && break; sleep 0.2; done
 [ -s "$result" ] || { echo "the job got no answer: $(cat "$scratch/asking.log" "$scratch/serve.log")"; exit 1; }
 python3 - "$result" "$idle_pid" <<'PY'
@@ -86,7 +94,7 @@ assert answer["granted"] is True, answer
 assert f"pid {sys.argv[2]}" in answer["message"] and "10.0 GiB" in answer["message"], answer
 print("granted:", answer["message"])
 PY
-kill "${pids[-1]}" 2>/dev/null || true  # serve
+kill "$serve_job" 2>/dev/null || true
 
 echo "== free by level"
 out="$(vramdeck free --level unload)"
@@ -94,10 +102,9 @@ grep -q "6.0 GiB\|6,144 MiB" <<<"$out" || { echo "free --level unload said: $out
 echo "$out" | head -n 3
 
 echo "== a killed agent's endpoint file, and a squatter on a port"
-asking_pid=$(sed -n 's/^READY \([0-9]*\).*/\1/p' "$scratch/asking.log" | head -n 1)
-wine taskkill /F /PID "$asking_pid" >/dev/null 2>&1 || kill -9 "${pids[-2]}" 2>/dev/null || true
+wine taskkill /F /PID "$asking_pid" >/dev/null 2>&1 || kill -9 "$asking_job" 2>/dev/null || true
 sleep 2
-start port_squatter.py "$scratch/squatter.log" "$agents" --fake-proof >/dev/null
+start port_squatter.py "$scratch/squatter.log" "$agents" --fake-proof
 out="$(vramdeck agents)"
 grep -qi "could not prove\|does not hold\|secret" <<<"$out" || { echo "the squatter was not named: $out"; exit 1; }
 [ ! -f "$agents_unix/$asking_pid.json" ] || { echo "the killed agent's file is still there: $out"; exit 1; }

@@ -53,12 +53,23 @@ out="$("$run" diagnose --demo --seconds 2 --json)"
 grep -q '"schema"' <<<"$out" || { echo "diagnose said: $out"; exit 1; }
 out="$(LANG=zh_CN.UTF-8 "$run" --lang zh-CN advise --free-mib 8000 --total-mib 12000)"
 grep -q "假设的显卡" <<<"$out" || { echo "advise in Chinese said: $out"; exit 1; }
+# Wine takes its display language from a Unix locale that exists: make zh_CN.UTF-8 (root).
+if ! locale -a 2>/dev/null | grep -qi '^zh_CN\.utf-\?8$'; then
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  dpkg-query -W -f='${Status}' locales 2>/dev/null | grep -q "ok installed" \
+    || DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get -o DPkg::Lock::Timeout=600 \
+      install -y -qq --no-install-recommends locales >/dev/null
+  "${as_root[@]}" sed -i 's/^# *zh_CN.UTF-8 UTF-8/zh_CN.UTF-8 UTF-8/' /etc/locale.gen
+  "${as_root[@]}" locale-gen >/dev/null
+fi
 # Windows' display language decides, not a Unix variable in Windows' environment (Git Bash
 # sets LANG=en_US.UTF-8): Wine takes its display language from the Unix LANG it starts with,
 # and the program sees LC_ALL=en_US.UTF-8 set inside Windows.
-windows_exe="$(winepath -w "$exe")"
+printf 'set LC_ALL=en_US.UTF-8\r\n"%s" advise --free-mib 8000 --total-mib 12000\r\n' \
+  "$(WINEPREFIX="${WINEPREFIX:-$root/target/wine-prefix}" winepath -w "$exe")" > "$scratch/lang.cmd"
 out="$(WINE_EXE=cmd env -u LC_ALL LANG=zh_CN.UTF-8 "$run" /c \
-  "set LC_ALL=en_US.UTF-8&& \"$windows_exe\" advise --free-mib 8000 --total-mib 12000")"
+  "$(WINEPREFIX="${WINEPREFIX:-$root/target/wine-prefix}" winepath -w "$scratch/lang.cmd")")"
 grep -q "假设的显卡" <<<"$out" || { echo "advise under a Chinese Windows said: $out"; exit 1; }
 echo "ok"
 
@@ -106,7 +117,7 @@ for _ in $(seq 50); do [ -f "$installed" ] || break; sleep 0.2; done
 echo "ok"
 
 echo "== installing into a folder that holds someone else's files"
-chosen="$scratch/我的 文件"
+chosen="$scratch/我的文件"  # /D= takes no quotes, so no space
 mkdir -p "$chosen"
 echo "do not delete" > "$chosen/report.docx"
 WINE_EXE="$setup" "$run" /S "/D=$(winepath -w "$chosen")"

@@ -97,6 +97,10 @@ PY
 kill "$serve_job" 2>/dev/null || true
 
 echo "== free by level"
+# The job's own cache (its 3 GiB reserved, 1 GiB in tensors) at the cache level; then models.
+out="$(vramdeck free --level cache)"
+grep -q "ltx-video): released 2,048 MiB" <<<"$out" || { echo "free --level cache said: $out"; exit 1; }
+echo "$out" | head -n 3
 out="$(vramdeck free --level unload)"
 grep -q "6.0 GiB\|6,144 MiB" <<<"$out" || { echo "free --level unload said: $out"; exit 1; }
 echo "$out" | head -n 3

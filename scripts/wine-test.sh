@@ -78,8 +78,12 @@ setup="$(ls target/windows/vramdeck-*-setup.exe)"
 export WINEPREFIX="${WINEPREFIX:-$root/target/wine-prefix}"
 unix_path() { winepath -u "$1" 2>/dev/null; }
 # /AUTOSTART ticks "Start with Windows" in a silent install.
-WINE_EXE="$setup" "$run" /S /AUTOSTART
 user="$(wine cmd /c 'echo %USERNAME%' 2>/dev/null | tr -d '\r')"
+# What an earlier run of these tests left in the prefix (the user's files it plants) goes first:
+# the installer would rightly install beside them, into a folder of its own.
+rm -rf "$(unix_path "C:\\users\\$user\\AppData\\Local\\Programs\\vramdeck")"
+wine reg delete 'HKCU\Software\vramdeck' /f >/dev/null 2>&1 || true  # an earlier install's place
+WINE_EXE="$setup" "$run" /S /AUTOSTART
 installed="$(unix_path "C:\\users\\$user\\AppData\\Local\\Programs\\vramdeck\\vramdeck.exe")"
 [ -n "$installed" ] && [ -f "$installed" ] || { echo "the installer put no vramdeck.exe at $installed"; exit 1; }
 shortcut="$(unix_path "C:\\users\\$user\\AppData\\Roaming\\Microsoft\\Windows\\Start Menu\\Programs\\vramdeck.lnk")"

@@ -265,3 +265,44 @@ fn the_terminal_lists_what_each_app_holds_and_frees_it() {
     );
     assert!(app.status().unwrap().holds.is_empty());
 }
+
+#[test]
+fn a_model_with_a_long_or_escaped_name_is_unloaded_by_the_name_ollama_wrote() {
+    // The third review: the unload sent the cleaned, 200-character display name back, so such a
+    // model never unloaded and the panel waited 15 minutes.
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!(
+        "hf.co/someone/{}:Q4_K_M\u{1b}]0;x\u{7}",
+        "very-long-model-".repeat(20)
+    );
+    let spec = format!("{long}:6:5");
+    let (_o, app, log) = ollama(dir.path(), &["--model", &spec]);
+    let status = app.status().unwrap();
+    let shown = &status.holds[0].what;
+    assert!(
+        shown.chars().count() <= 200 && !shown.contains('\u{1b}'),
+        "{shown:?}"
+    );
+    assert_eq!(status.holds[0].id, long);
+    let report = free::perform(
+        &request(
+            vec![app.clone()],
+            FreeTarget::All,
+            FreeLevel::Unload,
+            dir.path(),
+        ),
+        &mut NoMeasurement,
+    );
+    follow_all(&report);
+    assert!(
+        app.status().unwrap().holds.is_empty(),
+        "{}",
+        report.summary()
+    );
+    let unloaded: Vec<serde_json::Value> = common::events(&log)
+        .into_iter()
+        .filter(|e| e.get("unloaded").is_some())
+        .collect();
+    assert_eq!(unloaded.len(), 1);
+    assert_eq!(unloaded[0]["unloaded"], serde_json::Value::String(long));
+}

@@ -33,6 +33,27 @@ struct ProgressBody {
     state: JobState,
 }
 
+/// The job a progress answer says is running ("txt2img, image 2 of 4"), any numbers it gives.
+fn running_job(s: &JobState) -> Option<RunningJob> {
+    (s.job_count > 0).then(|| {
+        let job = crate::text::sanitized(&s.job)
+            .chars()
+            .take(80)
+            .collect::<String>();
+        RunningJob(crate::t!(
+            "a1111-job",
+            job = if job.is_empty() {
+                "job".to_string()
+            } else {
+                job
+            },
+            // job_no is the WebUI's own count: at i64's end it must not overflow.
+            n = s.job_no.saturating_add(1).clamp(1, s.job_count).to_string(),
+            count = s.job_count.to_string()
+        ))
+    })
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct Current {
@@ -100,23 +121,7 @@ impl A1111 {
         let route = "/sdapi/v1/progress?skip_current_image=true";
         let body = self.service.get(route, timeout, MAX_BYTES)?;
         let progress: ProgressBody = self.decode(route, &body)?;
-        let s = progress.state;
-        Ok((s.job_count > 0).then(|| {
-            let job = crate::text::sanitized(&s.job)
-                .chars()
-                .take(80)
-                .collect::<String>();
-            RunningJob(crate::t!(
-                "a1111-job",
-                job = if job.is_empty() {
-                    "job".to_string()
-                } else {
-                    job
-                },
-                n = s.job_no.saturating_add(1).clamp(1, s.job_count).to_string(),
-                count = s.job_count.to_string()
-            ))
-        }))
+        Ok(running_job(&progress.state))
     }
 
     /// torch's memory in the WebUI, when it runs on CUDA.
@@ -141,6 +146,14 @@ impl A1111 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_number_at_the_end_of_its_range_does_not_overflow() {
+        let body = br#"{"progress":0.5,"eta_relative":1.0,"state":{"job":"txt2img","job_count":3,"job_no":9223372036854775807,"sampling_step":1,"sampling_steps":20},"current_image":null,"textinfo":null}"#;
+        let p: ProgressBody = serde_json::from_slice(body).unwrap();
+        let job = running_job(&p.state).unwrap().0;
+        assert!(job.ends_with("(3 of 3)"), "{job}");
+    }
 
     #[test]
     fn progress_and_memory_as_the_webui_writes_them_decode() {

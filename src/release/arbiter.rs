@@ -195,13 +195,15 @@ fn card_size(need: &Need, gpu: &GpuOf) -> Option<u64> {
 /// A request that needs nothing freed (there is room already), that cannot be counted, or
 /// that can never be met (more than the asker's whole GPU: freeing everyone would not help).
 /// None: room has to be made (or the user asked).
+/// Free memory and the GPU come from `probe` (NVML), for apps that could not say.
 pub fn answer_at_once(
     agent: &LiveAgent,
     need: &Need,
     presets: &[PresetNeed],
-    free_here: Option<u64>,
-    gpu: &GpuOf,
+    probe: &mut dyn UsedMemoryProbe,
 ) -> Result<Need, Box<RoomMade>> {
+    let free_here = probe.free_for(agent.endpoint.pid);
+    let gpu = &probe.gpu_of(agent.endpoint.pid);
     let gib = |b: u64| MemoryUnit::GiB.format(Bytes(b));
     match resolve(need, presets, free_here, &asker(agent, need)) {
         Err(message) => Err(Box::new(reply(agent, need, false, message, Vec::new()))),

@@ -231,21 +231,20 @@ impl ReleaseWorker {
                                     // "Not now": declined (making room under Ask frees nothing).
                                     super::arbiter::RoomPolicy::Off
                                     | super::arbiter::RoomPolicy::Ask => {
-                                        let made = super::arbiter::make_room(
+                                        WorkerEvent::RoomMade(Box::new(super::arbiter::make_room(
                                             agent,
                                             need,
                                             super::arbiter::RoomPolicy::Ask,
                                             &base,
                                             probe.as_mut(),
-                                        );
-                                        cooldowns.remember(&free::app_name(&agent.info), &made);
-                                        WorkerEvent::RoomMade(Box::new(made))
+                                        )))
                                     }
                                     chosen => {
-                                        let free_here = probe.free_for(agent.endpoint.pid);
-                                        let gpu = probe.gpu_of(agent.endpoint.pid);
                                         match super::arbiter::answer_at_once(
-                                            agent, need, &presets, free_here, &gpu,
+                                            agent,
+                                            need,
+                                            &presets,
+                                            probe.as_mut(),
                                         ) {
                                             Err(made) => WorkerEvent::RoomMade(made),
                                             Ok(need) => WorkerEvent::RoomMade(Box::new(
@@ -374,10 +373,8 @@ fn on_need(
     cooldowns: &mut super::arbiter::Cooldowns,
 ) -> WorkerEvent {
     use super::arbiter::{self, RoomPolicy};
-    let free_here = probe.free_for(agent.endpoint.pid);
-    let gpu = probe.gpu_of(agent.endpoint.pid);
     let app = free::app_name(&agent.info);
-    match arbiter::answer_at_once(agent, need, presets, free_here, &gpu) {
+    match arbiter::answer_at_once(agent, need, presets, probe) {
         Err(made) => WorkerEvent::RoomMade(made),
         Ok(need) if policy == RoomPolicy::Off => WorkerEvent::RoomMade(Box::new(
             arbiter::make_room(agent, &need, policy, base, probe),

@@ -23,10 +23,10 @@ import subprocess
 import sys
 import tempfile
 
-from proof_common import (HERE, agent_hello, check, failures, free_port, read, run_prompt, say,
-                          start_comfyui, stop)
+from proof_common import (HERE, PROOF_MODEL, agent_hello, check,
+                          check_loaded_model_asks_nothing, exit_with_verdict, finish, free_port,
+                          read, run_prompt, say, start_comfyui, unet_graph)
 
-MODEL = "vramdeck_proof_unet.safetensors"
 TOO_BIG = "vramdeck_larger_than_the_card.safetensors"
 GIB = 1024**3
 
@@ -65,16 +65,11 @@ def show(title, who):
     return apps
 
 
-def unet(tag, name=MODEL):
-    return {"1": {"class_type": "UNETLoader",
-                  "inputs": {"unet_name": name, "weight_dtype": "default"}},
-            "2": {"class_type": "VramdeckProofHold",
-                  "inputs": {"model": ["1", 0], "seconds": 1.0, "tag": tag}}}
 
 
 try:
     models = os.path.join(opts.comfyui, "models", "diffusion_models")
-    model_path = os.path.join(models, MODEL)
+    model_path = os.path.join(models, PROOF_MODEL)
     if not os.path.exists(model_path):
         say("building the proof UNet with ComfyUI's own classes ...")
         subprocess.run([opts.python, os.path.join(HERE, "make_proof_unet.py"), opts.comfyui,
@@ -107,7 +102,7 @@ try:
     before = show("before the too-big prompt", who)
 
     # 2. A prompt naming more weights than the card.
-    run_prompt(port, unet("too big", TOO_BIG), "too big", expect="error")
+    run_prompt(port, unet_graph("too big", TOO_BIG), "too big", expect="error")
     log = read(comfy_log)
     line = next((ln for ln in log.splitlines() if "only its working room" in ln), "")
     say(f"ComfyUI's log: {line.strip()}")
@@ -125,7 +120,7 @@ try:
     say(f"the other app: {tell('fill 0.8')}")
     before = show("before the UNet prompt", who)
     reserved_before = agent_hello(agents, holder_pid)["reserved"]
-    run_prompt(port, unet("first"), "first")
+    run_prompt(port, unet_graph("first"), "first")
     log = read(comfy_log)
     asked = log.find("vramdeck: made room for ComfyUI prompt")
     ran = log.find("vramdeck proof: model loaded, holding the prompt 1.0 s (first)")
@@ -147,13 +142,8 @@ try:
           and after.get(comfy.pid, 0) > before.get(comfy.pid, 0))
 
     # 4. The same prompt again: ComfyUI holds the UNet, so nothing is asked.
-    run_prompt(port, unet("second"), "second")
-    check("a prompt whose model is loaded asks nothing",
-          read(comfy_log).count("vramdeck: made room") == 1
-          and read(serve_log).count("made room for") == 1)
+    check_loaded_model_asks_nothing(port, unet_graph("second"), comfy_log, serve_log)
 finally:
-    stop(started)
-    say(f"logs: {work}")
+    finish(started, work)
 
-say("ALL PASS" if not failures else f"{len(failures)} FAILED: {failures}")
-sys.exit(1 if failures else 0)
+exit_with_verdict()

@@ -15,6 +15,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 NODE = os.path.join(REPO, "packaging", "python", "comfyui-vramdeck")
 PROOF_NODE = os.path.join(HERE, "proof_node")
+# The SD1.5-shaped UNet make_proof_unet.py writes into ComfyUI's diffusion_models.
+PROOF_MODEL = "vramdeck_proof_unet.safetensors"
 failures = []
 
 
@@ -103,6 +105,34 @@ def start_comfyui(comfyui, python, work, env, extra=()):
 
     wait_for("ComfyUI starts", up)
     return comfy, port, log
+
+
+def unet_graph(tag, name=PROOF_MODEL):
+    """A prompt that loads the UNet `name` through ComfyUI's own UNETLoader, then has the proof
+    node load it onto the device and hold the prompt a second."""
+    return {"1": {"class_type": "UNETLoader",
+                  "inputs": {"unet_name": name, "weight_dtype": "default"}},
+            "2": {"class_type": "VramdeckProofHold",
+                  "inputs": {"model": ["1", 0], "seconds": 1.0, "tag": tag}}}
+
+
+def check_loaded_model_asks_nothing(port, graph, comfy_log, serve_log):
+    """The same prompt again: ComfyUI holds its model, so the node asks for nothing."""
+    run_prompt(port, graph, "second")
+    check("a prompt whose model is loaded asks nothing",
+          read(comfy_log).count("vramdeck: made room") == 1
+          and read(serve_log).count("made room for") == 1)
+
+
+def finish(started, work):
+    """Stops what the proof started and says how it went; the exit status says it too."""
+    stop(started)
+    say(f"logs: {work}")
+
+
+def exit_with_verdict():
+    say("ALL PASS" if not failures else f"{len(failures)} FAILED: {failures}")
+    raise SystemExit(1 if failures else 0)
 
 
 def run_prompt(port, graph, tag, expect="success"):

@@ -19,10 +19,10 @@ import subprocess
 import sys
 import tempfile
 
-from proof_common import (HERE, REPO, agent_hello, check, failures, read, run_prompt, say,
-                          start_comfyui, stop, free_port)
+from proof_common import (HERE, PROOF_MODEL, REPO, agent_hello, check,
+                          check_loaded_model_asks_nothing, exit_with_verdict, finish, free_port,
+                          read, run_prompt, say, start_comfyui, unet_graph)
 
-MODEL = "vramdeck_proof_unet.safetensors"
 
 args = argparse.ArgumentParser()
 args.add_argument("--comfyui", required=True)
@@ -39,7 +39,7 @@ started = []
 
 
 try:
-    model_path = os.path.join(opts.comfyui, "models", "diffusion_models", MODEL)
+    model_path = os.path.join(opts.comfyui, "models", "diffusion_models", PROOF_MODEL)
     if not os.path.exists(model_path):
         say("building the proof UNet with ComfyUI's own classes ...")
         subprocess.run([opts.python, os.path.join(HERE, "make_proof_unet.py"), opts.comfyui,
@@ -65,14 +65,9 @@ try:
     started.append(comfy)
     before = agent_hello(agents, idle_pid)["reserved"]
 
-    def unet_prompt(tag):
-        return {"1": {"class_type": "UNETLoader",
-                      "inputs": {"unet_name": MODEL, "weight_dtype": "default"}},
-                "2": {"class_type": "VramdeckProofHold",
-                      "inputs": {"model": ["1", 0], "seconds": 1.0, "tag": tag}}}
 
     # 3. The first prompt: the UNet is not loaded, so the node asks and the prompt waits.
-    run_prompt(port, unet_prompt("first"), "first")
+    run_prompt(port, unet_graph("first"), "first")
     log = read(comfy_log)
     asked = log.find("vramdeck: made room for ComfyUI prompt")
     ran = log.find("vramdeck proof: model loaded, holding the prompt 1.0 s (first)")
@@ -88,13 +83,8 @@ try:
           f"its torch reserved {before / 1024**3:.1f} → {after / 1024**3:.1f} GiB")
 
     # 4. The same prompt again: ComfyUI holds the UNet, so nothing is asked.
-    run_prompt(port, unet_prompt("second"), "second")
-    check("a prompt whose model is loaded asks nothing",
-          read(comfy_log).count("vramdeck: made room") == 1
-          and read(serve_log).count("made room for") == 1)
+    check_loaded_model_asks_nothing(port, unet_graph("second"), comfy_log, serve_log)
 finally:
-    stop(started)
-    say(f"logs: {work}")
+    finish(started, work)
 
-say("ALL PASS" if not failures else f"{len(failures)} FAILED: {failures}")
-sys.exit(1 if failures else 0)
+exit_with_verdict()

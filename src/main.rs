@@ -243,6 +243,7 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
             release.send(vramdeck::release::worker::WorkerCommand::SetAppAddresses {
                 ollama: loaded.settings.ollama_address.clone(),
                 a1111: loaded.settings.a1111_address.clone(),
+                engines: loaded.settings.engines.clone(),
             });
             let app = VramDeckApp::new(telemetry, Some(sampler), loaded.settings, writer, warnings)
                 .with_release_worker(release)

@@ -144,6 +144,8 @@ pub struct Settings {
     pub ollama_address: String,
     /// Where Stable Diffusion WebUI / Forge listens with --api (loopback only; "none").
     pub a1111_address: String,
+    /// The other engines: "auto", "none" or "vllm=127.0.0.1:8001,llama-server=localhost:8081".
+    pub engines: String,
     /// Alert rules.
     pub alerts: crate::alerts::AlertRules,
     /// The compact always-on-top view is on.
@@ -176,6 +178,7 @@ impl Default for Settings {
             room_policy_by_app: Default::default(),
             ollama_address: "localhost".into(),
             a1111_address: "localhost".into(),
+            engines: "auto".into(),
             alerts: crate::alerts::AlertRules::default(),
             mini_view: false,
             always_on_top: false,
@@ -372,6 +375,7 @@ mod tests {
             .into(),
             ollama_address: "none".into(),
             a1111_address: "127.0.0.1:7861".into(),
+            engines: "vllm=127.0.0.1:8001".into(),
             alerts: crate::alerts::AlertRules {
                 vram_percent: 80.0,
                 ..crate::alerts::AlertRules::default()

@@ -125,6 +125,7 @@ proptest! {
             pending: Vec::new(),
             gave_up: None,
             comfy_configured: false,
+            slept: Vec::new(),
         };
         let _ = report.summary();
         let _ = report.outcome();

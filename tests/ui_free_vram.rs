@@ -273,6 +273,7 @@ fn ollama_is_listed_with_its_models_and_its_free_button_unloads_them() {
     worker.send(vramdeck::release::worker::WorkerCommand::SetAppAddresses {
         ollama: format!("127.0.0.1:{port}"),
         a1111: "none".into(),
+        engines: "none".into(),
     });
     let app = plain_app(telemetry.shared()).with_release_worker(worker);
     let mut h = open_window(app, 1200.0, 1300.0);

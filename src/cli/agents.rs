@@ -5,6 +5,7 @@ use super::{ComfyArgs, FreeArgs};
 use crate::release::FreeLevel;
 use crate::release::comfyui::ComfyUi;
 use crate::release::discovery::{self, AgentDir};
+use crate::release::engines::EngineStatus;
 use crate::release::free::{self, FollowStep, Follower, FreeRequest, FreeTarget};
 use crate::units::{Bytes, MemoryUnit};
 use std::time::{Duration, Instant};
@@ -18,8 +19,9 @@ fn comfy_from(args: &ComfyArgs) -> anyhow::Result<Option<ComfyUi>> {
 
 /// Ollama and the SD WebUI as the options name them; an unusable address is an error here
 /// (the user typed it).
-fn apps_from(args: &ComfyArgs) -> anyhow::Result<Vec<crate::release::http_apps::HttpApp>> {
-    let (apps, problems) = crate::release::http_apps::configured(&args.ollama, &args.a1111);
+fn apps_from(args: &ComfyArgs) -> anyhow::Result<Vec<crate::release::engines::EngineHandle>> {
+    let (apps, problems) =
+        crate::release::engines::configured(&args.ollama, &args.a1111, &args.engines);
     match problems.into_iter().next() {
         Some(p) => anyhow::bail!(p),
         None => Ok(apps),
@@ -127,12 +129,12 @@ pub fn agents_command(args: &ComfyArgs) -> anyhow::Result<()> {
             crate::t!("agents-problem", what = problem.to_string())
         );
     }
-    for app in apps_from(args)? {
-        print_app(&app);
-    }
+    let engines: Vec<EngineStatus> = apps_from(args)?.iter().filter_map(print_app).collect();
     let Some(comfy) = comfy_from(args)? else {
+        print_holders(&found, &engines, None);
         return Ok(());
     };
+    print_holders(&found, &engines, comfy.listener_pid());
     match comfy.system_stats(free::HELLO_TIMEOUT) {
         Ok(stats) => {
             let agent = found.agents.iter().find(|a| free::is_agent_of(a, &comfy));
@@ -170,27 +172,38 @@ pub fn agents_command(args: &ComfyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One app that unloads over its own API: where it answers, what it holds (VRAM and host
-/// memory per model), whether it is generating; silent when it is not running.
-fn print_app(app: &crate::release::http_apps::HttpApp) {
-    let status = match app.status() {
+/// One engine: where it answers (and its process), what it holds (VRAM and host memory per
+/// model where it says), whether it works or sleeps, what each level does there; silent when
+/// it is not running (or another program answers at its default port).
+fn print_app(app: &crate::release::engines::EngineHandle) -> Option<EngineStatus> {
+    let status = match app.look() {
         Ok(s) => s,
-        Err(crate::release::ReleaseError::Connect { .. }) => return,
+        Err(e) if crate::release::engines::not_there(&e) => return None,
         Err(e) => {
             println!("{e}");
-            return;
+            return None;
         }
     };
-    let busy = status
-        .busy
-        .as_deref()
-        .map(|b| format!("  {}", crate::t!("agents-app-busy", job = b)))
-        .unwrap_or_default();
-    println!("{}{busy}", status.target);
+    let mut line = status.target.clone();
+    if let Some(pid) = status.pid {
+        line.push_str(&format!(" (pid {pid})"));
+    }
+    if let Some(b) = status.busy.as_deref() {
+        line.push_str(&format!("  {}", crate::t!("agents-app-busy", job = b)));
+    }
+    if status.asleep {
+        line.push_str(&format!("  [{}]", crate::t!("engine-already-asleep")));
+    }
+    println!("{line}");
     if status.holds.is_empty() {
         println!("  {}", crate::t!("app-nothing-loaded"));
     }
     for h in &status.holds {
+        // An engine that does not say what a model holds: its processes below do.
+        if h.vram == 0 && h.host == 0 {
+            println!("  {}", h.what);
+            continue;
+        }
         println!(
             "  {}",
             crate::t!(
@@ -200,6 +213,34 @@ fn print_app(app: &crate::release::http_apps::HttpApp) {
                 host = bytes(Some(h.host))
             )
         );
+    }
+    if let Some(note) = &status.note {
+        println!("  {note}");
+    }
+    println!("  {}", status.kind.levels());
+    Some(status)
+}
+
+/// Every process holding GPU memory and the app it belongs to (NVML; nothing in demo mode).
+fn print_holders(found: &discovery::Discovery, engines: &[EngineStatus], comfy_pid: Option<u32>) {
+    let mut source = crate::telemetry::open_source(false);
+    if source.kind().is_simulated() {
+        return;
+    }
+    let Ok(gpus) = source.sample() else { return };
+    let owners = crate::release::holders::Owners::now(&found.agents, engines, comfy_pid);
+    println!("{}", crate::t!("agents-holders"));
+    for g in &gpus {
+        for p in &g.processes {
+            println!(
+                "  GPU {} pid {:>7}  {:<20} {:>12}  {}",
+                g.index,
+                p.pid,
+                p.name.chars().take(20).collect::<String>(),
+                bytes(p.used.map(|b| b.0)),
+                owners.describe(p.pid, &p.name)
+            );
+        }
     }
 }
 

@@ -180,6 +180,11 @@ pub struct ComfyArgs {
     /// without a port, 7860); "none" to leave it alone.
     #[arg(long, default_value = "localhost")]
     pub a1111: String,
+    /// The other engines: "auto" (llama.cpp server, llama-swap, LM Studio, vLLM, SGLang,
+    /// InvokeAI and SwarmUI at their default ports), "none", or a list such as
+    /// "vllm=127.0.0.1:8001,llama-server=localhost:8081".
+    #[arg(long, default_value = "auto")]
+    pub engines: String,
 }
 
 /// Options of `vramdeck free`.

@@ -9,6 +9,7 @@ pub mod files;
 pub mod fonts;
 pub mod gpu_adapters;
 pub mod gpu_memory;
+pub mod listeners;
 pub mod locale;
 pub mod notify;
 #[cfg(windows)]

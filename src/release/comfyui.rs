@@ -222,6 +222,11 @@ impl ComfyUi {
         self.service.ports()
     }
 
+    /// The process listening where ComfyUI answered last, when the system says.
+    pub fn listener_pid(&self) -> Option<u32> {
+        self.service.listener_pid()
+    }
+
     /// True when this ComfyUI may be the one listening on `port` (where an agent says its
     /// ComfyUI listens): it answered there, or it has not answered yet and `port` is tried.
     pub fn may_be_on_port(&self, port: u16) -> bool {

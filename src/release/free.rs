@@ -185,8 +185,8 @@ pub enum FreeTarget {
     Agent(u32),
     /// ComfyUI only (through its agent when it has one, else its HTTP API).
     ComfyUi,
-    /// One app that unloads over its own API (Ollama, the SD WebUI).
-    App(super::http_apps::AppKind),
+    /// One engine that frees over its own API (Ollama, vLLM, the SD WebUI, …).
+    App(super::engines::EngineKind),
     /// Everything but the process of this pid (making room for its job).
     AllBut(u32),
 }
@@ -232,17 +232,13 @@ pub enum Follow {
         /// Prompts that were running when the unload was asked for.
         running: Vec<String>,
     },
-    /// Watch Ollama's loaded models until these are gone (each leaves when its request ends).
-    OllamaModels {
-        /// The server.
-        ollama: super::ollama::Ollama,
-        /// Models still loaded after the unload was asked for.
-        models: Vec<String>,
-    },
-    /// Wait for the WebUI's job to end, then unload its checkpoint.
-    A1111Job {
-        /// The WebUI.
-        webui: super::a1111::A1111,
+    /// Watch an engine until what it waits for has happened (a model left, a job ended and
+    /// the release then asked for).
+    Engine {
+        /// The engine.
+        engine: super::engines::EngineHandle,
+        /// What it waits for.
+        waiting: super::engines::Waiting,
     },
 }
 
@@ -269,7 +265,7 @@ impl PendingRelease {
                 let now = comfy.queue(COMFY_TIMEOUT)?.running();
                 Ok(!running.iter().any(|id| now.contains(id)))
             }
-            other => super::http_apps::follow(other),
+            Follow::Engine { engine, waiting } => engine.follow(waiting),
         }
     }
 }
@@ -295,6 +291,8 @@ pub struct FreeReport {
     pub gave_up: Option<String>,
     /// Whether ComfyUI was to be asked at all (not with `--comfyui none`).
     pub comfy_configured: bool,
+    /// Engines put to sleep (vLLM, SGLang): woken when the job that asked has ended.
+    pub slept: Vec<super::engines::EngineHandle>,
 }
 
 /// What kind of news a report is, for its colour and wording.
@@ -454,8 +452,9 @@ pub struct FreeRequest {
     pub agent_dir: AgentDir,
     /// ComfyUI, when configured.
     pub comfyui: Option<ComfyUi>,
-    /// The apps that unload over their own API (Ollama, the SD WebUI), as configured.
-    pub apps: Vec<super::http_apps::HttpApp>,
+    /// The engines that free over their own API (Ollama, vLLM, the SD WebUI, …), as
+    /// configured.
+    pub apps: Vec<super::engines::EngineHandle>,
     /// Apps never freed to make room for another (by [`app_name`]); only making room
     /// (`AllBut`) honours it: Free VRAM itself frees what the user asked.
     pub keep: Vec<String>,
@@ -735,7 +734,7 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
         _ => None,
     };
 
-    let apps: Vec<&super::http_apps::HttpApp> = request
+    let apps: Vec<&super::engines::EngineHandle> = request
         .apps
         .iter()
         .filter(|a| !kept(a.name()) && request.only_pids.is_none())
@@ -750,20 +749,31 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
     enum Job<'a> {
         Agent(&'a LiveAgent),
         Comfy(&'a ComfyUi),
-        App(&'a super::http_apps::HttpApp),
+        App(&'a super::engines::EngineHandle),
     }
     let mut jobs: Vec<Job> = live.iter().map(Job::Agent).collect();
     jobs.extend(comfy_http.map(Job::Comfy));
     jobs.extend(apps.into_iter().map(Job::App));
     let outcomes = super::each_in_parallel(jobs, |job| match job {
-        Job::Agent(agent) => (free_agent(agent, request.level), (false, false)),
-        Job::Comfy(c) => (free_comfy_http(c, request.level), (true, false)),
-        Job::App(a) => (a.free(request.level), (false, true)),
+        Job::Agent(agent) => (free_agent(agent, request.level), (false, false), None),
+        Job::Comfy(c) => (free_comfy_http(c, request.level), (true, false), None),
+        Job::App(a) => {
+            // Only an engine the user named is freed blind (one that cannot say it works).
+            let careful = !matches!(request.target, FreeTarget::App(_));
+            let (result, deferred, slept) = a.free(request.level, careful);
+            ((result, deferred), (false, true), slept.then(|| a.clone()))
+        }
     });
     let mut pending = Vec::new();
+    let mut slept = Vec::new();
     let mut comfy_asked = false;
-    for ((result, deferred), (is_comfy_http, is_app)) in outcomes {
-        let not_running = matches!(&result.outcome, Err(ReleaseError::Connect { .. }));
+    for ((result, deferred), (is_comfy_http, is_app), asleep) in outcomes {
+        slept.extend(asleep);
+        let not_running = match &result.outcome {
+            Err(e) if is_app => super::engines::not_there(e),
+            Err(ReleaseError::Connect { .. }) => true,
+            _ => false,
+        };
         // "Free all" with no ComfyUI (or Ollama, or WebUI) running is not worth a word.
         if (is_comfy_http || is_app) && not_running && request.target.is_everyone() {
             continue;
@@ -785,6 +795,7 @@ pub fn perform(request: &FreeRequest, probe: &mut dyn UsedMemoryProbe) -> FreeRe
         pending,
         gave_up: None,
         comfy_configured: comfy.is_some(),
+        slept,
     };
     if report.pending.is_empty() {
         settle(&mut report, probe, comfy_asked);
@@ -915,6 +926,7 @@ mod tests {
             pending: Vec::new(),
             gave_up: None,
             comfy_configured: true,
+            slept: Vec::new(),
         }
     }
 

@@ -169,6 +169,11 @@ impl LocalService {
         }
     }
 
+    /// The process listening where the app answered last, when the system says.
+    pub fn listener_pid(&self) -> Option<u32> {
+        crate::platform::listeners::listener_pid(self.answered()?)
+    }
+
     /// The ports tried.
     pub fn ports(&self) -> Vec<u16> {
         let mut ports: Vec<u16> = self.candidates.iter().map(|a| a.port()).collect();
@@ -340,6 +345,13 @@ impl LocalService {
 
 /// Refuses a listener that belongs to another user (a squatter on the app's port).
 fn check_owner(stream: &TcpStream, server: SocketAddr) -> Result<(), ReleaseError> {
+    // Windows names the listener's process; its token says whose it is.
+    if let Some(pid) = crate::platform::listeners::another_users_listener(server) {
+        return Err(ReleaseError::OtherUser {
+            target: format!("the listener at {server} (pid {pid})"),
+            uid: 0,
+        });
+    }
     let Ok(local) = stream.local_addr() else {
         return Ok(());
     };

@@ -2,17 +2,16 @@
 //! each) and ComfyUI's
 //! own HTTP API on loopback. Every call has a timeout; nothing here listens on a network address.
 
-pub mod a1111;
 pub mod arbiter;
 pub mod client;
 pub mod comfyui;
 pub mod discovery;
+pub mod engines;
 pub mod free;
 pub mod handshake;
-pub mod http_apps;
+pub mod holders;
 pub mod local_http;
 pub mod loopback_owner;
-pub mod ollama;
 pub mod protocol;
 pub mod worker;
 
@@ -127,6 +126,14 @@ pub enum ReleaseError {
     },
     /// An address that is not loopback (vramdeck never talks to the network).
     NotLoopback(String),
+    /// Another program answers where an engine should (its route is missing or its answer is
+    /// not the engine's): two engines on one default port are told apart this way.
+    Unrecognised {
+        /// "vLLM at 127.0.0.1:8000".
+        target: String,
+        /// The route that did not answer as the engine would.
+        route: String,
+    },
 }
 
 impl std::fmt::Display for ReleaseError {
@@ -161,6 +168,9 @@ impl std::fmt::Display for ReleaseError {
                 crate::t!("err-refused", target = target, message = message)
             }
             ReleaseError::NotLoopback(address) => crate::t!("err-not-loopback", address = address),
+            ReleaseError::Unrecognised { target, route } => {
+                crate::t!("err-unrecognised", target = target, route = route)
+            }
         };
         f.write_str(&text)
     }

@@ -49,6 +49,8 @@ pub enum WorkerCommand {
         ollama: String,
         /// The SD WebUI's address.
         a1111: String,
+        /// The other engines ("auto", "none", "vllm=127.0.0.1:8001, …").
+        engines: String,
     },
 }
 
@@ -56,9 +58,9 @@ pub enum WorkerCommand {
 #[derive(Clone, Debug, PartialEq)]
 pub struct AppSeen {
     /// Which app.
-    pub kind: super::http_apps::AppKind,
+    pub kind: super::engines::EngineKind,
     /// What it holds, or why it could not be read (not running, not with its API).
-    pub state: Result<super::http_apps::AppStatus, String>,
+    pub state: Result<super::engines::EngineStatus, String>,
 }
 
 /// ComfyUI as last seen.
@@ -88,8 +90,10 @@ pub enum WorkerEvent {
         discovery: Discovery,
         /// ComfyUI.
         comfyui: ComfyStatus,
-        /// Ollama and the SD WebUI, as configured.
+        /// The engines, as configured.
         apps: Vec<AppSeen>,
+        /// Which app each process belongs to.
+        owners: super::holders::Owners,
     },
     /// A free finished, or (with `pending` set) is waiting for a deferred release.
     Freed(FreeReport),
@@ -125,7 +129,7 @@ impl ReleaseWorker {
             .name("vramdeck-release".into())
             .spawn(move || {
                 let mut comfy = configure(&comfy_address);
-                let mut apps: Vec<super::http_apps::HttpApp> = Vec::new();
+                let mut apps: Vec<super::engines::EngineHandle> = Vec::new();
                 // None until the owner says: a need seen before then waits for the policy
                 // instead of being answered "off".
                 let mut room_policy: Option<super::arbiter::RoomPolicy> = None;
@@ -269,9 +273,13 @@ impl ReleaseWorker {
                             command = Some(WorkerCommand::Refresh);
                             continue;
                         }
-                        Some(WorkerCommand::SetAppAddresses { ollama, a1111 }) => {
+                        Some(WorkerCommand::SetAppAddresses {
+                            ollama,
+                            a1111,
+                            engines,
+                        }) => {
                             // An unusable address is said where the app would be listed.
-                            apps = super::http_apps::configured(&ollama, &a1111).0;
+                            apps = super::engines::configured(&ollama, &a1111, &engines).0;
                             command = Some(WorkerCommand::Refresh);
                             continue;
                         }
@@ -397,7 +405,7 @@ fn on_need(
 fn room_base(
     agent_dir: &AgentDir,
     comfy: &Result<ComfyUi, String>,
-    apps: &[super::http_apps::HttpApp],
+    apps: &[super::engines::EngineHandle],
     keep: &[String],
 ) -> FreeRequest {
     FreeRequest {
@@ -414,7 +422,7 @@ fn room_base(
 fn look(
     agent_dir: &AgentDir,
     comfy: &Result<ComfyUi, String>,
-    apps: &[super::http_apps::HttpApp],
+    apps: &[super::engines::EngineHandle],
     room: &(dyn Fn(u32) -> Option<super::arbiter::RoomPolicy> + Sync),
 ) -> WorkerEvent {
     let discovery = discovery::discover_telling(agent_dir, free::HELLO_TIMEOUT, room);
@@ -435,11 +443,18 @@ fn look(
     };
     let apps = super::each_in_parallel(apps.iter().collect(), |app| AppSeen {
         kind: app.kind(),
-        state: app.status().map_err(|e| e.to_string()),
+        state: app.look().map_err(|e| e.to_string()),
     });
+    let comfy_pid = match (&comfyui, comfy) {
+        (ComfyStatus::Running { .. }, Ok(c)) => c.listener_pid(),
+        _ => None,
+    };
+    let running: Vec<_> = apps.iter().filter_map(|a| a.state.clone().ok()).collect();
+    let owners = super::holders::Owners::now(&discovery.agents, &running, comfy_pid);
     WorkerEvent::Agents {
         discovery,
         comfyui,
         apps,
+        owners,
     }
 }

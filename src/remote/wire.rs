@@ -110,9 +110,25 @@ pub struct AgentsBody {
     pub problems: Vec<String>,
     /// ComfyUI's state in words ("running at 127.0.0.1:8188", "not running: …").
     pub comfyui: String,
-    /// The apps that unload over their own API (Ollama, the SD WebUI) and what they hold.
+    /// The engines that free over their own API (Ollama, vLLM, …) and what they hold.
     #[serde(default)]
     pub apps: Vec<AppBody>,
+    /// Every process holding GPU memory and the app it belongs to ("unmanaged: …" when none).
+    #[serde(default)]
+    pub holders: Vec<HolderBody>,
+}
+
+/// A process holding GPU memory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HolderBody {
+    /// Its pid.
+    pub pid: u32,
+    /// Its process name.
+    pub name: String,
+    /// GPU memory it holds, bytes, where the driver says.
+    pub vram: Option<u64>,
+    /// The app it belongs to, or what would free it.
+    pub app: String,
 }
 
 /// An app that unloads over its own API, as the box saw it.
@@ -124,6 +140,18 @@ pub struct AppBody {
     pub holds: Vec<HoldingBody>,
     /// The generation running, if it said.
     pub busy: Option<String>,
+    /// Which engine ("vllm", "llama-server", …).
+    #[serde(default)]
+    pub engine: String,
+    /// Put to sleep (vLLM, SGLang).
+    #[serde(default)]
+    pub asleep: bool,
+    /// What the user should know (why a level does nothing, what would free it).
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The process listening for it.
+    #[serde(default)]
+    pub pid: Option<u32>,
 }
 
 /// One thing an app holds.

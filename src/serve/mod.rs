@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// it alone).
     #[arg(long, default_value = "localhost")]
     pub a1111: String,
+    /// The other engines: "auto" (each at its default ports), "none", or
+    /// "vllm=127.0.0.1:8001,llama-server=localhost:8081".
+    #[arg(long, default_value = "auto")]
+    pub engines: String,
     /// When an app on this box asks for room before a job (vramdeck_agent.need): off, caches
     /// (empty the other apps' caches) or models (then their idle models too).
     #[arg(long, value_enum, default_value_t = crate::release::arbiter::RoomPolicy::Off)]
@@ -210,6 +214,7 @@ pub fn serve_command(args: &ServeArgs, demo: bool) -> anyhow::Result<()> {
     worker.send(crate::release::worker::WorkerCommand::SetAppAddresses {
         ollama: args.ollama.clone(),
         a1111: args.a1111.clone(),
+        engines: args.engines.clone(),
     });
     // A read-only box frees nothing, for anyone.
     if !args.readonly {

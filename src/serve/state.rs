@@ -97,6 +97,7 @@ struct ReleaseNews {
     problems: Vec<String>,
     comfyui: String,
     apps: Vec<crate::release::worker::AppSeen>,
+    owners: crate::release::holders::Owners,
     free: wire::FreeStatusBody,
     totals: FreeTotals,
     last_free: Option<Instant>,
@@ -204,8 +205,10 @@ impl ServeState {
                     discovery,
                     comfyui,
                     apps,
+                    owners,
                 } => {
                     news.apps = apps;
+                    news.owners = owners;
                     news.agents = discovery.agents;
                     news.problems = discovery.problems;
                     news.comfyui = match comfyui {
@@ -456,6 +459,12 @@ impl ServeState {
     }
 
     fn agents(&self) -> wire::AgentsBody {
+        // The telemetry lock is let go before the news lock is taken (never both at once).
+        let processes: Vec<crate::telemetry::ProcessInfo> = sampler::lock(&self.telemetry)
+            .latest
+            .iter()
+            .flat_map(|s| s.gpus.iter().flat_map(|g| g.processes.iter().cloned()))
+            .collect();
         let news = locked(&self.news);
         wire::AgentsBody {
             schema: SCHEMA.into(),
@@ -489,6 +498,19 @@ impl ServeState {
                         })
                         .collect(),
                     busy: s.busy.clone(),
+                    engine: s.kind.key().to_string(),
+                    asleep: s.asleep,
+                    note: s.note.clone(),
+                    pid: s.pid,
+                })
+                .collect(),
+            holders: processes
+                .iter()
+                .map(|p| wire::HolderBody {
+                    pid: p.pid,
+                    name: p.name.clone(),
+                    vram: p.used.map(|b| b.0),
+                    app: news.owners.describe(p.pid, &p.name),
                 })
                 .collect(),
         }

@@ -804,6 +804,7 @@ impl VramDeckApp {
                     &gpu.title(),
                     &gpu.processes,
                     unit,
+                    &self.release_view.owners,
                     &mut self.selected_process,
                 );
                 let selected = self

@@ -56,6 +56,7 @@ pub fn show(
     gpu_title: &str,
     processes: &[ProcessInfo],
     unit: MemoryUnit,
+    owners: &crate::release::holders::Owners,
     selected: &mut Option<u32>,
 ) {
     ui.label(RichText::new(crate::t!("table-processes-on", gpu = gpu_title)).strong());
@@ -87,6 +88,8 @@ pub fn show(
             }
         }
         ui.label(RichText::new(crate::t!("table-process")).strong());
+        ui.label(RichText::new(format!("· {}", crate::t!("holder-column"))).weak())
+            .on_hover_text(crate::t!("holder-column-hover"));
     });
     for (i, p) in processes.iter().enumerate() {
         let start = ui.cursor().min;
@@ -109,8 +112,11 @@ pub fn show(
                         cell(ui, RichText::new(shared), SHARED_COLUMN, height, None);
                     }
                 }
-                ui.add(egui::Label::new(&p.name).truncate().selectable(false))
-                    .on_hover_text(&p.name);
+                // The process, then the app it belongs to (or what would free it).
+                let owner = owners.describe(p.pid, &p.name);
+                let shown = format!("{} · {owner}", p.name);
+                ui.add(egui::Label::new(shown).truncate().selectable(false))
+                    .on_hover_text(format!("{}\n{owner}", p.name));
             })
             .response;
         let rect =

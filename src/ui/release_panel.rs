@@ -66,6 +66,8 @@ pub struct ReleaseView {
     pub markers: Vec<PlotMarker>,
     /// Requests for room waiting for the user's answer (policy Ask), oldest first.
     pub asks: Vec<crate::release::arbiter::RoomAsk>,
+    /// Which app each process belongs to.
+    pub owners: crate::release::holders::Owners,
 }
 
 impl ReleaseView {
@@ -76,7 +78,9 @@ impl ReleaseView {
                 discovery,
                 comfyui,
                 apps,
+                owners,
             } => {
+                self.owners = owners;
                 self.agents = discovery.agents;
                 self.problems = discovery.problems;
                 self.comfyui = Some(comfyui);
@@ -525,10 +529,7 @@ fn keep_row(ui: &mut Ui, view: &ReleaseView, keep: &mut Vec<String>) -> Option<W
         view.apps
             .iter()
             .filter_map(|a| a.state.as_ref().ok())
-            .map(|s| match s.kind {
-                crate::release::http_apps::AppKind::Ollama => "Ollama".to_string(),
-                crate::release::http_apps::AppKind::A1111 => "Stable Diffusion WebUI".to_string(),
-            }),
+            .map(|s| s.kind.name().to_string()),
     );
     names.extend(keep.iter().cloned());
     names.sort();

@@ -128,3 +128,6 @@ cli-arg-serve-make-room-keep = An app never freed to make room for another ("Oll
 serve-ask-needs-window = --make-room ask needs the window to ask in; serve has none: choose caches or models
 serve-room-for-form = --make-room-for takes APP=POLICY, POLICY one of off, caches, models (e.g. ComfyUI=models)
 cli-arg-serve-make-room-for = What is done when one app asks, instead of --make-room: APP=off|caches|models; repeat for several
+cli-arg-agents-engines = The other engines: "auto" (llama.cpp server, llama-swap, LM Studio, vLLM, SGLang, InvokeAI and SwarmUI at their default ports), "none", or a list such as "vllm=127.0.0.1:8001,llama-server=localhost:8081"
+cli-arg-free-engines = The other engines: "auto" (each at its default ports), "none", or a list such as "vllm=127.0.0.1:8001,llama-server=localhost:8081"
+cli-arg-serve-engines = The other engines: "auto" (each at its default ports), "none", or "vllm=127.0.0.1:8001,llama-server=localhost:8081"

@@ -124,3 +124,6 @@ cli-arg-serve-make-room-keep = 为其他应用腾出空间时绝不释放的应�
 serve-ask-needs-window = --make-room ask 需要在窗口中询问；serve 没有窗口：请选择 caches 或 models
 serve-room-for-form = --make-room-for 的格式为 应用=策略，策略为 off、caches、models 之一（例如 ComfyUI=models）
 cli-arg-serve-make-room-for = 某个应用请求时的做法（代替 --make-room）：应用=off|caches|models；可重复以指定多个
+cli-arg-agents-engines = 其他引擎："auto"（在默认端口查找 llama.cpp server、llama-swap、LM Studio、vLLM、SGLang、InvokeAI 和 SwarmUI）、"none"，或如 "vllm=127.0.0.1:8001,llama-server=localhost:8081" 的列表
+cli-arg-free-engines = 其他引擎："auto"（各自的默认端口）、"none"，或如 "vllm=127.0.0.1:8001,llama-server=localhost:8081" 的列表
+cli-arg-serve-engines = 其他引擎："auto"（各自的默认端口）、"none"，或 "vllm=127.0.0.1:8001,llama-server=localhost:8081"

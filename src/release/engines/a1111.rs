@@ -10,10 +10,10 @@
 //! weights from under it. So vramdeck asks only while no job runs, and otherwise waits for the
 //! job to end, as it does for ComfyUI.
 
-use super::ReleaseError;
-use super::local_http::LocalService;
+use super::{APP_TIMEOUT, Engine, EngineKind, EngineStatus, Freed, Holding};
+use crate::release::local_http::LocalService;
+use crate::release::{FreeLevel, ReleaseError};
 use serde::Deserialize;
-use std::time::Duration;
 
 /// The WebUI's port (A1111 and Forge).
 pub const USUAL_PORTS: [u16; 1] = [7860];
@@ -87,48 +87,44 @@ pub struct TorchMemory {
 pub struct RunningJob(pub String);
 
 /// A WebUI on this machine (see [`LocalService`]).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub struct A1111 {
     service: LocalService,
 }
 
 impl A1111 {
-    /// Parses "localhost", "127.0.0.1:7860", "http://localhost:7861/"; loopback only.
-    pub fn parse(address: &str) -> Result<Self, ReleaseError> {
-        Ok(A1111 {
-            service: LocalService::parse("Stable Diffusion WebUI", address, &USUAL_PORTS)?,
-        })
+    /// The WebUI at `service`.
+    pub fn new(service: LocalService) -> Self {
+        A1111 { service }
     }
 
-    /// "Stable Diffusion WebUI at 127.0.0.1:7860".
-    pub fn target(&self) -> String {
-        self.service.target()
-    }
-
-    fn decode<T: serde::de::DeserializeOwned>(
-        &self,
-        route: &str,
-        body: &[u8],
-    ) -> Result<T, ReleaseError> {
-        serde_json::from_slice(body).map_err(|e| ReleaseError::Malformed {
-            target: self.target(),
-            reason: crate::t!("a1111-not-api", route = route, error = e.to_string()),
-        })
+    fn get<T: serde::de::DeserializeOwned>(&self, route: &str) -> Result<T, ReleaseError> {
+        let not_api = |error: String| ReleaseError::Malformed {
+            target: self.service.target(),
+            reason: crate::t!("a1111-not-api", route = route, error = error),
+        };
+        // Gradio answers on the WebUI's port even without --api: that is worth saying.
+        let body = self
+            .service
+            .get(route, APP_TIMEOUT, MAX_BYTES)
+            .map_err(|e| match e {
+                ReleaseError::Malformed { reason, .. } if super::is_missing_route(&reason) => {
+                    not_api(reason)
+                }
+                e => e,
+            })?;
+        serde_json::from_slice(&body).map_err(|e| not_api(e.to_string()))
     }
 
     /// The job running now, if any.
-    pub fn running(&self, timeout: Duration) -> Result<Option<RunningJob>, ReleaseError> {
-        let route = "/sdapi/v1/progress?skip_current_image=true";
-        let body = self.service.get(route, timeout, MAX_BYTES)?;
-        let progress: ProgressBody = self.decode(route, &body)?;
+    pub fn running(&self) -> Result<Option<RunningJob>, ReleaseError> {
+        let progress: ProgressBody = self.get("/sdapi/v1/progress?skip_current_image=true")?;
         Ok(running_job(&progress.state))
     }
 
     /// torch's memory in the WebUI, when it runs on CUDA.
-    pub fn memory(&self, timeout: Duration) -> Result<Option<TorchMemory>, ReleaseError> {
-        let route = "/sdapi/v1/memory";
-        let body = self.service.get(route, timeout, MAX_BYTES)?;
-        let memory: MemoryBody = self.decode(route, &body)?;
+    pub fn memory(&self) -> Result<Option<TorchMemory>, ReleaseError> {
+        let memory: MemoryBody = self.get("/sdapi/v1/memory")?;
         Ok(memory.cuda.reserved.current.map(|reserved| TorchMemory {
             reserved,
             allocated: memory.cuda.allocated.current.unwrap_or(0),
@@ -136,10 +132,56 @@ impl A1111 {
     }
 
     /// `POST /sdapi/v1/unload-checkpoint`: only call it with no job running.
-    pub fn unload(&self, timeout: Duration) -> Result<(), ReleaseError> {
+    pub fn unload(&self) -> Result<(), ReleaseError> {
         self.service
-            .post_json("/sdapi/v1/unload-checkpoint", "{}", timeout, MAX_BYTES)
+            .post_json("/sdapi/v1/unload-checkpoint", "{}", APP_TIMEOUT, MAX_BYTES)
             .map(|_| ())
+    }
+}
+
+impl Engine for A1111 {
+    fn kind(&self) -> EngineKind {
+        EngineKind::A1111
+    }
+
+    fn service(&self) -> &LocalService {
+        &self.service
+    }
+
+    fn status(&self) -> Result<EngineStatus, ReleaseError> {
+        let mut status = EngineStatus::new(EngineKind::A1111, self.service.target());
+        status.busy = self.running()?.map(|j| j.0);
+        status.holds = self
+            .memory()?
+            .filter(|m| m.reserved > 0)
+            .map(|m| Holding {
+                what: crate::t!("a1111-torch"),
+                id: "torch".into(),
+                vram: m.reserved,
+                host: 0,
+            })
+            .into_iter()
+            .collect();
+        Ok(status)
+    }
+
+    /// Unloads the checkpoint (it loads again with the next generation).
+    fn free_idle(&self, level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
+        if level == FreeLevel::Cache {
+            return Ok(Freed::skipped(crate::t!(
+                "app-no-cache-level",
+                app = "Stable Diffusion WebUI"
+            )));
+        }
+        let before = status.vram();
+        self.unload()?;
+        let after = self
+            .memory()
+            .ok()
+            .flatten()
+            .map(|m| m.reserved)
+            .unwrap_or(before);
+        Ok(Freed::gave(Some(before.saturating_sub(after)), Vec::new()))
     }
 }
 

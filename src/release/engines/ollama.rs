@@ -8,8 +8,9 @@
 //! and drops it when its last request ends (`expireRunner`: only with no references left).
 //! So a model still listed after the unload is in use, and its release is followed.
 
-use super::ReleaseError;
-use super::local_http::LocalService;
+use super::{APP_TIMEOUT, Engine, EngineKind, EngineStatus, Freed, Waiting, shown_name};
+use crate::release::local_http::LocalService;
+use crate::release::{FreeLevel, ReleaseError};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -19,15 +20,6 @@ pub const USUAL_PORTS: [u16; 1] = [11434];
 const MAX_PS_BYTES: u64 = 256 << 10;
 /// Largest answer to an unload.
 const MAX_UNLOAD_BYTES: u64 = 16 << 10;
-/// Most models listed: more than any machine loads at once.
-const MAX_MODELS: usize = 64;
-/// Longest model name kept to send back (Ollama's names are `namespace/model:tag`).
-const MAX_NAME_BYTES: usize = 4096;
-
-/// A model's name cleaned and shortened for the screen.
-pub fn shown_name(name: &str) -> String {
-    crate::text::sanitized(name).chars().take(200).collect()
-}
 
 /// One loaded model, as `/api/ps` lists it.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -68,37 +60,27 @@ struct GenerateBody {
 }
 
 /// An Ollama server on this machine (see [`LocalService`]).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub struct Ollama {
     service: LocalService,
 }
 
 impl Ollama {
-    /// Parses "localhost", "127.0.0.1:11434", "http://localhost:11434/"; loopback only.
-    pub fn parse(address: &str) -> Result<Self, ReleaseError> {
-        Ok(Ollama {
-            service: LocalService::parse("Ollama", address, &USUAL_PORTS)?,
-        })
-    }
-
-    /// "Ollama at 127.0.0.1:11434".
-    pub fn target(&self) -> String {
-        self.service.target()
+    /// Ollama at `service`.
+    pub fn new(service: LocalService) -> Self {
+        Ollama { service }
     }
 
     /// The models loaded now.
     pub fn loaded(&self, timeout: Duration) -> Result<Vec<LoadedModel>, ReleaseError> {
-        let body = self.service.get("/api/ps", timeout, MAX_PS_BYTES)?;
-        let mut ps: PsBody =
-            serde_json::from_slice(&body).map_err(|e| ReleaseError::Malformed {
-                target: self.target(),
-                reason: format!("/api/ps is not Ollama's JSON ({e})"),
-            })?;
-        ps.models.truncate(MAX_MODELS);
+        let answer = self.service.get("/api/ps", timeout, MAX_PS_BYTES);
+        let body = super::recognised(&self.service, "/api/ps", answer)?;
+        let mut ps: PsBody = super::decode(&self.service, "/api/ps", &body)?;
+        ps.models.truncate(super::MAX_MODELS);
         for m in &mut ps.models {
             // The name stays as Ollama wrote it (it is sent back to unload the model); only
             // its length is bounded, and `shown` cleans it for the screen.
-            if m.name.len() > MAX_NAME_BYTES {
+            if m.name.len() > super::MAX_NAME_BYTES {
                 m.name.clear(); // longer than any model name: not one to ask about
             }
             m.expires_at = crate::text::sanitized(&m.expires_at)
@@ -117,12 +99,12 @@ impl Ollama {
             .post_json("/api/generate", &body, timeout, MAX_UNLOAD_BYTES)?;
         let reply: GenerateBody =
             serde_json::from_slice(&answer).map_err(|e| ReleaseError::Malformed {
-                target: self.target(),
+                target: self.service.target(),
                 reason: format!("the unload answer is not Ollama's JSON ({e})"),
             })?;
         if reply.done_reason != "unload" {
             return Err(ReleaseError::Refused {
-                target: self.target(),
+                target: self.service.target(),
                 message: format!(
                     "asked to unload {model}, it answered done_reason {:?}",
                     crate::text::sanitized(&reply.done_reason)
@@ -130,6 +112,67 @@ impl Ollama {
             });
         }
         Ok(())
+    }
+}
+
+impl Engine for Ollama {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Ollama
+    }
+
+    fn service(&self) -> &LocalService {
+        &self.service
+    }
+
+    fn status(&self) -> Result<EngineStatus, ReleaseError> {
+        let mut status = EngineStatus::new(EngineKind::Ollama, self.service.target());
+        status.holds = self
+            .loaded(APP_TIMEOUT)?
+            .into_iter()
+            .map(|m| super::holding(&m.name, m.size_vram, m.size_host()))
+            .collect();
+        Ok(status)
+    }
+
+    /// Unloads every model; Ollama drops one in use when its request ends (followed), never
+    /// cutting it.
+    fn free_idle(&self, level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
+        if level == FreeLevel::Cache {
+            return Ok(Freed::skipped(crate::t!(
+                "app-no-cache-level",
+                app = "Ollama"
+            )));
+        }
+        for h in status.holds.iter().filter(|h| !h.id.is_empty()) {
+            self.unload(&h.id, APP_TIMEOUT)?;
+        }
+        let now = self.loaded(APP_TIMEOUT)?;
+        let still: Vec<String> = status
+            .holds
+            .iter()
+            .filter(|h| now.iter().any(|m| m.name == h.id))
+            .map(|h| h.id.clone())
+            .collect();
+        let gone = status
+            .holds
+            .iter()
+            .filter(|h| !still.contains(&h.id))
+            .fold(0u64, |sum, h| sum.saturating_add(h.vram));
+        let notes = status
+            .holds
+            .is_empty()
+            .then(|| crate::t!("app-nothing-loaded"))
+            .into_iter()
+            .collect();
+        let mut freed = Freed::gave(Some(gone), notes);
+        if !still.is_empty() {
+            let models = still.iter().map(|n| shown_name(n)).collect::<Vec<_>>();
+            freed.later = Some((
+                crate::t!("ollama-after-request", models = models.join(", ")),
+                Waiting::Leave(still),
+            ));
+        }
+        Ok(freed)
     }
 }
 
@@ -151,8 +194,8 @@ mod tests {
 
     #[test]
     fn only_loopback_addresses_are_taken() {
-        assert!(Ollama::parse("localhost").is_ok());
-        assert!(Ollama::parse("127.0.0.1:11434").is_ok());
-        assert!(Ollama::parse("10.0.0.7:11434").is_err());
+        assert!(EngineKind::Ollama.open("localhost").is_ok());
+        assert!(EngineKind::Ollama.open("127.0.0.1:11434").is_ok());
+        assert!(EngineKind::Ollama.open("10.0.0.7:11434").is_err());
     }
 }

@@ -1,0 +1,37 @@
+# 通过自身 HTTP API 释放显存的引擎（src/release/engines/）。
+err-unrecognised = { $target }：那里应答的是另一个程序（{ $route } 不属于该引擎）
+engine-after-job = { $app } 会在当前工作结束后释放显存（{ $job }）
+engine-busy-unknown = 未处理：{ $app } 不报告是否正在应答请求（单独释放它才会卸载）
+engine-unknown = 未知引擎“{ $name }”（已知：{ $known }）
+engine-requests = { $n } 个请求正在处理
+engine-jobs = { $n } 个任务正在运行
+engine-llama-single = 这个 llama-server 只运行一个模型，无法卸载：请停止该进程，或以路由模式（--models-dir）或 --sleep-idle-seconds 启动
+engine-models-leaving = { $app } 正在停止 { $models }
+engine-stopped = 已停止 { $models }（下次请求时会重新启动）
+engine-lmstudio-old = 此 LM Studio 的 REST API 没有卸载接口（0.4 之前）：请更新，或在 LM Studio 中卸载
+engine-vllm-no-sleep = vLLM 只有在睡眠模式下才会释放显存：请以 VLLM_SERVER_DEV_MODE=1 和 --enable-sleep-mode 启动
+engine-vllm-cache = 未处理：vLLM 保留其 KV 缓存池；只有睡眠才会释放显存（请选择“卸载模型”）
+engine-already-asleep = 已在睡眠
+engine-vllm-slept = 已进入睡眠：权重保存在主机内存，KV 缓存已丢弃；请求显存的任务结束后唤醒
+engine-sglang-no-saver = 未启用 --enable-memory-saver 的 SGLang 无法释放显存：请加上该参数重启
+engine-sglang-cache = 未处理：SGLang 保留其 KV 缓存池；只有释放内存占用才会归还显存（请选择“卸载模型”）
+engine-sglang-released = 已释放权重和 KV 缓存；请求显存的任务结束后恢复
+engine-invokeai-emptied = 已清空模型缓存：任务需要时会重新加载模型
+engine-swarm-freed = { $n } 个后端释放了显存
+engine-swarm-none = 没有正在运行的后端
+engine-woke = 已唤醒 { $app }（请求显存的任务已结束）
+engine-wake-failed = 无法唤醒 { $app }：{ $error }
+engine-levels-ollama = 缓存：无 · 卸载：所有模型（下次请求时重新加载）
+engine-levels-a1111 = 缓存：无 · 卸载：当前模型（下次生成时重新加载）
+engine-levels-llama-server = 缓存：无 · 卸载：路由模式下的所有模型（单模型服务器无法卸载）
+engine-levels-llama-swap = 缓存：无 · 卸载：停止每个模型的服务器（下次请求时重新启动）
+engine-levels-lm-studio = 缓存：无 · 卸载：所有模型实例（仅在单独释放 LM Studio 时）
+engine-levels-vllm = 缓存：无 · 卸载：1 级睡眠（请求显存的任务结束后唤醒）
+engine-levels-sglang = 缓存：无 · 卸载：释放内存占用（请求显存的任务结束后恢复）
+engine-levels-invokeai = 缓存与卸载：清空模型缓存（需要时重新加载）
+engine-levels-swarmui = 缓存与卸载：每个后端释放其显存
+holder-unmanaged = 未托管：关闭它即可释放其显存
+holder-unmanaged-python = 未托管：添加 vramdeck 代理（见 README）或关闭它
+holder-column = 占用者
+holder-column-hover = 每个进程所属的应用：代理、vramdeck 可释放的引擎，或未托管
+agents-holders = 占用显存的进程及其所属应用：

@@ -237,6 +237,9 @@ fn run_window(cli: &Cli) -> anyhow::Result<()> {
                     loaded.settings.room_policy_by_app.clone(),
                 ),
             );
+            release.send(vramdeck::release::worker::WorkerCommand::SetHandBack(
+                loaded.settings.hand_back,
+            ));
             release.send(vramdeck::release::worker::WorkerCommand::SetRoomPolicy(
                 loaded.settings.make_room,
             ));

@@ -146,6 +146,8 @@ pub struct Settings {
     pub a1111_address: String,
     /// The other engines: "auto", "none" or "vllm=127.0.0.1:8001,llama-server=localhost:8081".
     pub engines: String,
+    /// Engines put to sleep to make room are woken when the job that asked has ended.
+    pub hand_back: bool,
     /// Alert rules.
     pub alerts: crate::alerts::AlertRules,
     /// The compact always-on-top view is on.
@@ -179,6 +181,7 @@ impl Default for Settings {
             ollama_address: "localhost".into(),
             a1111_address: "localhost".into(),
             engines: "auto".into(),
+            hand_back: true,
             alerts: crate::alerts::AlertRules::default(),
             mini_view: false,
             always_on_top: false,
@@ -376,6 +379,7 @@ mod tests {
             ollama_address: "none".into(),
             a1111_address: "127.0.0.1:7861".into(),
             engines: "vllm=127.0.0.1:8001".into(),
+            hand_back: false,
             alerts: crate::alerts::AlertRules {
                 vram_percent: 80.0,
                 ..crate::alerts::AlertRules::default()

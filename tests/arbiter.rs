@@ -702,3 +702,137 @@ fn a_workflow_heavier_than_the_card_with_its_working_room_free_asks_nothing() {
     }
     assert_eq!(reserved_of(dir.path(), idle_pid), Some(16 * GIB));
 }
+
+#[test]
+fn an_engine_put_to_sleep_for_a_job_wakes_when_the_job_says_it_is_done() {
+    let dir = agent_dir();
+    // An idle WebUI (6 GiB model, 10 GiB cache) and a vLLM in sleep mode beside the asking app.
+    let (_idle, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let vllm_log = dir.path().join("vllm.log");
+    let (_vllm, port) = common::python_fixture(
+        "engines/vllm.py",
+        &[
+            vllm_log.to_str().unwrap(),
+            "--model",
+            "Qwen/Qwen3-8B",
+            "--dev",
+        ],
+        None,
+    );
+    let result = dir.path().join("need.json");
+    let (_asking, asking_pid) = python_fixture_with(
+        "fake_webui.py",
+        &["ltx-video", "--needs", "18"],
+        Some(dir.path()),
+        &[
+            ("NEED_RESULT", result.to_str().unwrap()),
+            ("NEED_JOB_S", "2"),
+        ],
+    );
+    let w = bare_worker(dir.path());
+    w.send(WorkerCommand::SetAppAddresses {
+        ollama: "none".into(),
+        a1111: "none".into(),
+        engines: format!("vllm=127.0.0.1:{port}"),
+    });
+    w.send(WorkerCommand::SetRoomPolicy(RoomPolicy::Models));
+    w.send(WorkerCommand::Refresh);
+    let made = room_made(&w);
+    assert_eq!(made.pid.to_string(), asking_pid);
+    let slept: Vec<_> = made.reports.iter().flat_map(|r| r.slept.iter()).collect();
+    assert_eq!(slept.len(), 1, "{}", made.message);
+    let acted = |what: &str| {
+        common::events(&vllm_log)
+            .into_iter()
+            .filter(|e| e["action"] == what)
+            .count()
+    };
+    assert_eq!(acted("sleep"), 1);
+    // While the job runs, vLLM stays asleep; once it says done, the next look wakes it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let back = loop {
+        w.send(WorkerCommand::Refresh);
+        if let Some(back) = w.poll().into_iter().find_map(|e| match e {
+            WorkerEvent::HandedBack(b) => Some(b),
+            _ => None,
+        }) {
+            break back;
+        }
+        assert!(
+            acted("wake") == 0,
+            "woken before the job ended (no HandedBack event)"
+        );
+        assert!(Instant::now() < deadline, "never handed back");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let done_at: f64 = std::fs::read_to_string(result.with_extension("json.done"))
+        .expect("the job said done before vramdeck woke vLLM")
+        .parse()
+        .unwrap();
+    let woke_at = common::events(&vllm_log)
+        .into_iter()
+        .find(|e| e["action"] == "wake")
+        .unwrap()["t"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        woke_at >= done_at,
+        "woke at {woke_at}, job done at {done_at}"
+    );
+    assert_eq!(back.woke.len(), 1);
+    assert!(back.woke[0].1.is_ok(), "{:?}", back.woke);
+    assert!(back.summary().contains("woke vLLM"), "{}", back.summary());
+}
+
+#[test]
+fn with_handing_back_off_an_engine_stays_asleep_after_the_job() {
+    let dir = agent_dir();
+    let (_idle, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
+    let vllm_log = dir.path().join("vllm.log");
+    let (_vllm, port) = common::python_fixture(
+        "engines/vllm.py",
+        &[vllm_log.to_str().unwrap(), "--model", "m", "--dev"],
+        None,
+    );
+    let result = dir.path().join("need.json");
+    let (_asking, _) = python_fixture_with(
+        "fake_webui.py",
+        &["ltx-video", "--needs", "18"],
+        Some(dir.path()),
+        &[
+            ("NEED_RESULT", result.to_str().unwrap()),
+            ("NEED_JOB_S", "0.5"),
+        ],
+    );
+    let w = bare_worker(dir.path());
+    w.send(WorkerCommand::SetHandBack(false));
+    w.send(WorkerCommand::SetAppAddresses {
+        ollama: "none".into(),
+        a1111: "none".into(),
+        engines: format!("vllm=127.0.0.1:{port}"),
+    });
+    w.send(WorkerCommand::SetRoomPolicy(RoomPolicy::Models));
+    w.send(WorkerCommand::Refresh);
+    room_made(&w);
+    let done = result.with_extension("json.done");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done.exists() {
+        assert!(Instant::now() < deadline, "the job never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for _ in 0..6 {
+        w.send(WorkerCommand::Refresh);
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(
+            !w.poll()
+                .iter()
+                .any(|e| matches!(e, WorkerEvent::HandedBack(_))),
+            "handed back although switched off"
+        );
+    }
+    let woke = common::events(&vllm_log)
+        .iter()
+        .filter(|e| e["action"] == "wake")
+        .count();
+    assert_eq!(woke, 0);
+}

@@ -8,6 +8,7 @@ pub mod comfyui;
 pub mod discovery;
 pub mod engines;
 pub mod free;
+pub mod hand_back;
 pub mod handshake;
 pub mod holders;
 pub mod local_http;

@@ -272,6 +272,9 @@ pub struct AgentInfo {
     pub need: Option<Need>,
     /// The last out-of-memory failure the host reported.
     pub oom: Option<Oom>,
+    /// The need whose job runs now, after vramdeck made room for it (agents from 0.6 on):
+    /// gone when the job has ended, and what engines lent for it may be handed back.
+    pub room_job: Option<u64>,
 }
 
 /// Room asked for before a job.

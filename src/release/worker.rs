@@ -43,6 +43,10 @@ pub enum WorkerCommand {
         /// What may be freed.
         policy: super::arbiter::RoomPolicy,
     },
+    /// Wake the engines put to sleep for a job once it has ended (on by default).
+    SetHandBack(bool),
+    /// Wake this engine now (the user's button on an engine asleep).
+    Wake(super::engines::EngineKind),
     /// Look at (and free) Ollama and the SD WebUI at these addresses ("none": not at all).
     SetAppAddresses {
         /// Ollama's address.
@@ -99,6 +103,9 @@ pub enum WorkerEvent {
     Freed(FreeReport),
     /// An app asked for room before a job, and this is what was done.
     RoomMade(Box<super::arbiter::RoomMade>),
+    /// The job that had room ended and the engines asleep for it were woken (or the user
+    /// woke one).
+    HandedBack(super::hand_back::HandedBack),
     /// An app asks for room and the user decides (policy Ask): answer with `AnswerRoom`.
     RoomAsked(Box<super::arbiter::RoomAsk>),
 }
@@ -140,6 +147,8 @@ impl ReleaseWorker {
                     std::collections::HashMap::new();
                 let mut answered = super::arbiter::Needs::default();
                 let mut cooldowns = super::arbiter::Cooldowns::default();
+                let mut loans = super::hand_back::Loans::default();
+                let mut hand_back = true;
                 // The agents as last seen, where an answer from the user finds its request.
                 let mut agents_seen: Vec<discovery::LiveAgent> = Vec::new();
                 let mut presets: Vec<super::arbiter::PresetNeed> = Vec::new();
@@ -190,7 +199,23 @@ impl ReleaseWorker {
                                         probe.as_mut(),
                                         &mut cooldowns,
                                     );
+                                    if let WorkerEvent::RoomMade(made) = &event {
+                                        loans.lend(made);
+                                    }
                                     if !send(event) {
+                                        return;
+                                    }
+                                }
+                            }
+                            if let WorkerEvent::Agents { discovery, .. } = &seen {
+                                for loan in loans.due(&discovery.agents) {
+                                    // Handing back switched off: the engines stay asleep
+                                    // until the user wakes them.
+                                    if hand_back
+                                        && !send(WorkerEvent::HandedBack(
+                                            super::hand_back::give_back(loan),
+                                        ))
+                                    {
                                         return;
                                     }
                                 }
@@ -214,6 +239,28 @@ impl ReleaseWorker {
                             continue;
                         }
                         Some(WorkerCommand::SetRoomKeep(keep)) => room_keep = keep,
+                        Some(WorkerCommand::SetHandBack(on)) => hand_back = on,
+                        Some(WorkerCommand::Wake(kind)) => {
+                            let woke: Vec<_> = apps
+                                .iter()
+                                .filter(|a| a.kind() == kind)
+                                .map(|a| {
+                                    (
+                                        a.name().to_string(),
+                                        a.wake().map(|_| ()).map_err(|e| e.to_string()),
+                                    )
+                                })
+                                .collect();
+                            let event = super::hand_back::HandedBack {
+                                who: String::new(),
+                                woke,
+                            };
+                            if !send(WorkerEvent::HandedBack(event)) {
+                                return;
+                            }
+                            command = Some(WorkerCommand::Refresh);
+                            continue;
+                        }
                         Some(WorkerCommand::SetRoomPolicyByApp(by_app)) => {
                             room_by_app = by_app;
                             told.clear(); // re-counted at the next look
@@ -265,6 +312,7 @@ impl ReleaseWorker {
                                 };
                                 if let WorkerEvent::RoomMade(made) = &made {
                                     cooldowns.remember(&free::app_name(&agent.info), made);
+                                    loans.lend(made);
                                 }
                                 if !send(made) {
                                     return;

@@ -219,6 +219,7 @@ impl ServeState {
                 }
                 // Said where the box's owner reads the service's log.
                 WorkerEvent::RoomMade(made) => eprintln!("vramdeck serve: {}", made.message),
+                WorkerEvent::HandedBack(back) => eprintln!("vramdeck serve: {}", back.summary()),
                 // Serve refuses the Ask policy at start: nobody is there to answer.
                 WorkerEvent::RoomAsked(_) => {}
                 WorkerEvent::Freed(report) => {

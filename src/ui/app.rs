@@ -599,6 +599,7 @@ impl VramDeckApp {
                             policy: &mut self.settings.make_room,
                             by_app: &mut self.settings.room_policy_by_app,
                             keep: &mut self.settings.room_keep,
+                            hand_back: &mut self.settings.hand_back,
                         },
                         &mut self.settings.comfyui_address,
                         unit,

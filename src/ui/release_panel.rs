@@ -118,15 +118,49 @@ impl ReleaseView {
                     .iter()
                     .filter_map(FreeReport::reported_total)
                     .reduce(|a, b| Bytes(a.0.saturating_add(b.0)));
-                if let Some(b) = freed.filter(|b| b.0 > 0) {
+                // Who had the card from here on, and who lent it (asleep until the job ends).
+                let slept: Vec<&str> = made
+                    .reports
+                    .iter()
+                    .flat_map(|r| r.slept.iter().map(|e| e.name()))
+                    .collect();
+                if freed.is_some_and(|b| b.0 > 0) || !slept.is_empty() {
+                    let who = made
+                        .need
+                        .what
+                        .clone()
+                        .unwrap_or_else(|| format!("pid {}", made.pid));
                     self.markers.push(PlotMarker {
                         alert: false,
                         t: crate::telemetry::unix_seconds(std::time::SystemTime::now()),
-                        label: crate::t!("rel-marker-room", size = MemoryUnit::GiB.format(b)),
+                        label: crate::t!(
+                            "rel-marker-room-for",
+                            who = crate::text::sanitized(&who)
+                                .chars()
+                                .take(40)
+                                .collect::<String>(),
+                            size = MemoryUnit::GiB.format(freed.unwrap_or(Bytes(0))),
+                            asleep = if slept.is_empty() {
+                                "-".to_string()
+                            } else {
+                                slept.join(", ")
+                            }
+                        ),
                     });
                 }
                 let tone = if made.granted { Tone::Good } else { Tone::Bad };
                 self.toast = Some(Toast::new(made.message, tone));
+            }
+            WorkerEvent::HandedBack(back) => {
+                let apps: Vec<&str> = back.woke.iter().map(|(a, _)| a.as_str()).collect();
+                self.markers.push(PlotMarker {
+                    alert: false,
+                    t: crate::telemetry::unix_seconds(std::time::SystemTime::now()),
+                    label: crate::t!("rel-marker-handed-back", apps = apps.join(", ")),
+                });
+                let failed = back.woke.iter().any(|(_, r)| r.is_err());
+                let tone = if failed { Tone::Bad } else { Tone::Good };
+                self.toast = Some(Toast::new(back.summary(), tone));
             }
             WorkerEvent::Freed(report) => {
                 self.in_flight = false;
@@ -200,6 +234,8 @@ pub struct RoomChoices<'a> {
     pub by_app: &'a mut std::collections::BTreeMap<String, crate::release::arbiter::RoomPolicy>,
     /// Apps never freed for others.
     pub keep: &'a mut Vec<String>,
+    /// Engines put to sleep are woken when the job that asked has ended.
+    pub hand_back: &'a mut bool,
 }
 
 /// Draws the panel; returns the command the user asked for, if any.
@@ -216,6 +252,7 @@ pub fn show(
         policy: room,
         by_app,
         keep,
+        hand_back,
     } = room;
     ui.label(RichText::new(crate::t!("rel-title-here", host = this_host())).strong());
     ui.horizontal(|ui| {
@@ -376,6 +413,14 @@ pub fn show(
             .any(|p| *p != crate::release::arbiter::RoomPolicy::Off);
     if anyone_makes_room && let Some(c) = keep_row(ui, view, keep) {
         command = Some(c);
+    }
+    if anyone_makes_room
+        && ui
+            .checkbox(hand_back, crate::t!("room-hand-back"))
+            .on_hover_text(crate::t!("room-hand-back-hover"))
+            .changed()
+    {
+        command = Some(WorkerCommand::SetHandBack(*hand_back));
     }
     ui.horizontal(|ui| {
         let label = ui.label("ComfyUI");
@@ -576,7 +621,10 @@ fn apps(
                     .holds
                     .iter()
                     .map(|h| {
-                        if h.host == 0 {
+                        // An engine that does not say: its processes in the table do.
+                        if h.vram == 0 && h.host == 0 {
+                            h.what.clone()
+                        } else if h.host == 0 {
                             crate::t!(
                                 "rel-app-holds-vram",
                                 what = h.what.clone(),
@@ -601,13 +649,40 @@ fn apps(
                         .color(ui.visuals().warn_fg_color),
                 );
             }
+            if status.asleep {
+                ui.label(RichText::new(crate::t!("rel-app-asleep")).weak());
+                if ui
+                    .add_enabled(
+                        !view.in_flight,
+                        egui::Button::new(crate::t!("rel-app-wake")).small(),
+                    )
+                    .on_hover_text(crate::t!("rel-app-wake-hover"))
+                    .clicked()
+                {
+                    command = Some(WorkerCommand::Wake(seen.kind));
+                }
+            }
+            // What each level does in this engine, and why one does nothing here.
+            let says = match &status.note {
+                Some(note) => format!("{}\n{note}", status.kind.levels()),
+                None => status.kind.levels(),
+            };
+            let cache_works = matches!(
+                status.kind,
+                crate::release::engines::EngineKind::InvokeAi
+                    | crate::release::engines::EngineKind::SwarmUi
+            );
             let (enabled, hover) = match level {
-                FreeLevel::Unload => (true, crate::t!("rel-app-free-hover")),
-                FreeLevel::Cache => (false, crate::t!("rel-app-no-cache")),
+                _ if status.note.is_some() => (false, says),
+                FreeLevel::Unload => (true, format!("{}\n{says}", crate::t!("rel-app-free-hover"))),
+                FreeLevel::Cache if cache_works => (true, says),
+                FreeLevel::Cache => (false, format!("{}\n{says}", crate::t!("rel-app-no-cache"))),
             };
             if ui
                 .add_enabled(
-                    enabled && !view.in_flight && !status.holds.is_empty(),
+                    enabled
+                        && !view.in_flight
+                        && (!status.holds.is_empty() || status.kind.frees_without_holdings()),
                     egui::Button::new(crate::t!("rel-free")).small(),
                 )
                 .on_hover_text(&hover)

@@ -319,6 +319,17 @@ def _ask_before_each_prompt(agent, queue) -> None:
         return taken
 
     queue.get = get
+    # ComfyUI marks a prompt done with `task_done` when it has run (or failed): the job that
+    # asked for room has ended, so what vramdeck lent it can be handed back.
+    original_done = getattr(queue, "task_done", None)
+    if original_done is not None:
+        def task_done(*args, **kwargs):
+            try:
+                return original_done(*args, **kwargs)
+            finally:
+                agent.done()
+
+        queue.task_done = task_done
 
 
 _cache_says, _unload_says = _what_levels_do()

@@ -242,6 +242,34 @@ def test_need_waits_for_vramdecks_answer_and_logs_it(agent, caplog):
     assert call(agent.path, {"v": 1, "id": 4, "op": "status"})[0]["agent"]["need"] is None
 
 
+def test_the_job_vramdeck_made_room_for_is_reported_until_it_says_done(agent):
+    import threading
+
+    import vramdeck_agent
+
+    agent.allocator.others = 20 * GIB
+    status_of = lambda: call(agent.path, {"v": 1, "id": 5, "op": "status"})[0]["agent"]  # noqa: E731
+    # Refused room: no job of vramdeck's to hand back.
+    worker = threading.Thread(target=lambda: agent.need(8 * GIB, timeout=10))
+    worker.start()
+    need = waiting_need(agent)["need"]["id"]
+    call(agent.path, {"v": 1, "id": 3, "op": "need_answer", "need": need, "granted": False,
+                      "message": "no"})
+    worker.join(5)
+    assert status_of()["room_job"] is None
+    # Granted room: the job is reported until done(); `room()` asks and ends in one.
+    worker = threading.Thread(target=lambda: agent.need(8 * GIB, timeout=10))
+    worker.start()
+    need = waiting_need(agent)["need"]["id"]
+    call(agent.path, {"v": 1, "id": 3, "op": "need_answer", "need": need, "granted": True,
+                      "message": "made room"})
+    worker.join(5)
+    assert status_of()["room_job"] == need
+    agent.done()
+    assert status_of()["room_job"] is None
+    assert vramdeck_agent.__version__ == "0.6.0"
+
+
 def test_need_returns_at_once_with_room_and_says_so_when_nobody_answers(agent):
     assert agent.need(1 * GIB)["granted"] is True  # 24 GiB free: nothing to ask
     agent.allocator.others = 23 * GIB

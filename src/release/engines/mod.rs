@@ -123,6 +123,11 @@ impl EngineKind {
         crate::i18n::lookup(&format!("engine-levels-{}", self.key()), &[])
     }
 
+    /// It can free without listing what it holds (SwarmUI's backends, InvokeAI's cache).
+    pub fn frees_without_holdings(self) -> bool {
+        matches!(self, EngineKind::SwarmUi | EngineKind::InvokeAi)
+    }
+
     /// The engine at `address` (loopback only).
     pub fn open(self, address: &str) -> Result<EngineHandle, ReleaseError> {
         let service = LocalService::parse(self.name(), address, self.usual_ports())?;

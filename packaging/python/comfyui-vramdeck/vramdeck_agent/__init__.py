@@ -15,6 +15,7 @@ address.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import logging
 import os
@@ -32,7 +33,7 @@ from ._protocol import LEVELS, MAX_MESSAGE_BYTES, PROTOCOL_VERSION
 from ._server import Server
 
 __all__ = ["start", "stop", "Agent", "Deferred", "TorchAllocator", "UnsafeDirectory",
-           "agent_dir", "PROTOCOL_VERSION"]
+           "agent_dir", "PROTOCOL_VERSION", "need", "done", "room", "report_oom"]
 from ._version import __version__  # noqa: E402  (one source for the package, the node and PROTOCOL.md)
 
 log = logging.getLogger("vramdeck_agent")
@@ -221,6 +222,9 @@ class Agent:
         self._need_answer: Optional[dict] = None
         self._need_event: Optional[threading.Event] = None
         self._need_lock = threading.Lock()
+        # The need vramdeck made room for whose job runs now: told to vramdeck (`room_job`) so
+        # that engines it put to sleep for the job are woken when the job is done.
+        self._room_job: Optional[int] = None
         self._oom: Optional[dict] = None
         self._last_contact = float("-inf")  # monotonic time vramdeck last asked anything
         self._started_at = time.monotonic()
@@ -386,6 +390,9 @@ class Agent:
             if time.monotonic() - max(self._last_contact, asked_at) > CONTACT_S:
                 answer = _NOBODY_LOOKS
         with self._need_lock:
+            # Room made by vramdeck: the job runs from here until done() (or the next need).
+            made = answer is not None and answer is not _NOBODY_LOOKS and answer.get("granted")
+            self._room_job = self._need["id"] if made and self._need else None
             self._need, self._need_event, self._need_answer = None, None, None
         if answer is None:
             answer = {"granted": False,
@@ -397,6 +404,12 @@ class Agent:
         if answer["message"]:
             (log.info if answer["granted"] else log.warning)("vramdeck: %s", answer["message"])
         return answer
+
+    def done(self) -> None:
+        """Says the job that asked for room has ended: what vramdeck lent for it (engines put
+        to sleep) is handed back. Harmless when no room was made."""
+        with self._need_lock:
+            self._room_job = None
 
     def report_oom(self, error: BaseException) -> None:
         """Records an out-of-memory failure (PyTorch's message and numbers) for vramdeck's
@@ -485,6 +498,7 @@ class Agent:
             "onnxruntime": onnx_report,
             "does": self.does(onnx_report),
             "need": dict(self._need) if self._need else None,
+            "room_job": self._room_job,
             "oom": dict(self._oom) if self._oom else None,
         }
 
@@ -591,6 +605,25 @@ def need(nbytes: Optional[int] = None, timeout: float = 60.0, what: Optional[str
         return {"granted": False, "message": "no vramdeck agent runs in this process",
                 "free": None}
     return agent.need(nbytes, timeout=timeout, what=what, preset=preset)
+
+
+def done() -> None:
+    """Says the job that asked for room has ended (see `Agent.done`)."""
+    agent = _process().agent
+    if agent is not None:
+        agent.done()
+
+
+@contextlib.contextmanager
+def room(nbytes: Optional[int] = None, timeout: float = 60.0, what: Optional[str] = None,
+         preset: Optional[str] = None):
+    """`with vramdeck_agent.room(8 << 30, what="render") as answer:` asks for room before the
+    block (see `need`) and says the job is done after it, however it ends."""
+    answer = need(nbytes, timeout=timeout, what=what, preset=preset)
+    try:
+        yield answer
+    finally:
+        done()
 
 
 def report_oom(error: BaseException) -> None:

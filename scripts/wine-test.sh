@@ -73,6 +73,42 @@ out="$(WINE_EXE=cmd env -u LC_ALL LANG=zh_CN.UTF-8 "$run" /c \
 grep -q "假设的显卡" <<<"$out" || { echo "advise under a Chinese Windows said: $out"; exit 1; }
 echo "ok"
 
+echo "== the engines from the Windows build (their stand-ins on the loopback Wine shares)"
+# Each stand-in prints "READY <port>"; Wine's vramdeck.exe reaches them on 127.0.0.1.
+start_engine() { # name args... -> sets $port
+  local out="$scratch/$1.out"
+  python3 "$root/tests/fixtures/engines/$1.py" "$scratch/$1.log" "${@:2}" >"$out" &
+  engines_started+=("$!")
+  for _ in $(seq 100); do grep -q READY "$out" 2>/dev/null && break; sleep 0.1; done
+  port="$(sed -n 's/^READY //p' "$out")"
+}
+engines_started=()
+trap 'kill "${engines_started[@]}" 2>/dev/null; rm -rf "$scratch"' EXIT
+start_engine llama_server --model qwen3-4b --busy 4; p_llama=$port
+start_engine vllm --model Qwen/Qwen3-8B --dev; p_vllm=$port
+start_engine invokeai --model sdxl-base; p_invoke=$port
+engines="llama-server=127.0.0.1:$p_llama,vllm=127.0.0.1:$p_vllm,invokeai=127.0.0.1:$p_invoke"
+apps=(--comfyui none --ollama none --a1111 none --engines "$engines")
+out="$("$run" agents "${apps[@]}")"
+for want in "llama.cpp server at 127.0.0.1:$p_llama" "qwen3-4b" "vLLM at 127.0.0.1:$p_vllm" \
+            "InvokeAI at 127.0.0.1:$p_invoke" "request at work"; do
+  grep -qF "$want" <<<"$out" || { echo "agents under Wine said: $out"; exit 1; }
+done
+# Unload everything: the llama.cpp router waits for its running request, vLLM sleeps.
+"$run" free --level unload --wait 30 "${apps[@]}" >"$scratch/free.out" 2>&1 \
+  || { cat "$scratch/free.out"; exit 1; }
+python3 - "$scratch" <<'PY' || { cat "$scratch/free.out"; exit 1; }
+import json, sys
+logs = {n: [json.loads(l) for l in open(f"{sys.argv[1]}/{n}.log")] for n in
+        ("llama_server", "vllm", "invokeai")}
+acts = {n: [e for e in l if "action" in e] for n, l in logs.items()}
+assert [a["action"] for a in acts["llama_server"]] == ["unload"], acts
+assert [a["action"] for a in acts["vllm"]] == ["sleep"], acts
+assert [a["action"] for a in acts["invokeai"]] == ["empty_model_cache"], acts
+assert not any(a["busy"] for a in sum(acts.values(), [])), f"cut running work: {acts}"
+PY
+echo "ok"
+
 echo "== the installer, silently, then the installed exe"
 setup="$(ls target/windows/vramdeck-*-setup.exe)"
 export WINEPREFIX="${WINEPREFIX:-$root/target/wine-prefix}"

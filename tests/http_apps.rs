@@ -659,6 +659,7 @@ fn model_names_an_engine_wrote_are_shown_cleaned_and_sent_back_as_written() {
 }
 
 #[test]
+#[cfg(unix)]
 fn an_engine_port_held_by_another_user_is_refused() {
     if vramdeck::release::discovery::current_uid() != 0 {
         eprintln!("skipped: needs root to act as a second user (CI runs as root)");

@@ -414,3 +414,54 @@ fn each_app_that_can_ask_gets_its_own_choice_kept_in_settings() {
         h.query_by_label("Never free for others:").is_some()
     });
 }
+
+#[test]
+fn vllm_put_to_sleep_from_the_panel_shows_asleep_and_its_wake_button_wakes_it() {
+    let dir = agent_dir();
+    let log = dir.path().join("vllm.log");
+    let (_vllm, port) = common::python_fixture(
+        "engines/vllm.py",
+        &[log.to_str().unwrap(), "--model", "Qwen/Qwen3-8B", "--dev"],
+        None,
+    );
+    let telemetry = demo_telemetry();
+    let worker = ReleaseWorker::spawn(
+        vramdeck::release::discovery::AgentDir::at(dir.path()),
+        "none".into(),
+        Box::new(ReservedByAgents(dir.path().to_path_buf())),
+        || {},
+    );
+    worker.send(vramdeck::release::worker::WorkerCommand::SetAppAddresses {
+        ollama: "none".into(),
+        a1111: "none".into(),
+        engines: format!("vllm=127.0.0.1:{port}"),
+    });
+    let app = plain_app(telemetry.shared()).with_release_worker(worker);
+    let mut h = open_window(app, 1200.0, 1300.0);
+    until(&mut h, "vLLM to be listed", |h| {
+        h.query_by_label(&format!("vLLM at 127.0.0.1:{port}"))
+            .is_some()
+    });
+    h.get_by_label("Qwen/Qwen3-8B");
+    h.get_by_label("unload models").click();
+    h.run_steps(2);
+    h.get_by_label("Free").click();
+    until(&mut h, "vLLM asleep", |h| {
+        h.query_by_label("asleep").is_some()
+    });
+    let acted = |what: &str| {
+        common::events(&log)
+            .iter()
+            .filter(|e| e["action"] == what)
+            .count()
+    };
+    assert_eq!(acted("sleep"), 1);
+    h.get_by_label("Wake").click();
+    until(&mut h, "the wake said", |h| {
+        h.query_by_label_contains("woke vLLM").is_some()
+    });
+    assert_eq!(acted("wake"), 1);
+    until(&mut h, "vLLM awake", |h| {
+        h.query_by_label("asleep").is_none()
+    });
+}

@@ -591,9 +591,20 @@ impl VramDeckApp {
                 let source = sampler::lock(&self.telemetry).source.clone();
                 if self.can_free_here(&source) {
                     ui.separator();
+                    // Real processes only: a demo's are made up.
+                    let holders: Vec<&crate::telemetry::ProcessInfo> = if source.is_simulated() {
+                        Vec::new()
+                    } else {
+                        snapshot
+                            .gpus
+                            .iter()
+                            .flat_map(|g| g.processes.iter())
+                            .collect()
+                    };
                     let command = release_panel::show(
                         ui,
                         &self.release_view,
+                        &holders,
                         &mut self.settings.free_level,
                         release_panel::RoomChoices {
                             policy: &mut self.settings.make_room,

@@ -242,6 +242,7 @@ pub struct RoomChoices<'a> {
 pub fn show(
     ui: &mut Ui,
     view: &ReleaseView,
+    holders: &[&crate::telemetry::ProcessInfo],
     level: &mut FreeLevel,
     room: RoomChoices<'_>,
     comfy_address: &mut String,
@@ -388,6 +389,7 @@ pub fn show(
     if let Some(c) = apps(ui, view, *level, unit) {
         command = Some(c);
     }
+    unmanaged(ui, view, holders, unit);
 
     ui.label(crate::t!("room-title"))
         .on_hover_text(crate::t!("room-hover"));
@@ -694,6 +696,39 @@ fn apps(
         });
     }
     command
+}
+
+/// The processes holding GPU memory that no agent or engine manages, and what would free each.
+fn unmanaged(
+    ui: &mut Ui,
+    view: &ReleaseView,
+    holders: &[&crate::telemetry::ProcessInfo],
+    unit: MemoryUnit,
+) {
+    let alone: Vec<_> = holders
+        .iter()
+        .filter(|p| !view.owners.by_pid.contains_key(&p.pid))
+        .take(8)
+        .collect();
+    if alone.is_empty() {
+        return;
+    }
+    ui.label(RichText::new(crate::t!("holders-unmanaged-title")).weak());
+    for p in alone {
+        let held = p
+            .used
+            .map(|b| unit.format(b))
+            .unwrap_or_else(|| crate::t!("na"));
+        ui.label(
+            RichText::new(format!(
+                "{} (pid {}, {held}) — {}",
+                p.name,
+                p.pid,
+                view.owners.describe(p.pid, &p.name)
+            ))
+            .small(),
+        );
+    }
 }
 
 /// "torch holds 3.0 GiB", the reason torch is missing, or what is pending.

@@ -325,9 +325,10 @@ fn actions(log: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Every engine with one model and, when `busy`, a request or job at work for 2 s.
+/// Every engine with one model and, when `busy`, a request or job at work for its first 8 s
+/// (long enough for seven stand-ins to start on a loaded two-core machine).
 fn all_engines(dir: &Path, busy: bool) -> Vec<(Process, HttpApp, std::path::PathBuf)> {
-    let b: &[&str] = if busy { &["--busy", "2"] } else { &[] };
+    let b: &[&str] = if busy { &["--busy", "8"] } else { &[] };
     let with = |extra: &[&'static str]| -> Vec<&str> {
         extra.iter().copied().chain(b.iter().copied()).collect()
     };

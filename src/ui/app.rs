@@ -750,6 +750,7 @@ impl VramDeckApp {
         };
         let unit = self.settings.memory_unit;
         let height = ui.available_height();
+        let demo = self.is_demo();
         egui::ScrollArea::vertical()
             .id_salt("history")
             .auto_shrink([false, false])
@@ -816,7 +817,7 @@ impl VramDeckApp {
                     &gpu.title(),
                     &gpu.processes,
                     unit,
-                    &self.release_view.owners,
+                    (!demo).then_some(&self.release_view.owners),
                     &mut self.selected_process,
                 );
                 let selected = self

@@ -11,6 +11,8 @@ use egui::{RichText, Ui};
 const COLUMNS: [f32; 6] = [72.0, 100.0, 52.0, 60.0, 92.0, 40.0];
 /// The shared GPU memory column, where the OS reports it (Windows).
 const SHARED_COLUMN: f32 = 100.0;
+/// The app each process belongs to (real processes only: a demo's belong to nobody).
+const OWNER_COLUMN: f32 = 150.0;
 /// Column headers (message ids).
 const HEADERS: [&str; 6] = [
     "table-pid",
@@ -56,7 +58,7 @@ pub fn show(
     gpu_title: &str,
     processes: &[ProcessInfo],
     unit: MemoryUnit,
-    owners: &crate::release::holders::Owners,
+    owners: Option<&crate::release::holders::Owners>,
     selected: &mut Option<u32>,
 ) {
     ui.label(RichText::new(crate::t!("table-processes-on", gpu = gpu_title)).strong());
@@ -87,9 +89,16 @@ pub fn show(
                 );
             }
         }
+        if owners.is_some() {
+            cell(
+                ui,
+                RichText::new(crate::t!("holder-column")).strong(),
+                OWNER_COLUMN,
+                height,
+                Some(crate::t!("holder-column-hover")),
+            );
+        }
         ui.label(RichText::new(crate::t!("table-process")).strong());
-        ui.label(RichText::new(format!("· {}", crate::t!("holder-column"))).weak())
-            .on_hover_text(crate::t!("holder-column-hover"));
     });
     for (i, p) in processes.iter().enumerate() {
         let start = ui.cursor().min;
@@ -112,11 +121,19 @@ pub fn show(
                         cell(ui, RichText::new(shared), SHARED_COLUMN, height, None);
                     }
                 }
-                // The process, then the app it belongs to (or what would free it).
-                let owner = owners.describe(p.pid, &p.name);
-                let shown = format!("{} · {owner}", p.name);
-                ui.add(egui::Label::new(shown).truncate().selectable(false))
-                    .on_hover_text(format!("{}\n{owner}", p.name));
+                // The app it belongs to (or what would free it), then the process.
+                if let Some(owners) = owners {
+                    let owner = owners.describe(p.pid, &p.name);
+                    cell(
+                        ui,
+                        RichText::new(&owner).weak(),
+                        OWNER_COLUMN,
+                        height,
+                        Some(owner),
+                    );
+                }
+                ui.add(egui::Label::new(&p.name).truncate().selectable(false))
+                    .on_hover_text(&p.name);
             })
             .response;
         let rect =

@@ -86,7 +86,7 @@ impl super::Engine for InvokeAi {
         );
         super::recognised(&self.service, "/api/v2/models/empty_model_cache", answer)?;
         Ok(Freed::gave(
-            Some(status.vram()),
+            Some(status.vram()).filter(|b| *b > 0),
             vec![crate::t!("engine-invokeai-emptied")],
         ))
     }

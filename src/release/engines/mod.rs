@@ -324,12 +324,14 @@ impl EngineHandle {
         level: FreeLevel,
         careful: bool,
     ) -> (TargetResult, Option<PendingRelease>, bool) {
+        let status = self.status();
+        // Named where it answered (the status found it), not by the address as given.
         let target = self.target();
         let result = |outcome| TargetResult {
             target: target.clone(),
             outcome,
         };
-        let status = match self.status() {
+        let status = match status {
             Ok(s) => s,
             Err(e) => return (result(Err(e)), None, false),
         };

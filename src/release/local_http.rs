@@ -347,9 +347,9 @@ impl LocalService {
 fn check_owner(stream: &TcpStream, server: SocketAddr) -> Result<(), ReleaseError> {
     // Windows names the listener's process; its token says whose it is.
     if let Some(pid) = crate::platform::listeners::another_users_listener(server) {
-        return Err(ReleaseError::OtherUser {
-            target: format!("the listener at {server} (pid {pid})"),
-            uid: 0,
+        return Err(ReleaseError::OtherUsersProcess {
+            target: format!("the listener at {server}"),
+            pid,
         });
     }
     let Ok(local) = stream.local_addr() else {

@@ -111,6 +111,13 @@ pub enum ReleaseError {
         /// The peer's uid.
         uid: u32,
     },
+    /// The listener is a process of another user (Windows names its pid, not a uid).
+    OtherUsersProcess {
+        /// "the listener at 127.0.0.1:8000".
+        target: String,
+        /// Its pid.
+        pid: u32,
+    },
     /// The peer sent something that is not the protocol.
     Malformed {
         /// Agent or address.
@@ -161,6 +168,13 @@ impl std::fmt::Display for ReleaseError {
             }
             ReleaseError::OtherUser { target, uid } => {
                 crate::t!("err-other-user", target = target, uid = uid.to_string())
+            }
+            ReleaseError::OtherUsersProcess { target, pid } => {
+                crate::t!(
+                    "err-other-users-process",
+                    target = target,
+                    pid = pid.to_string()
+                )
             }
             ReleaseError::Malformed { target, reason } => {
                 crate::t!("err-malformed", target = target, reason = reason)

@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// repeat for several.
     #[arg(long, value_name = "APP=POLICY", value_parser = room_for_app)]
     pub make_room_for: Vec<(String, crate::release::arbiter::RoomPolicy)>,
+    /// Leave engines put to sleep to make room (vLLM, SGLang) asleep when the job that asked
+    /// has ended, instead of waking them.
+    #[arg(long)]
+    pub no_hand_back: bool,
     /// Print the token (to set up a client) and exit.
     #[arg(long)]
     pub print_token: bool,
@@ -220,6 +224,9 @@ pub fn serve_command(args: &ServeArgs, demo: bool) -> anyhow::Result<()> {
     if !args.readonly {
         worker.send(crate::release::worker::WorkerCommand::SetRoomKeep(
             args.make_room_keep.clone(),
+        ));
+        worker.send(crate::release::worker::WorkerCommand::SetHandBack(
+            !args.no_hand_back,
         ));
         worker.send(crate::release::worker::WorkerCommand::SetRoomPolicyByApp(
             args.make_room_for.iter().cloned().collect(),

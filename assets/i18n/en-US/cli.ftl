@@ -131,3 +131,4 @@ cli-arg-serve-make-room-for = What is done when one app asks, instead of --make-
 cli-arg-agents-engines = The other engines: "auto" (llama.cpp server, llama-swap, LM Studio, vLLM, SGLang, InvokeAI and SwarmUI at their default ports), "none", or a list such as "vllm=127.0.0.1:8001,llama-server=localhost:8081"
 cli-arg-free-engines = The other engines: "auto" (each at its default ports), "none", or a list such as "vllm=127.0.0.1:8001,llama-server=localhost:8081"
 cli-arg-serve-engines = The other engines: "auto" (each at its default ports), "none", or "vllm=127.0.0.1:8001,llama-server=localhost:8081"
+cli-arg-serve-no-hand-back = Leave engines put to sleep to make room (vLLM, SGLang) asleep when the job that asked has ended, instead of waking them

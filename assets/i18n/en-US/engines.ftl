@@ -52,3 +52,4 @@ rel-app-wake-hover = Give it its memory back now (vLLM wake_up, SGLang resume)
 room-hand-back = Wake engines put to sleep when the job that asked has ended
 room-hand-back-hover = vLLM and SGLang are put to sleep to make room; when the job that asked for the room ends, they are woken. Engines that reload by themselves (Ollama, llama.cpp, LM Studio) are left to reload.
 holders-unmanaged-title = Also holding GPU memory, managed by no app vramdeck can free:
+err-other-users-process = { $target } is a process of another user (pid { $pid }); refusing to talk to it

@@ -127,3 +127,4 @@ cli-arg-serve-make-room-for = 某个应用请求时的做法（代替 --make-roo
 cli-arg-agents-engines = 其他引擎："auto"（在默认端口查找 llama.cpp server、llama-swap、LM Studio、vLLM、SGLang、InvokeAI 和 SwarmUI）、"none"，或如 "vllm=127.0.0.1:8001,llama-server=localhost:8081" 的列表
 cli-arg-free-engines = 其他引擎："auto"（各自的默认端口）、"none"，或如 "vllm=127.0.0.1:8001,llama-server=localhost:8081" 的列表
 cli-arg-serve-engines = 其他引擎："auto"（各自的默认端口）、"none"，或 "vllm=127.0.0.1:8001,llama-server=localhost:8081"
+cli-arg-serve-no-hand-back = 请求空间的任务结束后，让为腾出空间而睡眠的引擎（vLLM、SGLang）继续睡眠，而不是唤醒它们

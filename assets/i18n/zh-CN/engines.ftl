@@ -43,3 +43,4 @@ rel-app-wake-hover = 立即让它取回显存（vLLM wake_up，SGLang resume）
 room-hand-back = 请求显存的任务结束后唤醒被置于睡眠的引擎
 room-hand-back-hover = 为腾出空间，vLLM 和 SGLang 会被置于睡眠；请求空间的任务结束后会唤醒它们。能自行重新加载的引擎（Ollama、llama.cpp、LM Studio）会在需要时自行加载。
 holders-unmanaged-title = 同样占用显存、但不受 vramdeck 可释放的应用管理的进程：
+err-other-users-process = { $target } 是另一个用户的进程（pid { $pid }）；拒绝与它通信

@@ -379,3 +379,115 @@ fn cublas_failures_take_the_device_the_log_named() {
     let text = &a.events[0].text;
     assert!(text.ends_with("workspace.mutable_data_ptr(),…"), "{text}");
 }
+
+// -- the LLM side of a shared card, and other stacks (formats in LOG_SOURCES.md) ------------
+
+#[test]
+fn llama_cpps_failed_cuda_malloc_and_its_follow_up_lines_are_one_failure_with_exact_bytes() {
+    let e = only("llamacpp_server_cuda_kv_cache.log");
+    assert_eq!(e.kind, OomKind::Ggml);
+    assert_eq!(e.line, 9);
+    // The buffer line's exact size wins over the rounded MiB figure.
+    assert_eq!(e.numbers.requested, Some(Bytes(17_179_869_184)));
+    assert_eq!(e.numbers.gpu, Some(0));
+    assert!(first_advice(&e).contains("-ngl"), "{:?}", e.advice);
+    assert!(first_advice(&e).contains("cache-type-k"), "{:?}", e.advice);
+}
+
+#[test]
+fn ollamas_journald_copies_under_rocm_are_read_through_their_prefix() {
+    let e = only("ollama_journald_rocm.log");
+    assert_eq!(e.kind, OomKind::Ggml);
+    // The ROCm0 buffer's exact size and device.
+    assert_eq!(e.numbers.requested, Some(Bytes(1 << 30)));
+    assert_eq!(e.numbers.gpu, Some(0));
+    assert!(first_advice(&e).contains("num_gpu"), "{:?}", e.advice);
+}
+
+#[test]
+fn two_ranks_failing_one_after_the_other_are_two_failures_and_cumem_is_named() {
+    let a = fixture("vllm_two_ranks_sampler_and_cumem.log");
+    let kinds: Vec<_> = a.events.iter().map(|e| (e.kind, e.numbers.rank)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (OomKind::Torch, Some(0)),
+            (OomKind::Torch, Some(1)),
+            (OomKind::VllmCumem, None)
+        ]
+    );
+    assert!(first_advice(&a.events[0]).contains("--max-num-seqs"));
+    assert!(first_advice(&a.events[2]).contains("--gpu-memory-utilization"));
+}
+
+#[test]
+fn xlas_bfc_report_its_summary_and_the_exception_are_one_failure_and_a_warning_is_none() {
+    let e = only("jax_xla_bfc.log");
+    assert_eq!(e.kind, OomKind::Xla);
+    assert_eq!(e.numbers.requested, Some(Bytes(17_179_869_184)));
+    assert_eq!(e.numbers.gpu, Some(0));
+    assert_eq!(e.numbers.limit, Some(Bytes(63_771_377_664)));
+    assert_eq!(e.numbers.allocated, Some(Bytes(52_613_349_376)));
+    assert_eq!(e.cause, Cause::MemoryLimit);
+    assert!(
+        e.advice
+            .iter()
+            .any(|a| a.contains("XLA_PYTHON_CLIENT_MEM_FRACTION")),
+        "{:?}",
+        e.advice
+    );
+}
+
+#[test]
+fn apples_limit_is_a_limit_with_other_allocations_not_a_card() {
+    let e = only("mps_high_watermark.log");
+    assert_eq!(e.kind, OomKind::Mps);
+    // MPSAllocator's own format_size: "GB" and "MB" are binary.
+    assert_eq!(e.numbers.allocated, gib(17.36));
+    assert_eq!(e.numbers.other_allocations, mib(613.56));
+    assert_eq!(e.numbers.limit, gib(18.13));
+    assert_eq!(e.numbers.requested, mib(192.0));
+    assert_eq!(e.numbers.total, None, "max allowed is not the card");
+    assert_eq!(e.cause, Cause::MemoryLimit);
+    assert!(first_advice(&e).contains("PYTORCH_MPS_HIGH_WATERMARK_RATIO"));
+    assert!(
+        first_advice(&e).contains("614 MiB in other allocations"),
+        "{:?}",
+        e.advice
+    );
+}
+
+#[test]
+fn rocms_hip_message_gets_the_torch_figures_and_hip_settings() {
+    let e = only("rocm_hip_out_of_memory.log");
+    assert_eq!(e.kind, OomKind::Hip);
+    assert_eq!(e.era, Era::Torch21);
+    assert_eq!(e.numbers.total, gib(23.98));
+    assert_eq!(e.cause, Cause::Fragmentation);
+    assert!(
+        first_advice(&e).contains("PYTORCH_HIP_ALLOC_CONF"),
+        "{:?}",
+        e.advice
+    );
+    assert!(
+        !e.advice
+            .iter()
+            .any(|a| a.contains("PYTORCH_CUDA_ALLOC_CONF"))
+    );
+}
+
+#[test]
+fn dynamic_vrams_mapping_failure_is_said_not_to_be_an_out_of_memory() {
+    let e = only("comfyui_aimdo_not_oom.log");
+    assert_eq!(e.kind, OomKind::AimdoNotOom);
+    assert_eq!(e.cause, Cause::NotOutOfMemory);
+    assert!(first_advice(&e).starts_with("not an out-of-memory"));
+    assert!(!e.advice.iter().any(|a| a.contains("lower resolution")));
+}
+
+#[test]
+fn a_cublas_failure_naming_its_gpu_keeps_it() {
+    let e = only("onnxruntime_cublas_gpu_named.log");
+    assert_eq!(e.kind, OomKind::Cublas);
+    assert_eq!(e.numbers.gpu, Some(1));
+}

@@ -130,3 +130,19 @@ analyze-bad-rows-first =
            *[other] { $n } bad rows
         } (the first { $first }):
 not-a-csv-log = Not a readable nvidia-smi CSV log: { $error }
+
+oom-kind-ggml = ggml buffer allocation failed (llama.cpp / Ollama)
+oom-kind-vllm-cumem = vLLM allocation failed (cumem allocator)
+oom-kind-xla = XLA out of memory (JAX / TensorFlow)
+oom-kind-mps = PyTorch MPS out of memory (Apple)
+oom-kind-hip = PyTorch HIP out of memory (ROCm)
+oom-kind-aimdo = Dynamic VRAM could not map memory (not an out-of-memory)
+oom-cause-aimdo = not an out-of-memory: ComfyUI's Dynamic VRAM (comfy-aimdo) could not map memory — a driver or HIP runtime limit, not a full card
+oom-stack-ggml = llama.cpp / Ollama: offload fewer layers to the GPU (-ngl, Ollama's num_gpu), use a smaller context (-c, num_ctx), quantise the KV cache (--cache-type-k q8_0 --cache-type-v q8_0 with flash attention; OLLAMA_KV_CACHE_TYPE=q8_0), or free the app holding the card (vramdeck's Free VRAM)
+oom-stack-vllm-cumem = vLLM's sleep-mode allocator got no memory from the driver: another app holds the card, or --gpu-memory-utilization asks for too much; lower it or --max-model-len, and free the card before waking vLLM
+oom-stack-vllm-sampler = vLLM ran out while warming up its sampler: lower --max-num-seqs or --gpu-memory-utilization (each rank that fails says so on its own line)
+oom-stack-xla = XLA takes 75 % of the card up front: set XLA_PYTHON_CLIENT_MEM_FRACTION (e.g. .5) or XLA_PYTHON_CLIENT_PREALLOCATE=false for JAX (TensorFlow: set_memory_growth), then a smaller batch
+oom-stack-mps = PyTorch on Apple stopped at its limit of { $limit } ({ $allocated } in PyTorch, { $other } in other allocations): memory is unified with the system, so close other apps or lower the batch or size; PYTORCH_MPS_HIGH_WATERMARK_RATIO=0.0 lifts the limit at the risk of the system swapping or stalling
+oom-stack-hip = on ROCm the same PyTorch settings apply with PYTORCH_HIP_ALLOC_CONF (e.g. expandable_segments:True); lower resolution or batch, or free the app holding the card
+oom-cause-xla-limit = XLA's memory pool of { $limit } was full when it needed { $requested } more: its size is a fraction of the card taken up front
+oom-fix-expandable-hip = set PYTORCH_HIP_ALLOC_CONF=expandable_segments:True before starting

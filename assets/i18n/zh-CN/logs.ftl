@@ -92,3 +92,19 @@ analyze-util = utilization.gpu 峰值 { $peak } %，平均 { $mean } %
 analyze-bad-rows = { $n } 个坏行：
 analyze-bad-rows-first = { $n } 个坏行（前 { $first } 个）：
 not-a-csv-log = 不是可读的 nvidia-smi CSV 日志：{ $error }
+
+oom-kind-ggml = ggml 缓冲区分配失败（llama.cpp / Ollama）
+oom-kind-vllm-cumem = vLLM 分配失败（cumem 分配器）
+oom-kind-xla = XLA 显存不足（JAX / TensorFlow）
+oom-kind-mps = PyTorch MPS 内存不足（Apple）
+oom-kind-hip = PyTorch HIP 显存不足（ROCm）
+oom-kind-aimdo = 动态显存无法映射内存（并非显存不足）
+oom-cause-aimdo = 并非显存不足：ComfyUI 的动态显存（comfy-aimdo）无法映射内存——这是驱动或 HIP 运行时的限制，而不是显卡已满
+oom-stack-ggml = llama.cpp / Ollama：减少卸载到 GPU 的层数（-ngl，Ollama 的 num_gpu），使用更小的上下文（-c，num_ctx），量化 KV 缓存（配合 flash attention 使用 --cache-type-k q8_0 --cache-type-v q8_0；OLLAMA_KV_CACHE_TYPE=q8_0），或释放占用显卡的应用（vramdeck 的“释放显存”）
+oom-stack-vllm-cumem = vLLM 的睡眠模式分配器没有从驱动拿到内存：另一个应用占用了显卡，或 --gpu-memory-utilization 要求过多；请降低它或 --max-model-len，并在唤醒 vLLM 前先释放显卡
+oom-stack-vllm-sampler = vLLM 在预热采样器时显存不足：降低 --max-num-seqs 或 --gpu-memory-utilization（每个失败的 rank 会单独输出一行）
+oom-stack-xla = XLA 一开始就占用 75% 的显存：为 JAX 设置 XLA_PYTHON_CLIENT_MEM_FRACTION（例如 .5）或 XLA_PYTHON_CLIENT_PREALLOCATE=false（TensorFlow：set_memory_growth），再减小批量
+oom-stack-mps = Apple 上的 PyTorch 到达了 { $limit } 的上限（PyTorch 中 { $allocated }，其他分配 { $other }）：内存与系统共享，请关闭其他应用或降低批量、尺寸；PYTORCH_MPS_HIGH_WATERMARK_RATIO=0.0 可解除上限，但系统可能换页或卡顿
+oom-stack-hip = 在 ROCm 上同样的 PyTorch 设置通过 PYTORCH_HIP_ALLOC_CONF 生效（例如 expandable_segments:True）；降低分辨率或批量，或释放占用显卡的应用
+oom-cause-xla-limit = XLA 的内存池（{ $limit }）已满，还需要 { $requested }：它的大小是启动时预先占用的显卡比例
+oom-fix-expandable-hip = 启动前设置 PYTORCH_HIP_ALLOC_CONF=expandable_segments:True

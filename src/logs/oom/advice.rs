@@ -31,6 +31,8 @@ pub enum Cause {
     RuntimeAllocation,
     /// An illegal memory access, which often follows an earlier overflow.
     AfterOverflow,
+    /// Not an out-of-memory at all (comfy-aimdo could not map memory).
+    NotOutOfMemory,
     /// The numbers do not tell.
     Unknown,
 }
@@ -47,6 +49,7 @@ impl Cause {
             Cause::OwnTensors => "own_tensors",
             Cause::RuntimeAllocation => "cuda_runtime_allocation",
             Cause::AfterOverflow => "after_overflow",
+            Cause::NotOutOfMemory => "not_out_of_memory",
             Cause::Unknown => "unknown",
         }
     }
@@ -78,6 +81,7 @@ pub fn diagnose(kind: OomKind, n: &Numbers) -> Cause {
     let requested = n.requested.unwrap_or_default();
     match kind {
         OomKind::IllegalAccess => return Cause::AfterOverflow,
+        OomKind::AimdoNotOom => return Cause::NotOutOfMemory,
         OomKind::CudaError if n.requested.is_none() => return Cause::RuntimeAllocation,
         _ => {}
     }
@@ -91,6 +95,7 @@ pub fn diagnose(kind: OomKind, n: &Numbers) -> Cause {
             .allocated
             .unwrap_or_default()
             .0
+            .saturating_add(n.other_allocations.unwrap_or_default().0)
             .saturating_add(requested.0);
         if requested > limit || would_hold > limit.0 {
             return Cause::MemoryLimit;
@@ -132,8 +137,9 @@ pub fn diagnose(kind: OomKind, n: &Numbers) -> Cause {
 }
 
 /// How to fight fragmentation with the PyTorch this message came from.
-fn fragmentation_fix(era: Era, max_split_hint: bool) -> String {
+fn fragmentation_fix(kind: OomKind, era: Era, max_split_hint: bool) -> String {
     match era {
+        Era::Torch21 if kind == OomKind::Hip => crate::t!("oom-fix-expandable-hip"),
         Era::Torch21 => crate::t!("oom-fix-expandable"),
         Era::Torch14 if max_split_hint => crate::t!("oom-fix-max-split"),
         _ => crate::t!("oom-fix-empty-cache"),
@@ -153,18 +159,23 @@ fn cause_advice(e: &OomEvent, max_split_hint: bool) -> Vec<String> {
         )),
         Cause::MemoryLimit => {
             let limit = fmt(n.limit.unwrap_or_default());
-            out.push(match (e.kind, n.total) {
-                (OomKind::OnnxRuntime, _) => {
+            out.extend(match (e.kind, n.total) {
+                // Apple's limit is said with its figures in the MPS advice below.
+                (OomKind::Mps, _) => None,
+                (OomKind::Xla, _) => Some(crate::t!(
+                    "oom-cause-xla-limit",
+                    limit = limit,
+                    requested = requested
+                )),
+                (OomKind::OnnxRuntime, _) => Some({
                     crate::t!("oom-cause-onnx-limit", limit = limit, requested = requested)
-                }
-                (_, Some(total)) => {
-                    crate::t!(
-                        "oom-cause-limit-below-card",
-                        limit = limit,
-                        total = fmt(total)
-                    )
-                }
-                (_, None) => crate::t!("oom-cause-limit", limit = limit),
+                }),
+                (_, Some(total)) => Some(crate::t!(
+                    "oom-cause-limit-below-card",
+                    limit = limit,
+                    total = fmt(total)
+                )),
+                (_, None) => Some(crate::t!("oom-cause-limit", limit = limit)),
             });
         }
         Cause::OtherProcesses => {
@@ -202,7 +213,7 @@ fn cause_advice(e: &OomEvent, max_split_hint: bool) -> Vec<String> {
             "oom-cause-fragmentation",
             unused = fmt(unallocated(n).unwrap_or_default()),
             requested = requested,
-            fix = fragmentation_fix(e.era, max_split_hint)
+            fix = fragmentation_fix(e.kind, e.era, max_split_hint)
         )),
         Cause::FreeButFailed => out.push(crate::t!(
             "oom-cause-free-but-failed",
@@ -217,6 +228,7 @@ fn cause_advice(e: &OomEvent, max_split_hint: bool) -> Vec<String> {
         }),
         Cause::RuntimeAllocation => out.push(crate::t!("oom-cause-runtime")),
         Cause::AfterOverflow => out.push(crate::t!("oom-cause-after-overflow")),
+        Cause::NotOutOfMemory => out.push(crate::t!("oom-cause-aimdo")),
         Cause::Unknown => {}
     }
     out
@@ -303,6 +315,28 @@ fn generic_change(kind: OomKind, n: &Numbers) -> String {
     }
 }
 
+/// What the program that printed the failure offers to lower its memory (llama.cpp and
+/// Ollama, vLLM, XLA, Apple's MPS, ROCm).
+fn stack_advice(e: &OomEvent) -> Option<String> {
+    let n = &e.numbers;
+    Some(match e.kind {
+        OomKind::Ggml => crate::t!("oom-stack-ggml"),
+        OomKind::VllmCumem => crate::t!("oom-stack-vllm-cumem"),
+        OomKind::Torch if e.text.contains("warming up sampler") => {
+            crate::t!("oom-stack-vllm-sampler")
+        }
+        OomKind::Xla => crate::t!("oom-stack-xla"),
+        OomKind::Mps => crate::t!(
+            "oom-stack-mps",
+            allocated = fmt(n.allocated.unwrap_or_default()),
+            other = fmt(n.other_allocations.unwrap_or_default()),
+            limit = fmt(n.limit.unwrap_or_default())
+        ),
+        OomKind::Hip => crate::t!("oom-stack-hip"),
+        _ => return None,
+    })
+}
+
 /// Every piece of advice for an event, the real cause first.
 pub fn advise(
     e: &OomEvent,
@@ -312,10 +346,14 @@ pub fn advise(
 ) -> Vec<String> {
     let n = &e.numbers;
     let mut advice = cause_advice(e, max_split_hint);
+    advice.extend(stack_advice(e));
     // Freeing other programs' memory is the change; the workload itself may be fine.
     let workload_matters = !matches!(
         e.cause,
-        Cause::OtherProcesses | Cause::RuntimeAllocation | Cause::AfterOverflow
+        Cause::OtherProcesses
+            | Cause::RuntimeAllocation
+            | Cause::AfterOverflow
+            | Cause::NotOutOfMemory
     );
     if let Some(w) = e.workload.as_ref().filter(|_| workload_matters) {
         advice.extend(w.hints.iter().cloned());
@@ -346,7 +384,7 @@ pub fn advise(
                 },
             }
         }
-    } else if matches!(e.cause, Cause::OwnTensors | Cause::Unknown) {
+    } else if matches!(e.cause, Cause::OwnTensors | Cause::Unknown) && stack_advice(e).is_none() {
         advice.push(generic_change(e.kind, n));
     }
     if let (Some(req), Some(free), Some(total)) = (n.requested, n.free, n.total) {

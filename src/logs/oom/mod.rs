@@ -185,7 +185,16 @@ impl<'a> Analyzer<'a> {
         if let Some(device) = stated_device(line) {
             self.device = Some(device);
         }
-        let starts = parse::classify(line);
+        let mut starts = parse::classify(line);
+        // ggml's and XLA's follow-up lines belong to the failure they follow.
+        if starts.is_some()
+            && self
+                .open
+                .as_ref()
+                .is_some_and(|o| parse::continues(o.kind, line))
+        {
+            starts = None;
+        }
         // A new failure ends the one before: its lines are not the earlier message's.
         if starts.is_some()
             && let Some(open) = self.open.take()
@@ -233,6 +242,18 @@ impl<'a> Analyzer<'a> {
         // cuBLAS, cuDNN and CUDA runtime errors name no GPU; the log's last device line does.
         if numbers.gpu.is_none() {
             numbers.gpu = open.device;
+        }
+        // XLA's exception repeats the allocation its BFC allocator has just reported, with only
+        // the byte count: the same failure.
+        if open.kind == OomKind::Xla
+            && numbers.limit.is_none()
+            && self.analysis.events.last().is_some_and(|e| {
+                e.kind == OomKind::Xla
+                    && e.numbers.requested == numbers.requested
+                    && self.analysis.lines.saturating_sub(e.line) <= ECHO_LINES
+            })
+        {
+            return;
         }
         let key = (open.kind, numbers.clone());
         let comfy_report = lines[0].contains("!!! Exception during processing !!!");

@@ -21,7 +21,30 @@
 //!   `torch.AcceleratorError`), `CUBLAS_STATUS_ALLOC_FAILED`, `CUDNN_STATUS_ALLOC_FAILED`.
 //! - onnxruntime (`bfc_arena.cc`, `cuda_call.cc`): `Failed to allocate memory for requested
 //!   buffer of size N`, `Available memory of L is smaller than requested bytes of N`, and
-//!   `CUDA failure 2: out of memory ; GPU=n ; hostname=… ; expr=cudaMalloc(…)`.
+//!   `CUDA failure 2: out of memory ; GPU=n ; hostname=… ; expr=cudaMalloc(…)`; its cuBLAS
+//!   and cuDNN failures carry the same `; GPU=n ;`.
+//! - ggml (llama.cpp, Ollama's runners; `ggml-cuda.cu`, `ggml-alloc.c`, llama.cpp's
+//!   `llama-model.cpp`, `llama-kv-cache.cpp`, `llama-context.cpp`): `<fn>: allocating X MiB on
+//!   device D: cudaMalloc failed: out of memory`, then `<fn>: failed to allocate CUDA0 buffer
+//!   of size N` (ROCm0 under ROCm, where the source is the same file through hipify), `unable
+//!   to allocate CUDA0 buffer`, `failed to allocate buffer for kv cache`, `failed to allocate
+//!   compute buffers`; Ollama's journald copies carry `host ollama[pid]:` before each.
+//! - vLLM: its cumem allocator (`csrc/cumem_allocator.cpp`, sleep mode) prints `CUDA Error: out
+//!   of memory at <file>:<line>`; each worker process prefixes its lines with `(VllmWorker
+//!   rank=N pid=P)` or `(EngineCore_DP0 pid=P)`, and a failure on two ranks is two failures.
+//! - XLA (JAX, TensorFlow; `xla/tsl/framework/bfc_allocator.cc`): `Allocator (GPU_0_bfc) ran
+//!   out of memory trying to allocate 16.00GiB (rounded to 17179869184)`, a `Stats:` summary
+//!   with `Limit:` and `InUse:`, and `RESOURCE_EXHAUSTED: Out of memory while trying to
+//!   allocate N bytes`. The same warning ending "The caller indicates that this is not a
+//!   failure" is not one.
+//! - PyTorch on Apple (`aten/src/ATen/mps/MPSAllocator.mm`): `MPS backend out of memory (MPS
+//!   allocated: A, other allocations: O, max allowed: M). Tried to allocate R on private
+//!   pool.`; "max allowed" is the high-watermark limit, not a card.
+//! - PyTorch on ROCm (`HIPCachingAllocator`, hipified from the CUDA one): `HIP out of memory.`
+//!   with the 2.1+ figures.
+//! - ComfyUI's Dynamic VRAM (comfy-aimdo, `vbar.c`/`pyt-cu-plug-alloc.c`): `VRAM Allocation
+//!   failed (non OOM)` and `VBAR allocation failed` are failures to map memory, not an
+//!   out-of-memory.
 
 use crate::units::Bytes;
 use regex::Regex;
@@ -44,6 +67,18 @@ pub enum OomKind {
     Cudnn,
     /// onnxruntime's arena or CUDA allocator failed (FaceFusion and other ONNX apps).
     OnnxRuntime,
+    /// ggml's CUDA/ROCm buffer could not be allocated (llama.cpp, Ollama).
+    Ggml,
+    /// vLLM's cumem allocator (sleep mode) got no memory from the driver.
+    VllmCumem,
+    /// XLA's BFC allocator ran out (JAX, TensorFlow).
+    Xla,
+    /// PyTorch's MPS allocator hit its high watermark (Apple).
+    Mps,
+    /// PyTorch's HIP caching allocator ran out (ROCm).
+    Hip,
+    /// comfy-aimdo could not map memory: not an out-of-memory.
+    AimdoNotOom,
 }
 
 impl OomKind {
@@ -57,6 +92,12 @@ impl OomKind {
             OomKind::Cublas => "cuBLAS allocation failed",
             OomKind::Cudnn => "cuDNN allocation failed",
             OomKind::OnnxRuntime => "onnxruntime allocation failed",
+            OomKind::Ggml => "ggml buffer allocation failed",
+            OomKind::VllmCumem => "vLLM cumem allocation failed",
+            OomKind::Xla => "XLA out of memory",
+            OomKind::Mps => "PyTorch MPS out of memory",
+            OomKind::Hip => "PyTorch HIP out of memory",
+            OomKind::AimdoNotOom => "Dynamic VRAM mapping failed (not OOM)",
         }
     }
 
@@ -70,6 +111,12 @@ impl OomKind {
             OomKind::Cublas => crate::t!("oom-kind-cublas"),
             OomKind::Cudnn => crate::t!("oom-kind-cudnn"),
             OomKind::OnnxRuntime => crate::t!("oom-kind-onnxruntime"),
+            OomKind::Ggml => crate::t!("oom-kind-ggml"),
+            OomKind::VllmCumem => crate::t!("oom-kind-vllm-cumem"),
+            OomKind::Xla => crate::t!("oom-kind-xla"),
+            OomKind::Mps => crate::t!("oom-kind-mps"),
+            OomKind::Hip => crate::t!("oom-kind-hip"),
+            OomKind::AimdoNotOom => crate::t!("oom-kind-aimdo"),
         }
     }
 
@@ -83,6 +130,12 @@ impl OomKind {
             OomKind::Cublas => "cublas",
             OomKind::Cudnn => "cudnn",
             OomKind::OnnxRuntime => "onnxruntime",
+            OomKind::Ggml => "ggml",
+            OomKind::VllmCumem => "vllm_cumem",
+            OomKind::Xla => "xla",
+            OomKind::Mps => "mps",
+            OomKind::Hip => "hip",
+            OomKind::AimdoNotOom => "aimdo_not_oom",
         }
     }
 }
@@ -150,6 +203,10 @@ pub struct Numbers {
     /// In a container the driver lists the failing process under its host pid, not as "this
     /// process": the listed pid whose memory matches what PyTorch reserved, when there is one.
     pub self_listed_as: Option<u32>,
+    /// The worker rank that failed (vLLM's tensor-parallel workers), when the line says.
+    pub rank: Option<u32>,
+    /// Memory held outside PyTorch's MPS heaps ("other allocations": Metal, the system).
+    pub other_allocations: Option<Bytes>,
 }
 
 /// True when `line` has `needle` as a message, not quoted in code (a traceback shows source
@@ -166,7 +223,9 @@ fn says(line: &str, needle: &str) -> bool {
 pub fn classify(line: &str) -> Option<OomKind> {
     // PyTorch 2.3-2.5's cudaMallocAsync message was just "Allocation on device " (seen in
     // ComfyUI's error reports of that time); later ones add "N would exceed allowed memory".
-    if says(line, "Allocation on device") {
+    if let Some(kind) = classify_other_stacks(line) {
+        Some(kind)
+    } else if says(line, "Allocation on device") {
         Some(OomKind::TorchAsync)
     } else if says(line, "CUDA error: out of memory") {
         Some(OomKind::CudaError)
@@ -188,12 +247,63 @@ pub fn classify(line: &str) -> Option<OomKind> {
     }
 }
 
+/// The failures of stacks other than PyTorch-on-CUDA (ggml, vLLM, XLA, MPS, HIP, aimdo).
+fn classify_other_stacks(line: &str) -> Option<OomKind> {
+    if says(line, "cudaMalloc failed: out of memory") || ggml_follow_up(line) {
+        Some(OomKind::Ggml)
+    } else if says(line, "CUDA Error: out of memory at ") {
+        Some(OomKind::VllmCumem)
+    } else if (says(line, "ran out of memory trying to allocate")
+        && line.contains("_bfc)")
+        && !line.contains("not a failure"))
+        || says(
+            line,
+            "RESOURCE_EXHAUSTED: Out of memory while trying to allocate",
+        )
+    {
+        Some(OomKind::Xla)
+    } else if says(line, "MPS backend out of memory") {
+        Some(OomKind::Mps)
+    } else if says(line, "HIP out of memory") {
+        Some(OomKind::Hip)
+    } else if says(line, "VRAM Allocation failed (non OOM)") || says(line, "VBAR allocation failed")
+    {
+        Some(OomKind::AimdoNotOom)
+    } else {
+        None
+    }
+}
+
+/// A line ggml or llama.cpp prints after a failed device allocation.
+fn ggml_follow_up(line: &str) -> bool {
+    let p = patterns();
+    p.ggml_buffer.is_match(line)
+        || says(line, "failed to allocate buffer for kv cache")
+        || says(line, "failed to allocate compute buffers")
+        || says(line, "failed to allocate compute pp buffers")
+}
+
+/// True when `line`, coming right after a failure of `kind`, is part of that same failure (ggml
+/// names the failed cudaMalloc, then the buffer it was for, then what could not be made).
+pub fn continues(kind: OomKind, line: &str) -> bool {
+    match kind {
+        OomKind::Ggml => ggml_follow_up(line) || says(line, "failed to initialize the context"),
+        OomKind::Xla => says(
+            line,
+            "RESOURCE_EXHAUSTED: Out of memory while trying to allocate",
+        ),
+        _ => false,
+    }
+}
+
 fn re(pattern: &str) -> Regex {
     Regex::new(pattern).unwrap_or_else(|e| panic!("built-in pattern {pattern}: {e}"))
 }
 
 /// A size as PyTorch's `format_size` prints it (and the decimal units other tools use).
 const SIZE: &str = r"([0-9]+(?:\.[0-9]+)?) ?(GiB|MiB|KiB|GB|MB|KB|bytes|B)\b";
+/// A size as XLA prints it (`16.00GiB`, no space).
+const SIZE_TIGHT: &str = r"([0-9]+(?:\.[0-9]+)?)(GiB|MiB|KiB|B)";
 
 struct Patterns {
     requested: Regex,
@@ -211,6 +321,13 @@ struct Patterns {
     onnx_buffer: Regex,
     onnx_available: Regex,
     onnx_gpu: Regex,
+    ggml_malloc: Regex,
+    ggml_buffer: Regex,
+    xla_bfc: Regex,
+    xla_bytes: Regex,
+    xla_stat: Regex,
+    mps: Regex,
+    rank: Regex,
     loose_total: Regex,
     loose_allocated: Regex,
     loose_free: Regex,
@@ -249,6 +366,17 @@ fn patterns() -> &'static Patterns {
         onnx_buffer: re(r"requested buffer of size (\d+)"),
         onnx_available: re(r"Available memory of (\d+) is smaller than requested bytes of (\d+)"),
         onnx_gpu: re(r"GPU=(\d+)"),
+        ggml_malloc: re(r"allocating ([0-9]+(?:\.[0-9]+)?) MiB on device (\d+): cudaMalloc failed"),
+        ggml_buffer: re(r"(?:failed|unable) to allocate (CUDA|ROCm|Vulkan|SYCL|Metal)(\d+) buffer(?: of size (\d+))?"),
+        xla_bfc: re(&format!(
+            r"Allocator \(GPU_(\d+)_bfc\) ran out of memory trying to allocate {SIZE_TIGHT}(?: \(rounded to (\d+)\))?"
+        )),
+        xla_bytes: re(r"Out of memory while trying to allocate (\d+) bytes"),
+        xla_stat: re(r"\b(Limit|InUse):\s+(\d+)"),
+        mps: re(&format!(
+            r"MPS allocated: {SIZE}, other allocations: {SIZE}, max allowed: {SIZE}\)\. Tried to allocate {SIZE}"
+        )),
+        rank: re(r"\brank[= ](\d{1,5})\b"),
         // For variants with other separators, e.g. the commas in seed 002's quote.
         loose_total: re(&format!(r"{SIZE} total capacity")),
         loose_allocated: re(&format!(r"{SIZE} already allocated")),
@@ -337,6 +465,58 @@ pub fn numbers(kind: OomKind, lines: &[&str]) -> (Numbers, Era) {
             }
             n.gpu = p.onnx_gpu.captures(&joined).and_then(|c| c[1].parse().ok());
         }
+        OomKind::Ggml => {
+            if let Some(c) = p.ggml_malloc.captures(&joined) {
+                n.requested = bytes(&c[1], "MiB");
+                n.gpu = c[2].parse().ok();
+            }
+            if let Some(c) = p.ggml_buffer.captures(&joined) {
+                n.gpu = n.gpu.or_else(|| c[2].parse().ok());
+                // The exact byte count, where the buffer line gives it.
+                if let Some(size) = c.get(3).and_then(|s| s.as_str().parse().ok()) {
+                    n.requested = Some(Bytes(size));
+                }
+            }
+        }
+        OomKind::Xla => {
+            if let Some(c) = p.xla_bfc.captures(&joined) {
+                n.gpu = c[1].parse().ok();
+                n.requested = c
+                    .get(4)
+                    .and_then(|b| b.as_str().parse().ok())
+                    .map(Bytes)
+                    .or_else(|| size_at(&c, 2));
+            }
+            if let Some(c) = p.xla_bytes.captures(&joined) {
+                n.requested = c[1].parse().ok().map(Bytes);
+            }
+            for c in p.xla_stat.captures_iter(&joined) {
+                let value = c[2].parse().ok().map(Bytes);
+                match &c[1] {
+                    "Limit" => n.limit = value,
+                    _ => n.allocated = value,
+                }
+            }
+        }
+        OomKind::Mps => {
+            // The MPS allocator's own format_size writes binary sizes as "GB", "MB", "KB".
+            let binary = |c: &regex::Captures, at: usize| {
+                let unit = match c.get(at + 1)?.as_str() {
+                    "GB" => "GiB",
+                    "MB" => "MiB",
+                    "KB" => "KiB",
+                    other => other,
+                };
+                bytes(c.get(at)?.as_str(), unit)
+            };
+            if let Some(c) = p.mps.captures(&joined) {
+                n.allocated = binary(&c, 1);
+                n.other_allocations = binary(&c, 3);
+                n.limit = binary(&c, 5);
+                n.requested = binary(&c, 7);
+            }
+        }
+        OomKind::VllmCumem | OomKind::AimdoNotOom => {}
         _ => {
             n.requested = p.requested.captures(&joined).and_then(|c| size_at(&c, 1));
             if let Some(c) = p.torch21_head.captures(&joined) {
@@ -402,6 +582,14 @@ pub fn numbers(kind: OomKind, lines: &[&str]) -> (Numbers, Era) {
             }
         }
     }
+    // cuBLAS and cuDNN failures reported by onnxruntime name their GPU as it does.
+    if n.gpu.is_none() && matches!(kind, OomKind::Cublas | OomKind::Cudnn | OomKind::CudaError) {
+        n.gpu = p.onnx_gpu.captures(&joined).and_then(|c| c[1].parse().ok());
+    }
+    n.rank = lines
+        .first()
+        .and_then(|l| p.rank.captures(l))
+        .and_then(|c| c[1].parse().ok());
     recognise_self(&mut n);
     // A "limit" at or above the card is no limit (the async backend prints 16 EiB for none).
     if let (Some(limit), Some(total)) = (n.limit, n.total)

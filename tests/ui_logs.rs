@@ -213,3 +213,30 @@ fn the_mouse_wheel_zooms_a_logs_chart_as_its_hint_says() {
     h.run_steps(4);
     h.get_by_label(&whole);
 }
+
+#[test]
+fn a_message_pasted_with_ctrl_v_or_the_paste_button_is_analysed() {
+    let mut h = window(plain_app(demo()));
+    h.run();
+    let message =
+        std::fs::read_to_string(fixture("logs/llamacpp_server_cuda_kv_cache.log")).unwrap();
+    // Ctrl+V outside any text field: egui turns it into a Paste event.
+    h.event(egui::Event::Paste(message.clone()));
+    until(&mut h, "the analysis", |h| h.state().analysis().is_some());
+    h.run_steps(3);
+    h.get_by_label("Pasted text (14 lines)");
+    h.get_by_label("line 9: ggml buffer allocation failed (llama.cpp / Ollama)");
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
+    assert!(h.state().analysis().is_none());
+    // The Paste button asks for the clipboard; what comes back is analysed the same way.
+    h.get_by_label("Paste log").click();
+    h.run_steps(1);
+    let mps = std::fs::read_to_string(fixture("logs/mps_high_watermark.log")).unwrap();
+    h.event(egui::Event::Paste(mps));
+    until(&mut h, "the second analysis", |h| {
+        h.state().analysis().is_some()
+    });
+    h.run_steps(3);
+    h.get_by_label("line 3: PyTorch MPS out of memory (Apple)");
+}

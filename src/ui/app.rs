@@ -420,6 +420,30 @@ impl VramDeckApp {
         if let Some(path) = dropped.into_iter().next() {
             self.open_log_file(path);
         }
+        // Ctrl+V anywhere but in a text field, or the Paste button: a log to analyse. (A
+        // dropped file is opened above; winit delivers no dropped text on the desktop.)
+        let typing = ui.ctx().egui_wants_keyboard_input();
+        let wanted = self.logs.paste_wanted;
+        let text = ui.input(|i| {
+            i.events.iter().find_map(|e| match e {
+                egui::Event::Paste(text) if wanted || !typing => Some(text.clone()),
+                _ => None,
+            })
+        });
+        if let Some(text) = text.filter(|t| !t.trim().is_empty()) {
+            self.logs.paste_wanted = false;
+            let (catalogue, calibration) = (
+                self.workloads.catalogue.clone(),
+                self.workloads.calibration.clone(),
+            );
+            if let Err(e) = self
+                .logs
+                .analyse_text(ui.ctx(), text, catalogue, calibration)
+            {
+                self.warnings.push(e);
+            }
+        }
+        self.logs.take_pasted();
 
         let before = self.settings.clone();
         // A request for room the user decides on shows in every view.
@@ -1103,6 +1127,11 @@ impl VramDeckApp {
             TopBarAction::OpenLog => {
                 let purpose = self.open_log_purpose();
                 self.files.request(purpose);
+            }
+            TopBarAction::PasteLog => {
+                // The clipboard's text comes back as a Paste event (read in `update`).
+                self.logs.paste_wanted = true;
+                ctx.send_viewport_cmd(egui::ViewportCommand::RequestPaste);
             }
             TopBarAction::Export => {
                 let (t0, t1) = (self.last_plot.t0, self.last_plot.t1);

@@ -16,6 +16,54 @@ pub struct LogsState {
     pub view: Option<(f64, f64)>,
     /// Go back to the whole log on the next frame.
     pub reset: bool,
+    /// The Paste button asked for the clipboard: its text is a log to analyse.
+    pub paste_wanted: bool,
+    /// A pasted or dropped text being analysed on its own thread.
+    pub pasted: Option<std::sync::mpsc::Receiver<(String, Analysis)>>,
+}
+
+/// Largest text taken by pasting or dropping (a longer log is opened as a file, read in
+/// bounded lines).
+pub const MAX_PASTE_BYTES: usize = 32 << 20;
+
+impl LogsState {
+    /// Analyses `text` (pasted or dropped) on a thread; its result shows when ready. Text over
+    /// [`MAX_PASTE_BYTES`] is refused in words.
+    pub fn analyse_text(
+        &mut self,
+        ctx: &egui::Context,
+        text: String,
+        catalogue: crate::workloads::catalogue::Catalogue,
+        calibration: crate::workloads::calibration::Calibration,
+    ) -> Result<(), String> {
+        if text.len() > MAX_PASTE_BYTES {
+            return Err(crate::t!(
+                "logs-paste-too-large",
+                size = crate::units::MemoryUnit::MiB.format(crate::units::Bytes(text.len() as u64))
+            ));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let ctx = ctx.clone();
+        std::thread::Builder::new()
+            .name("vramdeck-paste".into())
+            .spawn(move || {
+                let analysis = crate::logs::oom::analyze(&text, &catalogue, &calibration);
+                let origin = crate::t!("logs-pasted", count = text.lines().count());
+                let _ = tx.send((origin, analysis));
+                ctx.request_repaint();
+            })
+            .map_err(|e| e.to_string())?;
+        self.pasted = Some(rx);
+        Ok(())
+    }
+
+    /// Takes a finished analysis of pasted text into the window.
+    pub fn take_pasted(&mut self) {
+        if let Some(result) = self.pasted.as_ref().and_then(|rx| rx.try_recv().ok()) {
+            self.analysis = Some(result);
+            self.pasted = None;
+        }
+    }
 }
 
 /// The span the charts show for `log`: at least a minute (a log of a few rows still gets a

@@ -24,6 +24,8 @@ pub enum TopBarAction {
     ToggleRecording,
     /// Open a CSV or text log.
     OpenLog,
+    /// Analyse the clipboard's text as a log.
+    PasteLog,
     /// Export what the plots show.
     Export,
     /// Switch to the compact view.
@@ -240,6 +242,13 @@ pub fn show(ui: &mut Ui, settings: &mut Settings, bar: &BarState<'_>) -> Option<
             .clicked()
         {
             action = Some(TopBarAction::OpenLog);
+        }
+        if ui
+            .button(crate::t!("bar-paste-log"))
+            .on_hover_text(crate::t!("bar-paste-log-hover"))
+            .clicked()
+        {
+            action = Some(TopBarAction::PasteLog);
         }
         if ui
             .button(crate::t!("bar-export"))

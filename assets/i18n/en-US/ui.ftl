@@ -218,3 +218,10 @@ alert-notification-title-demo = vramdeck alert (demo: simulated GPUs)
 alerts-no-notifier = Desktop notifications need notify-send, which is not installed: apt-get install libnotify-bin
 autostart-bad-path = vramdeck's path ({ $path }) holds a line break or another control character, which a session's autostart entry cannot carry; move vramdeck to a folder whose name has none
 bar-wddm = Read from Windows' own GPU counters (WDDM): { $adapters }. Memory, utilisation and processes; no temperature or power without the maker's library
+bar-paste-log = Paste log
+bar-paste-log-hover = Analyse the text on the clipboard for out-of-memory errors (or press Ctrl+V anywhere outside a text field)
+logs-pasted = { $count ->
+    [one] Pasted text ({ $count } line)
+   *[other] Pasted text ({ $count } lines)
+}
+logs-paste-too-large = the pasted text is { $size }, more than vramdeck analyses from the clipboard: save it to a file and open it with Open log...

@@ -210,3 +210,7 @@ alert-notification-title-demo = vramdeck 警报（演示：模拟 GPU）
 alerts-no-notifier = 桌面通知需要 notify-send，但它没有安装：apt-get install libnotify-bin
 autostart-bad-path = vramdeck 的路径（{ $path }）含有换行符或其他控制字符，会话的自动启动项无法写入这样的路径；请把 vramdeck 移到名称中没有这类字符的文件夹
 bar-wddm = 读取自 Windows 自带的 GPU 计数器（WDDM）：{ $adapters }。可显示显存、利用率和进程；没有厂商的库就没有温度和功耗
+bar-paste-log = 粘贴日志
+bar-paste-log-hover = 分析剪贴板中的文本是否有显存不足错误（也可以在文本框以外的任意位置按 Ctrl+V）
+logs-pasted = 粘贴的文本（{ $count } 行）
+logs-paste-too-large = 粘贴的文本有 { $size }，超过了 vramdeck 从剪贴板分析的上限：请保存为文件后用“打开日志…”打开

@@ -27,6 +27,9 @@ pub const PCIE_SATURATED: f32 = 0.7;
 pub const ENGINE_BOUND: f32 = 80.0;
 /// A host process this busy (% of one core) is feeding the GPU as fast as one thread can.
 pub const HOST_BUSY: f32 = 80.0;
+/// MB/s out of the GPU (NVML's PCIe TX) that, with one host core busy and the SMs waiting,
+/// mark copies into pageable host memory.
+pub const HOST_COPY_MBS: f32 = 2_000.0;
 /// VRAM this full (share of the card) is where the sysmem fallback starts placing allocations
 /// in system memory.
 pub const SPILL_VRAM_SHARE: f32 = 0.95;
@@ -58,6 +61,9 @@ pub enum Verdict {
     EncoderBound,
     /// NVDEC is saturated.
     DecoderBound,
+    /// Results copied out of the GPU into pageable host memory every step: each copy is
+    /// staged through one host core while the GPU waits.
+    HostCopies,
     /// Partly busy with no bottleneck in view.
     PartlyBusy,
     /// VRAM is full and the driver places the job's memory in system memory (Windows' CUDA
@@ -81,6 +87,7 @@ impl Verdict {
             Verdict::PcieBound => crate::t!("diag-verdict-pcie"),
             Verdict::EncoderBound => crate::t!("diag-verdict-encoder"),
             Verdict::DecoderBound => crate::t!("diag-verdict-decoder"),
+            Verdict::HostCopies => crate::t!("diag-verdict-host-copies"),
             Verdict::PartlyBusy => crate::t!("diag-verdict-partly"),
             Verdict::SystemMemoryFallback => crate::t!("diag-verdict-spill"),
         }
@@ -98,6 +105,7 @@ impl Verdict {
             Verdict::PcieBound => "pcie_bound",
             Verdict::EncoderBound => "encoder_bound",
             Verdict::DecoderBound => "decoder_bound",
+            Verdict::HostCopies => "transfer_bound_host_copies",
             Verdict::PartlyBusy => "partly_busy",
             Verdict::SystemMemoryFallback => "system_memory_fallback",
         }
@@ -507,6 +515,21 @@ pub fn diagnose(samples: &[ActivitySample]) -> Diagnosis {
             util = format!("{mean_util:.0}")
         ));
         d.advice.push(crate::t!("diag-advice-decoder"));
+    } else if host_busy
+        && tx.is_some_and(|t| t >= HOST_COPY_MBS)
+        && tx >= rx
+        && mean_util < GPU_BOUND_UTIL
+    {
+        // Out of the GPU, fast, while one host core is busy and the SMs wait: each copy into
+        // pageable memory is staged by the driver through that core (a save or preview loop).
+        d.verdict = Verdict::HostCopies;
+        d.evidence.push(crate::t!(
+            "diag-ev-host-copies",
+            tx = n(tx.unwrap_or(0.0)),
+            percent = format!("{:.0}", host_cpu.unwrap_or(0.0)),
+            util = format!("{mean_util:.0}")
+        ));
+        d.advice.push(crate::t!("diag-advice-host-copies"));
     } else if pcie_heavy(pcie_peak) && mean_util < 80.0 {
         d.verdict = Verdict::PcieBound;
         d.evidence.push(match link {
@@ -599,6 +622,27 @@ mod tests {
             })
             .collect();
         diagnose(&samples)
+    }
+
+    #[test]
+    fn copies_into_pageable_memory_every_step_are_transfer_bound_not_partly_busy() {
+        // The reading (an H100 on PCIe 5: 63 GB/s): 15 GB/s out of the GPU, kernels
+        // 73 % of the time, one host core at 100 %.
+        let d = run(120, |i, s| {
+            s.gpu_util = if i % 4 == 0 { 40.0 } else { 84.0 };
+            s.pcie_tx = 15_000.0;
+            s.pcie_rx = 300.0;
+            s.host_cpu = 100.0;
+        });
+        assert_eq!(d.verdict, Verdict::HostCopies, "{:?}", d.evidence);
+        assert!(d.advice[0].contains("pin_memory=True"), "{:?}", d.advice);
+        // Pinned: the DMA leaves the host core free, and the verdict is not this one.
+        let pinned = run(120, |i, s| {
+            s.gpu_util = if i % 4 == 0 { 40.0 } else { 84.0 };
+            s.pcie_tx = 15_000.0;
+            s.host_cpu = 12.0;
+        });
+        assert_ne!(pinned.verdict, Verdict::HostCopies);
     }
 
     #[test]

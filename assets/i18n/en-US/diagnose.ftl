@@ -67,3 +67,6 @@ diag-ev-spill-shared = a process's shared GPU memory (system memory the GPU read
 diag-advice-spill-policy = the job no longer fits in VRAM and the NVIDIA driver is placing it in system memory, so it runs many times slower instead of stopping with an out-of-memory error. To get the error instead: NVIDIA Control Panel > Manage 3D settings > CUDA - Sysmem Fallback Policy > Prefer No Sysmem Fallback (for the WebUI's python.exe, or globally)
 diag-advice-spill-fit = to make the job fit: lower the resolution, frame count or batch size, use a smaller or quantised model (FP8, GGUF), or free the VRAM other apps hold first
 dx-process-shared = shared GPU memory { $v }
+diag-verdict-host-copies = transfer-bound: results copied into host memory every step
+diag-ev-host-copies = PCIe { $tx } MB/s out of the GPU while the busiest host process uses { $percent } % of a core and kernels run { $util } % of the time: copies into pageable memory are staged through that core and the GPU waits for each
+diag-advice-host-copies = copy into pinned memory (a buffer made once with pin_memory=True, then .copy_(…, non_blocking=True)), copy less often or in fewer, larger pieces (save or preview every N steps), or keep the results on the GPU until the end

@@ -59,3 +59,6 @@ diag-ev-spill-shared = 某进程的共享 GPU 内存（GPU 经总线读取的系
 diag-advice-spill-policy = 任务已放不进显存，NVIDIA 驱动正把它放到系统内存中，比直接报显存不足慢很多倍。若想改为直接报错：NVIDIA 控制面板 > 管理 3D 设置 > CUDA - 系统内存回退策略 > 首选无系统内存回退（可只对 WebUI 的 python.exe 设置，或全局设置）
 diag-advice-spill-fit = 让任务放得下：降低分辨率、帧数或批大小，换用更小或量化的模型（FP8、GGUF），或先释放其他程序占用的显存
 dx-process-shared = 共享 GPU 内存 { $v }
+diag-verdict-host-copies = 受传输限制：每一步都把结果复制到主机内存
+diag-ev-host-copies = 从 GPU 流出的 PCIe 流量为 { $tx } MB/s，同时最忙的主机进程占用一个核心的 { $percent }%，内核运行时间占 { $util }%：复制到可分页内存要经由这个核心中转，GPU 每次都在等待
+diag-advice-host-copies = 复制到锁页内存（用 pin_memory=True 预先建好缓冲区，再用 .copy_(…, non_blocking=True)），减少复制次数或合并成更少、更大的块（每 N 步保存或预览一次），或把结果留在 GPU 上直到结束

@@ -197,6 +197,10 @@ struct JsonNumbers {
     limit_bytes: Option<u64>,
     process_listed_as_pid: Option<u32>,
     other_processes: Vec<JsonProcess>,
+    /// The worker rank (vLLM), when the line names one.
+    rank: Option<u32>,
+    /// Memory outside PyTorch's MPS heaps (Apple).
+    other_allocations_bytes: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -290,6 +294,8 @@ pub fn oom_json(analysis: &Analysis, origin: &str) -> String {
                             used_bytes: o.used.0,
                         })
                         .collect(),
+                    rank: e.numbers.rank,
+                    other_allocations_bytes: bytes(e.numbers.other_allocations),
                 },
                 workload: e.workload.as_ref().map(|w| JsonWorkload {
                     preset: &w.preset_id,

@@ -521,7 +521,14 @@ impl VramDeckApp {
         }
         self.hosts(ui.ctx());
         let content = ui.available_rect_before_wrap();
-        logs_view::analysis_window(ui.ctx(), &mut self.logs.analysis, content);
+        // Who holds each card now, for a failure that names its GPU (real readings only).
+        let holding_now: Vec<(u32, String)> = match latest.as_ref() {
+            Some(s) if self.logs.analysis.is_some() && !self.is_demo() => {
+                logs_view::holding_now(s, &self.release_view.owners)
+            }
+            _ => Vec::new(),
+        };
+        logs_view::analysis_window(ui.ctx(), &mut self.logs.analysis, &holding_now, content);
 
         if alerts.total > self.alerts_seen {
             self.alerts_seen = alerts.total;

@@ -195,11 +195,41 @@ pub fn log_header(ui: &mut Ui, log: &ImportedLog, slot: &mut usize) -> bool {
     back
 }
 
+/// The processes holding each GPU's memory now, largest first (five per GPU), as "ComfyUI:
+/// python3 (pid 4242) 9.1 GiB".
+pub fn holding_now(
+    snapshot: &crate::telemetry::Snapshot,
+    owners: &crate::release::holders::Owners,
+) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for g in &snapshot.gpus {
+        let mut ps: Vec<_> = g.processes.iter().collect();
+        ps.sort_by_key(|p| std::cmp::Reverse(p.used.map(|b| b.0).unwrap_or(0)));
+        for p in ps.into_iter().take(5) {
+            let held = p
+                .used
+                .map(|b| crate::units::MemoryUnit::GiB.format(b))
+                .unwrap_or_else(|| crate::t!("na"));
+            out.push((
+                g.index,
+                format!(
+                    "{}: {} (pid {}) {held}",
+                    owners.describe(p.pid, &p.name),
+                    p.name,
+                    p.pid
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// The analysis window, kept inside `area` (below the top bar, above the status bar); closing
 /// it clears `analysis`.
 pub fn analysis_window(
     ctx: &egui::Context,
     analysis: &mut Option<(String, Analysis)>,
+    holding_now: &[(u32, String)],
     area: egui::Rect,
 ) {
     let Some((origin, result)) = analysis.as_ref() else {
@@ -241,6 +271,24 @@ pub fn analysis_window(
                 }
                 for a in &e.advice {
                     ui.label(format!("- {a}"));
+                }
+                // An engine that could not load, or another app in the way: who holds that
+                // card now, by app, from the live process list.
+                let gpu = e.numbers.gpu.unwrap_or(0);
+                let now: Vec<&str> = holding_now
+                    .iter()
+                    .filter(|(g, _)| *g == gpu)
+                    .map(|(_, who)| who.as_str())
+                    .collect();
+                if !now.is_empty() && e.cause != crate::logs::oom::Cause::NotOutOfMemory {
+                    ui.label(
+                        RichText::new(crate::t!(
+                            "logs-holding-now",
+                            gpu = gpu.to_string(),
+                            list = now.join(", ")
+                        ))
+                        .weak(),
+                    );
                 }
             }
         });

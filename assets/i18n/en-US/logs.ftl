@@ -146,3 +146,5 @@ oom-stack-mps = PyTorch on Apple stopped at its limit of { $limit } ({ $allocate
 oom-stack-hip = on ROCm the same PyTorch settings apply with PYTORCH_HIP_ALLOC_CONF (e.g. expandable_segments:True); lower resolution or batch, or free the app holding the card
 oom-cause-xla-limit = XLA's memory pool of { $limit } was full when it needed { $requested } more: its size is a fraction of the card taken up front
 oom-fix-expandable-hip = set PYTORCH_HIP_ALLOC_CONF=expandable_segments:True before starting
+oom-num-other-allocations = other allocations { $v }
+oom-num-rank = rank { $rank }

@@ -225,3 +225,4 @@ logs-pasted = { $count ->
    *[other] Pasted text ({ $count } lines)
 }
 logs-paste-too-large = the pasted text is { $size }, more than vramdeck analyses from the clipboard: save it to a file and open it with Open log...
+logs-holding-now = holding GPU { $gpu } now: { $list }

@@ -108,3 +108,5 @@ oom-stack-mps = Apple 上的 PyTorch 到达了 { $limit } 的上限（PyTorch �
 oom-stack-hip = 在 ROCm 上同样的 PyTorch 设置通过 PYTORCH_HIP_ALLOC_CONF 生效（例如 expandable_segments:True）；降低分辨率或批量，或释放占用显卡的应用
 oom-cause-xla-limit = XLA 的内存池（{ $limit }）已满，还需要 { $requested }：它的大小是启动时预先占用的显卡比例
 oom-fix-expandable-hip = 启动前设置 PYTORCH_HIP_ALLOC_CONF=expandable_segments:True
+oom-num-other-allocations = 其他分配 { $v }
+oom-num-rank = rank { $rank }

@@ -214,3 +214,4 @@ bar-paste-log = 粘贴日志
 bar-paste-log-hover = 分析剪贴板中的文本是否有显存不足错误（也可以在文本框以外的任意位置按 Ctrl+V）
 logs-pasted = 粘贴的文本（{ $count } 行）
 logs-paste-too-large = 粘贴的文本有 { $size }，超过了 vramdeck 从剪贴板分析的上限：请保存为文件后用“打开日志…”打开
+logs-holding-now = 现在占用 GPU { $gpu } 的进程：{ $list }

@@ -412,6 +412,10 @@ impl OomEvent {
             n.private_pools,
         );
         put(|v| crate::t!("oom-num-reserved", v = v), n.reserved);
+        put(
+            |v| crate::t!("oom-num-other-allocations", v = v),
+            n.other_allocations,
+        );
         let own = n.process_in_use.map(|b| match n.self_listed_as {
             Some(pid) => crate::t!(
                 "oom-num-self-listed",
@@ -428,6 +432,9 @@ impl OomEvent {
         }
         if let Some(g) = n.gpu {
             parts.insert(1.min(parts.len()), format!("GPU {g}"));
+        }
+        if let Some(rank) = n.rank {
+            parts.push(crate::t!("oom-num-rank", rank = rank.to_string()));
         }
         parts.extend(n.others.iter().map(|o| {
             crate::t!(

@@ -17,6 +17,12 @@ pub fn listener_pid(address: SocketAddr) -> Option<u32> {
     imp::listener_pid(address)
 }
 
+/// True when `pid` still listens on `address`: a cheap re-check of a pid found before (one
+/// process's descriptors instead of every process's).
+pub fn listens_on(pid: u32, address: SocketAddr) -> bool {
+    imp::listens_on(pid, address)
+}
+
 /// The pid listening on `address` when it runs as another user than vramdeck (a squatter on
 /// an engine's port). Windows only: on Linux the socket table's uid answers this (see
 /// `release::loopback_owner`), here `None`.
@@ -69,32 +75,41 @@ fn listening_inode(table: &str, port: u16) -> Option<u64> {
 mod imp {
     use super::*;
 
+    /// Every pid in /proc, at most [`MAX_PROCESSES`] of them.
+    fn pids() -> impl Iterator<Item = u32> {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flat_map(|entries| entries.flatten())
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .take(MAX_PROCESSES)
+    }
+
     pub fn listener_pid(address: SocketAddr) -> Option<u32> {
-        let inode = ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|t| {
+        let inode = listening_socket(address)?;
+        pids().find(|pid| holds_socket(*pid, inode))
+    }
+
+    /// The inode of the socket listening on `address`'s port.
+    fn listening_socket(address: SocketAddr) -> Option<u64> {
+        ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|t| {
             let text = std::fs::read_to_string(t).ok()?;
             listening_inode(&text, address.port())
-        })?;
+        })
+    }
+
+    /// True when one of `pid`'s descriptors is the socket `inode`. Another user's descriptors
+    /// are not ours to read: false, as the kernel wants.
+    fn holds_socket(pid: u32, inode: u64) -> bool {
         let wanted = format!("socket:[{inode}]");
-        let entries = std::fs::read_dir("/proc").ok()?;
-        for entry in entries.flatten().take(MAX_PROCESSES) {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            // Another user's descriptors are not ours to read: skipped, as the kernel wants.
-            let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-                continue;
-            };
-            for fd in fds.flatten() {
-                if std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str()) {
-                    return Some(pid);
-                }
-            }
-        }
-        None
+        std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str())
+            })
+        })
+    }
+
+    pub fn listens_on(pid: u32, address: SocketAddr) -> bool {
+        listening_socket(address).is_some_and(|inode| holds_socket(pid, inode))
     }
 
     pub fn another_users_listener(_address: SocketAddr) -> Option<u32> {
@@ -102,27 +117,12 @@ mod imp {
     }
 
     pub fn parents() -> HashMap<u32, u32> {
-        let mut map = HashMap::new();
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return map;
-        };
-        for entry in entries.flatten().take(MAX_PROCESSES) {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if let Some(parent) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .as_deref()
-                .and_then(parent_in_stat)
-            {
-                map.insert(pid, parent);
-            }
-        }
-        map
+        pids()
+            .filter_map(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                Some((pid, parent_in_stat(&stat)?))
+            })
+            .collect()
     }
 }
 
@@ -204,6 +204,10 @@ mod imp {
         };
         // Wine (and the System process) report pid 0: that names nobody.
         pid.filter(|p| *p != 0)
+    }
+
+    pub fn listens_on(pid: u32, address: SocketAddr) -> bool {
+        listener_pid(address) == Some(pid)
     }
 
     /// The user SID of a process's token, as bytes; `None` when it cannot be read.
@@ -294,6 +298,10 @@ mod imp {
         None
     }
 
+    pub fn listens_on(_pid: u32, _address: SocketAddr) -> bool {
+        false
+    }
+
     pub fn another_users_listener(_address: SocketAddr) -> Option<u32> {
         None
     }
@@ -340,6 +348,8 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         assert_eq!(listener_pid(address), Some(std::process::id()));
+        assert!(listens_on(std::process::id(), address));
+        assert!(!listens_on(1, address));
         assert!(descends_from(
             std::process::id(),
             std::process::id(),

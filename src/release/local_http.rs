@@ -27,6 +27,8 @@ pub struct LocalService {
     text: String,
     /// The candidate that answered last, tried first next time.
     answered: Arc<Mutex<Option<SocketAddr>>>,
+    /// The process found listening there, re-checked cheaply at each look.
+    listener: Arc<Mutex<Option<(SocketAddr, u32)>>>,
     agent: ureq::Agent,
 }
 
@@ -143,6 +145,7 @@ impl LocalService {
             candidates,
             text: text::sanitized(trimmed),
             answered: Arc::default(),
+            listener: Arc::default(),
             agent: agent(),
         })
     }
@@ -169,9 +172,22 @@ impl LocalService {
         }
     }
 
-    /// The process listening where the app answered last, when the system says.
+    /// The process listening where the app answered last, when the system says. The pid found
+    /// is kept and re-checked (one process's descriptors), so a look every two seconds does not
+    /// read every process's descriptors each time.
     pub fn listener_pid(&self) -> Option<u32> {
-        crate::platform::listeners::listener_pid(self.answered()?)
+        use crate::platform::listeners;
+        let address = self.answered()?;
+        let mut known = self.listener.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, pid)) = *known
+            && at == address
+            && listeners::listens_on(pid, address)
+        {
+            return Some(pid);
+        }
+        let pid = listeners::listener_pid(address);
+        *known = pid.map(|p| (address, p));
+        pid
     }
 
     /// The ports tried.

@@ -669,11 +669,7 @@ fn apps(
                 Some(note) => format!("{}\n{note}", status.kind.levels()),
                 None => status.kind.levels(),
             };
-            let cache_works = matches!(
-                status.kind,
-                crate::release::engines::EngineKind::InvokeAi
-                    | crate::release::engines::EngineKind::SwarmUi
-            );
+            let cache_works = status.kind.has_cache_level();
             let (enabled, hover) = match level {
                 _ if status.note.is_some() => (false, says),
                 FreeLevel::Unload => (true, format!("{}\n{says}", crate::t!("rel-app-free-hover"))),
@@ -684,7 +680,7 @@ fn apps(
                 .add_enabled(
                     enabled
                         && !view.in_flight
-                        && (!status.holds.is_empty() || status.kind.frees_without_holdings()),
+                        && (!status.holds.is_empty() || status.kind.has_cache_level()),
                     egui::Button::new(crate::t!("rel-free")).small(),
                 )
                 .on_hover_text(&hover)

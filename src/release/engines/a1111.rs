@@ -166,13 +166,7 @@ impl Engine for A1111 {
     }
 
     /// Unloads the checkpoint (it loads again with the next generation).
-    fn free_idle(&self, level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
-        if level == FreeLevel::Cache {
-            return Ok(Freed::skipped(crate::t!(
-                "app-no-cache-level",
-                app = "Stable Diffusion WebUI"
-            )));
-        }
+    fn free_idle(&self, _level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
         let before = status.vram();
         self.unload()?;
         let after = self

@@ -146,16 +146,7 @@ impl super::Engine for LlamaServer {
         Ok(status)
     }
 
-    fn free_idle(&self, level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
-        if let Some(note) = &status.note {
-            return Ok(Freed::skipped(note.clone()));
-        }
-        if level == FreeLevel::Cache {
-            return Ok(Freed::skipped(crate::t!(
-                "app-no-cache-level",
-                app = "llama.cpp server"
-            )));
-        }
+    fn free_idle(&self, _level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
         let ids: Vec<String> = status
             .holds
             .iter()

@@ -70,13 +70,7 @@ impl super::Engine for LlamaSwap {
         Ok(status)
     }
 
-    fn free_idle(&self, level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
-        if level == FreeLevel::Cache {
-            return Ok(Freed::skipped(crate::t!(
-                "app-no-cache-level",
-                app = "llama-swap"
-            )));
-        }
+    fn free_idle(&self, _level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
         let mut stopped = Vec::new();
         for h in status.holds.iter().filter(|h| !h.id.is_empty()) {
             let route = format!("/api/models/unload/{}", encode_component(&h.id));

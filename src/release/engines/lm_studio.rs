@@ -106,16 +106,7 @@ impl super::Engine for LmStudio {
         Ok(status)
     }
 
-    fn free_idle(&self, level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
-        if let Some(note) = &status.note {
-            return Ok(Freed::skipped(note.clone()));
-        }
-        if level == FreeLevel::Cache {
-            return Ok(Freed::skipped(crate::t!(
-                "app-no-cache-level",
-                app = "LM Studio"
-            )));
-        }
+    fn free_idle(&self, _level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
         let mut gone = 0u64;
         for h in status.holds.iter().filter(|h| !h.id.is_empty()) {
             let body = serde_json::json!({ "instance_id": h.id }).to_string();

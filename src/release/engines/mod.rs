@@ -123,8 +123,9 @@ impl EngineKind {
         crate::i18n::lookup(&format!("engine-levels-{}", self.key()), &[])
     }
 
-    /// It can free without listing what it holds (SwarmUI's backends, InvokeAI's cache).
-    pub fn frees_without_holdings(self) -> bool {
+    /// "Empty cache" frees something in it: its cache is what it frees (InvokeAI's model
+    /// cache, SwarmUI's backends), which it does without listing what it holds.
+    pub fn has_cache_level(self) -> bool {
         matches!(self, EngineKind::SwarmUi | EngineKind::InvokeAi)
     }
 
@@ -270,9 +271,16 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// and [`ReleaseError::Unrecognised`] when another program answers at its address.
     fn status(&self) -> Result<EngineStatus, ReleaseError>;
 
-    /// Frees at `level`, given what it held a moment ago (`status.busy` is `None`: busy
-    /// engines are never asked, see [`free`]).
+    /// Frees at `level`, given what it held a moment ago. Only called for an engine that is
+    /// idle, has no note (a level that cannot work there) and, at the cache level, has one
+    /// (see [`EngineHandle::free`]).
     fn free_idle(&self, level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError>;
+
+    /// Why "empty cache" leaves it alone, or `None` where that level frees something.
+    fn no_cache_level(&self) -> Option<String> {
+        let kind = self.kind();
+        (!kind.has_cache_level()).then(|| crate::t!("app-no-cache-level", app = kind.name()))
+    }
 
     /// Gives back what sleep took (vLLM's `wake_up`, SGLang's resume); `Ok(false)` for an
     /// engine that reloads by itself on its next request.
@@ -345,7 +353,7 @@ impl EngineHandle {
                 crate::t!("engine-after-job", app = self.name(), job = job.clone()),
                 level,
             )),
-            None => self.free_idle(level, &status),
+            None => self.free_now(level, &status),
         };
         match freed {
             Ok(f) => {
@@ -363,6 +371,20 @@ impl EngineHandle {
         }
     }
 
+    /// Frees an idle engine at `level`: what it cannot do there (its note, a cache level it
+    /// lacks) is said, and the engine is not asked.
+    fn free_now(&self, level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
+        if let Some(note) = &status.note {
+            return Ok(Freed::skipped(note.clone()));
+        }
+        if level == FreeLevel::Cache
+            && let Some(why) = self.no_cache_level()
+        {
+            return Ok(Freed::skipped(why));
+        }
+        self.free_idle(level, status)
+    }
+
     /// One look at a deferred release: `Ok(true)` once it happened. An engine whose job ended
     /// is freed now.
     pub fn follow(&self, waiting: &Waiting) -> Result<bool, ReleaseError> {
@@ -370,7 +392,7 @@ impl EngineHandle {
         match waiting {
             Waiting::Leave(ids) => Ok(!status.holds.iter().any(|h| ids.contains(&h.id))),
             Waiting::JobEnds(_) if status.busy.is_some() => Ok(false),
-            Waiting::JobEnds(level) => match self.free_idle(*level, &status)?.later {
+            Waiting::JobEnds(level) => match self.free_now(*level, &status)?.later {
                 // Its own release may wait in turn (a model still answering): followed on.
                 Some((_, Waiting::Leave(ids))) => {
                     Ok(!self.status()?.holds.iter().any(|h| ids.contains(&h.id)))

@@ -136,13 +136,7 @@ impl Engine for Ollama {
 
     /// Unloads every model; Ollama drops one in use when its request ends (followed), never
     /// cutting it.
-    fn free_idle(&self, level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
-        if level == FreeLevel::Cache {
-            return Ok(Freed::skipped(crate::t!(
-                "app-no-cache-level",
-                app = "Ollama"
-            )));
-        }
+    fn free_idle(&self, _level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
         for h in status.holds.iter().filter(|h| !h.id.is_empty()) {
             self.unload(&h.id, APP_TIMEOUT)?;
         }

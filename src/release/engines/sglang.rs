@@ -105,13 +105,7 @@ impl super::Engine for Sglang {
         Ok(status)
     }
 
-    fn free_idle(&self, level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
-        if let Some(note) = &status.note {
-            return Ok(Freed::skipped(note.clone()));
-        }
-        if level == FreeLevel::Cache {
-            return Ok(Freed::skipped(crate::t!("engine-sglang-cache")));
-        }
+    fn free_idle(&self, _level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
         if status.asleep {
             return Ok(Freed::gave(None, vec![crate::t!("engine-already-asleep")]));
         }
@@ -126,6 +120,10 @@ impl super::Engine for Sglang {
         let mut freed = Freed::gave(None, vec![crate::t!("engine-sglang-released")]);
         freed.slept = true;
         Ok(freed)
+    }
+
+    fn no_cache_level(&self) -> Option<String> {
+        Some(crate::t!("engine-sglang-cache"))
     }
 
     fn wake(&self) -> Result<bool, ReleaseError> {

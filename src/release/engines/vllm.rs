@@ -105,13 +105,7 @@ impl super::Engine for Vllm {
         Ok(status)
     }
 
-    fn free_idle(&self, level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
-        if let Some(note) = &status.note {
-            return Ok(Freed::skipped(note.clone()));
-        }
-        if level == FreeLevel::Cache {
-            return Ok(Freed::skipped(crate::t!("engine-vllm-cache")));
-        }
+    fn free_idle(&self, _level: FreeLevel, status: &EngineStatus) -> Result<Freed, ReleaseError> {
         if status.asleep {
             return Ok(Freed::gave(None, vec![crate::t!("engine-already-asleep")]));
         }
@@ -122,6 +116,10 @@ impl super::Engine for Vllm {
         let mut freed = Freed::gave(None, vec![crate::t!("engine-vllm-slept")]);
         freed.slept = true;
         Ok(freed)
+    }
+
+    fn no_cache_level(&self) -> Option<String> {
+        Some(crate::t!("engine-vllm-cache"))
     }
 
     fn wake(&self) -> Result<bool, ReleaseError> {

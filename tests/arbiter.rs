@@ -703,13 +703,21 @@ fn a_workflow_heavier_than_the_card_with_its_working_room_free_asks_nothing() {
     assert_eq!(reserved_of(dir.path(), idle_pid), Some(16 * GIB));
 }
 
-#[test]
-fn an_engine_put_to_sleep_for_a_job_wakes_when_the_job_says_it_is_done() {
-    let dir = agent_dir();
-    // An idle WebUI (6 GiB model, 10 GiB cache) and a vLLM in sleep mode beside the asking app.
-    let (_idle, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
-    let vllm_log = dir.path().join("vllm.log");
-    let (_vllm, port) = common::python_fixture(
+/// An idle WebUI (6 GiB model, 10 GiB cache), a vLLM stand-in in sleep mode, and an app whose
+/// job needs 18 GiB, runs `job_seconds` and then says done; a worker making room with idle
+/// models, handing back or not. The processes stay alive as long as the first value.
+struct SleepScene {
+    _processes: Vec<common::Process>,
+    asking_pid: String,
+    vllm_log: std::path::PathBuf,
+    result: std::path::PathBuf,
+    worker: ReleaseWorker,
+}
+
+fn sleep_scene(dir: &Path, job_seconds: &str, hand_back: bool) -> SleepScene {
+    let (idle, _) = webui(dir, &["Wan2.1 T2V 14B"]);
+    let vllm_log = dir.join("vllm.log");
+    let (vllm, port) = common::python_fixture(
         "engines/vllm.py",
         &[
             vllm_log.to_str().unwrap(),
@@ -719,24 +727,44 @@ fn an_engine_put_to_sleep_for_a_job_wakes_when_the_job_says_it_is_done() {
         ],
         None,
     );
-    let result = dir.path().join("need.json");
-    let (_asking, asking_pid) = python_fixture_with(
+    let result = dir.join("need.json");
+    let (asking, asking_pid) = python_fixture_with(
         "fake_webui.py",
         &["ltx-video", "--needs", "18"],
-        Some(dir.path()),
+        Some(dir),
         &[
             ("NEED_RESULT", result.to_str().unwrap()),
-            ("NEED_JOB_S", "2"),
+            ("NEED_JOB_S", job_seconds),
         ],
     );
-    let w = bare_worker(dir.path());
-    w.send(WorkerCommand::SetAppAddresses {
+    let worker = bare_worker(dir);
+    worker.send(WorkerCommand::SetHandBack(hand_back));
+    worker.send(WorkerCommand::SetAppAddresses {
         ollama: "none".into(),
         a1111: "none".into(),
         engines: format!("vllm=127.0.0.1:{port}"),
     });
-    w.send(WorkerCommand::SetRoomPolicy(RoomPolicy::Models));
-    w.send(WorkerCommand::Refresh);
+    worker.send(WorkerCommand::SetRoomPolicy(RoomPolicy::Models));
+    worker.send(WorkerCommand::Refresh);
+    SleepScene {
+        _processes: vec![idle, vllm, asking],
+        asking_pid,
+        vllm_log,
+        result,
+        worker,
+    }
+}
+
+#[test]
+fn an_engine_put_to_sleep_for_a_job_wakes_when_the_job_says_it_is_done() {
+    let dir = agent_dir();
+    let SleepScene {
+        _processes,
+        asking_pid,
+        vllm_log,
+        result,
+        worker: w,
+    } = sleep_scene(dir.path(), "2", true);
     let made = room_made(&w);
     assert_eq!(made.pid.to_string(), asking_pid);
     let slept: Vec<_> = made.reports.iter().flat_map(|r| r.slept.iter()).collect();
@@ -787,32 +815,13 @@ fn an_engine_put_to_sleep_for_a_job_wakes_when_the_job_says_it_is_done() {
 #[test]
 fn with_handing_back_off_an_engine_stays_asleep_after_the_job() {
     let dir = agent_dir();
-    let (_idle, _) = webui(dir.path(), &["Wan2.1 T2V 14B"]);
-    let vllm_log = dir.path().join("vllm.log");
-    let (_vllm, port) = common::python_fixture(
-        "engines/vllm.py",
-        &[vllm_log.to_str().unwrap(), "--model", "m", "--dev"],
-        None,
-    );
-    let result = dir.path().join("need.json");
-    let (_asking, _) = python_fixture_with(
-        "fake_webui.py",
-        &["ltx-video", "--needs", "18"],
-        Some(dir.path()),
-        &[
-            ("NEED_RESULT", result.to_str().unwrap()),
-            ("NEED_JOB_S", "0.5"),
-        ],
-    );
-    let w = bare_worker(dir.path());
-    w.send(WorkerCommand::SetHandBack(false));
-    w.send(WorkerCommand::SetAppAddresses {
-        ollama: "none".into(),
-        a1111: "none".into(),
-        engines: format!("vllm=127.0.0.1:{port}"),
-    });
-    w.send(WorkerCommand::SetRoomPolicy(RoomPolicy::Models));
-    w.send(WorkerCommand::Refresh);
+    let SleepScene {
+        _processes,
+        vllm_log,
+        result,
+        worker: w,
+        ..
+    } = sleep_scene(dir.path(), "0.5", false);
     room_made(&w);
     let done = result.with_extension("json.done");
     let deadline = Instant::now() + Duration::from_secs(20);
